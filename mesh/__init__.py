@@ -1,0 +1,12 @@
+"""meshlab: Istio traffic management re-created in Python.
+
+The map: Istio YAML (``mesh.config``: loader → frozen model → validation) is compiled by the
+*manager* (control plane, ``mesh.manager``) together with the pod registry into one snapshot
+file; every *sidecar* (data plane, ``mesh.sidecar``) watches that file and routes each request
+with the pure engine (``mesh.routing`` decides, ``mesh.resilience`` rolls faults, counts
+retries and ejects outliers). ``mesh.cli`` holds ``meshctl`` and ``meshlab``; ``mesh.lab``
+starts the whole lab as local processes.
+
+``mesh.config``, ``mesh.routing`` and ``mesh.resilience`` are pure: no sockets, no files, no
+global state; randomness and time are passed in.
+"""
