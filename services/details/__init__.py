@@ -1,0 +1,1 @@
+"""Bookinfo details service (see app.py)."""

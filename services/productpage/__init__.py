@@ -1,0 +1,1 @@
+"""Bookinfo productpage service (see app.py)."""

@@ -1,0 +1,170 @@
+"""Bookinfo productpage: the page a trainee opens, and Bookinfo's product API.
+
+Routes as Bookinfo's productpage.py: ``/`` (index), ``/productpage``, ``POST /login``,
+``GET /logout``, ``/api/v1/products[/<id>[/reviews|/ratings]]``, plus ``/health`` from
+``services.common``. The page calls details (3 s) then reviews (3 s, two attempts: Bookinfo's
+deliberate bug the fault-injection task relies on) and never answers a 500 page: a failed
+upstream shows Bookinfo's "Sorry, ... unavailable" text in its section instead.
+
+v2 is the canary: a different colour and layout, a "v2" badge, and cookie
+``product-page=v2`` on every response so a sticky-canary rule can pin the user to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+)
+
+from services.common import Reply, fetch, forward_headers, init_service, served_by_chain
+
+# Shared by every productpage instance so a session made on v1 is valid on v2 (a lab default;
+# set SECRET_KEY in anything that is not a workshop).
+DEFAULT_SECRET_KEY = "meshlab-bookinfo-not-a-secret"
+
+DEFAULTS: dict[str, Any] = {
+    "SECRET_KEY": DEFAULT_SECRET_KEY,
+    "DETAILS_URL": "http://details:9080",
+    "REVIEWS_URL": "http://reviews:9080",
+    "RATINGS_URL": "http://ratings:9080",
+    "DETAILS_TIMEOUT_SECONDS": 3.0,
+    "REVIEWS_TIMEOUT_SECONDS": 3.0,
+    "REVIEWS_ATTEMPTS": 2,
+    "RATINGS_TIMEOUT_SECONDS": 3.0,
+}
+
+PRODUCTS: tuple[dict[str, Any], ...] = (
+    {
+        "id": 0,
+        "title": "The Comedy of Errors",
+        "descriptionHtml": (
+            '<a href="https://en.wikipedia.org/wiki/The_Comedy_of_Errors">Wikipedia Summary</a>:'
+            " The Comedy of Errors is one of <b>William Shakespeare's</b> early plays. It is his"
+            " shortest and one of his most farcical comedies, with a major part of the humour"
+            " coming from slapstick and mistaken identity, in addition to puns and word play."
+        ),
+    },
+)
+
+DETAILS_UNAVAILABLE = "Sorry, product details are currently unavailable for this book."
+REVIEWS_UNAVAILABLE = "Sorry, product reviews are currently unavailable for this book."
+RATINGS_UNAVAILABLE = "Sorry, product ratings are currently unavailable for this book."
+STICKY_COOKIE = ("product-page", "v2")
+
+
+def _headers() -> dict[str, str]:
+    """Propagated headers, plus ``end-user`` for a logged-in user (mesh rules match on it)."""
+    headers = forward_headers()
+    if user := session.get("user"):
+        headers["end-user"] = user
+    return headers
+
+
+def _details(product_id: Any, headers: dict[str, str]) -> Reply:
+    cfg = current_app.config
+    reply = fetch(
+        f"{cfg['DETAILS_URL']}/details/{product_id}",
+        headers,
+        float(cfg["DETAILS_TIMEOUT_SECONDS"]),
+    )
+    return reply if reply.ok else Reply(reply.status, {"error": DETAILS_UNAVAILABLE})
+
+
+def _reviews(product_id: Any, headers: dict[str, str]) -> Reply:
+    cfg = current_app.config
+    reply = fetch(
+        f"{cfg['REVIEWS_URL']}/reviews/{product_id}",
+        headers,
+        float(cfg["REVIEWS_TIMEOUT_SECONDS"]),
+        attempts=int(cfg["REVIEWS_ATTEMPTS"]),
+    )
+    return reply if reply.ok else Reply(reply.status, {"error": REVIEWS_UNAVAILABLE})
+
+
+def _ratings(product_id: Any, headers: dict[str, str]) -> Reply:
+    cfg = current_app.config
+    reply = fetch(
+        f"{cfg['RATINGS_URL']}/ratings/{product_id}",
+        headers,
+        float(cfg["RATINGS_TIMEOUT_SECONDS"]),
+    )
+    return reply if reply.ok else Reply(reply.status, {"error": RATINGS_UNAVAILABLE})
+
+
+def _api(reply: Reply) -> tuple[Response, int]:
+    return jsonify(reply.body), reply.status
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__)
+    init_service(app, "productpage", config, DEFAULTS)
+    version = app.config["SERVICE_VERSION"]
+
+    @app.context_processor
+    def page_context() -> dict[str, Any]:
+        return {"version": version, "user": session.get("user", "")}
+
+    if version == "v2":
+
+        @app.after_request
+        def sticky_cookie(response: Response) -> Response:
+            response.set_cookie(*STICKY_COOKIE, path="/")
+            return response
+
+    @app.get("/")
+    @app.get("/index.html")
+    def index() -> str:
+        return render_template("index.html")
+
+    @app.get("/productpage")
+    def front() -> str:
+        product_id = 0  # Bookinfo's page shows its one book
+        headers = _headers()
+        details = _details(product_id, headers)
+        reviews = _reviews(product_id, headers)
+        return render_template(
+            "productpage.html",
+            product=PRODUCTS[product_id],
+            details=details,
+            reviews=reviews,
+            served_by=served_by_chain(),
+        )
+
+    @app.post("/login")
+    def login() -> Response:
+        # Bookinfo checks no password: the name alone is what mesh rules match on.
+        if user := request.form.get("username", "").strip():
+            session["user"] = user
+        return redirect("/productpage")
+
+    @app.get("/logout")
+    def logout() -> Response:
+        session.pop("user", None)
+        return redirect("/productpage")
+
+    @app.get("/api/v1/products")
+    def products() -> Response:
+        return jsonify(list(PRODUCTS))
+
+    @app.get("/api/v1/products/<product_id>")
+    def product(product_id: str) -> tuple[Response, int]:
+        return _api(_details(product_id, _headers()))
+
+    @app.get("/api/v1/products/<product_id>/reviews")
+    def product_reviews(product_id: str) -> tuple[Response, int]:
+        return _api(_reviews(product_id, _headers()))
+
+    @app.get("/api/v1/products/<product_id>/ratings")
+    def product_ratings(product_id: str) -> tuple[Response, int]:
+        return _api(_ratings(product_id, _headers()))
+
+    return app

@@ -1,0 +1,1 @@
+"""Bookinfo ratings service (see app.py)."""

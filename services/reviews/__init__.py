@@ -1,0 +1,1 @@
+"""Bookinfo reviews service (see app.py)."""
