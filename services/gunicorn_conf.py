@@ -22,3 +22,6 @@ keepalive = 75
 # A request may legitimately wait 2 x 3 s on reviews plus injected delays.
 timeout = 60
 graceful_timeout = 5
+# gunicorn >= 25 opens a control socket at one fixed path per user; a lab runs many
+# gunicorns side by side, so turn it off (older versions ignore the unknown setting).
+control_socket_disable = True
