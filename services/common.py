@@ -244,8 +244,8 @@ def fetch(url: str, headers: dict[str, str], timeout: float, attempts: int = 1) 
         )
         if reply.ok:
             break
-    if served_by:
-        g.setdefault("upstream_served_by", []).append(served_by)
+    hops = [hop.strip() for hop in served_by.split(",") if hop.strip()]
+    g.setdefault("upstream_served_by", []).extend(hops)
     return reply
 
 

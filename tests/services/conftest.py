@@ -60,7 +60,8 @@ def serve() -> Iterator[Callable[[Any], str]]:
 
     def start(app: Any) -> str:
         server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        # A short poll interval keeps shutdown() (once per test) from costing half a second.
+        threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_port}"
 
