@@ -1,0 +1,327 @@
+"""The pod supervisor: one Bookinfo app and its sidecar as two child processes.
+
+``python -m mesh.lab.pod POD_NAME [--mesh-dir DIR] [ports...]`` is the entry point of every pod
+container (and may serve process mode too). It looks the pod up in
+:data:`mesh.lab.topology.BOOKINFO_PODS` and starts
+
+- the app under gunicorn (``gunicorn -c python:services.gunicorn_conf '<pod.app_module>'``)
+  on ``127.0.0.1:<app-port>``, with ``HTTP_PROXY`` pointing at the sidecar's outbound
+  listener (explicit interception, see DESIGN.md), and
+- the sidecar (``python -m mesh.sidecar --pod ... --inbound-port <service-port> ...``), whose
+  readiness prober checks the app with the pod's ``readinessProbe``.
+
+Supervision follows the container rule "one dies, the pod dies": when either child exits the
+supervisor stops the other (SIGTERM, then SIGKILL to its process group after a grace period)
+and exits with the first child's exit code (128+N for a child killed by signal N). SIGTERM and
+SIGINT received by the supervisor are forwarded to both children; an orderly stop exits 0 when
+both children exit cleanly (0, or killed by the forwarded signal).
+
+Primitives: :func:`subprocess.Popen` with each child in its own process group (a terminal's
+Ctrl-C reaches a child once, through the supervisor) and ``PR_SET_PDEATHSIG`` (a child dies if
+the supervisor is SIGKILLed), :func:`signal.set_wakeup_fd` on a pipe plus :func:`select.select`
+so that SIGCHLD, SIGTERM and SIGINT wake one blocking loop without polling.
+
+:func:`build_children` is the pure part (a :class:`~mesh.lab.topology.Pod` plus ports to two
+:class:`ChildSpec` command lines and environments); :func:`supervise` runs any children.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import ipaddress
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+
+from mesh.lab.topology import ADMIN_PORT, BOOKINFO_PODS, OUTBOUND_PORT, SERVICE_PORT, Pod
+
+APP_PORT = SERVICE_PORT + 1
+GUNICORN_CONF = "python:services.gunicorn_conf"
+DEFAULT_GRACE_SECONDS = 8.0  # below Docker's default 10 s stop timeout
+
+
+@dataclass(frozen=True)
+class PodPorts:
+    """The ports of one pod: a container's defaults, or a pod's own in process mode."""
+
+    service: int = SERVICE_PORT
+    app: int = APP_PORT
+    outbound: int = OUTBOUND_PORT
+    admin: int = ADMIN_PORT
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """One child process: a name for logs, its argv and its complete environment."""
+
+    name: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+def find_pod(name: str, pods: Sequence[Pod] = BOOKINFO_PODS) -> Pod:
+    for pod in pods:
+        if pod.name == name:
+            return pod
+    known = ", ".join(p.name for p in pods)
+    raise KeyError(f"unknown pod {name!r}; the topology has: {known}")
+
+
+def _fmt_seconds(value: float) -> str:
+    return f"{value:g}"
+
+
+def build_children(
+    pod: Pod,
+    *,
+    mesh_dir: str,
+    ports: PodPorts = PodPorts(),
+    bind_address: str = "0.0.0.0",
+    advertise_address: str = "127.0.0.1",
+    python: str = sys.executable,
+    base_env: Mapping[str, str] | None = None,
+) -> tuple[ChildSpec, ChildSpec]:
+    """The app and sidecar command lines and environments of ``pod`` (pure: no I/O)."""
+    env = dict(os.environ if base_env is None else base_env)
+    proxy = f"http://127.0.0.1:{ports.outbound}"
+    no_proxy = "localhost,127.0.0.1"
+    app_env = {
+        **env,
+        **pod.env,
+        "PORT": str(ports.app),
+        "SERVICE_NAME": pod.service,
+        "SERVICE_VERSION": pod.version,
+        "POD_NAME": pod.name,
+        # Both spellings: urllib (and so requests) prefers the lowercase one when set.
+        "HTTP_PROXY": proxy,
+        "http_proxy": proxy,
+        "NO_PROXY": no_proxy,
+        "no_proxy": no_proxy,
+    }
+    app = ChildSpec(
+        name="app",
+        argv=(python, "-m", "gunicorn", "-c", GUNICORN_CONF, pod.app_module),
+        env=app_env,
+    )
+    probe = pod.readiness
+    labels = ",".join(f"{k}={v}" for k, v in pod.labels.items())
+    options: list[tuple[str, str]] = [
+        ("--pod", pod.name),
+        ("--service", pod.service),
+        ("--labels", labels),
+        ("--mesh-dir", mesh_dir),
+        ("--inbound-port", str(ports.service)),
+        ("--app-port", str(ports.app)),
+        ("--outbound-port", str(ports.outbound)),
+        ("--admin-port", str(ports.admin)),
+        ("--bind-address", bind_address),
+        ("--advertise-address", advertise_address),
+        ("--probe-path", probe.path),
+        ("--probe-initial-delay", _fmt_seconds(probe.initial_delay_seconds)),
+        ("--probe-period", _fmt_seconds(probe.period_seconds)),
+        ("--probe-timeout", _fmt_seconds(probe.timeout_seconds)),
+        ("--probe-failure-threshold", str(probe.failure_threshold)),
+        ("--probe-success-threshold", str(probe.success_threshold)),
+    ]
+    sidecar = ChildSpec(
+        name="sidecar",
+        argv=(python, "-m", "mesh.sidecar", *(part for pair in options for part in pair)),
+        env={**env, "MESH_DIR": mesh_dir},
+    )
+    return app, sidecar
+
+
+def default_advertise_address(bind_address: str) -> str:
+    """Where other pods reach this one when ``--advertise-address`` is not given.
+
+    A loopback bind is local mode (127.0.0.1); a specific address is itself; a wildcard bind
+    advertises this host's name resolved (a container's own address under compose).
+    """
+    try:
+        ip = ipaddress.ip_address(bind_address)
+    except ValueError:
+        return bind_address
+    if ip.is_loopback:
+        return "127.0.0.1"
+    if not ip.is_unspecified:
+        return bind_address
+    try:
+        resolved = socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
+    return resolved
+
+
+def _log(message: str) -> None:
+    print(f"[pod] {message}", file=sys.stderr, flush=True)
+
+
+def _exit_code(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _die_with_parent() -> None:
+    """Child-side: get SIGTERM when the supervisor dies (Linux ``PR_SET_PDEATHSIG``)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+
+
+def _spawn(spec: ChildSpec) -> subprocess.Popen[bytes]:
+    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    proc = subprocess.Popen(  # noqa: S603 - argv built from the topology
+        list(spec.argv), env=dict(spec.env), process_group=0, preexec_fn=preexec
+    )
+    _log(f"started {spec.name} (pid {proc.pid}): {' '.join(spec.argv)}")
+    return proc
+
+
+def _signal(proc: subprocess.Popen[bytes], signum: int, *, group: bool = False) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if group:
+            os.killpg(proc.pid, signum)
+        else:
+            os.kill(proc.pid, signum)
+
+
+def supervise(
+    children: Sequence[ChildSpec], *, grace_seconds: float = DEFAULT_GRACE_SECONDS
+) -> int:
+    """Run ``children`` until one exits or a signal stops them; return the pod's exit code."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    os.set_blocking(write_fd, False)
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if signum != signal.SIGCHLD:
+            received.append(signum)
+
+    handled = (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
+    previous = {s: signal.signal(s, on_signal) for s in handled}
+    old_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    procs: list[tuple[ChildSpec, subprocess.Popen[bytes]]] = []
+    try:
+        for spec in children:
+            procs.append((spec, _spawn(spec)))
+        first: tuple[ChildSpec, int] | None = None
+        stop_signal: int | None = None
+        stop_deadline: float | None = None
+        killed = False
+        while True:
+            for spec, proc in procs:
+                rc = proc.poll()
+                if rc is not None and first is None:
+                    first = (spec, rc)
+                    _log(f"{spec.name} exited with {_exit_code(rc)}; stopping the pod")
+            if received and stop_signal is None:
+                stop_signal = received[0]
+                _log(f"got {signal.Signals(stop_signal).name}; forwarding to the children")
+            if (first is not None or stop_signal is not None) and stop_deadline is None:
+                stop_deadline = time.monotonic() + grace_seconds
+                for _spec, proc in procs:
+                    if proc.poll() is None:
+                        _signal(proc, stop_signal or signal.SIGTERM)
+            if all(proc.poll() is not None for _spec, proc in procs):
+                break
+            timeout = 1.0
+            if stop_deadline is not None:
+                left = stop_deadline - time.monotonic()
+                if left <= 0 and not killed:
+                    for spec, proc in procs:
+                        if proc.poll() is None:
+                            _log(f"{spec.name} did not stop in {grace_seconds:g} s; SIGKILL")
+                            _signal(proc, signal.SIGKILL, group=True)
+                    killed = True
+                timeout = max(0.05, min(timeout, left)) if not killed else 0.1
+            with contextlib.suppress(InterruptedError):
+                select.select([read_fd], [], [], timeout)
+            with contextlib.suppress(BlockingIOError):
+                while os.read(read_fd, 512):
+                    pass
+        # Leftover grandchildren of a child's process group (e.g. gunicorn workers whose
+        # master was SIGKILLed) must not outlive the pod.
+        for _spec, proc in procs:
+            _signal(proc, signal.SIGKILL, group=True)
+        if first is not None:
+            return _exit_code(first[1])
+        forwarded = -(stop_signal or signal.SIGTERM)
+        for spec, proc in procs:
+            if proc.returncode not in (0, forwarded):
+                _log(f"{spec.name} exited with {_exit_code(proc.returncode)} while stopping")
+                return _exit_code(proc.returncode)
+        return 0
+    except BaseException:
+        for _spec, proc in procs:
+            _signal(proc, signal.SIGKILL, group=True)
+            proc.wait()
+        raise
+    finally:
+        signal.set_wakeup_fd(old_wakeup)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    names = ", ".join(p.name for p in BOOKINFO_PODS)
+    parser = argparse.ArgumentParser(
+        prog="python -m mesh.lab.pod",
+        description="Run one Bookinfo pod (app under gunicorn + its sidecar) and supervise both.",
+        epilog=f"pods: {names}",
+    )
+    parser.add_argument("pod", help="pod name from the lab topology")
+    parser.add_argument("--mesh-dir", default=os.environ.get("MESH_DIR", ".mesh"))
+    parser.add_argument("--service-port", type=int, default=SERVICE_PORT)
+    parser.add_argument("--app-port", type=int, default=APP_PORT)
+    parser.add_argument("--outbound-port", type=int, default=OUTBOUND_PORT)
+    parser.add_argument("--admin-port", type=int, default=ADMIN_PORT)
+    parser.add_argument("--bind-address", default="0.0.0.0")
+    parser.add_argument(
+        "--advertise-address",
+        help="address other pods use (default: 127.0.0.1 for a loopback bind, "
+        "else this host's name resolved)",
+    )
+    parser.add_argument("--grace-seconds", type=float, default=DEFAULT_GRACE_SECONDS)
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the two command lines and exit"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        pod = find_pod(args.pod)
+    except KeyError as exc:
+        _log(str(exc.args[0]))
+        return 2
+    ports = PodPorts(args.service_port, args.app_port, args.outbound_port, args.admin_port)
+    advertise = args.advertise_address or default_advertise_address(args.bind_address)
+    children = build_children(
+        pod,
+        mesh_dir=args.mesh_dir,
+        ports=ports,
+        bind_address=args.bind_address,
+        advertise_address=advertise,
+    )
+    if args.dry_run:
+        for child in children:
+            print(f"{child.name}: {' '.join(child.argv)}")
+        return 0
+    _log(f"pod {pod.name} ({pod.service} {pod.version}), advertised as {advertise}:{ports.service}")
+    return supervise(children, grace_seconds=args.grace_seconds)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
