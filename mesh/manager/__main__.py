@@ -1,0 +1,71 @@
+"""``python -m mesh.manager --mesh-dir DIR``: run the control plane until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mesh.manager.meshdir import MeshDir
+from mesh.manager.service import Manager, Settings, single_instance
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mesh.manager",
+        description="The mesh manager: validates $MESH_DIR/config and publishes snapshots.",
+    )
+    parser.add_argument("--mesh-dir", default=os.environ.get("MESH_DIR"), help="env MESH_DIR")
+    parser.add_argument("--debounce", type=float, default=0.1, help="quiet time, seconds")
+    parser.add_argument("--poll", type=float, default=1.0, help="safety-net poll, seconds")
+    parser.add_argument("--heartbeat", type=float, default=1.0, help="status heartbeat, seconds")
+    return parser
+
+
+async def _serve(manager: Manager) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await manager.run(stop)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.mesh_dir:
+        print("manager: --mesh-dir (or MESH_DIR) is required", file=sys.stderr)
+        return 2
+    for name in ("debounce", "poll", "heartbeat"):
+        if not 0 < getattr(args, name) <= 60:
+            print(f"manager: --{name} must be within (0, 60] seconds", file=sys.stderr)
+            return 2
+    try:
+        mesh = MeshDir(Path(args.mesh_dir)).create()
+    except OSError as exc:
+        print(f"manager: cannot use {args.mesh_dir}: {exc}", file=sys.stderr)
+        return 2
+    settings = Settings(
+        quiet=args.debounce,
+        max_delay=max(0.5, args.debounce * 5),
+        poll=args.poll,
+        heartbeat=args.heartbeat,
+    )
+    try:
+        with single_instance(mesh):
+            manager = Manager(mesh, settings)
+            manager._say(f"watching {mesh.root} (pid {os.getpid()})")
+            asyncio.run(_serve(manager))
+    except RuntimeError as exc:
+        print(f"manager: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

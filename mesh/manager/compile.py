@@ -1,0 +1,99 @@
+"""From loaded config and registry records to the next snapshot (pure: values in, values out).
+
+Primitives:
+
+- ``blocking(issues)``: the findings that refuse a config — every error except IST0173 (a
+  subset that selects no pods yet; Lab decision 10: rollouts start that way).
+- ``resource_key(raw)`` / ``sort_resources(raws)``: the deterministic order of resources in a
+  snapshot (kind, namespace, name), so the content hash only changes when content does.
+- ``duplicate_issues(resources)``: two files defining the same kind+name (Kubernetes has one
+  object per name; which file would win is undefined, so the manager refuses).
+- ``next_snapshot(published, raws, endpoints, now)``: a new ``Snapshot`` with the next version,
+  or None when the content hash equals the published one (nothing is re-published).
+- ``next_version(*known)``: strictly above every version seen, so versions continue across
+  manager restarts (the snapshot on disk and status/manager.json both remember).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from mesh.config.issues import SCHEMA_VALIDATION_ERROR, SUBSET_SELECTS_NO_PODS, Issue
+from mesh.snapshot import Endpoint, Snapshot
+
+NON_BLOCKING = frozenset({SUBSET_SELECTS_NO_PODS})
+DEFAULT_NAMESPACE = "default"
+
+
+def blocking(issues: Iterable[Issue]) -> list[Issue]:
+    return [i for i in issues if i.is_error and i.code not in NON_BLOCKING]
+
+
+def resource_key(raw: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(kind, namespace, name) of a raw Istio document."""
+    meta = raw.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    return (
+        str(raw.get("kind", "")),
+        str(meta.get("namespace") or DEFAULT_NAMESPACE),
+        str(meta.get("name", "")),
+    )
+
+
+def sort_resources(raws: Iterable[Mapping[str, Any]]) -> tuple[dict[str, Any], ...]:
+    # A JSON round trip makes the resources plain (no YAML dates, tuples) and detaches them.
+    plain = [json.loads(json.dumps(r, sort_keys=True, default=str)) for r in raws]
+    return tuple(sorted(plain, key=lambda r: (resource_key(r), json.dumps(r, sort_keys=True))))
+
+
+def duplicate_issues(resources: Sequence[Any]) -> list[Issue]:
+    """One error per resource defined again after its first definition (by file order)."""
+    seen: dict[tuple[str, str, str], Any] = {}
+    issues: list[Issue] = []
+    for res in resources:
+        key = (res.kind, res.namespace or DEFAULT_NAMESPACE, res.name)
+        first = seen.setdefault(key, res)
+        if first is res:
+            continue
+        issues.append(
+            Issue(
+                severity="Error",
+                code=SCHEMA_VALIDATION_ERROR,
+                message=(
+                    f"{res.kind} {res.name!r} is also defined in "
+                    f"{first.source.file}:{first.source.line}; one name, one resource"
+                ),
+                kind=res.kind,
+                name=res.name,
+                file=str(res.source.file),
+                line=int(res.source.line or 0),
+                path="metadata.name",
+            )
+        )
+    return issues
+
+
+def next_version(*known: int | None) -> int:
+    return max((v for v in known if v is not None), default=0) + 1
+
+
+def next_snapshot(
+    published: Snapshot | None,
+    raws: Iterable[Mapping[str, Any]],
+    endpoints: Iterable[Endpoint],
+    now: float,
+    *,
+    floor_version: int = 0,
+) -> Snapshot | None:
+    """The snapshot to publish, or None when its content equals ``published``."""
+    resources = sort_resources(raws)
+    eps = tuple(sorted(endpoints, key=lambda e: (e.service, e.pod)))
+    digest = Snapshot.content_hash(resources, eps)
+    if published is not None and published.hash == digest:
+        return None
+    version = next_version(published.version if published else None, floor_version)
+    return Snapshot(
+        version=version, resources=resources, endpoints=eps, hash=digest, generated_at=now
+    )

@@ -1,0 +1,156 @@
+"""The pod registry: one record per pod, written by its sidecar, read by the manager and meshctl.
+
+Primitives: ``RegistryRecord`` (one ``registry/<pod>.json``, parsed and checked),
+``is_fresh(record, now)`` (heartbeat younger than its TTL), ``snapshot_endpoints(records, now)``
+(what routing may send traffic to: fresh, ready, not a gateway) and ``next_expiry`` (when the
+next fresh record goes stale, so the manager re-evaluates without any file event).
+``read_registry(dir)`` is the only I/O here.
+
+Time is wall-clock unix time: heartbeats are written by other processes (other containers).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mesh.manager.meshdir import list_files
+from mesh.snapshot import Endpoint
+
+DEFAULT_TTL = 10.0
+ROLES = ("sidecar", "gateway")
+
+
+class RecordError(ValueError):
+    """A registry file that is not a usable record."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryRecord:
+    pod: str
+    service: str
+    address: str
+    port: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ready: bool = False
+    heartbeat: float = 0.0
+    ttl: float = DEFAULT_TTL
+    role: str = "sidecar"
+    admin_address: str = ""
+    admin_port: int = 0
+
+    @property
+    def expires_at(self) -> float:
+        return self.heartbeat + self.ttl
+
+    def endpoint(self) -> Endpoint:
+        return Endpoint(
+            pod=self.pod,
+            service=self.service,
+            address=self.address,
+            port=self.port,
+            labels=dict(self.labels),
+            ready=self.ready,
+        )
+
+    @classmethod
+    def from_json(cls, data: Any, *, source: str = "") -> RegistryRecord:
+        where = f"{source}: " if source else ""
+        if not isinstance(data, Mapping):
+            raise RecordError(f"{where}not a JSON object")
+        try:
+            labels = data.get("labels") or {}
+            if not isinstance(labels, Mapping):
+                raise TypeError("labels must be an object")
+            ttl = float(data.get("ttl") or DEFAULT_TTL)
+            heartbeat = float(data.get("heartbeat") or 0.0)
+            port = int(data["port"])
+            role = str(data.get("role") or "sidecar")
+            record = cls(
+                pod=str(data["pod"]),
+                service=str(data.get("service") or labels.get("app") or ""),
+                address=str(data["address"]),
+                port=port,
+                labels={str(k): str(v) for k, v in labels.items()},
+                ready=data.get("ready") is True,
+                heartbeat=heartbeat,
+                ttl=ttl,
+                role=role,
+                admin_address=str(data.get("admin_address") or data.get("address") or ""),
+                admin_port=int(data.get("admin_port") or 0),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RecordError(f"{where}bad registry record: {exc!r}") from None
+        if not record.pod or not 0 < record.port < 65536:
+            raise RecordError(f"{where}bad registry record: pod and port 1..65535 are required")
+        if not (math.isfinite(ttl) and ttl > 0 and math.isfinite(heartbeat)):
+            raise RecordError(f"{where}bad registry record: heartbeat and ttl > 0 must be numbers")
+        if role not in ROLES:
+            raise RecordError(f"{where}bad registry record: role {role!r} not in {ROLES}")
+        return record
+
+
+def is_fresh(record: RegistryRecord, now: float) -> bool:
+    """A record whose heartbeat is older than its TTL means a dead (or partitioned) pod."""
+    return now < record.expires_at
+
+
+def snapshot_endpoints(records: Iterable[RegistryRecord], now: float) -> tuple[Endpoint, ...]:
+    """Endpoints that may get traffic: fresh, ready sidecars (a gateway is nobody's upstream)."""
+    chosen = [
+        r.endpoint()
+        for r in records
+        if r.role == "sidecar" and r.ready and r.service and is_fresh(r, now)
+    ]
+    return tuple(sorted(chosen, key=lambda e: (e.service, e.pod)))
+
+
+def analysis_endpoints(records: Iterable[RegistryRecord], now: float) -> tuple[Endpoint, ...]:
+    """What the validator should know as deployed pods: every fresh sidecar, ready or not.
+
+    Kubernetes counts a not-ready pod as selected by a subset (IST0173 is about labels, not
+    readiness), so a pod that turns unready must not make the config look broken.
+    """
+    chosen = [r.endpoint() for r in records if r.role == "sidecar" and is_fresh(r, now)]
+    return tuple(sorted(chosen, key=lambda e: (e.service, e.pod)))
+
+
+def next_expiry(records: Iterable[RegistryRecord], now: float) -> float | None:
+    """The earliest time a currently fresh record goes stale (None if none is fresh)."""
+    times = [r.expires_at for r in records if is_fresh(r, now)]
+    return min(times) if times else None
+
+
+def parse_records(
+    raw: Sequence[tuple[str, bytes]],
+) -> tuple[list[RegistryRecord], list[str]]:
+    """Parse ``(file name, content)`` pairs; bad files become messages, not exceptions.
+
+    When two files claim the same pod, the newer heartbeat wins.
+    """
+    records: dict[str, RegistryRecord] = {}
+    problems: list[str] = []
+    for name, content in raw:
+        try:
+            record = RegistryRecord.from_json(json.loads(content), source=name)
+        except (ValueError, UnicodeDecodeError) as exc:
+            problems.append(str(exc) if isinstance(exc, RecordError) else f"{name}: {exc}")
+            continue
+        known = records.get(record.pod)
+        if known is None or record.heartbeat > known.heartbeat:
+            records[record.pod] = record
+    return sorted(records.values(), key=lambda r: r.pod), problems
+
+
+def read_registry(directory: Path) -> tuple[list[RegistryRecord], list[str]]:
+    raw: list[tuple[str, bytes]] = []
+    for path in list_files(directory, (".json",)):
+        try:
+            raw.append((path.name, path.read_bytes()))
+        except OSError:
+            continue  # removed between listdir and read: the pod is gone
+    return parse_records(raw)

@@ -1,0 +1,370 @@
+"""The manager (control plane) loop: watch, debounce, validate, compile, publish, report.
+
+Primitives: ``Manager.evaluate()`` — one synchronous pass: read the registry and ``config/``,
+validate with the same loader and analyzer as ``meshctl analyze``, build the next snapshot and
+publish it only when its content hash changed; and ``Manager.run(stop)`` — the asyncio shell
+that decides *when* to evaluate:
+
+- a watchfiles watch on ``config/`` and ``registry/`` (inotify) pokes a ``Debouncer``;
+- a poll (every ``poll`` s) compares directory signatures, because Docker Desktop bind mounts
+  drop inotify events;
+- a timer fires when the next registry record reaches its TTL, so a dead pod drops out even
+  though nothing on disk changes;
+- a heartbeat rewrites ``status/manager.json`` (compose healthchecks it).
+
+Invalid config is never published. The last good *config* stays, but endpoint changes still
+flow: a pod turning unready is published with the last good config, so a broken hand-edited
+file cannot pin traffic to a dead pod.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from mesh.config.issues import Issue
+from mesh.manager.compile import blocking, duplicate_issues, next_snapshot, next_version
+from mesh.manager.debounce import Debouncer
+from mesh.manager.meshdir import (
+    CONFIG_SUFFIXES,
+    MeshDir,
+    atomic_write,
+    config_lock,
+    dir_signature,
+    list_files,
+    read_json,
+    relevant,
+    write_json,
+)
+from mesh.manager.registry import (
+    RegistryRecord,
+    analysis_endpoints,
+    next_expiry,
+    read_registry,
+    snapshot_endpoints,
+)
+from mesh.snapshot import Endpoint, Snapshot, SnapshotError
+
+INTERNAL_ERROR = "MSH0100"
+
+
+@dataclass
+class Settings:
+    quiet: float = 0.1
+    max_delay: float = 0.5
+    poll: float = 1.0
+    heartbeat: float = 1.0
+
+
+@dataclass
+class _ConfigCache:
+    signature: tuple[Any, ...] | None = None
+    resources: list[Any] = field(default_factory=list)
+    load_issues: list[Issue] = field(default_factory=list)
+    analysis_key: str | None = None
+    issues: list[Issue] = field(default_factory=list)
+
+
+def load_config(files: Sequence[Path]) -> tuple[list[Any], list[Issue]]:
+    """Load config files with the loader ``meshctl analyze`` uses."""
+    if not files:
+        return [], []
+    from mesh.config.loader import load_paths
+
+    result = load_paths(list(files))
+    return list(result.resources), list(result.issues)
+
+
+def analyze_config(resources: Sequence[Any], endpoints: Sequence[Endpoint]) -> list[Issue]:
+    from mesh.config.validate import analyze
+
+    return list(analyze(resources, endpoints))
+
+
+def internal_issue(exc: BaseException) -> Issue:
+    return Issue(
+        severity="Error",
+        code=INTERNAL_ERROR,
+        message=f"the manager could not validate the config: {type(exc).__name__}: {exc}",
+    )
+
+
+class Manager:
+    def __init__(
+        self,
+        mesh: MeshDir,
+        settings: Settings | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        log: TextIO | None = None,
+    ) -> None:
+        self.mesh = mesh
+        self.settings = settings or Settings()
+        self.clock = clock
+        self.log = log if log is not None else sys.stderr
+        self.cache = _ConfigCache()
+        self.published: Snapshot | None = None
+        self.last_good: tuple[Any, ...] | None = None
+        self.floor_version = 0
+        self.rejected: dict[str, Any] | None = None
+        self.warnings: list[dict[str, Any]] = []
+        self.registry_problems: list[str] = []
+        self.endpoint_count = 0
+        self.expiry: float | None = None
+        self.seen_signature: tuple[Any, ...] | None = None
+        self.started_at = clock()
+        self._recover()
+
+    # -- state across restarts -------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Continue from the snapshot on disk and the last status (version continuity)."""
+        try:
+            self.published = Snapshot.from_json(self.mesh.snapshot_file.read_bytes())
+            self.last_good = self.published.resources
+        except FileNotFoundError:
+            self.published = None
+        except (OSError, SnapshotError) as exc:
+            self._say(f"existing snapshot unreadable ({exc}); it will be replaced")
+            self.published = None
+        status = read_json(self.mesh.manager_status) or {}
+        try:
+            self.floor_version = int(status.get("version") or 0)
+        except (TypeError, ValueError):
+            self.floor_version = 0
+        if self.published is not None:
+            self.floor_version = max(self.floor_version, self.published.version)
+
+    # -- one evaluation --------------------------------------------------------------------
+
+    def evaluate(self) -> Snapshot | None:
+        """Read, validate, compile; publish if the content changed. Returns what was published."""
+        now = self.clock()
+        records, problems = read_registry(self.mesh.registry)
+        self.registry_problems = problems
+        self.expiry = next_expiry(records, now)
+        endpoints = snapshot_endpoints(records, now)
+        self.endpoint_count = len(endpoints)
+        issues, resources = self._validated_config(records, now)
+        refused = blocking(issues)
+        if refused:
+            self._reject(refused, issues, now)
+            raws = self.last_good
+        else:
+            if self.rejected is not None:
+                self._say("config accepted again")
+            self.rejected = None
+            raws = tuple(r.raw for r in resources)
+            self.last_good = raws
+        self.warnings = [i.to_json() for i in issues if not i.is_error or i not in refused]
+        published = None
+        if raws is not None:
+            published = next_snapshot(
+                self.published, raws, endpoints, now, floor_version=self.floor_version
+            )
+            if published is not None:
+                atomic_write(self.mesh.snapshot_file, published.to_json())
+                self.published = published
+                self.floor_version = published.version
+                self._say(
+                    f"published version {published.version}: {len(published.resources)} "
+                    f"resources, {len(published.endpoints)} endpoints, {published.hash[:19]}"
+                )
+        self.write_status()
+        return published
+
+    def _validated_config(
+        self, records: Sequence[RegistryRecord], now: float
+    ) -> tuple[list[Issue], list[Any]]:
+        cache = self.cache
+        with config_lock(self.mesh, shared=True, timeout=2.0):
+            signature = dir_signature(self.mesh.config, CONFIG_SUFFIXES)
+            registry_signature = dir_signature(self.mesh.registry, (".json",))
+            self.seen_signature = (signature, registry_signature)
+            if signature != cache.signature:
+                try:
+                    resources, load_issues = load_config(
+                        list_files(self.mesh.config, CONFIG_SUFFIXES)
+                    )
+                except Exception as exc:  # a loader bug must not kill the control plane
+                    self._say("".join(traceback.format_exception(exc)).rstrip())
+                    resources, load_issues = [], [internal_issue(exc)]
+                cache.signature = signature
+                cache.resources = resources
+                cache.load_issues = load_issues + duplicate_issues(resources)
+                cache.analysis_key = None
+        known = analysis_endpoints(records, now)
+        key = repr([e.to_json() for e in known])
+        if key != cache.analysis_key:
+            try:
+                analysis = analyze_config(cache.resources, known) if cache.resources else []
+            except Exception as exc:
+                self._say("".join(traceback.format_exception(exc)).rstrip())
+                analysis = [internal_issue(exc)]
+            cache.issues = cache.load_issues + analysis
+            cache.analysis_key = key
+        return cache.issues, cache.resources
+
+    def _reject(self, refused: list[Issue], issues: list[Issue], now: float) -> None:
+        listed = [i.to_json() for i in refused]
+        if self.rejected is not None and self.rejected.get("issues") == listed:
+            return  # the same refusal: keep when it first happened
+        self.rejected = {"at": now, "issues": listed}
+        lines = "\n  ".join(str(i) for i in refused)
+        self._say(f"refused config, keeping the last good one:\n  {lines}")
+
+    # -- status ----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        snap = self.published
+        return {
+            "version": snap.version if snap else self.floor_version or None,
+            "hash": snap.hash if snap else None,
+            "published_at": snap.generated_at if snap else None,
+            "heartbeat": self.clock(),
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "rejected": self.rejected,
+            "warnings": self.warnings,
+            "endpoints": self.endpoint_count,
+            "registry_problems": self.registry_problems,
+        }
+
+    def write_status(self) -> None:
+        try:
+            write_json(self.mesh.manager_status, self.status())
+        except OSError as exc:
+            self._say(f"cannot write {self.mesh.manager_status}: {exc}")
+
+    def _say(self, message: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        print(f"{stamp} manager: {message}", file=self.log, flush=True)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        settings = self.settings
+        debouncer = Debouncer(settings.quiet, settings.max_delay)
+        wake = asyncio.Event()
+
+        def poke() -> None:
+            debouncer.poke(loop.time())
+            wake.set()
+
+        watcher = asyncio.create_task(self._watch(poke, stop))
+        poke()
+        next_poll = next_beat = loop.time()
+        try:
+            while not stop.is_set():
+                now = loop.time()
+                if now >= next_poll:
+                    next_poll = now + settings.poll
+                    current = (
+                        dir_signature(self.mesh.config, CONFIG_SUFFIXES),
+                        dir_signature(self.mesh.registry, (".json",)),
+                    )
+                    if current != self.seen_signature:
+                        poke()
+                if self.expiry is not None and self.clock() >= self.expiry:
+                    self.expiry = None
+                    poke()
+                if debouncer.due(loop.time()):
+                    debouncer.fire()
+                    await asyncio.to_thread(self._evaluate_safely)
+                    next_beat = loop.time() + settings.heartbeat
+                    continue
+                if loop.time() >= next_beat:
+                    await asyncio.to_thread(self.write_status)
+                    next_beat = loop.time() + settings.heartbeat
+                deadlines = [next_poll, next_beat]
+                if (due := debouncer.deadline()) is not None:
+                    deadlines.append(due)
+                if self.expiry is not None:
+                    deadlines.append(loop.time() + max(0.0, self.expiry - self.clock()) + 0.01)
+                timeout = max(0.0, min(deadlines) - loop.time())
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_first(wake, stop), timeout)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
+
+    def _evaluate_safely(self) -> None:
+        try:
+            self.evaluate()
+        except Exception as exc:  # e.g. a full disk: report, keep serving, retry next poke
+            self._say("evaluation failed: " + "".join(traceback.format_exception(exc)).rstrip())
+
+    async def _watch(self, poke: Callable[[], None], stop: asyncio.Event) -> None:
+        try:
+            from watchfiles import awatch
+        except ImportError:
+            self._say("watchfiles missing: polling only")
+            return
+
+        def wanted(_change: Any, path: str) -> bool:
+            parent = os.path.basename(os.path.dirname(path))
+            suffixes = CONFIG_SUFFIXES if parent == "config" else (".json",)
+            return relevant(path, suffixes)
+
+        try:
+            async for _changes in awatch(
+                self.mesh.config,
+                self.mesh.registry,
+                watch_filter=wanted,
+                stop_event=stop,
+                recursive=False,
+                step=10,
+                debounce=200,
+                rust_timeout=1000,
+            ):
+                poke()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # e.g. inotify watch limit: the poll still works
+            self._say(f"file watching failed ({exc}); polling every {self.settings.poll:g} s")
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+def next_free_version(mesh: MeshDir) -> int:
+    """The version the next publish would get (for tools and tests)."""
+    status = read_json(mesh.manager_status) or {}
+    snap = read_json(mesh.snapshot_file) or {}
+    try:
+        return next_version(int(status.get("version") or 0), int(snap.get("version") or 0))
+    except (TypeError, ValueError):
+        return 1
+
+
+@contextlib.contextmanager
+def single_instance(mesh: MeshDir) -> Any:
+    """Hold ``status/.manager.lock``: two managers on one directory would fight over versions."""
+    mesh.status.mkdir(parents=True, exist_ok=True)
+    fd = os.open(mesh.status / ".manager.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise RuntimeError(f"another manager is already running on {mesh.root}") from None
+        yield
+    finally:
+        os.close(fd)
