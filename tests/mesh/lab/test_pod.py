@@ -319,3 +319,40 @@ def test_children_die_when_the_supervisor_is_killed(tmp_path: Path) -> None:
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(pid) for pid in pids)
+
+
+# ------------------------------------------------------------- the compose file's pods
+
+
+def _compose_services() -> dict[str, dict]:
+    yaml = pytest.importorskip("yaml")
+    text = (REPO / "compose" / "docker-compose.yml").read_text()
+    return yaml.safe_load(text)["services"]
+
+
+def test_compose_runs_every_topology_pod_and_nothing_else() -> None:
+    services = _compose_services()
+    expected = {p.name for p in BOOKINFO_PODS} | {"manager", "istio-ingressgateway", "locust"}
+    assert set(services) == expected
+
+
+@pytest.mark.parametrize("pod", BOOKINFO_PODS, ids=lambda p: p.name)
+def test_compose_pod_service_runs_the_supervisor_and_advertises_its_name(pod: Pod) -> None:
+    svc = _compose_services()[pod.name]
+    command = svc["command"]
+    assert command[:4] == ["python", "-m", "mesh.lab.pod", pod.name]
+    options = dict(zip(command[4::2], command[5::2], strict=True))
+    assert options == {"--mesh-dir": "/mesh", "--advertise-address": pod.name}
+    assert svc["hostname"] == pod.name
+    assert svc["depends_on"] == {"manager": {"condition": "service_healthy"}}
+    assert "15000/ready" in " ".join(svc["healthcheck"]["test"])
+
+
+def test_compose_containers_are_unprivileged_healthchecked_and_share_the_mesh_volume() -> None:
+    for name, svc in _compose_services().items():
+        assert svc["user"] == "1000:1000", name
+        assert "healthcheck" in svc, name
+        volumes = svc["volumes"]
+        assert "mesh:/mesh" in volumes, name
+        assert any(v.endswith(":/mesh/config") for v in volumes), name
+        assert not any("docker.sock" in v for v in volumes), name

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Drive the compose lab: compose/lab.sh up|down|wait|status|logs|apply|compose ...
+#
+#   up            config dir ready -> down -v -> manager -> baseline (when the config dir
+#                 has no YAML yet) -> everything -> wait until every container is healthy
+#                 -> proxy-status and the URLs. `down` first, always: docker-compose 1.29 with
+#                 a new engine fails with KeyError: 'ContainerConfig' when it recreates.
+#   down          down -v --remove-orphans (the host config dir stays)
+#   wait          wait until every service's container runs and is healthy
+#   status        containers and health, then `meshctl proxy-status` from the manager
+#   logs [SVC]    follow the logs (of one service)
+#   apply NAME    meshctl apply -f /app/scenarios/NAME.yaml --wait, inside the manager: the
+#                 host needs only docker, compose, make and python3
+#   compose ARGS  any compose command on the lab's project
+#
+# The image must exist (compose/build-image.sh; `make up` builds it first).
+# Environment: DOCKER_COMPOSE (default: `docker compose` if the plugin exists, else
+# docker-compose), MESHLAB_PROJECT (meshlab), MESH_CONFIG_DIR (<repo>/lab-config),
+# MESHLAB_BASELINE (reset), WAIT_TIMEOUT (240 s), GATEWAY_PORT, GATEWAY_ADMIN_PORT, LOCUST_PORT.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "${HERE}/.." && pwd)"
+PROJECT="${MESHLAB_PROJECT:-meshlab}"
+COMPOSE_FILE_PATH="${HERE}/docker-compose.yml"
+export MESH_CONFIG_DIR="${MESH_CONFIG_DIR:-${ROOT}/lab-config}"
+MESHLAB_BASELINE="${MESHLAB_BASELINE:-reset}"
+WAIT_TIMEOUT="${WAIT_TIMEOUT:-240}"
+MESH_UID=1000
+
+run_log() {
+    echo "[lab] $*" >&2
+}
+
+if [[ -z "${DOCKER_COMPOSE:-}" ]]; then
+    if docker compose version >/dev/null 2>&1; then
+        DOCKER_COMPOSE="docker compose"
+    elif command -v docker-compose >/dev/null 2>&1; then
+        DOCKER_COMPOSE="docker-compose"
+    else
+        run_log "ERROR: neither 'docker compose' nor 'docker-compose' is installed"
+        exit 1
+    fi
+fi
+
+compose() {
+    # shellcheck disable=SC2086  # DOCKER_COMPOSE may be two words
+    $DOCKER_COMPOSE -p "$PROJECT" -f "$COMPOSE_FILE_PATH" "$@"
+}
+
+run_compose() {
+    echo "[lab] \$ ${DOCKER_COMPOSE} -p ${PROJECT} -f ${COMPOSE_FILE_PATH} $*" >&2
+    compose "$@"
+}
+
+# The bind-mounted config dir must exist (else Docker creates it as root) and be writable by
+# the containers' uid 1000.
+prepare_config_dir() {
+    mkdir -p "$MESH_CONFIG_DIR"
+    if [[ "$(id -u)" == "$MESH_UID" ]]; then
+        return
+    fi
+    local mode
+    mode="$(stat -c '%a' "$MESH_CONFIG_DIR")"
+    if [[ "$(stat -c '%u' "$MESH_CONFIG_DIR")" != "$MESH_UID" && "${mode: -1}" != 7 ]]; then
+        run_log "making ${MESH_CONFIG_DIR} writable by the containers' uid ${MESH_UID} (chmod a+rwx)"
+        chmod a+rwx "$MESH_CONFIG_DIR" || {
+            run_log "ERROR: cannot chmod ${MESH_CONFIG_DIR}; run: sudo chown ${MESH_UID} ${MESH_CONFIG_DIR}"
+            exit 1
+        }
+    fi
+}
+
+has_yaml() {
+    compgen -G "${MESH_CONFIG_DIR}/*.yaml" >/dev/null || compgen -G "${MESH_CONFIG_DIR}/*.yml" >/dev/null
+}
+
+# "service container-status health" for every container of the project.
+container_states() {
+    local ids
+    ids="$(docker ps -aq --filter "label=com.docker.compose.project=${PROJECT}")"
+    [[ -n "$ids" ]] || return 0
+    # shellcheck disable=SC2086
+    docker inspect -f '{{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.State.ExitCode}}' $ids
+}
+
+# wait_healthy [SERVICE...]: every named service (default: all) running and healthy.
+wait_healthy() {
+    local wanted=("$@") deadline states svc state health code ready pending last_report=0
+    if [[ ${#wanted[@]} -eq 0 ]]; then
+        mapfile -t wanted < <(compose config --services)
+    fi
+    deadline=$(($(date +%s) + WAIT_TIMEOUT))
+    run_log "waiting up to ${WAIT_TIMEOUT}s for ${#wanted[@]} service(s) to be healthy"
+    while true; do
+        states="$(container_states)"
+        ready=0
+        pending=()
+        for svc in "${wanted[@]}"; do
+            read -r state health code < <(awk -v s="$svc" '$1 == s { print $2, $3, $4; exit }' <<<"$states") || true
+            state="${state:-missing}"
+            if [[ "$state" == "exited" || "$state" == "dead" ]]; then
+                run_log "ERROR: ${svc} stopped (exit code ${code}); its last log lines:"
+                compose logs --tail=40 "$svc" >&2 || true
+                return 1
+            fi
+            if [[ "$state" == "running" && ("$health" == "healthy" || "$health" == "none") ]]; then
+                ready=$((ready + 1))
+            else
+                pending+=("${svc}(${state}${health:+/${health}})")
+            fi
+        done
+        if [[ ${#pending[@]} -eq 0 ]]; then
+            run_log "all ${ready} service(s) healthy"
+            return 0
+        fi
+        if (($(date +%s) >= deadline)); then
+            run_log "ERROR: timed out after ${WAIT_TIMEOUT}s; not healthy: ${pending[*]}"
+            run_log "see: compose/lab.sh logs SERVICE, or docker inspect --format '{{json .State.Health}}' CONTAINER"
+            return 1
+        fi
+        if (($(date +%s) - last_report >= 10)); then
+            run_log "healthy ${ready}/${#wanted[@]}; waiting for: ${pending[*]}"
+            last_report=$(date +%s)
+        fi
+        sleep 2
+    done
+}
+
+print_urls() {
+    local gw="${GATEWAY_PORT:-8080}" locust="${LOCUST_PORT:-8089}" admin="${GATEWAY_ADMIN_PORT:-15000}"
+    cat >&2 <<EOF
+[lab] lab ready
+[lab]   Bookinfo:       curl -H 'Host: bookinfo.local' http://localhost:${gw}/productpage
+[lab]                   (browser: add '127.0.0.1 bookinfo.local test.bookinfo.local' to /etc/hosts,
+[lab]                    then open http://bookinfo.local:${gw}/productpage)
+[lab]   Locust:         http://localhost:${locust}
+[lab]   Gateway admin:  http://127.0.0.1:${admin}/stats/prometheus  /config_dump  /clusters
+[lab]   Config (YAML):  ${MESH_CONFIG_DIR}
+EOF
+}
+
+apply_scenario() {
+    local name="$1"
+    run_log "applying scenarios/${name}.yaml in the manager container"
+    run_compose exec -T manager meshctl apply -f "/app/scenarios/${name}.yaml" --wait
+}
+
+cmd_up() {
+    local start
+    start=$(date +%s)
+    docker image inspect "${MESHLAB_IMAGE:-meshlab:latest}" >/dev/null 2>&1 || {
+        run_log "ERROR: image ${MESHLAB_IMAGE:-meshlab:latest} is missing; run compose/build-image.sh (make image)"
+        exit 1
+    }
+    prepare_config_dir
+    run_compose down -v --remove-orphans
+    run_compose up -d manager
+    wait_healthy manager
+    if has_yaml; then
+        run_log "${MESH_CONFIG_DIR} already has config: keeping it (make reset returns to the baseline)"
+    elif [[ -f "${ROOT}/scenarios/${MESHLAB_BASELINE}.yaml" ]]; then
+        run_log "empty config: applying the baseline scenarios/${MESHLAB_BASELINE}.yaml"
+        run_compose exec -T manager meshctl apply -f "/app/scenarios/${MESHLAB_BASELINE}.yaml"
+    else
+        run_log "WARNING: no scenarios/${MESHLAB_BASELINE}.yaml: starting with an empty config"
+    fi
+    run_compose up -d
+    wait_healthy
+    run_compose exec -T manager meshctl proxy-status || run_log "WARNING: meshctl proxy-status failed"
+    run_log "up in $(($(date +%s) - start)) s"
+    print_urls
+}
+
+cmd_status() {
+    run_compose ps
+    run_compose exec -T manager meshctl proxy-status || run_log "(manager not reachable)"
+}
+
+main() {
+    local cmd="${1:-}"
+    shift || true
+    case "$cmd" in
+        up) cmd_up ;;
+        down) run_compose down -v --remove-orphans ;;
+        wait) wait_healthy "$@" ;;
+        status) cmd_status ;;
+        logs) compose logs -f --tail=200 "$@" ;;
+        apply)
+            [[ $# -eq 1 ]] || { run_log "usage: lab.sh apply SCENARIO"; exit 2; }
+            apply_scenario "$1"
+            ;;
+        compose) compose "$@" ;;
+        *)
+            sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+            exit 2
+            ;;
+    esac
+}
+
+main "$@"
