@@ -108,23 +108,29 @@ def runtime(app: Flask | None = None) -> Runtime:
     return (app or current_app).extensions[EXTENSION]
 
 
-def _coerce(default: Any, value: Any) -> Any:
+def _coerce(key: str, default: Any, value: Any) -> Any:
     """Environment values are strings; give them the type of the default."""
     if not isinstance(value, str) or isinstance(default, str):
         return value
     if isinstance(default, bool):
         return value.strip().lower() in {"1", "true", "yes", "on"}
-    return type(default)(value)
+    try:
+        return type(default)(value)
+    except ValueError:
+        raise ValueError(f"{key}={value!r}: expected {type(default).__name__}") from None
 
 
 def load_settings(app: Flask, defaults: dict[str, Any], config: dict[str, Any] | None) -> None:
-    """Defaults, overridden by the environment, overridden by the factory's ``config``."""
+    """Defaults, overridden by the environment, overridden by the factory's ``config``.
+
+    An empty variable counts as unset (compose's ``${VAR:-}`` passes empty strings through).
+    """
     for key, default in defaults.items():
-        value = os.environ.get(key, default)
+        value = os.environ.get(key) or default
         if config and key in config:
             value = config[key]
-        app.config[key] = _coerce(default, value)
-    # Keys the service does not know (TESTING, SECRET_KEY, ...) pass through unchanged.
+        app.config[key] = _coerce(key, default, value)
+    # Keys the service does not know (TESTING, ...) pass through unchanged.
     app.config.update({k: v for k, v in (config or {}).items() if k not in defaults})
 
 
@@ -202,7 +208,7 @@ def _toggle() -> tuple[Response, int]:
         if wanted is None:
             state.toggled_ready = not state.toggled_ready
         else:
-            state.toggled_ready = _coerce(True, wanted)
+            state.toggled_ready = _coerce("ready", True, wanted)
     return _health()
 
 

@@ -52,6 +52,16 @@ def test_settings_precedence_default_env_config(monkeypatch: pytest.MonkeyPatch)
     assert details_app({"SERVICE_VERSION": "v9"}).config["SERVICE_VERSION"] == "v9"
 
 
+def test_empty_env_is_unset_and_bad_values_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXTRA_LATENCY_MS", "")
+    monkeypatch.setenv("SERVICE_VERSION", "")
+    app = details_app()
+    assert (app.config["EXTRA_LATENCY_MS"], app.config["SERVICE_VERSION"]) == (0.0, "v1")
+    monkeypatch.setenv("START_UNREADY_SECONDS", "soon")
+    with pytest.raises(ValueError, match="START_UNREADY_SECONDS='soon': expected float"):
+        details_app()
+
+
 def test_service_name_and_pod_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOSTNAME", "details-v1-abc")
     app = details_app({"SERVICE_NAME": "details-eu"})
