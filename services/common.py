@@ -6,8 +6,8 @@ Primitives:
   environment, then the ``config`` dict), builds the per-app ``Runtime`` and installs the knobs
   (``FAIL_MODE``, ``EXTRA_LATENCY_MS``, ``START_UNREADY_SECONDS``), the ``/health`` endpoints
   and the ``x-served-by`` response header.
-- ``Runtime``: the only mutable state of a service, one per app in ``app.extensions``
-  (readiness flag, failure RNG, the ``requests`` session).
+- ``Runtime``: the knobs' mutable state, one per app in ``app.extensions`` (readiness flag,
+  failure RNG) and the app's ``requests`` session.
 - ``forward_headers()``: the inbound headers named in ``mesh.headers.PROPAGATED_HEADERS``.
 - ``fetch(url, headers, timeout, attempts)`` -> ``Reply``: one upstream call the Bookinfo way
   (retry on anything but 200, never raise), recording what the upstream reported in
@@ -73,7 +73,7 @@ class FailMode:
 
 @dataclass
 class Runtime:
-    """Per-app mutable state (gunicorn threads share it, hence the lock)."""
+    """The knobs' per-app state and the HTTP client (gunicorn threads share it, hence the lock)."""
 
     served_by: str
     fail_mode: FailMode | None
@@ -104,8 +104,8 @@ class Reply:
         return self.status == 200
 
 
-def runtime(app: Flask | None = None) -> Runtime:
-    return (app or current_app).extensions[EXTENSION]
+def runtime() -> Runtime:
+    return current_app.extensions[EXTENSION]
 
 
 def _coerce(key: str, default: Any, value: Any) -> Any:
@@ -148,7 +148,7 @@ def make_session() -> requests.Session:
 
 def init_service(
     app: Flask, service: str, config: dict[str, Any] | None, defaults: dict[str, Any]
-) -> Runtime:
+) -> None:
     """Load settings and install the knobs, health endpoints and x-served-by on ``app``."""
     load_settings(app, {"SERVICE_NAME": service, **COMMON_DEFAULTS, **defaults}, config)
     cfg = app.config
@@ -168,7 +168,6 @@ def init_service(
     app.after_request(_add_served_by)
     app.add_url_rule(HEALTH_PREFIX, "health", _health)
     app.add_url_rule(f"{HEALTH_PREFIX}/toggle", "health_toggle", _toggle, methods=["POST"])
-    return state
 
 
 def _apply_knobs() -> Response | None:
@@ -179,7 +178,7 @@ def _apply_knobs() -> Response | None:
         time.sleep(latency_ms / 1000)
     state = runtime()
     mode = state.fail_mode
-    if mode and (mode.fraction >= 1.0 or state.rng.random() < mode.fraction):
+    if mode and state.rng.random() < mode.fraction:  # random() < 1.0 always holds
         body = jsonify(error=f"failure injected by FAIL_MODE on {state.served_by}")
         body.status_code = mode.status
         return body

@@ -55,9 +55,11 @@ PRODUCTS: tuple[dict[str, Any], ...] = (
     },
 )
 
-DETAILS_UNAVAILABLE = "Sorry, product details are currently unavailable for this book."
-REVIEWS_UNAVAILABLE = "Sorry, product reviews are currently unavailable for this book."
-RATINGS_UNAVAILABLE = "Sorry, product ratings are currently unavailable for this book."
+# Bookinfo's texts when an upstream fails: "Sorry, product details are currently ...".
+UNAVAILABLE: dict[str, str] = {
+    service: f"Sorry, product {service} are currently unavailable for this book."
+    for service in ("details", "reviews", "ratings")
+}
 STICKY_COOKIE = ("product-page", "v2")
 
 
@@ -69,35 +71,20 @@ def _headers() -> dict[str, str]:
     return headers
 
 
-def _details(product_id: Any, headers: dict[str, str]) -> Reply:
+def _call(service: str, product_id: Any, headers: dict[str, str]) -> Reply:
+    """GET ``<SERVICE>_URL/<service>/<id>`` as Bookinfo does; a failure carries its text.
+
+    Timeout ``<SERVICE>_TIMEOUT_SECONDS``; attempts ``<SERVICE>_ATTEMPTS`` (reviews only: 2).
+    """
     cfg = current_app.config
+    key = service.upper()
     reply = fetch(
-        f"{cfg['DETAILS_URL']}/details/{product_id}",
+        f"{cfg[f'{key}_URL']}/{service}/{product_id}",
         headers,
-        float(cfg["DETAILS_TIMEOUT_SECONDS"]),
+        float(cfg[f"{key}_TIMEOUT_SECONDS"]),
+        attempts=int(cfg.get(f"{key}_ATTEMPTS", 1)),
     )
-    return reply if reply.ok else Reply(reply.status, {"error": DETAILS_UNAVAILABLE})
-
-
-def _reviews(product_id: Any, headers: dict[str, str]) -> Reply:
-    cfg = current_app.config
-    reply = fetch(
-        f"{cfg['REVIEWS_URL']}/reviews/{product_id}",
-        headers,
-        float(cfg["REVIEWS_TIMEOUT_SECONDS"]),
-        attempts=int(cfg["REVIEWS_ATTEMPTS"]),
-    )
-    return reply if reply.ok else Reply(reply.status, {"error": REVIEWS_UNAVAILABLE})
-
-
-def _ratings(product_id: Any, headers: dict[str, str]) -> Reply:
-    cfg = current_app.config
-    reply = fetch(
-        f"{cfg['RATINGS_URL']}/ratings/{product_id}",
-        headers,
-        float(cfg["RATINGS_TIMEOUT_SECONDS"]),
-    )
-    return reply if reply.ok else Reply(reply.status, {"error": RATINGS_UNAVAILABLE})
+    return reply if reply.ok else Reply(reply.status, {"error": UNAVAILABLE[service]})
 
 
 def _api(reply: Reply) -> tuple[Response, int]:
@@ -129,8 +116,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     def front() -> str:
         product_id = 0  # Bookinfo's page shows its one book
         headers = _headers()
-        details = _details(product_id, headers)
-        reviews = _reviews(product_id, headers)
+        details = _call("details", product_id, headers)
+        reviews = _call("reviews", product_id, headers)
         return render_template(
             "productpage.html",
             product=PRODUCTS[product_id],
@@ -157,14 +144,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.get("/api/v1/products/<product_id>")
     def product(product_id: str) -> tuple[Response, int]:
-        return _api(_details(product_id, _headers()))
+        return _api(_call("details", product_id, _headers()))
 
     @app.get("/api/v1/products/<product_id>/reviews")
     def product_reviews(product_id: str) -> tuple[Response, int]:
-        return _api(_reviews(product_id, _headers()))
+        return _api(_call("reviews", product_id, _headers()))
 
     @app.get("/api/v1/products/<product_id>/ratings")
     def product_ratings(product_id: str) -> tuple[Response, int]:
-        return _api(_ratings(product_id, _headers()))
+        return _api(_call("ratings", product_id, _headers()))
 
     return app

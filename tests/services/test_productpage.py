@@ -14,15 +14,13 @@ from typing import Any
 import pytest
 
 from services.details.app import create_app as details_app
-from services.productpage.app import (
-    DETAILS_UNAVAILABLE,
-    PRODUCTS,
-    RATINGS_UNAVAILABLE,
-    REVIEWS_UNAVAILABLE,
-    create_app,
-)
+from services.productpage.app import PRODUCTS, UNAVAILABLE, create_app
 from services.ratings.app import create_app as ratings_app
 from services.reviews.app import create_app as reviews_app
+
+DETAILS_UNAVAILABLE = "Sorry, product details are currently unavailable for this book."
+REVIEWS_UNAVAILABLE = "Sorry, product reviews are currently unavailable for this book."
+RATINGS_UNAVAILABLE = "Sorry, product ratings are currently unavailable for this book."
 
 
 @pytest.fixture
@@ -92,6 +90,14 @@ def test_v1_sets_no_cookie_and_v2_is_the_canary(bookinfo) -> None:
     assert response.headers["x-served-by"].startswith("productpage-v2, details-v1")
     # The sticky cookie rides on every v2 response, API included.
     assert "product-page=v2" in v2.get("/api/v1/products").headers["Set-Cookie"]
+
+
+def test_unavailable_texts_are_bookinfo_s() -> None:
+    assert UNAVAILABLE == {
+        "details": DETAILS_UNAVAILABLE,
+        "reviews": REVIEWS_UNAVAILABLE,
+        "ratings": RATINGS_UNAVAILABLE,
+    }
 
 
 def test_v2_stylesheet_differs(bookinfo) -> None:
