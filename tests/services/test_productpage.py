@@ -132,6 +132,17 @@ def test_login_sends_end_user_everywhere(recorder, serve) -> None:
     assert "end-user" not in details.seen[-1].headers
 
 
+def test_inbound_end_user_passes_through_without_login(recorder) -> None:
+    # Handy for curl -H 'end-user: tester'; a login overrides it.
+    details, url = recorder(body={"id": 0})
+    client = create_app({"DETAILS_URL": url}).test_client()
+    client.get("/api/v1/products/0", headers={"end-user": "curl-user"})
+    assert details.seen[-1].headers["end-user"] == "curl-user"
+    client.post("/login", data={"username": "tester", "passwd": ""})
+    client.get("/api/v1/products/0", headers={"end-user": "curl-user"})
+    assert details.seen[-1].headers["end-user"] == "tester"
+
+
 def test_empty_login_does_not_log_in() -> None:
     client = create_app().test_client()
     client.post("/login", data={"username": "  ", "passwd": ""})
