@@ -1,0 +1,133 @@
+"""``python -m mesh.sidecar``: the command line of the data plane (DESIGN.md contract)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mesh.sidecar.prober import ProbeSpec
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"bad label {item!r}: expected key=value")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def parse_port_map(text: str) -> tuple[int, int]:
+    server, sep, listen = text.partition(":")
+    try:
+        return int(server), int(listen if sep else server)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"bad port map {text!r}: SERVER_PORT:LISTEN_PORT") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mesh.sidecar", description=__doc__)
+    p.add_argument("--pod", required=True)
+    p.add_argument("--service")
+    p.add_argument("--labels", type=parse_labels, default={})
+    p.add_argument("--mesh-dir", default=os.environ.get("MESH_DIR"))
+    p.add_argument("--gateway", action="store_true", help="run as the ingress gateway")
+    p.add_argument("--inbound-port", type=int)
+    p.add_argument("--app-port", type=int)
+    p.add_argument("--outbound-port", type=int)
+    p.add_argument("--admin-port", type=int, default=15000)
+    p.add_argument("--bind-address", default="0.0.0.0")
+    p.add_argument("--advertise-address")
+    p.add_argument("--probe-path", help="readiness probe httpGet path (none: ready at once)")
+    p.add_argument("--probe-initial-delay", type=float, default=0.0)
+    p.add_argument("--probe-period", type=float, default=10.0)
+    p.add_argument("--probe-timeout", type=float, default=1.0)
+    p.add_argument("--probe-failure-threshold", type=int, default=3)
+    p.add_argument("--probe-success-threshold", type=int, default=1)
+    p.add_argument("--registry-ttl", type=float, default=10.0)
+    p.add_argument("--heartbeat", type=float, default=2.0)
+    p.add_argument(
+        "--gateway-port-map", type=parse_port_map, action="append", default=[],
+        metavar="SERVER_PORT:LISTEN_PORT",
+    )  # fmt: skip
+    p.add_argument("--header-timeout", type=int, default=10, help="seconds to read a request head")
+    p.add_argument("--idle-timeout", type=int, default=300, help="idle connection timeout (s)")
+    p.add_argument("--access-log", default="-", help="'-' stdout (default), 'off', or a file")
+    p.add_argument("--seed", type=int, help="seed of the proxy's random source (tests)")
+    return p
+
+
+def options_from_args(argv: Sequence[str] | None = None):  # type: ignore[no-untyped-def]
+    from mesh.sidecar.server import Options
+
+    args = build_parser().parse_args(argv)
+    if not args.mesh_dir:
+        build_parser().error("--mesh-dir (or MESH_DIR) is required")
+    if not args.gateway and args.inbound_port is not None and args.app_port is None:
+        build_parser().error("--app-port is required with --inbound-port")
+    probe = None
+    if args.probe_path and not args.gateway and args.app_port is not None:
+        probe = ProbeSpec(
+            path=args.probe_path,
+            port=args.app_port,
+            initial_delay=args.probe_initial_delay,
+            period=args.probe_period,
+            timeout=args.probe_timeout,
+            failure_threshold=args.probe_failure_threshold,
+            success_threshold=args.probe_success_threshold,
+        )
+    return Options(
+        pod=args.pod,
+        mesh_dir=Path(args.mesh_dir),
+        labels=args.labels,
+        service=args.service,
+        gateway=args.gateway,
+        inbound_port=args.inbound_port,
+        app_port=args.app_port,
+        outbound_port=args.outbound_port,
+        admin_port=args.admin_port,
+        bind_address=args.bind_address,
+        advertise_address=args.advertise_address,
+        probe=probe,
+        registry_ttl=args.registry_ttl,
+        heartbeat=args.heartbeat,
+        gateway_port_map=dict(args.gateway_port_map),
+        header_timeout=args.header_timeout,
+        idle_timeout=args.idle_timeout,
+        access_log=args.access_log,
+        seed=args.seed,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import asyncio
+
+    import uvloop
+
+    from mesh.sidecar.server import Sidecar
+
+    options = options_from_args(argv)
+
+    async def run() -> None:
+        sidecar = Sidecar(options, asyncio.get_running_loop())
+        await sidecar.run()
+
+    try:
+        uvloop.run(run())
+    except OSError as exc:
+        print(f"sidecar {options.pod}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

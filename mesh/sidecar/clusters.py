@@ -1,0 +1,171 @@
+"""Per-cluster runtime state of one sidecar, rebuilt (cheaply) for every new route table.
+
+Primitives:
+
+- ``Load``: requests in flight and waiting for a cluster, plus retries in flight. It is keyed
+  by cluster name and survives table swaps, so that requests started on an old table release
+  the same counters new ones take (connectionPool limits are per client proxy per cluster).
+- ``ClusterState``: one cluster of the current table with its limits read out of the
+  DestinationRule's ``connectionPool``, a load balancer, an outlier detector (kept across
+  swaps while the cluster's ``outlierDetection`` is unchanged, so an ejection survives a
+  reload of some unrelated resource), and the cached tuple of endpoints not ejected now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from mesh.resilience.outlier import OutlierDetector
+from mesh.routing.balance import make_balancer
+
+# Istio's default tcp.connectTimeout.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+class Load:
+    """In-flight accounting of one cluster (per sidecar)."""
+
+    __slots__ = ("inflight", "waiters", "retries", "overflows")
+
+    def __init__(self) -> None:
+        self.inflight = 0
+        self.waiters: deque[asyncio.Future[bool]] = deque()
+        self.retries = 0
+        self.overflows = 0
+
+    def release(self) -> None:
+        """Give the slot back, or hand it straight to the oldest waiter (so that a newcomer
+        cannot slip in between and push the cluster over its limit)."""
+        waiters = self.waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(True)
+                return
+        self.inflight -= 1
+
+
+class ClusterState:
+    """One cluster of the applied table, with what the data plane needs at request time."""
+
+    __slots__ = (
+        "cluster",
+        "name",
+        "balancer",
+        "outlier",
+        "outlier_policy",
+        "healthy",
+        "load",
+        "max_conns",
+        "max_pending",
+        "max_active",
+        "max_per_conn",
+        "max_retries",
+        "connect_timeout",
+        "labels",
+        "next_sweep",
+        "ejections",
+    )
+
+    def __init__(self, cluster: Any, load: Load, previous: ClusterState | None, now: float):
+        self.cluster = cluster
+        self.name: str = cluster.name
+        policy = cluster.policy
+        self.balancer = make_balancer(policy)
+        outlier_policy = getattr(policy, "outlier_detection", None)
+        self.outlier_policy = outlier_policy
+        keys = [e.key for e in cluster.endpoints]
+        if previous is not None and previous.outlier_policy == outlier_policy:
+            self.outlier = previous.outlier
+            self.next_sweep = previous.next_sweep
+            self.ejections = previous.ejections
+        else:
+            self.outlier = OutlierDetector(outlier_policy)
+            self.next_sweep = now + _interval(self.outlier)
+            self.ejections = 0
+        self.outlier.set_hosts(keys)
+        self.load = load
+        pool = getattr(policy, "connection_pool", None)
+        tcp = getattr(pool, "tcp", None)
+        http = getattr(pool, "http", None)
+        self.max_conns: int | None = getattr(tcp, "max_connections", None)
+        self.connect_timeout: float = (
+            getattr(tcp, "connect_timeout", None) or DEFAULT_CONNECT_TIMEOUT
+        )
+        self.max_pending: int | None = getattr(http, "http1_max_pending_requests", None)
+        self.max_active: int | None = getattr(http, "http2_max_requests", None)
+        # 0 means unlimited, as in Istio.
+        self.max_per_conn: int = getattr(http, "max_requests_per_connection", None) or 0
+        self.max_retries: int | None = getattr(http, "max_retries", None)
+        # Telemetry labels per endpoint: (destination_workload, service, version).
+        self.labels: dict[str, tuple[str, str, str]] = {
+            e.key: _labels(cluster.host, e.labels) for e in cluster.endpoints
+        }
+        self.healthy: tuple[Any, ...] = ()
+        self.refresh(now)
+
+    def refresh(self, now: float) -> None:
+        """Recompute the endpoints not ejected (after an ejection or a sweep)."""
+        outlier = self.outlier
+        self.healthy = tuple(
+            e for e in self.cluster.endpoints if not outlier.is_ejected(e.key, now)
+        )
+
+    def record(self, key: str, status: int | None, now: float) -> None:
+        """An attempt's outcome for outlier detection (None = local-origin failure)."""
+        if self.outlier.record(key, status, now):
+            self.ejections += 1
+            self.refresh(now)
+
+    def maybe_sweep(self, now: float) -> None:
+        if now >= self.next_sweep:
+            self.outlier.sweep(now)
+            self.next_sweep = now + _interval(self.outlier)
+            self.refresh(now)
+
+    def describe(self, now: float) -> dict[str, Any]:
+        """For the admin ``/clusters`` page."""
+        healthy = {e.key for e in self.healthy}
+        return {
+            "name": self.name,
+            "host": self.cluster.host,
+            "subset": self.cluster.subset,
+            "port": self.cluster.port,
+            "defined": self.cluster.defined,
+            "inflight": self.load.inflight,
+            "pending": len(self.load.waiters),
+            "overflows": self.load.overflows,
+            "ejections_total": self.ejections,
+            "endpoints": [
+                {
+                    "pod": e.pod,
+                    "address": e.key,
+                    "labels": dict(e.labels),
+                    "health": "healthy" if e.key in healthy else "ejected",
+                    "ejected": e.key not in healthy,
+                    "outlier": _describe(self.outlier, e.key, now),
+                }
+                for e in self.cluster.endpoints
+            ],
+        }
+
+
+def _interval(outlier: Any) -> float:
+    interval = getattr(outlier, "interval", None)
+    return float(interval) if interval else 1.0
+
+
+def _describe(outlier: Any, key: str, now: float) -> Any:
+    try:
+        return outlier.describe(key, now)
+    except Exception as exc:  # admin output must not fail on a detector quirk
+        return {"error": str(exc)}
+
+
+def _labels(host: str, labels: Mapping[str, str]) -> tuple[str, str, str]:
+    app = labels.get("app", host.split(".")[0])
+    version = labels.get("version", "unknown")
+    return (f"{app}-{version}", host, version)

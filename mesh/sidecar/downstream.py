@@ -1,0 +1,638 @@
+"""HTTP/1.1 towards clients: an ``asyncio.Protocol`` with an httptools request parser.
+
+Primitives:
+
+- ``Exchange``: one request/response pair on a downstream connection. It holds the parsed
+  request head (lowercase header names, as Envoy normalises them), receives the request body
+  as it streams in (forwarding it to the upstream ``sink`` once one is attached, buffering it
+  before that), and writes the response: a local reply, or an upstream response head followed
+  by streamed body chunks.
+- ``Downstream``: the connection. It parses bytes into Exchanges and runs them strictly one at
+  a time in arrival order (HTTP/1.1 pipelining), each through the listener's ``handler``
+  coroutine. It enforces the header size / count limits (431), turns parser errors into 400,
+  and lets the sidecar's once-a-second sweeper close connections that stall in the header
+  phase (slow-loris) or sit idle too long.
+
+Nothing here knows about routing: that is ``pipeline.py``. The per-request cost matters (the
+sidecar sits on every hop), so these classes use ``__slots__``, precomputed byte strings and no
+per-request timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+import httptools
+
+from mesh.headers import HOP_BY_HOP_HEADERS
+
+if TYPE_CHECKING:
+    from mesh.sidecar.upstream import UpstreamConn
+
+# Envoy's defaults: max_request_headers_kb = 60, max_headers_count = 100.
+MAX_HEADER_BYTES = 60 * 1024
+MAX_HEADERS = 100
+# Request bodies up to this size are kept for a retry or a mirror; a larger body streams
+# through once and disables retries for that request (the bytes are gone).
+REPLAY_LIMIT = 64 * 1024
+# Stop reading from the client while this much request body waits for an upstream.
+BODY_BUFFER_HIGH = 256 * 1024
+
+HOP_BY_HOP_BYTES: frozenset[bytes] = frozenset(h.encode() for h in HOP_BY_HOP_HEADERS)
+# Headers the proxy sets itself on the upstream request.
+_SKIP_UPSTREAM: frozenset[bytes] = HOP_BY_HOP_BYTES | {b"host", b"content-length", b"expect"}
+
+STATUS_LINES: dict[int, bytes] = {
+    s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus
+}
+
+
+def status_line(status: int) -> bytes:
+    line = STATUS_LINES.get(status)
+    if line is None:
+        line = f"HTTP/1.1 {status} Unknown\r\n".encode()
+    return line
+
+
+# Framing of a body on the wire.
+NO_BODY = 0
+LENGTH = 1
+CHUNKED = 2
+UNTIL_CLOSE = 3
+
+_ASCII_HEX = [f"{i:x}\r\n".encode() for i in range(256)]
+
+
+def chunk(data: bytes) -> bytes:
+    """One HTTP/1.1 chunk."""
+    n = len(data)
+    size = _ASCII_HEX[n] if n < 256 else b"%x\r\n" % n
+    return size + data + b"\r\n"
+
+
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+class _HeaderLimit(Exception):
+    """Raised from a parser callback when the request head is too large (431)."""
+
+
+Handler = Callable[["Exchange"], Coroutine[Any, Any, None]]
+
+
+class Exchange:
+    """One request on a downstream connection and the response being written for it."""
+
+    __slots__ = (
+        "conn",
+        "method",
+        "url",
+        "http11",
+        "keep_alive",
+        "headers",
+        "hdict",
+        "req_framing",
+        "body",
+        "body_size",
+        "replay",
+        "request_done",
+        "sink",
+        "start",
+        "resp_framing",
+        "status",
+        "flags",
+        "started",
+        "finished",
+        "bytes_in",
+        "bytes_out",
+        "upstream_host",
+        "cluster_name",
+        "labels",
+        "request_id",
+        "authority",
+        "path",
+        "paused",
+    )
+
+    def __init__(self, conn: Downstream) -> None:
+        self.conn = conn
+        self.method = "GET"
+        self.url = b""
+        self.http11 = True
+        self.keep_alive = True
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.hdict: dict[str, str] = {}
+        self.req_framing = NO_BODY
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.replay: list[bytes] | None = []
+        self.request_done = False
+        self.sink: UpstreamConn | None = None
+        self.start = 0.0
+        self.resp_framing = NO_BODY
+        self.status = 0
+        self.flags = ""
+        self.started = False
+        self.finished = False
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.upstream_host = ""
+        self.cluster_name = ""
+        # Telemetry labels (destination workload/service/version), set by the pipeline.
+        self.labels: tuple[str, str, str] | None = None
+        self.request_id = ""
+        self.authority = ""
+        self.path = ""
+        self.paused = False
+
+    # --- request body, fed by the parser -------------------------------------------------
+
+    def _on_body(self, data: bytes) -> None:
+        self.bytes_in += len(data)
+        replay = self.replay
+        if replay is not None:
+            if self.bytes_in <= REPLAY_LIMIT:
+                replay.append(data)
+            else:
+                self.replay = None
+        sink = self.sink
+        if sink is not None:
+            sink.send_body(data, self.req_framing == CHUNKED)
+            return
+        self.body.append(data)
+        self.body_size += len(data)
+        if self.body_size > BODY_BUFFER_HIGH and not self.paused:
+            self.paused = True
+            self.conn.pause()
+
+    def _on_complete(self) -> None:
+        self.request_done = True
+        sink = self.sink
+        if sink is not None and self.req_framing == CHUNKED:
+            sink.send_raw(LAST_CHUNK)
+
+    @property
+    def replayable(self) -> bool:
+        """Whether the whole request body is still at hand (for a retry or a mirror)."""
+        return self.replay is not None
+
+    def attach(self, sink: UpstreamConn, head: bytes, replay: bool) -> None:
+        """Make ``sink`` the upstream connection receiving this request, and send it the head.
+
+        ``replay``: resend the whole body kept so far (a retry); otherwise send what was
+        buffered while no upstream was attached.
+        """
+        chunked = self.req_framing == CHUNKED
+        parts = [head]
+        source = self.replay if replay else self.body
+        if source:
+            if chunked:
+                parts.extend(chunk(b) for b in source if b)
+            else:
+                parts.extend(source)
+        if self.request_done and chunked:
+            parts.append(LAST_CHUNK)
+        self.body = []
+        self.body_size = 0
+        self.sink = sink
+        sink.send_raw(b"".join(parts))
+        if self.paused:
+            self.paused = False
+            self.conn.resume()
+
+    def detach(self) -> None:
+        self.sink = None
+
+    # --- response ---------------------------------------------------------------------
+
+    def reply(
+        self,
+        status: int,
+        body: bytes = b"",
+        flags: str = "",
+        headers: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...] = (),
+        close: bool = False,
+    ) -> None:
+        """A complete local response (Envoy's local replies, admin pages, errors)."""
+        if self.started:
+            # Headers are out already: all we can do is cut the connection.
+            self.abort(flags)
+            return
+        self.status = status
+        if flags:
+            self.flags = flags
+        if close:
+            self.keep_alive = False
+        parts = [status_line(status)]
+        have_ct = False
+        for name, value in headers:
+            if name == b"content-type":
+                have_ct = True
+            parts.append(name + b": " + value + b"\r\n")
+        if body and not have_ct:
+            parts.append(b"content-type: text/plain\r\n")
+        parts.append(b"content-length: %d\r\n" % len(body))
+        if not self.keep_alive:
+            parts.append(b"connection: close\r\n")
+        parts.append(b"\r\n")
+        if self.method != "HEAD":
+            parts.append(body)
+        self.started = True
+        self.bytes_out = len(body)
+        self.conn.write(b"".join(parts))
+        self.finish()
+
+    def start_response(
+        self, status: int, headers: list[tuple[bytes, bytes]], framing: int, length: int
+    ) -> bytes:
+        """Response head for an upstream response; returns it (the caller writes it with the
+        first body bytes, in one write) and fixes how the body is framed downstream."""
+        self.status = status
+        self.started = True
+        if self.method == "HEAD" or status in (204, 304):
+            framing = NO_BODY
+        elif framing == CHUNKED or framing == UNTIL_CLOSE:
+            # Re-frame for this client: chunked if it speaks HTTP/1.1, else until close.
+            if self.http11:
+                framing = CHUNKED
+            else:
+                framing = UNTIL_CLOSE
+                self.keep_alive = False
+        self.resp_framing = framing
+        parts = [status_line(status)]
+        for name, value in headers:
+            parts.append(name + b": " + value + b"\r\n")
+        if framing == LENGTH or (framing == NO_BODY and length >= 0):
+            parts.append(b"content-length: %d\r\n" % length)
+        elif framing == CHUNKED:
+            parts.append(b"transfer-encoding: chunked\r\n")
+        if not self.keep_alive:
+            parts.append(b"connection: close\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    def encode_body(self, data: bytes) -> bytes:
+        self.bytes_out += len(data)
+        framing = self.resp_framing
+        if framing == CHUNKED:
+            return chunk(data) if data else b""
+        if framing == NO_BODY:
+            return b""
+        return data
+
+    def write_body(self, data: bytes) -> None:
+        out = self.encode_body(data)
+        if out:
+            self.conn.write(out)
+
+    def end_response(self, tail: bytes = b"") -> None:
+        """Write ``tail`` (already encoded) and the end of the body, then finish."""
+        if self.resp_framing == CHUNKED:
+            tail += LAST_CHUNK
+        elif self.resp_framing == UNTIL_CLOSE:
+            self.keep_alive = False
+        if tail:
+            self.conn.write(tail)
+        self.finish()
+
+    def abort(self, flags: str = "") -> None:
+        """Cut the downstream connection: the response cannot be completed."""
+        if flags and flags not in self.flags:
+            self.flags = f"{self.flags},{flags}" if self.flags else flags
+        self.keep_alive = False
+        self.conn.abort()
+        self.finish()
+
+    def finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self.conn.exchange_finished(self)
+
+    def add_flag(self, flag: str) -> None:
+        if flag and flag not in self.flags.split(","):
+            self.flags = f"{self.flags},{flag}" if self.flags else flag
+
+    # --- helpers for the pipeline ------------------------------------------------------
+
+    def upstream_headers(self, extra: list[bytes]) -> list[bytes]:
+        """Request header lines to send upstream: hop-by-hop and framing headers dropped
+        (also any named in ``Connection``), ``extra`` lines appended."""
+        skip = _SKIP_UPSTREAM
+        conn_hdr = self.hdict.get("connection")
+        if conn_hdr and conn_hdr.lower() not in ("keep-alive", "close"):
+            # Headers named in Connection are hop-by-hop too (RFC 9110 7.6.1).
+            skip = skip | {t.strip().lower().encode("latin-1") for t in conn_hdr.split(",")}
+        lines = [n + b": " + v + b"\r\n" for n, v in self.headers if n not in skip]
+        lines.extend(extra)
+        return lines
+
+
+class Downstream(asyncio.Protocol):
+    """One client connection: parses requests and runs them in order through ``handler``."""
+
+    __slots__ = (
+        "handler",
+        "server",
+        "transport",
+        "parser",
+        "peer",
+        "cur",
+        "active",
+        "queue",
+        "hdr_bytes",
+        "hdr_count",
+        "reading_headers",
+        "ticks",
+        "closed",
+        "write_paused",
+        "read_paused",
+        "port",
+        "pending_error",
+    )
+
+    def __init__(self, handler: Handler, server: ConnTracker, port: int) -> None:
+        self.handler = handler
+        self.server = server
+        self.port = port
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.peer = ""
+        self.cur: Exchange | None = None
+        self.active: Exchange | None = None
+        self.queue: deque[Exchange] = deque()
+        self.hdr_bytes = 0
+        self.hdr_count = 0
+        # A fresh connection owes us a request head: it is timed like one (slow-loris).
+        self.reading_headers = True
+        self.ticks = 0
+        self.closed = False
+        self.write_paused = False
+        self.read_paused = False
+        self.pending_error: tuple[int, bytes] | None = None
+
+    # --- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if isinstance(peer, tuple) else ""
+        self.server.conns.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.server.conns.discard(self)
+        active = self.active
+        if active is not None and not active.finished:
+            # The client went away mid-exchange: Envoy's DC (downstream connection
+            # termination). The pipeline sees ``closed`` and stops.
+            active.add_flag("DC")
+            sink = active.sink
+            if sink is not None:
+                sink.downstream_gone()
+        self.queue.clear()
+
+    def data_received(self, data: bytes) -> None:
+        self.ticks = 0
+        if self.pending_error is not None:
+            return
+        try:
+            self.parser.feed_data(data)
+        except _HeaderLimit:
+            self._fail(431, b"")
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _HeaderLimit):
+                self._fail(431, b"")
+            else:
+                self._fail(400, b"")
+        except httptools.HttpParserUpgrade:
+            # CONNECT or an Upgrade request: not supported by this data plane.
+            self._fail(400, b"")
+        except httptools.HttpParserError:
+            self._fail(400, b"")
+
+    def eof_received(self) -> bool | None:
+        # A half-closed client may still want its response (HTTP/1.0 style); keep the
+        # write side open while an exchange is running.
+        if self.active is None:
+            return None
+        return True
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        active = self.active
+        if active is not None and active.sink is not None:
+            active.sink.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        active = self.active
+        if active is not None and active.sink is not None:
+            active.sink.resume_reading()
+
+    # --- httptools callbacks -------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.reading_headers = True
+        self.ticks = 0
+        self.hdr_bytes = 0
+        self.hdr_count = 0
+        ex = Exchange(self)
+        ex.start = time.monotonic()
+        self.cur = ex
+
+    def on_url(self, url: bytes) -> None:
+        self.hdr_bytes += len(url)
+        if self.hdr_bytes > MAX_HEADER_BYTES:
+            raise _HeaderLimit
+        ex = self.cur
+        assert ex is not None
+        ex.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.hdr_bytes += len(name) + len(value) + 4
+        self.hdr_count += 1
+        if self.hdr_bytes > MAX_HEADER_BYTES or self.hdr_count > MAX_HEADERS:
+            raise _HeaderLimit
+        ex = self.cur
+        assert ex is not None
+        ex.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        self.reading_headers = False
+        ex = self.cur
+        assert ex is not None
+        parser = self.parser
+        ex.method = parser.get_method().decode("ascii", "replace")
+        ex.http11 = parser.get_http_version() == "1.1"
+        ex.keep_alive = parser.should_keep_alive()
+        hdict: dict[str, str] = {}
+        framing = NO_BODY
+        for name, value in ex.headers:
+            key = name.decode("latin-1")
+            sval = value.decode("latin-1")
+            old = hdict.get(key)
+            hdict[key] = sval if old is None else f"{old}, {sval}"
+            if key == "transfer-encoding":
+                if "chunked" in sval.lower():
+                    framing = CHUNKED
+            elif key == "content-length" and framing != CHUNKED:
+                framing = LENGTH if sval.strip() != "0" else NO_BODY
+        ex.hdict = hdict
+        ex.req_framing = framing
+        if "100-continue" in hdict.get("expect", "").lower() and framing != NO_BODY:
+            # Answer the client's Expect ourselves; the header is not forwarded.
+            self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if self.active is None:
+            self._run(ex)
+        else:
+            self.queue.append(ex)
+            self.pause()
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.cur
+        if ex is not None:
+            ex._on_body(body)
+
+    def on_message_complete(self) -> None:
+        ex = self.cur
+        if ex is not None:
+            ex._on_complete()
+        self.cur = None
+
+    # --- running exchanges ---------------------------------------------------------------
+
+    def _run(self, ex: Exchange) -> None:
+        self.active = ex
+        self.server.loop.create_task(self._guard(ex))
+
+    async def _guard(self, ex: Exchange) -> None:
+        try:
+            await self.handler(ex)
+        except Exception as exc:  # a bug must cost one request, never the sidecar
+            self.server.on_handler_error(exc)
+            if not ex.finished:
+                if ex.started:
+                    ex.abort()
+                else:
+                    ex.reply(500, b"internal proxy error", close=True)
+        if not ex.finished:
+            ex.abort()
+
+    def exchange_finished(self, ex: Exchange) -> None:
+        self.server.on_exchange_done(ex)
+        if ex is not self.active:
+            return
+        self.active = None
+        if ex.sink is not None:
+            ex.sink = None
+        transport = self.transport
+        if self.closed or transport is None:
+            return
+        if not ex.keep_alive or not ex.request_done:
+            # The client's body was not read to its end (a local reply before the body
+            # arrived, say): the connection's framing is lost, close it.
+            transport.close()
+            self.closed = True
+            return
+        if self.queue:
+            nxt = self.queue.popleft()
+            if not self.queue:
+                self.resume()
+            self._run(nxt)
+            return
+        if self.pending_error is not None:
+            status, body = self.pending_error
+            self._reply_error(status, body)
+            return
+        self.reading_headers = False
+        self.ticks = 0
+
+    def _fail(self, status: int, body: bytes) -> None:
+        """A request that cannot be parsed: answer (after the running exchange) and close."""
+        self.pending_error = (status, body)
+        if self.active is None:
+            self._reply_error(status, body)
+
+    def _reply_error(self, status: int, body: bytes) -> None:
+        ex = Exchange(self)
+        ex.start = time.monotonic()
+        ex.keep_alive = False
+        ex.request_done = True
+        self.active = ex
+        self.server.on_bad_request(ex, status)
+        ex.reply(status, body, close=True)
+        if self.transport is not None:
+            self.transport.close()
+        self.closed = True
+
+    # --- I/O helpers ---------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is not None and not self.closed:
+            transport.write(data)
+
+    def abort(self) -> None:
+        transport = self.transport
+        self.closed = True
+        if transport is not None:
+            transport.abort()
+
+    def pause(self) -> None:
+        if not self.read_paused and self.transport is not None and not self.closed:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if self.read_paused and self.transport is not None and not self.closed:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def tick(self, header_timeout: int, idle_timeout: int) -> None:
+        """Called once a second by the sweeper: close stalled or idle connections."""
+        self.ticks += 1
+        if self.active is not None:
+            return
+        if self.reading_headers:
+            if self.ticks >= header_timeout:
+                # Slow headers: Envoy's request_headers_timeout answers 408 and closes.
+                self.pending_error = (408, b"")
+                self._reply_error(408, b"request header read timeout")
+        elif self.ticks >= idle_timeout and self.transport is not None:
+            self.transport.close()
+            self.closed = True
+
+
+class ConnTracker:
+    """What a listener's connections report to: the sweeper's set, and telemetry hooks."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.conns: set[Downstream] = set()
+
+    def on_exchange_done(self, ex: Exchange) -> None:  # pragma: no cover - overridden
+        pass
+
+    def on_bad_request(self, ex: Exchange, status: int) -> None:  # pragma: no cover
+        pass
+
+    def on_handler_error(self, exc: Exception) -> None:  # pragma: no cover
+        import traceback
+
+        traceback.print_exception(exc)
+
+
+def new_request_id() -> str:
+    """A UUID4 string, as Envoy generates for ``x-request-id``."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

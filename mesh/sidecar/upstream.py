@@ -1,0 +1,360 @@
+"""HTTP/1.1 towards upstreams: keep-alive connections, a pool per endpoint, one try at a time.
+
+Primitives:
+
+- ``UpstreamConn``: an ``asyncio.Protocol`` with an httptools response parser; it carries one
+  ``Attempt`` at a time and feeds it the response head, body chunks and end (or the loss of
+  the connection).
+- ``Attempt``: one try of one ``Exchange`` on one connection. Until the pipeline *commits*
+  it, the response is held (status and headers, any early body bytes), so that a retriable
+  answer can be dropped and tried elsewhere; once committed, body chunks go straight from the
+  upstream socket to the client's without waiting for the pipeline coroutine.
+- ``Pool``: idle keep-alive connections per endpoint key (``address:port``), shared by every
+  cluster that contains the endpoint.
+
+Failures are values, not exceptions, so the pipeline's retry loop stays flat: an attempt
+ends with ``outcome`` = an HTTP status, or one of ``CONNECT_FAILURE``, ``RESET``,
+``TIMEOUT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import httptools
+
+from mesh.sidecar.downstream import CHUNKED, LENGTH, NO_BODY, UNTIL_CLOSE, chunk
+
+if TYPE_CHECKING:
+    from mesh.sidecar.downstream import Exchange
+
+# Local-origin outcomes (Envoy: connect failure, reset, timeout). Negative so that they can
+# never be mistaken for a status code.
+CONNECT_FAILURE = -1
+RESET = -2
+TIMEOUT = -3
+OVERFLOW = -4
+
+# Idle connections kept per endpoint; more are closed on release.
+MAX_IDLE_PER_ENDPOINT = 64
+
+
+class Attempt:
+    """One try of an exchange on one upstream connection."""
+
+    __slots__ = (
+        "ex",
+        "conn",
+        "fut",
+        "done_fut",
+        "outcome",
+        "headers",
+        "keep_alive",
+        "framing",
+        "length",
+        "buf",
+        "committed",
+        "complete",
+        "truncated",
+        "discard",
+    )
+
+    def __init__(self, ex: Exchange | None, conn: UpstreamConn, fut: asyncio.Future[None]):
+        self.ex = ex
+        self.conn = conn
+        self.fut = fut
+        self.done_fut: asyncio.Future[None] | None = None
+        self.outcome = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.keep_alive = True
+        self.framing = NO_BODY
+        self.length = -1
+        self.buf: list[bytes] = []
+        self.committed = False
+        self.complete = False
+        self.truncated = False
+        # A mirror, or a response dropped for a retry: read and throw away.
+        self.discard = False
+
+    # --- events from the connection ------------------------------------------------------
+
+    def on_headers(self, status: int, headers: list[tuple[bytes, bytes]], keep_alive: bool):
+        framing = UNTIL_CLOSE
+        length = -1
+        for name, value in headers:
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    length = -1
+                if framing != CHUNKED:
+                    framing = LENGTH
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                framing = CHUNKED
+        if framing == UNTIL_CLOSE:
+            keep_alive = False
+        ex = self.ex
+        if (ex is not None and ex.method == "HEAD") or status in (204, 304):
+            framing = NO_BODY
+            if ex is not None and ex.method == "HEAD":
+                # httptools cannot be told that a HEAD response has no body; the
+                # connection's framing is unknowable now, so it is not reused.
+                keep_alive = False
+                self.complete = True
+        self.outcome = status
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.framing = framing
+        self.length = length
+        if not self.fut.done():
+            self.fut.set_result(None)
+
+    def on_body(self, data: bytes) -> None:
+        if self.discard:
+            return
+        if self.committed:
+            ex = self.ex
+            if ex is not None:
+                ex.write_body(data)
+        else:
+            self.buf.append(data)
+
+    def on_complete(self) -> None:
+        self.complete = True
+        done = self.done_fut
+        if done is not None and not done.done():
+            done.set_result(None)
+
+    def on_lost(self) -> None:
+        if self.complete:
+            return
+        if self.outcome == 0:
+            self.outcome = RESET
+            if not self.fut.done():
+                self.fut.set_result(None)
+        elif self.framing == UNTIL_CLOSE:
+            self.on_complete()
+            return
+        else:
+            self.truncated = True
+        done = self.done_fut
+        if done is not None and not done.done():
+            done.set_result(None)
+
+    def on_timeout(self) -> None:
+        """The per-try or route deadline passed before the response head arrived."""
+        if not self.fut.done():
+            self.outcome = TIMEOUT
+            self.fut.set_result(None)
+            self.conn.close(abort=True)
+
+
+class UpstreamConn(asyncio.Protocol):
+    """One keep-alive connection to an endpoint."""
+
+    __slots__ = (
+        "pool",
+        "key",
+        "transport",
+        "parser",
+        "attempt",
+        "served",
+        "closed",
+        "ticks",
+        "rheaders",
+        "informational",
+    )
+
+    def __init__(self, pool: Pool, key: str) -> None:
+        self.pool = pool
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.attempt: Attempt | None = None
+        self.served = 0
+        self.closed = False
+        self.ticks = 0
+        self.rheaders: list[tuple[bytes, bytes]] = []
+        self.informational = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.forget(self)
+        att = self.attempt
+        if att is not None:
+            att.on_lost()
+
+    def data_received(self, data: bytes) -> None:
+        self.ticks = 0
+        if self.attempt is None:
+            # Bytes nobody asked for: the connection's state is unknown, drop it.
+            self.close(abort=True)
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.close(abort=True)
+            att = self.attempt
+            if att is not None:
+                att.on_lost()
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def pause_writing(self) -> None:
+        att = self.attempt
+        if att is not None and att.ex is not None:
+            att.ex.conn.pause()
+
+    def resume_writing(self) -> None:
+        att = self.attempt
+        if att is not None and att.ex is not None:
+            att.ex.conn.resume()
+
+    # --- httptools callbacks -------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.rheaders = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.rheaders.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:
+            # 100 Continue and friends: the real response follows.
+            self.informational = True
+            return
+        att = self.attempt
+        if att is not None:
+            att.on_headers(status, self.rheaders, self.parser.should_keep_alive())
+
+    def on_body(self, body: bytes) -> None:
+        att = self.attempt
+        if att is not None:
+            att.on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self.informational:
+            self.informational = False
+            return
+        att = self.attempt
+        if att is not None:
+            att.on_complete()
+
+    # --- used by the pipeline ------------------------------------------------------------
+
+    def begin(self, att: Attempt) -> None:
+        self.attempt = att
+        self.ticks = 0
+
+    def send_raw(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is not None and not self.closed:
+            transport.write(data)
+
+    def send_body(self, data: bytes, chunked: bool) -> None:
+        if data:
+            self.send_raw(chunk(data) if chunked else data)
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def downstream_gone(self) -> None:
+        """The client left mid-exchange: this connection's response is unwanted."""
+        self.close(abort=True)
+
+    def close(self, abort: bool = False) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.pool.forget(self)
+        transport = self.transport
+        if transport is not None:
+            if abort:
+                transport.abort()
+            else:
+                transport.close()
+
+    def tick(self, idle_timeout: int) -> None:
+        """Once a second: an active connection silent for ``idle_timeout`` s is cut
+        (Envoy's stream idle timeout); its attempt sees a reset."""
+        self.ticks += 1
+        if self.attempt is not None and self.ticks >= idle_timeout:
+            self.close(abort=True)
+
+
+class Pool:
+    """Idle keep-alive upstream connections, per endpoint."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.idle: dict[str, list[UpstreamConn]] = {}
+        self.active: set[UpstreamConn] = set()
+
+    def take_idle(self, key: str) -> UpstreamConn | None:
+        conns = self.idle.get(key)
+        while conns:
+            conn = conns.pop()
+            if not conn.closed:
+                self.active.add(conn)
+                return conn
+        return None
+
+    async def connect(
+        self, key: str, address: str, port: int, timeout: float | None
+    ) -> UpstreamConn | None:
+        """A new connection, or None when it cannot be made (refused, unreachable, slow)."""
+        loop = self.loop
+        try:
+            coro = loop.create_connection(lambda: UpstreamConn(self, key), address, port)
+            if timeout is not None:
+                _, proto = await asyncio.wait_for(coro, timeout)
+            else:
+                _, proto = await coro
+        except (TimeoutError, OSError):
+            return None
+        conn: UpstreamConn = proto  # type: ignore[assignment]
+        self.active.add(conn)
+        return conn
+
+    def release(self, conn: UpstreamConn, reusable: bool) -> None:
+        conn.attempt = None
+        self.active.discard(conn)
+        if conn.closed:
+            return
+        if not reusable:
+            conn.close()
+            return
+        conn.served += 1
+        conns = self.idle.setdefault(conn.key, [])
+        if len(conns) >= MAX_IDLE_PER_ENDPOINT:
+            conn.close()
+            return
+        conns.append(conn)
+
+    def forget(self, conn: UpstreamConn) -> None:
+        self.active.discard(conn)
+        conns = self.idle.get(conn.key)
+        if conns and conn in conns:
+            conns.remove(conn)
+
+    def tick(self, idle_timeout: int) -> None:
+        for conn in list(self.active):
+            conn.tick(idle_timeout)
+
+    def close_all(self) -> None:
+        for conns in list(self.idle.values()):
+            for conn in list(conns):
+                conn.close()
+        for conn in list(self.active):
+            conn.close(abort=True)
