@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mesh.lab.topology import BOOKINFO_PODS, SERVICE_PORT
 from mesh.manager.meshdir import list_files
 from mesh.snapshot import Endpoint
 
@@ -117,6 +118,24 @@ def analysis_endpoints(records: Iterable[RegistryRecord], now: float) -> tuple[E
     """
     chosen = [r.endpoint() for r in records if r.role == "sidecar" and is_fresh(r, now)]
     return tuple(sorted(chosen, key=lambda e: (e.service, e.pod)))
+
+
+def validation_endpoints(records: Iterable[RegistryRecord], now: float) -> tuple[Endpoint, ...]:
+    """The pods the validator should assume: the live ones, plus the lab topology's pods of
+    every service that has none registered.
+
+    A Kubernetes Service exists whether or not its pods are up; without this a service whose
+    only pod is restarting would make every route to it "host not found" and the whole config
+    would be refused. Placeholders are not ready and never reach a snapshot.
+    """
+    live = analysis_endpoints(records, now)
+    present = {e.service for e in live}
+    placeholders = [
+        Endpoint(pod.name, pod.service, "0.0.0.0", SERVICE_PORT, pod.labels, ready=False)
+        for pod in BOOKINFO_PODS
+        if pod.service not in present
+    ]
+    return tuple(sorted((*live, *placeholders), key=lambda e: (e.service, e.pod)))
 
 
 def next_expiry(records: Iterable[RegistryRecord], now: float) -> float | None:

@@ -47,10 +47,10 @@ from mesh.manager.meshdir import (
 )
 from mesh.manager.registry import (
     RegistryRecord,
-    analysis_endpoints,
     next_expiry,
     read_registry,
     snapshot_endpoints,
+    validation_endpoints,
 )
 from mesh.snapshot import Endpoint, Snapshot, SnapshotError
 
@@ -202,7 +202,7 @@ class Manager:
                 cache.resources = resources
                 cache.load_issues = load_issues + duplicate_issues(resources)
                 cache.analysis_key = None
-        known = analysis_endpoints(records, now)
+        known = validation_endpoints(records, now)
         key = repr([e.to_json() for e in known])
         if key != cache.analysis_key:
             try:
