@@ -23,7 +23,7 @@ from typing import Any, TextIO
 import yaml
 
 from mesh.config.issues import Issue
-from mesh.manager.compile import blocking, duplicate_issues, resource_key, sort_resources
+from mesh.manager.compile import blocking, resource_key, sort_resources
 from mesh.manager.configdir import (
     KINDS,
     ConfigFile,
@@ -122,7 +122,6 @@ def _validate(mesh: MeshDir, plan: Plan, incoming: Sequence[Any], now: float) ->
         resources.extend(result.resources)
         issues.extend(result.issues)
     resources.extend(incoming)
-    issues.extend(duplicate_issues(resources))
     state = MeshState.read(mesh, with_snapshot=False)
     if resources:
         issues.extend(analyze(resources, validation_endpoints(state.records, now)))
@@ -138,7 +137,12 @@ def _print_issues(issues: Sequence[Issue], out: TextIO) -> None:
 
 
 def apply_resources(
-    mesh: MeshDir, resources: Sequence[Any], input_issues: Sequence[Issue], out: TextIO
+    mesh: MeshDir,
+    resources: Sequence[Any],
+    input_issues: Sequence[Issue],
+    out: TextIO,
+    *,
+    prune: bool = False,
 ) -> Outcome:
     """Validate the resulting config and write it, or write nothing. Prints kubectl lines."""
     if any(i.is_error for i in input_issues) or not resources:
@@ -151,7 +155,7 @@ def apply_resources(
     with config_lock(mesh):
         files = read_files(mesh.config)
         try:
-            plan = plan_apply(files, [r.raw for r in resources])
+            plan = plan_apply(files, [r.raw for r in resources], prune=prune)
         except ResourceNameError as exc:
             _err(f"error: {exc}; nothing applied")
             return Outcome(REFUSED)
@@ -168,10 +172,13 @@ def apply_resources(
         _print_issues(issues, sys.stderr)  # warnings (IST0173 ...) do not stop an apply
         commit(mesh.config, plan)
         written_at = time.time()
-    expected = {resource_key(r.raw): sort_resources([r.raw])[0] for r in resources}
+    expected: dict[Key, dict[str, Any] | None] = {
+        resource_key(r.raw): sort_resources([r.raw])[0] for r in resources
+    }
+    expected.update({key: None for key, action in plan.outcomes if action == "pruned"})
     for key, action in plan.outcomes:
         print(f"{_key_text(key)} {action}", file=out)
-    return Outcome(OK, issues, plan, dict(expected), written_at)
+    return Outcome(OK, issues, plan, expected, written_at)
 
 
 def delete_keys(mesh: MeshDir, keys: Sequence[Key], out: TextIO) -> Outcome:
@@ -291,7 +298,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         _err(problem)
         return REFUSED
     try:
-        outcome = apply_resources(mesh, resources, issues, sys.stdout)
+        outcome = apply_resources(mesh, resources, issues, sys.stdout, prune=args.prune)
     except MeshDirError as exc:
         _err(f"error: {exc}")
         return NO_MESH
@@ -572,6 +579,11 @@ def register(commands: Any) -> None:
         help="return when every sidecar and gateway applied the new version",
     )
     p.add_argument("--timeout", type=_positive, default=30.0, help="seconds (with --wait)")
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="delete every applied resource that is not in the input",
+    )
     p.set_defaults(handler=cmd_apply)
 
     p = commands.add_parser("delete", help="delete resources from the live mesh")

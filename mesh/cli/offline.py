@@ -1,0 +1,253 @@
+"""meshctl commands that need no running mesh: ``analyze`` and the what-if ``route``.
+
+``route`` runs the very engine the sidecars run (``compile_config`` + ``decide``) on N
+simulated requests and tallies where they went, so a trainee can check a canary or a fault
+before applying it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from mesh.config.issues import Issue
+from mesh.config.loader import LoadResult, load_paths, load_resources
+from mesh.config.validate import analyze
+from mesh.lab.topology import GATEWAY_LABELS, SERVICE_PORT, SERVICES
+from mesh.routing import Forward, ProxyIdentity, RequestView, compile_config, decide
+from mesh.routing import hosts as hostnames
+from mesh.snapshot import SNAPSHOT_FILE, Endpoint, Snapshot, SnapshotError
+
+MAX_SIMULATED_REQUESTS = 10_000_000
+
+
+def register(commands: Any) -> None:
+    analyze_cmd = commands.add_parser(
+        "analyze", help="validate Istio YAML files or folders, Istio-analyzer style"
+    )
+    analyze_cmd.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
+    analyze_cmd.set_defaults(handler=run_analyze)
+
+    route = commands.add_parser(
+        "route", help="what-if: simulate N requests through the routing engine"
+    )
+    route.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="config files/folders (default: the live config of --mesh-dir)",
+    )
+    route.add_argument("--host", required=True, help="Host the client asks for, e.g. reviews")
+    route.add_argument("--gateway", help="route as this Gateway's proxy (default: a sidecar)")
+    route.add_argument("--port", type=int, help="port the request is addressed on")
+    route.add_argument("--path", default="/", help="request path (with ?query)")
+    route.add_argument("--method", default="GET")
+    route.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'")
+    route.add_argument(
+        "--source-labels", default="", help="labels of the calling pod: app=x,version=y"
+    )
+    route.add_argument("-n", "--requests", type=int, default=100, metavar="N")
+    route.add_argument("--seed", type=int, default=1, help="seed for fault and mirror rolls")
+    route.add_argument("-o", "--output", choices=["json", "table"], default="table")
+    route.set_defaults(handler=run_route)
+
+
+def _print_issues(issues: list[Issue]) -> None:
+    for issue in issues:
+        print(issue)
+
+
+def registry_endpoints(mesh_dir: str) -> list[Endpoint]:
+    """Every fresh pod record of a live mesh (ready or not: IST0173 asks whether pods exist)."""
+    now = time.time()
+    found = []
+    for path in sorted(Path(mesh_dir, "registry").glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+            if record.get("role", "sidecar") != "sidecar":
+                continue
+            if now - float(record.get("heartbeat", 0)) > float(record.get("ttl", 10)):
+                continue
+            found.append(Endpoint.from_json(record))
+        except (OSError, ValueError, SnapshotError):
+            continue
+    return found
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        print(f"meshctl analyze: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    loaded = load_paths(args.paths)
+    endpoints = registry_endpoints(args.mesh_dir) if args.mesh_dir else None
+    findings = loaded.issues + analyze(loaded.resources, endpoints)
+    findings.sort(key=lambda i: (i.file, i.line, i.path))
+    shown = [i for i in findings if i.severity != "Info" or i.code != "MSH0003"]
+    if not [i for i in shown if i.severity != "Info"]:
+        _print_issues(shown)
+        print("✔ No validation issues found")
+        return 0
+    _print_issues(shown)
+    return 1 if any(i.is_error for i in findings) else 0
+
+
+def _parse_headers(raw_headers: list[str]) -> dict[str, str] | str:
+    headers: dict[str, str] = {}
+    for raw in raw_headers:
+        name, sep, value = raw.partition(":")
+        if not sep or not name.strip():
+            return f"bad header {raw!r}: write -H 'name: value'"
+        key = name.strip().lower()
+        value = value.strip()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return headers
+
+
+def _parse_labels(raw: str) -> dict[str, str] | str:
+    labels = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            return f"bad label {part!r}: write key=value,key=value"
+        labels[key] = value
+    return labels
+
+
+def _load_config(args: argparse.Namespace) -> tuple[LoadResult, list[Endpoint]] | str:
+    if args.filename:
+        missing = [p for p in args.filename if not Path(p).exists() and p != "-"]
+        if missing:
+            return f"no such file or folder: {', '.join(missing)}"
+        loaded = load_paths(args.filename)
+        from mesh.lab.topology import BOOKINFO_PODS
+
+        endpoints = [
+            Endpoint(p.name, p.service, "127.0.0.1", SERVICE_PORT, p.labels) for p in BOOKINFO_PODS
+        ]
+        return loaded, endpoints
+    if not args.mesh_dir:
+        return "give config with -f PATH, or a live mesh with --mesh-dir (env MESH_DIR)"
+    path = Path(args.mesh_dir, "snapshot", SNAPSHOT_FILE)
+    try:
+        snapshot = Snapshot.from_json(path.read_bytes())
+    except OSError:
+        return f"no published config at {path}: is the mesh manager running?"
+    except SnapshotError as exc:
+        return f"cannot read {path}: {exc}"
+    return load_resources(snapshot.resources, str(path)), list(snapshot.endpoints)
+
+
+def run_route(args: argparse.Namespace) -> int:
+    if not 1 <= args.requests <= MAX_SIMULATED_REQUESTS:
+        print(f"meshctl route: -n must be between 1 and {MAX_SIMULATED_REQUESTS}", file=sys.stderr)
+        return 2
+    headers = _parse_headers(args.header)
+    labels = _parse_labels(args.source_labels)
+    for problem in (headers, labels):
+        if isinstance(problem, str):
+            print(f"meshctl route: {problem}", file=sys.stderr)
+            return 2
+    assert isinstance(headers, dict) and isinstance(labels, dict)
+    loaded_or_error = _load_config(args)
+    if isinstance(loaded_or_error, str):
+        print(f"meshctl route: {loaded_or_error}", file=sys.stderr)
+        return 2
+    loaded, endpoints = loaded_or_error
+    findings = loaded.issues + analyze(loaded.resources, endpoints)
+    blocking = [i for i in findings if i.is_error and i.code != "IST0173"]
+    if blocking:
+        print("meshctl route: the config has errors; fix them first:", file=sys.stderr)
+        for issue in blocking:
+            print(f"  {issue}", file=sys.stderr)
+        return 1
+    port = args.port
+    if args.gateway:
+        gateway = next(
+            (
+                r
+                for r in loaded.resources
+                if r.kind == "Gateway" and r.name == hostnames.gateway_key(args.gateway)
+            ),
+            None,
+        )
+        if gateway is None:
+            print(f"meshctl route: gateway {args.gateway!r} is not defined", file=sys.stderr)
+            return 2
+        proxy = ProxyIdentity(
+            "simulated-gateway", dict(gateway.spec.selector) or GATEWAY_LABELS, True
+        )
+        if port is None:
+            port = next(
+                (s.port.number for s in gateway.spec.servers if s.port and s.port.number), 80
+            )
+    else:
+        proxy = ProxyIdentity("simulated-sidecar", labels)
+        if port is None:
+            port = hostnames.split_host_port(args.host)[1] or SERVICE_PORT
+    table = compile_config(loaded.resources, endpoints, proxy, services=SERVICES)
+    request = RequestView(
+        host=args.host,
+        path=args.path if args.path.startswith("/") else "/" + args.path,
+        method=args.method.upper(),
+        headers=headers,
+        port=port,
+    )
+    rng = random.Random(args.seed)
+    destinations: Counter[str] = Counter()
+    aborted: Counter[str] = Counter()
+    local: Counter[str] = Counter()
+    delayed = 0
+    no_route = 0
+    for _ in range(args.requests):
+        decision = decide(table, request, rng)
+        if isinstance(decision, Forward):
+            if decision.fault_delay is not None:
+                delayed += 1
+            if decision.fault_abort is not None:
+                aborted[str(decision.fault_abort)] += 1
+            else:
+                destinations[decision.cluster.label] += 1
+        elif decision.flag == "NR":
+            no_route += 1
+        else:
+            local[str(decision.status)] += 1
+    result: dict[str, Any] = {
+        "host": args.host,
+        "requests": args.requests,
+        "destinations": dict(sorted(destinations.items())),
+        "aborted": dict(sorted(aborted.items())),
+        "delayed": delayed,
+        "no_route": no_route,
+    }
+    if local:
+        result["local_replies"] = dict(sorted(local.items()))
+    if args.output == "json":
+        print(json.dumps(result))
+    else:
+        _print_table(result)
+    return 0
+
+
+def _print_table(result: dict[str, Any]) -> None:
+    total = result["requests"]
+    rows = [(f"→ {k}", v) for k, v in result["destinations"].items()]
+    rows += [(f"aborted {k}", v) for k, v in result["aborted"].items()]
+    rows += [(f"local reply {k}", v) for k, v in result.get("local_replies", {}).items()]
+    if result["no_route"]:
+        rows.append(("404 no route (NR)", result["no_route"]))
+    print(f"{total} requests for host {result['host']}")
+    width = max([len(r[0]) for r in rows] + [12])
+    print(f"{'OUTCOME':<{width}}  {'COUNT':>8}  {'SHARE':>7}")
+    for label, count in rows:
+        print(f"{label:<{width}}  {count:>8}  {100 * count / total:>6.1f}%")
+    if result["delayed"]:
+        print(f"{result['delayed']} of them delayed by fault injection")

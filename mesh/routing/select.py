@@ -1,0 +1,148 @@
+"""``decide(table, request, rng)``: the routing decision for one request, pure.
+
+Order of evaluation, as Envoy's HTTP connection manager with Istio's routes:
+1. pick the virtual host by Host (gateway: on the listener's port) — none ⇒ 404 NR;
+2. the first rule whose match holds (OR across entries, AND within) — none ⇒ 404 NR;
+3. that rule's action: redirect or direct response ⇒ a ``LocalReply``; otherwise pick a
+   destination (smooth weighted round-robin), roll the fault, roll the mirrors, apply the
+   rewrite, and answer ``Forward``.
+"""
+
+from __future__ import annotations
+
+import random
+
+from mesh.resilience.fault import roll
+from mesh.routing import hosts as hostnames
+from mesh.routing.decision import Forward, LocalReply, RequestView
+from mesh.routing.match import split_path
+from mesh.routing.table import CompiledRule, RouteTable
+
+NO_ROUTE = LocalReply(404, b"", "NR")
+
+
+def decide(table: RouteTable, request: RequestView, rng: random.Random) -> Forward | LocalReply:
+    """Route one request. ``rng`` drives fault and mirror rolls (and nothing else)."""
+    host = hostnames.normalize(request.host)
+    if table.proxy.gateway:
+        listener = table.gateway_listeners.get(request.port or 80)
+        if listener is None:
+            return NO_ROUTE
+        vhost = listener.lookup(host)
+    else:
+        vhost = table.mesh.lookup(host)
+    if vhost is None:
+        return NO_ROUTE
+    path, _ = split_path(request.path)
+    for rule in vhost.rules:
+        if not rule.matchers:
+            return _act(rule, request, path, None, rng)
+        for matcher in rule.matchers:
+            if matcher.matches(request, path):
+                return _act(rule, request, path, matcher.uri_prefix, rng)
+    return NO_ROUTE
+
+
+def _act(
+    rule: CompiledRule,
+    request: RequestView,
+    path: str,
+    matched_prefix: str | None,
+    rng: random.Random,
+) -> Forward | LocalReply:
+    route = rule.route
+    if route.redirect is not None:
+        return _redirect(rule, request, path)
+    if route.direct_response is not None:
+        return LocalReply(
+            route.direct_response.status or 200,
+            rule.direct_body,
+            "",
+            (),
+            rule.virtual_service,
+            rule.name,
+            rule.index,
+            rule.response_headers,
+        )
+    if not rule.targets:
+        return LocalReply(404, b"", "NR", (), rule.virtual_service, rule.name, rule.index)
+    target = rule.targets[rule.picker.pick()] if rule.picker is not None else rule.targets[0]
+    delay, abort = roll(route.fault, rng)
+    mirrors = tuple(
+        cluster for cluster, fraction in rule.mirrors if fraction >= 1.0 or rng.random() < fraction
+    )
+    target_path = _rewrite_path(rule, request.path, path, matched_prefix)
+    authority = request.host
+    rewrite = route.rewrite
+    if rewrite is not None and rewrite.authority:
+        authority = rewrite.authority
+    request_ops = rule.request_headers.then(target.request_headers)
+    for name, value in request_ops.set:
+        if name in ("host", ":authority"):
+            authority = value
+    return Forward(
+        cluster=target.cluster,
+        virtual_service=rule.virtual_service or None,
+        route_name=rule.name,
+        rule_index=rule.index,
+        path=target_path,
+        authority=authority,
+        timeout=route.timeout,
+        retry=rule.retry,
+        fault_delay=delay,
+        fault_abort=abort,
+        mirrors=mirrors,
+        request_headers=request_ops,
+        response_headers=rule.response_headers.then(target.response_headers),
+        cors=route.cors_policy,
+    )
+
+
+def _rewrite_path(rule: CompiledRule, target: str, path: str, matched_prefix: str | None) -> str:
+    rewrite = rule.route.rewrite
+    if rewrite is None:
+        return target
+    query = target[len(path) :]  # "" or "?..."
+    if rewrite.uri is not None:
+        if matched_prefix is not None:
+            # Replace the matched prefix only; "/" + "/x" must not become "//x".
+            rest = path[len(matched_prefix) :]
+            new_path = rewrite.uri + rest
+            if rewrite.uri.endswith("/") and rest.startswith("/"):
+                new_path = rewrite.uri + rest[1:]
+            return (new_path or "/") + query
+        return rewrite.uri + query
+    if rule.uri_regex is not None and rewrite.uri_regex_rewrite is not None:
+        substitution = rewrite.uri_regex_rewrite.rewrite
+        new_path = rule.uri_regex.sub(substitution, path)  # type: ignore[attr-defined]
+        return new_path + query
+    return target
+
+
+def _redirect(rule: CompiledRule, request: RequestView, path: str) -> LocalReply:
+    redirect = rule.route.redirect
+    assert redirect is not None
+    request_host, request_port = hostnames.split_host_port(request.host)
+    scheme = redirect.scheme or request.scheme
+    host = redirect.authority or request_host
+    port: int | None = None
+    if redirect.port:
+        port = redirect.port
+    elif redirect.derive_port == "FROM_REQUEST_PORT":
+        port = request_port or request.port
+    elif redirect.derive_port is None and not redirect.authority:
+        port = request_port
+    default_port = 443 if scheme == "https" else 80
+    authority = host if port in (None, default_port) else f"{host}:{port}"
+    query = request.path[len(path) :]
+    location = f"{scheme}://{authority}{redirect.uri if redirect.uri is not None else path}{query}"
+    return LocalReply(
+        redirect.redirect_code or 301,
+        b"",
+        "",
+        (("location", location),),
+        rule.virtual_service,
+        rule.name,
+        rule.index,
+        rule.response_headers,
+    )

@@ -1,0 +1,487 @@
+"""Compiling config into a proxy's route table: ``compile_config`` / ``compile_snapshot``.
+
+Primitives: ``ProxyIdentity`` (who the table is for: a sidecar or a gateway, by labels),
+``WeightedPicker`` (smooth weighted round-robin, Lab decision 3), ``CompiledRule`` (one
+``http[]`` entry with compiled matchers and resolved clusters), ``VirtualHost`` (ordered
+rules for a set of host names), ``RouteTable`` (vhosts per listener plus every reachable
+``Cluster``).
+
+Which rules a proxy gets is decided here, as Istio's route.go does: a sidecar gets the
+VirtualServices bound to ``mesh`` (the default), a gateway gets those naming one of the
+Gateways that select it, with hosts narrowed to the Gateway server's (``intersect``);
+match-level ``gateways`` and ``sourceLabels`` filter match entries per proxy. A service with
+no VirtualService gets a default route to all its endpoints. Compiling happens once per
+snapshot; ``decide`` then touches no YAML and compiles no regex.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from mesh.config.issues import ConfigError
+from mesh.config.loader import Resource, load_resources
+from mesh.config.model import (
+    NO_POLICY,
+    Destination,
+    DestinationRule,
+    Gateway,
+    HeaderOperations,
+    Headers,
+    HTTPRoute,
+    VirtualService,
+)
+from mesh.resilience.retry import DEFAULT_RETRY, RetryPolicy
+from mesh.routing import hosts as hostnames
+from mesh.routing.decision import NO_HEADER_OPS, Cluster, HeaderOps
+from mesh.routing.match import RequestMatcher, compile_match, compile_regex
+from mesh.snapshot import Endpoint, Snapshot
+
+DEFAULT_SERVICE_PORT = 9080
+MESH_GATEWAY = "mesh"
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyIdentity:
+    """The proxy a table is compiled for."""
+
+    pod: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    gateway: bool = False
+
+
+class WeightedPicker:
+    """Smooth weighted round-robin (nginx's): any Σweight consecutive picks match the weights.
+
+    Each pick adds every weight to its running score, takes the highest, and subtracts the
+    total from the winner — so 70/30 yields 7 and 3 in every window of 10, interleaved.
+    """
+
+    __slots__ = ("weights", "scores", "total")
+
+    def __init__(self, weights: Sequence[int]) -> None:
+        self.weights = list(weights)
+        self.scores = [0] * len(weights)
+        self.total = sum(weights)
+
+    def pick(self) -> int:
+        scores = self.scores
+        best = 0
+        for i, weight in enumerate(self.weights):
+            scores[i] += weight
+            if scores[i] > scores[best]:
+                best = i
+        scores[best] -= self.total
+        return best
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTarget:
+    cluster: Cluster
+    request_headers: HeaderOps
+    response_headers: HeaderOps
+
+
+@dataclass(slots=True)
+class CompiledRule:
+    """One ``http[]`` rule ready for ``decide``; ``matchers`` empty = matches everything."""
+
+    virtual_service: str
+    index: int
+    name: str | None
+    matchers: tuple[RequestMatcher, ...]
+    route: HTTPRoute
+    targets: tuple[RouteTarget, ...] = ()
+    picker: WeightedPicker | None = None
+    retry: RetryPolicy = DEFAULT_RETRY
+    mirrors: tuple[tuple[Cluster, float], ...] = ()
+    request_headers: HeaderOps = NO_HEADER_OPS
+    response_headers: HeaderOps = NO_HEADER_OPS
+    uri_regex: object | None = None  # compiled RE2 for uriRegexRewrite
+    direct_body: bytes = b""
+
+
+@dataclass(slots=True)
+class VirtualHost:
+    names: tuple[str, ...]
+    rules: list[CompiledRule]
+
+
+@dataclass(slots=True)
+class Listener:
+    """The vhosts reachable on one port: exact names, wildcard suffixes, then ``*``."""
+
+    exact: dict[str, VirtualHost] = field(default_factory=dict)
+    suffixes: list[tuple[str, VirtualHost]] = field(default_factory=list)  # longest first
+    catch_all: VirtualHost | None = None
+
+    def lookup(self, host: str) -> VirtualHost | None:
+        vhost = self.exact.get(host)
+        if vhost is not None:
+            return vhost
+        for suffix, candidate in self.suffixes:
+            if host.endswith(suffix) and len(host) > len(suffix):
+                return candidate
+        return self.catch_all
+
+    def add(self, name: str, vhost: VirtualHost) -> None:
+        if name == "*":
+            self.catch_all = vhost
+        elif name.startswith("*."):
+            self.suffixes.append((name[1:], vhost))
+            self.suffixes.sort(key=lambda item: -len(item[0]))
+        else:
+            self.exact[name] = vhost
+
+
+@dataclass(slots=True)
+class RouteTable:
+    version: int
+    proxy: ProxyIdentity
+    mesh: Listener
+    gateway_listeners: dict[int, Listener]
+    clusters: dict[str, Cluster]
+    resources: tuple[Resource, ...] = ()
+
+    @property
+    def gateway_ports(self) -> tuple[int, ...]:
+        return tuple(sorted(self.gateway_listeners))
+
+    def describe(self) -> dict[str, object]:
+        """A JSON-able view for ``/config_dump``."""
+
+        def vhosts(listener: Listener) -> list[dict[str, object]]:
+            seen: dict[int, VirtualHost] = {}
+            for vhost in [*listener.exact.values(), *(v for _, v in listener.suffixes)]:
+                seen[id(vhost)] = vhost
+            if listener.catch_all is not None:
+                seen[id(listener.catch_all)] = listener.catch_all
+            return [
+                {
+                    "domains": list(v.names),
+                    "routes": [
+                        {
+                            "virtual_service": r.virtual_service,
+                            "rule": r.index,
+                            "name": r.name,
+                            "matches": len(r.matchers),
+                            "clusters": [t.cluster.name for t in r.targets],
+                            "weights": r.picker.weights if r.picker else [],
+                        }
+                        for r in v.rules
+                    ],
+                }
+                for v in seen.values()
+            ]
+
+        return {
+            "version": self.version,
+            "proxy": self.proxy.pod,
+            "mesh": vhosts(self.mesh),
+            "gateway": {str(port): vhosts(lst) for port, lst in self.gateway_listeners.items()},
+            "clusters": {
+                name: {
+                    "host": c.host,
+                    "subset": c.subset,
+                    "port": c.port,
+                    "defined": c.defined,
+                    "endpoints": [e.key for e in c.endpoints],
+                }
+                for name, c in self.clusters.items()
+            },
+        }
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def header_ops(operations: HeaderOperations | None) -> HeaderOps:
+    if operations is None:
+        return NO_HEADER_OPS
+    return HeaderOps(
+        set=tuple((k.lower(), v) for k, v in operations.set.items()),
+        add=tuple((k.lower(), v) for k, v in operations.add.items()),
+        remove=tuple(k.lower() for k in operations.remove),
+    )
+
+
+def _headers(headers: Headers | None) -> tuple[HeaderOps, HeaderOps]:
+    if headers is None:
+        return NO_HEADER_OPS, NO_HEADER_OPS
+    return header_ops(headers.request), header_ops(headers.response)
+
+
+def labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+class _ClusterBuilder:
+    """Resolves destinations to clusters: DestinationRule subsets, policies, endpoints."""
+
+    def __init__(self, rules: Sequence[DestinationRule], endpoints: Sequence[Endpoint]) -> None:
+        self.rules: dict[str, DestinationRule] = {}
+        self.wildcard_rules: list[tuple[str, DestinationRule]] = []
+        for rule in rules:
+            host = hostnames.normalize(rule.host)
+            if host.startswith("*"):
+                self.wildcard_rules.append((host, rule))
+            else:
+                self.rules.setdefault(host, rule)
+        self.wildcard_rules.sort(key=lambda item: -len(item[0]))
+        self.endpoints: dict[str, list[Endpoint]] = {}
+        for endpoint in endpoints:
+            if endpoint.ready:
+                self.endpoints.setdefault(hostnames.normalize(endpoint.service), []).append(
+                    endpoint
+                )
+        self.clusters: dict[str, Cluster] = {}
+
+    def rule_for(self, host: str) -> DestinationRule | None:
+        rule = self.rules.get(host)
+        if rule is not None:
+            return rule
+        for pattern, candidate in self.wildcard_rules:
+            if hostnames.host_matches(pattern, host):
+                return candidate
+        return None
+
+    def cluster(self, destination: Destination) -> Cluster:
+        host = hostnames.normalize(destination.host)
+        port = (
+            destination.port.number
+            if destination.port is not None and destination.port.number
+            else DEFAULT_SERVICE_PORT
+        )
+        subset_name = destination.subset or None
+        name = f"outbound|{port}|{subset_name or ''}|{hostnames.fqdn(host)}"
+        cached = self.clusters.get(name)
+        if cached is not None:
+            return cached
+        rule = self.rule_for(host)
+        policy = (rule.traffic_policy or NO_POLICY) if rule is not None else NO_POLICY
+        endpoints = self.endpoints.get(host, [])
+        defined = True
+        if subset_name is not None:
+            subset = (
+                next((s for s in rule.subsets if s.name == subset_name), None) if rule else None
+            )
+            if subset is None:
+                defined = False
+                endpoints = []
+            else:
+                endpoints = [e for e in endpoints if labels_match(subset.labels, e.labels)]
+                policy = policy.overridden_by(subset.traffic_policy)
+        policy = policy.for_port(port)
+        built = Cluster(name, host, subset_name, port, tuple(endpoints), policy, defined)
+        self.clusters[name] = built
+        return built
+
+
+def _mirror_fraction(route: HTTPRoute) -> float:
+    if route.mirror_percentage is not None:
+        return route.mirror_percentage.value / 100.0
+    if route.mirror_percent is not None:
+        return route.mirror_percent / 100.0
+    return 1.0
+
+
+def _compile_rule(
+    vs_name: str,
+    index: int,
+    route: HTTPRoute,
+    matchers: tuple[RequestMatcher, ...],
+    clusters: _ClusterBuilder,
+) -> CompiledRule:
+    request_ops, response_ops = _headers(route.headers)
+    compiled = CompiledRule(
+        virtual_service=vs_name,
+        index=index,
+        name=route.name,
+        matchers=matchers,
+        route=route,
+        retry=RetryPolicy.from_config(route.retries),
+        request_headers=request_ops,
+        response_headers=response_ops,
+    )
+    if route.route:
+        targets = []
+        weights = []
+        for destination in route.route:
+            if destination.destination is None:
+                continue
+            dest_request, dest_response = _headers(destination.headers)
+            targets.append(
+                RouteTarget(clusters.cluster(destination.destination), dest_request, dest_response)
+            )
+            weights.append(destination.weight or 0)
+        if len(targets) == 1 or sum(weights) <= 0:
+            weights = [1] * len(targets) if len(targets) == 1 else [1 if w else 0 for w in weights]
+        # Zero-weight destinations get no traffic (route.go skips them).
+        kept = [(t, w) for t, w in zip(targets, weights, strict=True) if w > 0]
+        compiled.targets = tuple(t for t, _ in kept)
+        compiled.picker = WeightedPicker([w for _, w in kept]) if len(kept) > 1 else None
+    mirrors: list[tuple[Cluster, float]] = []
+    if route.mirror is not None:
+        mirrors.append((clusters.cluster(route.mirror), _mirror_fraction(route)))
+    for policy in route.mirrors:
+        if policy.destination is not None:
+            fraction = policy.percentage.value / 100.0 if policy.percentage is not None else 1.0
+            mirrors.append((clusters.cluster(policy.destination), fraction))
+    compiled.mirrors = tuple(m for m in mirrors if m[1] > 0)
+    if route.rewrite is not None and route.rewrite.uri_regex_rewrite is not None:
+        compiled.uri_regex = compile_regex(route.rewrite.uri_regex_rewrite.match)
+    if route.direct_response is not None and route.direct_response.body is not None:
+        body = route.direct_response.body
+        if body.string is not None:
+            compiled.direct_body = body.string.encode()
+        elif body.bytes is not None:
+            compiled.direct_body = base64.b64decode(body.bytes)
+    return compiled
+
+
+def _rule_matchers(
+    route: HTTPRoute, proxy: ProxyIdentity, bound_gateways: Iterable[str], gateway: str | None
+) -> tuple[RequestMatcher, ...] | None:
+    """Matchers of a rule for this proxy; None when no match entry applies to it."""
+    if not route.match:
+        return ()
+    kept = []
+    for entry in route.match:
+        entry_gateways = [hostnames.gateway_key(g) for g in entry.gateways] or list(bound_gateways)
+        if gateway is None and MESH_GATEWAY not in entry_gateways:
+            continue
+        if gateway is not None and gateway not in entry_gateways:
+            continue
+        if entry.source_labels and not labels_match(entry.source_labels, proxy.labels):
+            continue
+        kept.append(compile_match(entry))
+    return tuple(kept) if kept else None
+
+
+def _sort_catch_alls_last(rules: list[CompiledRule]) -> list[CompiledRule]:
+    # Merged gateway VirtualServices: catch-all routes move last (route.go SortVHostRoutes).
+    return [r for r in rules if r.matchers] + [r for r in rules if not r.matchers]
+
+
+def compile_config(
+    resources: Sequence[Resource],
+    endpoints: Sequence[Endpoint],
+    proxy: ProxyIdentity,
+    version: int = 0,
+    services: Iterable[str] = (),
+) -> RouteTable:
+    """Build the route table of one proxy from validated resources and ready endpoints."""
+    virtual_services = [r for r in resources if r.kind == "VirtualService"]
+    destination_rules = [r.spec for r in resources if r.kind == "DestinationRule"]
+    gateways = {r.name: r.spec for r in resources if r.kind == "Gateway"}
+    clusters = _ClusterBuilder(destination_rules, endpoints)
+
+    mesh = Listener()
+    if not proxy.gateway:
+        for resource in virtual_services:
+            spec: VirtualService = resource.spec
+            bound = [hostnames.gateway_key(g) for g in spec.gateways] or [MESH_GATEWAY]
+            rules = []
+            for index, route in enumerate(spec.http):
+                matchers = _rule_matchers(route, proxy, bound, None)
+                if matchers is None:
+                    continue
+                rules.append(_compile_rule(resource.name, index, route, matchers, clusters))
+            if MESH_GATEWAY not in bound and not rules:
+                continue
+            names = tuple(hostnames.normalize(h) for h in spec.hosts)
+            vhost = VirtualHost(names, rules)
+            for name in names:
+                # Several mesh VirtualServices for one host are not merged (IST0109): the
+                # first one loaded wins, deterministically.
+                if name not in mesh.exact and not any(s == name[1:] for s, _ in mesh.suffixes):
+                    mesh.add(name, vhost)
+        known = set(services) | {hostnames.normalize(e.service) for e in endpoints}
+        known |= {hostnames.normalize(dr.host) for dr in destination_rules}
+        for service in sorted(known):
+            if service.startswith("*") or service in mesh.exact:
+                continue
+            default = HTTPRoute(route=())
+            rule = CompiledRule("", 0, "default", (), default)
+            target_cluster = clusters.cluster(Destination(host=service))
+            rule.targets = (RouteTarget(target_cluster, NO_HEADER_OPS, NO_HEADER_OPS),)
+            mesh.add(service, VirtualHost((service,), [rule]))
+
+    gateway_listeners: dict[int, Listener] = {}
+    if proxy.gateway:
+        for gateway_name, gateway_spec in sorted(gateways.items()):
+            if not _selects(gateway_spec, proxy):
+                continue
+            for server in gateway_spec.servers:
+                if server.port is None or server.port.number is None:
+                    continue
+                listener = gateway_listeners.setdefault(server.port.number, Listener())
+                server_hosts = [
+                    hostnames.normalize(hostnames.strip_namespace(h)) for h in server.hosts
+                ]
+                merged: dict[str, list[CompiledRule]] = {}
+                for resource in virtual_services:
+                    spec = resource.spec
+                    bound = [hostnames.gateway_key(g) for g in spec.gateways]
+                    if gateway_name not in bound:
+                        continue
+                    names = set()
+                    for vs_host in spec.hosts:
+                        for server_host in server_hosts:
+                            narrowed = hostnames.intersect(
+                                hostnames.normalize(vs_host), server_host
+                            )
+                            if narrowed is not None:
+                                names.add(narrowed)
+                    if not names:
+                        continue  # IST0132: no overlap with this server
+                    rules = []
+                    for index, route in enumerate(spec.http):
+                        matchers = _rule_matchers(route, proxy, bound, gateway_name)
+                        if matchers is None:
+                            continue
+                        rules.append(_compile_rule(resource.name, index, route, matchers, clusters))
+                    for name in sorted(names):
+                        merged.setdefault(name, []).extend(rules)
+                for name, rules in merged.items():
+                    existing = (
+                        listener.lookup(name) if name in listener.exact or name == "*" else None
+                    )
+                    if existing is not None and name in existing.names:
+                        existing.rules = _sort_catch_alls_last(existing.rules + rules)
+                    else:
+                        listener.add(name, VirtualHost((name,), _sort_catch_alls_last(rules)))
+    return RouteTable(
+        version=version,
+        proxy=proxy,
+        mesh=mesh,
+        gateway_listeners=gateway_listeners,
+        clusters=clusters.clusters,
+        resources=tuple(resources),
+    )
+
+
+def _selects(gateway: Gateway, proxy: ProxyIdentity) -> bool:
+    # A nil selector selects every workload; the lab's sidecars never serve Gateways.
+    return labels_match(gateway.selector, proxy.labels)
+
+
+def compile_snapshot(snapshot: Snapshot, proxy: ProxyIdentity) -> RouteTable:
+    """Load, validate and compile a published snapshot for one proxy.
+
+    Raises ``ConfigError`` when the snapshot's config has errors (the caller keeps its last
+    good table). Subsets that select no pods are fine here: pods come and go.
+    """
+    from mesh.config.validate import analyze  # validate imports routing helpers
+
+    loaded = load_resources(snapshot.resources)
+    findings = loaded.issues + analyze(loaded.resources, snapshot.endpoints)
+    blocking = [i for i in findings if i.is_error and i.code != "IST0173"]
+    if blocking:
+        raise ConfigError(blocking)
+    from mesh.lab.topology import SERVICES
+
+    return compile_config(
+        loaded.resources, snapshot.endpoints, proxy, snapshot.version, services=SERVICES
+    )

@@ -1,0 +1,130 @@
+"""The snapshot: what the manager publishes and every sidecar loads.
+
+Primitives: ``Endpoint`` (one ready pod address of a service, from the registry),
+``Snapshot`` (version, content hash, the applied Istio resources as plain mappings, and the
+endpoints). It is plain JSON so that the manager, the sidecars and ``meshctl`` agree on one
+file format: ``$MESH_DIR/snapshot/snapshot.json``, replaced atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SNAPSHOT_FILE = "snapshot.json"
+
+
+class SnapshotError(ValueError):
+    """A snapshot file that cannot be read: truncated, garbage, or the wrong shape."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One pod behind a service: where to reach its sidecar's inbound listener."""
+
+    pod: str
+    service: str
+    address: str
+    port: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ready: bool = True
+
+    @property
+    def key(self) -> str:
+        """Stable identity used by load balancers and outlier detection."""
+        return f"{self.address}:{self.port}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pod": self.pod,
+            "service": self.service,
+            "address": self.address,
+            "port": self.port,
+            "labels": dict(self.labels),
+            "ready": self.ready,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Endpoint:
+        try:
+            labels = data.get("labels") or {}
+            if not isinstance(labels, Mapping):
+                raise TypeError("labels must be a mapping")
+            return cls(
+                pod=str(data["pod"]),
+                service=str(data["service"]),
+                address=str(data["address"]),
+                port=int(data["port"]),
+                labels={str(k): str(v) for k, v in labels.items()},
+                ready=bool(data.get("ready", True)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SnapshotError(f"bad endpoint record {data!r}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One published state of the mesh: config plus endpoints, versioned and hashed."""
+
+    version: int
+    resources: tuple[Mapping[str, Any], ...]
+    endpoints: tuple[Endpoint, ...]
+    hash: str = ""
+    generated_at: float = 0.0
+
+    @staticmethod
+    def content_hash(
+        resources: tuple[Mapping[str, Any], ...], endpoints: tuple[Endpoint, ...]
+    ) -> str:
+        """Hash of what routing depends on (not of version or time), to skip no-op publishes."""
+        body = json.dumps(
+            {
+                "resources": list(resources),
+                "endpoints": sorted((e.to_json() for e in endpoints), key=lambda e: e["pod"]),
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return "sha256:" + hashlib.sha256(body.encode()).hexdigest()
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "version": self.version,
+                "hash": self.hash,
+                "generated_at": self.generated_at,
+                "resources": list(self.resources),
+                "endpoints": [e.to_json() for e in self.endpoints],
+            },
+            indent=1,
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Snapshot:
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SnapshotError(f"snapshot is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise SnapshotError("snapshot is not a JSON object")
+        try:
+            version = int(data["version"])
+            resources = data["resources"]
+            endpoints = data["endpoints"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SnapshotError(f"snapshot lacks version/resources/endpoints: {exc}") from exc
+        if not isinstance(resources, list) or not all(isinstance(r, dict) for r in resources):
+            raise SnapshotError("snapshot resources must be a list of objects")
+        if not isinstance(endpoints, list):
+            raise SnapshotError("snapshot endpoints must be a list")
+        return cls(
+            version=version,
+            resources=tuple(resources),
+            endpoints=tuple(Endpoint.from_json(e) for e in endpoints),
+            hash=str(data.get("hash", "")),
+            generated_at=float(data.get("generated_at", 0.0)),
+        )
