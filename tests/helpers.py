@@ -41,34 +41,54 @@ def pods(*specs: str) -> list[Endpoint]:
     for n, spec in enumerate(specs):
         service, _, version = spec.partition(":")
         endpoints.append(
-            Endpoint(f"{service}-{version}-{n}", service, "127.0.0.1", 20000 + n,
-                     {"app": service, "version": version})
+            Endpoint(
+                f"{service}-{version}-{n}",
+                service,
+                "127.0.0.1",
+                20000 + n,
+                {"app": service, "version": version},
+            )
         )
     return endpoints
 
 
 BOOKINFO_RULES = docs(
-    doc("DestinationRule", "reviews", """
+    doc(
+        "DestinationRule",
+        "reviews",
+        """
         host: reviews
         subsets:
         - {name: v1, labels: {version: v1}}
         - {name: v2, labels: {version: v2}}
         - {name: v3, labels: {version: v3}}
-    """),
-    doc("DestinationRule", "productpage", """
+    """,
+    ),
+    doc(
+        "DestinationRule",
+        "productpage",
+        """
         host: productpage
         subsets:
         - {name: v1, labels: {version: v1}}
         - {name: v2, labels: {version: v2}}
-    """),
+    """,
+    ),
 )
 BOOKINFO_PODS = pods(
-    "reviews:v1", "reviews:v2", "reviews:v3", "productpage:v1", "productpage:v2",
-    "details:v1", "ratings:v1",
+    "reviews:v1",
+    "reviews:v2",
+    "reviews:v3",
+    "productpage:v1",
+    "productpage:v2",
+    "details:v1",
+    "ratings:v1",
 )
 
 
-def table(text: str, proxy: ProxyIdentity | None = None, endpoints: list[Endpoint] | None = None) -> RouteTable:
+def table(
+    text: str, proxy: ProxyIdentity | None = None, endpoints: list[Endpoint] | None = None
+) -> RouteTable:
     loaded = load(text)
     errors = [i for i in loaded.issues if i.is_error]
     assert not errors, errors

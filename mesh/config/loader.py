@@ -589,7 +589,11 @@ def _document_issues(
                 path=path,
             )
         )
-    if not name or any(i.is_error for i in found):
+    if (
+        not name
+        or (spec is None)
+        or any(i.is_error and i.path.startswith(("apiVersion", "metadata")) for i in found)
+    ):
         return None, found
     resource = Resource(
         kind=kind,
@@ -722,7 +726,10 @@ def yaml_files(paths: Iterable[str | Path]) -> list[Path]:
             )
         else:
             files.append(path)
-    return files
+    unique: dict[Path, Path] = {}
+    for path in files:  # the same file named twice is loaded once
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
 
 
 def load_paths(paths: Sequence[str | Path]) -> LoadResult:

@@ -341,11 +341,12 @@ def _compile_rule(
 
 
 def _rule_matchers(
-    route: HTTPRoute, proxy: ProxyIdentity, bound_gateways: Iterable[str], gateway: str | None
+    route: HTTPRoute, proxy: ProxyIdentity, bound_gateways: Sequence[str], gateway: str | None
 ) -> tuple[RequestMatcher, ...] | None:
     """Matchers of a rule for this proxy; None when no match entry applies to it."""
     if not route.match:
-        return ()
+        applies = (MESH_GATEWAY if gateway is None else gateway) in bound_gateways
+        return () if applies else None
     kept = []
     for entry in route.match:
         entry_gateways = [hostnames.gateway_key(g) for g in entry.gateways] or list(bound_gateways)

@@ -32,7 +32,11 @@ def test_one_naming_rule_maps_snake_to_camel(python: str, yaml: str) -> None:
 
 @pytest.mark.parametrize("version", ["v1alpha3", "v1beta1", "v1"])
 def test_every_istio_api_version_loads(version: str) -> None:
-    text = doc("VirtualService", "reviews", "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews}")
+    text = doc(
+        "VirtualService",
+        "reviews",
+        "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews}",
+    )
     text = text.replace("v1beta1", version)
     result = load(text)
     assert result.ok and len(result.resources) == 1
@@ -40,7 +44,11 @@ def test_every_istio_api_version_loads(version: str) -> None:
 
 
 def test_spec_becomes_frozen_typed_objects() -> None:
-    result = load(doc("VirtualService", "reviews", """
+    result = load(
+        doc(
+            "VirtualService",
+            "reviews",
+            """
         hosts: [reviews]
         http:
         - match:
@@ -52,7 +60,9 @@ def test_spec_becomes_frozen_typed_objects() -> None:
             weight: 70
         - route:
           - destination: {host: reviews, subset: v1}
-    """))
+    """,
+        )
+    )
     vs = result.resources[0].spec
     assert isinstance(vs, VirtualService)
     rule = vs.http[0]
@@ -65,16 +75,26 @@ def test_spec_becomes_frozen_typed_objects() -> None:
 
 
 def test_outlier_fields_map_from_camel_case() -> None:
-    result = load(doc("DestinationRule", "details", """
+    result = load(
+        doc(
+            "DestinationRule",
+            "details",
+            """
         host: details
         trafficPolicy:
           outlierDetection: {consecutive5xxErrors: 3, interval: 1m, baseEjectionTime: 5m, maxEjectionPercent: 100}
           connectionPool: {http: {http1MaxPendingRequests: 1, maxRequestsPerConnection: 1}, tcp: {maxConnections: 1}}
-    """))
+    """,
+        )
+    )
     dr = result.resources[0].spec
     assert isinstance(dr, DestinationRule)
     outlier = dr.traffic_policy.outlier_detection
-    assert (outlier.consecutive_5xx_errors, outlier.interval, outlier.base_ejection_time) == (3, 60.0, 300.0)
+    assert (outlier.consecutive_5xx_errors, outlier.interval, outlier.base_ejection_time) == (
+        3,
+        60.0,
+        300.0,
+    )
     assert dr.traffic_policy.connection_pool.http.http1_max_pending_requests == 1
 
 
@@ -82,12 +102,19 @@ def test_other_kinds_are_skipped_with_an_info_line() -> None:
     text = docs(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: reviews-v1}\nspec: {}\n",
         "apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\nspec: {}\n",
-        doc("VirtualService", "reviews", "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews}"),
+        doc(
+            "VirtualService",
+            "reviews",
+            "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews}",
+        ),
     )
     result = load(text)
     assert result.ok
     assert [r.kind for r in result.resources] == ["VirtualService"]
-    assert [(i.severity, i.kind) for i in result.issues] == [("Info", "Deployment"), ("Info", "Service")]
+    assert [(i.severity, i.kind) for i in result.issues] == [
+        ("Info", "Deployment"),
+        ("Info", "Service"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -97,19 +124,43 @@ def test_other_kinds_are_skipped_with_an_info_line() -> None:
         ("- just\n- a list\n", "is a list, not a mapping"),
         ("kind: VirtualService\n", "missing apiVersion"),
         ("apiVersion: networking.istio.io/v1\nmetadata: {name: x}\n", "missing kind"),
-        ("apiVersion: networking.istio.io/v1\nkind: VirtualSerivce\nmetadata: {name: x}\nspec: {}\n",
-         'unknown kind \'VirtualSerivce\' (did you mean "VirtualService"?)'),
-        ("apiVersion: networking.istio.io/v2\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: [a]}\n",
-         "unknown apiVersion"),
-        ("apiVersion: networking.istio.io/v1\nkind: VirtualService\nspec: {hosts: [a]}\n", "missing metadata.name"),
-        ("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: Bad_Name}\nspec: {hosts: [a]}\n",
-         "not a valid DNS-1123 name"),
-        ("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\n", "missing spec"),
-        ("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: [1]\n",
-         "spec must be a mapping"),
+        (
+            "apiVersion: networking.istio.io/v1\nkind: VirtualSerivce\nmetadata: {name: x}\nspec: {}\n",
+            "unknown kind 'VirtualSerivce' (did you mean \"VirtualService\"?)",
+        ),
+        (
+            "apiVersion: networking.istio.io/v2\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: [a]}\n",
+            "unknown apiVersion",
+        ),
+        (
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nspec: {hosts: [a]}\n",
+            "missing metadata.name",
+        ),
+        (
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: Bad_Name}\nspec: {hosts: [a]}\n",
+            "not a valid DNS-1123 name",
+        ),
+        (
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\n",
+            "missing spec",
+        ),
+        (
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: [1]\n",
+            "spec must be a mapping",
+        ),
     ],
-    ids=["yaml-syntax", "not-a-mapping", "no-apiversion", "no-kind", "kind-typo", "bad-version",
-         "no-name", "bad-name", "no-spec", "spec-list"],
+    ids=[
+        "yaml-syntax",
+        "not-a-mapping",
+        "no-apiversion",
+        "no-kind",
+        "kind-typo",
+        "bad-version",
+        "no-name",
+        "bad-name",
+        "no-spec",
+        "spec-list",
+    ],
 )
 def test_bad_documents_get_a_clear_error(text: str, expected: str) -> None:
     result = load(text)
@@ -121,26 +172,57 @@ def test_bad_documents_get_a_clear_error(text: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("spec", "path", "expected"),
     [
-        ("hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews}\n    wieght: 5",
-         "http[0].route[0].wieght", 'unknown field \'wieght\' (did you mean "weight"?)'),
+        (
+            "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews}\n    wieght: 5",
+            "http[0].route[0].wieght",
+            "unknown field 'wieght' (did you mean \"weight\"?)",
+        ),
         ("hostz: [reviews]", "hostz", 'did you mean "hosts"?'),
         ("hosts: reviews", "hosts", "must be a list, not string"),
-        ("hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews}\n    weight: seventy",
-         "http[0].route[0].weight", "must be an integer"),
-        ("hosts: [reviews]\nhttp:\n- timeout: 2.5\n  route:\n  - destination: {host: reviews}",
-         "http[0].timeout", "has no unit"),
-        ("hosts: [reviews]\nhttp:\n- timeout: -1s\n  route:\n  - destination: {host: reviews}",
-         "http[0].timeout", "negative"),
-        ("hosts: [reviews]\nhttp:\n- timeout: soon\n  route:\n  - destination: {host: reviews}",
-         "http[0].timeout", "is not a duration"),
-        ("hosts: [reviews]\nhttp:\n- match:\n  - headers: {end-user: {exact: a, prefix: b}}\n  route:\n  - destination: {host: reviews}",
-         "http[0].match[0].headers.end-user", "only one of exact, prefix, regex"),
-        ("hosts: [reviews]\nhttp:\n- match:\n  - headers: {end-user: {exactly: a}}\n  route:\n  - destination: {host: reviews}",
-         "http[0].match[0].headers.end-user.exactly", 'did you mean "exact"?'),
+        (
+            "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews}\n    weight: seventy",
+            "http[0].route[0].weight",
+            "must be an integer",
+        ),
+        (
+            "hosts: [reviews]\nhttp:\n- timeout: 2.5\n  route:\n  - destination: {host: reviews}",
+            "http[0].timeout",
+            "has no unit",
+        ),
+        (
+            "hosts: [reviews]\nhttp:\n- timeout: -1s\n  route:\n  - destination: {host: reviews}",
+            "http[0].timeout",
+            "negative",
+        ),
+        (
+            "hosts: [reviews]\nhttp:\n- timeout: soon\n  route:\n  - destination: {host: reviews}",
+            "http[0].timeout",
+            "is not a duration",
+        ),
+        (
+            "hosts: [reviews]\nhttp:\n- match:\n  - headers: {end-user: {exact: a, prefix: b}}\n  route:\n  - destination: {host: reviews}",
+            "http[0].match[0].headers.end-user",
+            "only one of exact, prefix, regex",
+        ),
+        (
+            "hosts: [reviews]\nhttp:\n- match:\n  - headers: {end-user: {exactly: a}}\n  route:\n  - destination: {host: reviews}",
+            "http[0].match[0].headers.end-user.exactly",
+            'did you mean "exact"?',
+        ),
         ("hosts: [reviews]\nhosts: [ratings]", "hosts", "duplicate key"),
     ],
-    ids=["typo-weight", "typo-hosts", "wrong-type-list", "wrong-type-int", "duration-no-unit",
-         "duration-negative", "duration-garbage", "two-match-kinds", "typo-exact", "duplicate-key"],
+    ids=[
+        "typo-weight",
+        "typo-hosts",
+        "wrong-type-list",
+        "wrong-type-int",
+        "duration-no-unit",
+        "duration-negative",
+        "duration-garbage",
+        "two-match-kinds",
+        "typo-exact",
+        "duplicate-key",
+    ],
 )
 def test_schema_errors_name_the_field_and_line(spec: str, path: str, expected: str) -> None:
     result = load(doc("VirtualService", "reviews", spec))
@@ -153,7 +235,13 @@ def test_schema_errors_name_the_field_and_line(spec: str, path: str, expected: s
 
 
 def test_issue_prints_istio_style() -> None:
-    result = load(doc("VirtualService", "reviews", "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews}\n    wieght: 5"))
+    result = load(
+        doc(
+            "VirtualService",
+            "reviews",
+            "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews}\n    wieght: 5",
+        )
+    )
     (issue,) = result.issues
     assert str(issue) == (
         "Error [IST0106] (VirtualService reviews test.yaml:10) http[0].route[0].wieght: "
@@ -197,9 +285,21 @@ def test_binary_garbage_is_an_error_not_a_crash() -> None:
 
 def test_later_files_replace_earlier_definitions(tmp_path) -> None:
     base = tmp_path / "a.yaml"
-    base.write_text(doc("VirtualService", "reviews", "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews, subset: v1}"))
+    base.write_text(
+        doc(
+            "VirtualService",
+            "reviews",
+            "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews, subset: v1}",
+        )
+    )
     change = tmp_path / "b.yaml"
-    change.write_text(doc("VirtualService", "reviews", "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews, subset: v2}"))
+    change.write_text(
+        doc(
+            "VirtualService",
+            "reviews",
+            "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews, subset: v2}",
+        )
+    )
     result = load_paths([base, change])
     (resource,) = result.resources
     assert resource.spec.http[0].route[0].destination.subset == "v2"
