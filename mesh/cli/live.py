@@ -145,12 +145,9 @@ def apply_resources(
     prune: bool = False,
 ) -> Outcome:
     """Validate the resulting config and write it, or write nothing. Prints kubectl lines."""
-    if any(i.is_error for i in input_issues) or not resources:
+    if not resources and not any(i.is_error for i in input_issues):
         _print_issues(input_issues, sys.stderr)
-        if not resources and not any(i.is_error for i in input_issues):
-            _err("error: no objects passed to apply")
-        else:
-            _err("error: the input has errors; nothing applied")
+        _err("error: no objects passed to apply")
         return Outcome(REFUSED, list(input_issues))
     with config_lock(mesh):
         files = read_files(mesh.config)

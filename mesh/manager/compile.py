@@ -6,8 +6,6 @@ Primitives:
   subset that selects no pods yet; Lab decision 10: rollouts start that way).
 - ``resource_key(raw)`` / ``sort_resources(raws)``: the deterministic order of resources in a
   snapshot (kind, namespace, name), so the content hash only changes when content does.
-- ``duplicate_issues(resources)``: two files defining the same kind+name (Kubernetes has one
-  object per name; which file would win is undefined, so the manager refuses).
 - ``next_snapshot(published, raws, endpoints, now)``: a new ``Snapshot`` with the next version,
   or None when the content hash equals the published one (nothing is re-published).
 - ``next_version(*known)``: strictly above every version seen, so versions continue across
@@ -17,10 +15,10 @@ Primitives:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mesh.config.issues import SCHEMA_VALIDATION_ERROR, SUBSET_SELECTS_NO_PODS, Issue
+from mesh.config.issues import SUBSET_SELECTS_NO_PODS, Issue
 from mesh.snapshot import Endpoint, Snapshot
 
 NON_BLOCKING = frozenset({SUBSET_SELECTS_NO_PODS})
@@ -46,33 +44,6 @@ def sort_resources(raws: Iterable[Mapping[str, Any]]) -> tuple[dict[str, Any], .
     # A JSON round trip makes the resources plain (no YAML dates, tuples) and detaches them.
     plain = [json.loads(json.dumps(r, sort_keys=True, default=str)) for r in raws]
     return tuple(sorted(plain, key=lambda r: (resource_key(r), json.dumps(r, sort_keys=True))))
-
-
-def duplicate_issues(resources: Sequence[Any]) -> list[Issue]:
-    """One error per resource defined again after its first definition (by file order)."""
-    seen: dict[tuple[str, str, str], Any] = {}
-    issues: list[Issue] = []
-    for res in resources:
-        key = (res.kind, res.namespace or DEFAULT_NAMESPACE, res.name)
-        first = seen.setdefault(key, res)
-        if first is res:
-            continue
-        issues.append(
-            Issue(
-                severity="Error",
-                code=SCHEMA_VALIDATION_ERROR,
-                message=(
-                    f"{res.kind} {res.name!r} is also defined in "
-                    f"{first.source.file}:{first.source.line}; one name, one resource"
-                ),
-                kind=res.kind,
-                name=res.name,
-                file=str(res.source.file),
-                line=int(res.source.line or 0),
-                path="metadata.name",
-            )
-        )
-    return issues
 
 
 def next_version(*known: int | None) -> int:

@@ -202,16 +202,22 @@ def locate(files: Sequence[ConfigFile]) -> dict[Key, list[tuple[str, Doc]]]:
     return where
 
 
-def plan_apply(files: Sequence[ConfigFile], incoming: Sequence[Mapping[str, Any]]) -> Plan:
-    """Replace or create each incoming resource. Raises ``ResourceNameError`` for a bad name."""
+def plan_apply(
+    files: Sequence[ConfigFile], incoming: Sequence[Mapping[str, Any]], *, prune: bool = False
+) -> Plan:
+    """Replace or create each incoming resource. Raises ``ResourceNameError`` for a bad name.
+
+    ``prune``: the resulting config is exactly the input; every other document goes
+    (``pruned``), whatever file it is in — ``make reset`` uses it to undo every scenario.
+    """
     where = locate(files)
     latest: dict[Key, Mapping[str, Any]] = {}
     for raw in incoming:
+        canonical_name(resource_key(raw))  # refuse a bad name before planning anything
         latest[resource_key(raw)] = raw  # a resource given twice: the last one wins
     outcomes: list[tuple[Key, str]] = []
     changed: dict[Key, Mapping[str, Any]] = {}
     for key, raw in latest.items():
-        canonical_name(key)  # refuse a bad name before planning anything
         found = where.get(key, [])
         if not found:
             outcomes.append((key, "created"))
@@ -221,9 +227,16 @@ def plan_apply(files: Sequence[ConfigFile], incoming: Sequence[Mapping[str, Any]
         else:
             outcomes.append((key, "configured"))
             changed[key] = raw
-    kept, touched = _without(files, set(changed))
-    # What validation sees: every existing document not superseded by the input.
-    plan = Plan(outcomes=outcomes, kept=_without(files, set(latest))[0])
+    if prune:
+        unchanged = {key for key, action in outcomes if action == "unchanged"}
+        kept, touched = _only(files, unchanged)
+        outcomes.extend((key, "pruned") for key in sorted(where) if key not in latest)
+        validation: dict[str, str] = {}
+    else:
+        kept, touched = _without(files, set(changed))
+        # What validation sees: every existing document not superseded by the input.
+        validation = _without(files, set(latest))[0]
+    plan = Plan(outcomes=outcomes, kept=validation)
     for name in touched:
         plan.writes[name] = kept[name] or None
     for key, raw in changed.items():
@@ -232,6 +245,20 @@ def plan_apply(files: Sequence[ConfigFile], incoming: Sequence[Mapping[str, Any]
         chunks = split_documents(previous or "")
         plan.writes[target] = join_documents([*chunks, dump_resource(raw)])
     return plan
+
+
+def _only(files: Sequence[ConfigFile], keys: set[Key]) -> tuple[dict[str, str], set[str]]:
+    """Each file reduced to the documents defining ``keys`` (everything else pruned)."""
+    kept: dict[str, str] = {}
+    touched: set[str] = set()
+    for cfg in files:
+        remaining = [d for d in cfg.docs if d.key in keys]
+        if len(remaining) == len(cfg.docs):
+            kept[cfg.name] = cfg.text
+        else:
+            touched.add(cfg.name)
+            kept[cfg.name] = join_documents(d.text for d in remaining) if remaining else ""
+    return kept, touched
 
 
 def plan_delete(files: Sequence[ConfigFile], keys: Sequence[Key]) -> Plan:

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mesh.lab.topology import BOOKINFO_PODS, SERVICE_PORT
 from mesh.manager.meshdir import list_files
 from mesh.snapshot import Endpoint
 
@@ -69,7 +68,8 @@ class RegistryRecord:
                 raise TypeError("labels must be an object")
             ttl = float(data.get("ttl") or DEFAULT_TTL)
             heartbeat = float(data.get("heartbeat") or 0.0)
-            port = int(data["port"])
+            # A gateway is nobody's upstream: it may register without a service port.
+            port = int(data["port"]) if data.get("port") is not None else 0
             role = str(data.get("role") or "sidecar")
             record = cls(
                 pod=str(data["pod"]),
@@ -86,8 +86,10 @@ class RegistryRecord:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordError(f"{where}bad registry record: {exc!r}") from None
-        if not record.pod or not 0 < record.port < 65536:
-            raise RecordError(f"{where}bad registry record: pod and port 1..65535 are required")
+        if not record.pod:
+            raise RecordError(f"{where}bad registry record: pod is required")
+        if not 0 < record.port < 65536 and not (record.role == "gateway" and record.port == 0):
+            raise RecordError(f"{where}bad registry record: port must be 1..65535")
         if not (math.isfinite(ttl) and ttl > 0 and math.isfinite(heartbeat)):
             raise RecordError(f"{where}bad registry record: heartbeat and ttl > 0 must be numbers")
         if role not in ROLES:
@@ -120,22 +122,18 @@ def analysis_endpoints(records: Iterable[RegistryRecord], now: float) -> tuple[E
     return tuple(sorted(chosen, key=lambda e: (e.service, e.pod)))
 
 
-def validation_endpoints(records: Iterable[RegistryRecord], now: float) -> tuple[Endpoint, ...]:
-    """The pods the validator should assume: the live ones, plus the lab topology's pods of
-    every service that has none registered.
+def validation_endpoints(
+    records: Iterable[RegistryRecord], now: float
+) -> tuple[Endpoint, ...] | None:
+    """The pods the validator should assume: the live ones, or None (the lab topology) when no
+    pod is registered yet — e.g. ``meshctl apply`` into a mesh directory whose lab is down.
 
-    A Kubernetes Service exists whether or not its pods are up; without this a service whose
-    only pod is restarting would make every route to it "host not found" and the whole config
-    would be refused. Placeholders are not ready and never reach a snapshot.
+    Services themselves are always known to the validator (the topology's), as a Kubernetes
+    Service exists whether or not its pods are up, so a restarting pod never makes routes to
+    it "host not found".
     """
     live = analysis_endpoints(records, now)
-    present = {e.service for e in live}
-    placeholders = [
-        Endpoint(pod.name, pod.service, "0.0.0.0", SERVICE_PORT, pod.labels, ready=False)
-        for pod in BOOKINFO_PODS
-        if pod.service not in present
-    ]
-    return tuple(sorted((*live, *placeholders), key=lambda e: (e.service, e.pod)))
+    return live or None
 
 
 def next_expiry(records: Iterable[RegistryRecord], now: float) -> float | None:

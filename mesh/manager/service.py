@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mesh.config.issues import Issue
-from mesh.manager.compile import blocking, duplicate_issues, next_snapshot, next_version
+from mesh.manager.compile import blocking, next_snapshot, next_version
 from mesh.manager.debounce import Debouncer
 from mesh.manager.meshdir import (
     CONFIG_SUFFIXES,
@@ -84,7 +84,7 @@ def load_config(files: Sequence[Path]) -> tuple[list[Any], list[Issue]]:
     return list(result.resources), list(result.issues)
 
 
-def analyze_config(resources: Sequence[Any], endpoints: Sequence[Endpoint]) -> list[Issue]:
+def analyze_config(resources: Sequence[Any], endpoints: Sequence[Endpoint] | None) -> list[Issue]:
     from mesh.config.validate import analyze
 
     return list(analyze(resources, endpoints))
@@ -200,10 +200,10 @@ class Manager:
                     resources, load_issues = [], [internal_issue(exc)]
                 cache.signature = signature
                 cache.resources = resources
-                cache.load_issues = load_issues + duplicate_issues(resources)
+                cache.load_issues = load_issues
                 cache.analysis_key = None
         known = validation_endpoints(records, now)
-        key = repr([e.to_json() for e in known])
+        key = repr(None if known is None else [e.to_json() for e in known])
         if key != cache.analysis_key:
             try:
                 analysis = analyze_config(cache.resources, known) if cache.resources else []

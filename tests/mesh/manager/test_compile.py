@@ -1,9 +1,6 @@
-from types import SimpleNamespace
-
 from mesh.config.issues import Issue
 from mesh.manager.compile import (
     blocking,
-    duplicate_issues,
     next_snapshot,
     next_version,
     resource_key,
@@ -20,7 +17,10 @@ def vs(name, subset="v1", namespace=None):
         "apiVersion": "networking.istio.io/v1beta1",
         "kind": "VirtualService",
         "metadata": meta,
-        "spec": {"hosts": [name], "http": [{"route": [{"destination": {"host": name, "subset": subset}}]}]},
+        "spec": {
+            "hosts": [name],
+            "http": [{"route": [{"destination": {"host": name, "subset": subset}}]}],
+        },
     }
 
 
@@ -58,15 +58,3 @@ def test_version_strictly_increases_and_continues_from_the_floor():
     third = next_snapshot(second, [vs("reviews", "v2")], [], now=12.0)
     assert third is not None and third.version == 44  # endpoints alone change the content
     assert next_version(None, 3, 7) == 8 and next_version() == 1
-
-
-def test_duplicates_across_files_are_errors():
-    def res(name, file, line):
-        return SimpleNamespace(
-            kind="VirtualService", namespace="default", name=name,
-            source=SimpleNamespace(file=file, line=line),
-        )
-
-    issues = duplicate_issues([res("a", "x.yaml", 1), res("b", "x.yaml", 9), res("a", "y.yaml", 3)])
-    assert len(issues) == 1
-    assert issues[0].file == "y.yaml" and "x.yaml:1" in issues[0].message

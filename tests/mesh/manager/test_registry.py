@@ -91,3 +91,11 @@ def test_parse_records_reports_bad_files_and_keeps_newest_duplicate():
     recs, problems = parse_records(raw)
     assert [(r.pod, r.port) for r in recs] == [("reviews-v1", 9999)]
     assert len(problems) == 2 and problems[0].startswith("bad.json")
+
+
+def test_a_gateway_may_register_without_a_port_and_is_never_an_endpoint():
+    rec = RegistryRecord.from_json(record("istio-ingressgateway", role="gateway", port=None))
+    assert rec.port == 0
+    assert snapshot_endpoints([rec], 105.0) == ()
+    with pytest.raises(RecordError):
+        RegistryRecord.from_json(record(port=None))

@@ -1,0 +1,453 @@
+"""The whole lab as local processes (``meshlab up --local``): manager, every pod, the gateway.
+
+Primitives:
+
+- ``LocalLab``: a context manager that starts the manager, one ``python -m mesh.lab.pod``
+  supervisor per pod of ``mesh.lab.topology.BOOKINFO_PODS`` (each on its own free loopback
+  ports) and the ingress gateway, applies the baseline scenario, and waits until every pod is
+  ready and every proxy runs the published version. ``stop()`` leaves no process behind.
+- ``Child``: one supervised process in its own process group, logging to
+  ``$MESH_DIR/logs/<name>.log``; stopped with SIGTERM to its group, SIGKILL after a grace,
+  then any descendant that outlived its parent (recorded from /proc while it ran) is killed.
+- ``free_ports(n)``: distinct loopback ports the kernel says are free right now.
+
+The lab is also the programmatic API of the integration tests and benchmarks: ``apply(path)``,
+``set_ready(pod, bool)``, ``kill_manager()`` / ``start_manager()``, ``gateway_url``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from mesh.lab.pod import PodPorts
+from mesh.lab.topology import BOOKINFO_PODS, GATEWAY_LABELS, GATEWAY_PORT, Pod
+from mesh.manager.meshdir import NOT_A_PROXY, MeshDir, list_files
+from mesh.manager.observe import MeshState, ProxyRow
+
+GATEWAY_POD = "istio-ingressgateway"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BASELINE = REPO_ROOT / "scenarios" / "reset.yaml"
+HOSTS = ("bookinfo.local", "test.bookinfo.local")
+DEFAULT_GRACE = 10.0
+
+
+class LabError(RuntimeError):
+    """The lab could not start (or an operation on it failed); the message says why."""
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports free on ``host`` (held open together so none repeats)."""
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((host, 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _die_with_parent() -> None:
+    # Linux PR_SET_PDEATHSIG: a child gets SIGTERM if meshlab itself is SIGKILLed.
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def _proc_stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time) of ``pid`` from /proc, or None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return int(fields[1]), int(fields[19])
+
+
+def descendants(root: int) -> set[tuple[int, int]]:
+    """(pid, start time) of every live descendant of ``root`` (Linux /proc)."""
+    children: dict[int, list[tuple[int, int]]] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            stat = _proc_stat(int(entry))
+            if stat is not None:
+                children.setdefault(stat[0], []).append((int(entry), stat[1]))
+    found: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        for pid, start in children.get(stack.pop(), []):
+            if (pid, start) not in found:
+                found.add((pid, start))
+                stack.append(pid)
+    return found
+
+
+@dataclass
+class Child:
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    seen: set[tuple[int, int]] = field(default_factory=set)
+    _log: IO[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in wait()
+        preexec = _die_with_parent if sys.platform.startswith("linux") else None
+        self.proc = subprocess.Popen(  # noqa: S603 - argv from the topology
+            list(self.argv),
+            env=dict(self.env),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+            preexec_fn=preexec,
+            cwd=REPO_ROOT,
+        )
+        self.seen = set()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def remember_descendants(self) -> None:
+        if self.running and self.proc is not None:
+            self.seen |= descendants(self.proc.pid)
+
+    def signal(self, signum: int) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signum)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(self.proc.pid, signum)
+
+    def reap_leftovers(self) -> None:
+        """SIGKILL descendants that outlived the child (same pid *and* start time only)."""
+        for pid, start in self.seen | (descendants(self.proc.pid) if self.running else set()):
+            stat = _proc_stat(pid)
+            if stat is not None and stat[1] == start:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def stop_children(children: Sequence[Child], grace: float = DEFAULT_GRACE) -> None:
+    """SIGTERM every child's group, SIGKILL what is left after ``grace``, reap leftovers."""
+    for child in children:
+        child.remember_descendants()
+    for child in children:
+        if child.running:
+            child.signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(c.running for c in children):
+        time.sleep(0.05)
+    for child in children:
+        if child.running:
+            child.signal(signal.SIGKILL)
+    for child in children:
+        if child.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.proc.wait(timeout=5)
+        child.reap_leftovers()
+        child.close()
+
+
+@dataclass
+class PodPlan:
+    pod: Pod
+    ports: PodPorts
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class LocalLab:
+    """The lab as local processes. ``with LocalLab(...) as lab: ...`` starts and stops it."""
+
+    def __init__(
+        self,
+        mesh_dir: str | Path | None = None,
+        *,
+        gateway_port: int = GATEWAY_PORT,
+        pods: Sequence[Pod] = BOOKINFO_PODS,
+        pod_env: Mapping[str, Mapping[str, str]] | None = None,
+        baseline: Path | None = BASELINE,
+        python: str = sys.executable,
+        grace: float = DEFAULT_GRACE,
+        out: IO[str] | None = None,
+        manager_args: Sequence[str] = (),
+    ) -> None:
+        self.mesh = MeshDir(Path(mesh_dir or ".mesh").resolve())
+        self.gateway_port = gateway_port
+        self.baseline = baseline
+        self.python = python
+        self.grace = grace
+        self.out = out if out is not None else sys.stderr
+        self.manager_args = list(manager_args)
+        ports = free_ports(4 * len(pods) + 1)
+        self.plans: dict[str, PodPlan] = {}
+        for i, pod in enumerate(pods):
+            p = ports[4 * i : 4 * i + 4]
+            self.plans[pod.name] = PodPlan(
+                pod, PodPorts(p[0], p[1], p[2], p[3]), dict((pod_env or {}).get(pod.name, {}))
+            )
+        self.gateway_admin_port = ports[-1]
+        self.manager: Child | None = None
+        self.children: dict[str, Child] = {}
+
+    # -- addresses ---------------------------------------------------------------------------
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def expected_proxies(self) -> list[str]:
+        return [*self.plans, GATEWAY_POD]
+
+    def app_url(self, pod: str) -> str:
+        return f"http://127.0.0.1:{self.plans[pod].ports.app}"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalLab:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _say(self, message: str) -> None:
+        print(f"meshlab: {message}", file=self.out, flush=True)
+
+    def _env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        env["MESH_DIR"] = str(self.mesh.root)
+        env["PYTHONUNBUFFERED"] = "1"
+        # The app must reach its sidecar and nothing else through a proxy from the host.
+        for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+            env.pop(name, None)
+        env.update(extra or {})
+        return env
+
+    def _child(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Child:
+        return Child(name, argv, self._env(env), self.mesh.logs / f"{name}.log")
+
+    def _prepare_dir(self) -> None:
+        self.mesh.create()
+        self.mesh.logs.mkdir(exist_ok=True)
+        # A previous run's records and proxy statuses would read as dead pods.
+        for path in list_files(self.mesh.registry, (".json",)):
+            path.unlink(missing_ok=True)
+        for path in list_files(self.mesh.status, (".json",)):
+            if path.name not in NOT_A_PROXY:
+                path.unlink(missing_ok=True)
+
+    def start_manager(self) -> None:
+        argv = [self.python, "-m", "mesh.manager", "--mesh-dir", str(self.mesh.root)]
+        self.manager = self._child("manager", [*argv, *self.manager_args])
+        self.manager.start()
+
+    def kill_manager(self, signum: int = signal.SIGKILL) -> None:
+        if self.manager is not None:
+            self.manager.signal(signum)
+            if self.manager.proc is not None:
+                self.manager.proc.wait(timeout=10)
+            self.manager.close()
+
+    def _pod_child(self, plan: PodPlan) -> Child:
+        ports = plan.ports
+        argv = [
+            self.python, "-m", "mesh.lab.pod", plan.pod.name,
+            "--mesh-dir", str(self.mesh.root),
+            "--service-port", str(ports.service), "--app-port", str(ports.app),
+            "--outbound-port", str(ports.outbound), "--admin-port", str(ports.admin),
+            "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+            "--grace-seconds", str(max(1.0, self.grace - 2)),
+        ]  # fmt: skip
+        return self._child(plan.pod.name, argv, plan.env)
+
+    def _gateway_child(self) -> Child:
+        labels = ",".join(f"{k}={v}" for k, v in GATEWAY_LABELS.items())
+        argv = [
+            self.python, "-m", "mesh.sidecar", "--gateway", "--pod", GATEWAY_POD,
+            "--labels", labels, "--mesh-dir", str(self.mesh.root),
+            "--admin-port", str(self.gateway_admin_port), "--bind-address", "127.0.0.1",
+            "--advertise-address", "127.0.0.1",
+            "--gateway-port-map", f"{GATEWAY_PORT}:{self.gateway_port}",
+        ]  # fmt: skip
+        return self._child("gateway", argv)
+
+    def start(self, timeout: float = 180.0) -> None:
+        """Start everything, apply the baseline, wait until ready and synced (or raise)."""
+        if not port_free(self.gateway_port):
+            raise LabError(
+                f"port {self.gateway_port} on 127.0.0.1 is in use (another lab?); "
+                "choose one with --gateway-port"
+            )
+        self._prepare_dir()
+        try:
+            self.start_manager()
+            for plan in self.plans.values():
+                child = self._pod_child(plan)
+                child.start()
+                self.children[plan.pod.name] = child
+            gateway = self._gateway_child()
+            gateway.start()
+            self.children[GATEWAY_POD] = gateway
+            self._say(
+                f"started the manager, {len(self.plans)} pods and the gateway; logs in "
+                f"{self.mesh.logs}"
+            )
+            deadline = time.monotonic() + timeout
+            self.wait_ready(deadline)
+            if self.baseline is not None:
+                self._say(f"applying the baseline {self.baseline.name}")
+                code, output = self.apply(self.baseline, prune=True, timeout=30.0)
+                if code != 0:
+                    raise LabError(f"the baseline did not apply:\n{output}")
+            self.wait_synced(deadline)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _check_alive(self) -> None:
+        everyone = [*self.children.values(), *([self.manager] if self.manager else [])]
+        for child in everyone:
+            if child.proc is not None and child.proc.poll() is not None:
+                raise LabError(
+                    f"{child.name} exited with code {child.proc.returncode}; "
+                    f"last lines of {child.log_path}:\n{child.tail()}"
+                )
+
+    def rows(self) -> dict[str, ProxyRow]:
+        state = MeshState.read(self.mesh)
+        return {row.pod: row for row in state.rows(time.time())}
+
+    def wait_ready(self, deadline: float) -> None:
+        """Until every pod and the gateway registered as ready."""
+        while True:
+            self._check_alive()
+            state = MeshState.read(self.mesh, with_snapshot=False)
+            now = time.time()
+            ready = {r.pod for r in state.records if r.ready and r.expires_at > now}
+            missing = [p for p in self.expected_proxies if p not in ready]
+            if not missing:
+                return
+            if time.monotonic() >= deadline:
+                raise LabError(f"not ready in time: {', '.join(missing)}{self._tails(missing)}")
+            time.sleep(0.2)
+
+    def wait_synced(self, deadline: float) -> None:
+        """Until every expected proxy is ready and SYNCED with the published version."""
+        while True:
+            self._check_alive()
+            rows = self.rows()
+            pending = [
+                f"{p} ({rows[p].status}, {'ready' if rows[p].ready else 'not ready'})"
+                if p in rows
+                else f"{p} (not registered)"
+                for p in self.expected_proxies
+                if p not in rows or not rows[p].ok
+            ]
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                raise LabError(f"not synced in time: {', '.join(pending)}")
+            time.sleep(0.1)
+
+    def _tails(self, names: Sequence[str]) -> str:
+        parts = []
+        for name in names[:3]:
+            child = self.children.get(name)
+            if child is not None:
+                parts.append(f"\n--- {child.log_path} ---\n{child.tail()}")
+        return "".join(parts)
+
+    def stop(self) -> None:
+        everyone = [*self.children.values(), *([self.manager] if self.manager else [])]
+        if not everyone:
+            return
+        stop_children(everyone, self.grace)
+        self.children.clear()
+        self.manager = None
+
+    def watch(self) -> Iterator[str]:
+        """Yield a message whenever a child exits unexpectedly (for ``meshlab up``)."""
+        reported: set[str] = set()
+        everyone = [*self.children.values(), *([self.manager] if self.manager else [])]
+        for child in everyone:
+            if child.name in reported or child.proc is None:
+                continue
+            if child.proc.poll() is not None:
+                reported.add(child.name)
+                yield f"{child.name} exited with code {child.proc.returncode}; see {child.log_path}"
+
+    # -- operations --------------------------------------------------------------------------
+
+    def apply(
+        self, *paths: str | Path, wait: bool = True, timeout: float = 30.0, prune: bool = False
+    ) -> tuple[int, str]:
+        """``meshctl apply -f PATH... [--wait]`` in-process: (exit code, everything it printed)."""
+        from mesh.cli.live import apply_resources, wait_synced
+        from mesh.config.loader import load_paths
+
+        buffer = io.StringIO()
+        with contextlib.redirect_stderr(buffer):
+            result = load_paths([Path(p) for p in paths])
+            outcome = apply_resources(
+                self.mesh, result.resources, result.issues, buffer, prune=prune
+            )
+            code = outcome.code
+            if code == 0 and wait:
+                code = wait_synced(self.mesh, outcome.expected, outcome.written_at, timeout, buffer)
+        return code, buffer.getvalue()
+
+    def set_ready(self, pod: str, ready: bool) -> dict[str, Any]:
+        """Flip a pod's app readiness (``POST /health/toggle?ready=...`` on the app port)."""
+        import requests
+
+        response = requests.post(
+            f"{self.app_url(pod)}/health/toggle",
+            params={"ready": "true" if ready else "false"},
+            timeout=5,
+            proxies={"http": "", "https": ""},
+        )
+        return dict(response.json())
