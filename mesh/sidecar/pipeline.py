@@ -229,7 +229,7 @@ async def handle_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge
         load.release()
     # 8. mirror
     if fwd.mirrors and ex.replay is not None and ex.request_done:
-        _mirror(rt, ex, fwd, states, extra)
+        _mirror(rt, ex, view, fwd, states, extra)
 
 
 def _xff(ex: Exchange) -> bytes:
@@ -274,6 +274,14 @@ async def _admit(
         return None  # the releasing request handed its slot over
     load.inflight += 1
     return None
+
+
+def _authority(ex: Exchange, view: RequestView, fwd: Forward) -> str:
+    """The Host to send: as the client sent it (port included, as Envoy does) unless the
+    route rewrote the authority."""
+    if fwd.authority == view.host or fwd.authority.lower() == view.host.lower():
+        return ex.authority or fwd.authority
+    return fwd.authority
 
 
 def _head(ex: Exchange, method: str, path: str, authority: str, lines: list[bytes]) -> bytes:
@@ -346,7 +354,7 @@ async def _forward(
     deadline = loop.time() + fwd.timeout if fwd.timeout else None
     per_try = retry.per_try_timeout
     lines = _request_lines(ex, fwd.request_headers, extra)
-    head = _head(ex, ex.method, fwd.path, fwd.authority, lines)
+    head = _head(ex, ex.method, fwd.path, _authority(ex, view, fwd), lines)
     tried: list[str] = []
     balancer = state.balancer
     load = state.load
@@ -528,7 +536,8 @@ async def _respond(
     if att.truncated or not att.complete:
         # Headers are out: the only honest thing left is to cut the client's connection
         # (Envoy: UC upstream connection termination / UT timeout).
-        ex.abort("UT" if att.outcome == TIMEOUT else "UC")
+        late = deadline is not None and rt.loop.time() >= deadline
+        ex.abort("UT" if late else "UC")
     else:
         ex.end_response()
 
@@ -552,19 +561,25 @@ def _shadow(authority: str) -> str:
 
 
 def _mirror(
-    rt: Runtime, ex: Exchange, fwd: Forward, states: dict[str, ClusterState], extra: list[bytes]
+    rt: Runtime,
+    ex: Exchange,
+    view: RequestView,
+    fwd: Forward,
+    states: dict[str, ClusterState],
+    extra: list[bytes],
 ) -> None:
     body = b"".join(ex.replay or ())
+    authority = _authority(ex, view, fwd)
     lines = _request_lines(ex, fwd.request_headers, extra)
     if ex.req_framing == CHUNKED:
         # The copy is sent whole, so it gets a plain length.
         lines.append(b"content-length: %d\r\n" % len(body))
         saved = ex.req_framing
         ex.req_framing = 0
-        head = _head(ex, ex.method, fwd.path, _shadow(fwd.authority), lines)
+        head = _head(ex, ex.method, fwd.path, _shadow(authority), lines)
         ex.req_framing = saved
     else:
-        head = _head(ex, ex.method, fwd.path, _shadow(fwd.authority), lines)
+        head = _head(ex, ex.method, fwd.path, _shadow(authority), lines)
     for cluster in fwd.mirrors:
         state = states.get(cluster.name)
         if state is None or rt.mirrors_in_flight >= MAX_MIRRORS_IN_FLIGHT:

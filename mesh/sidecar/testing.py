@@ -285,9 +285,9 @@ class Request:
     body: bytes
 
 
-Behaviour = Callable[[Request], "bytes | str | None"]
+Behaviour = Callable[[Request], "bytes | str | list[bytes | str] | None"]
 """Given a request: bytes to send raw, "reset" (RST), "close" (FIN, no answer), "hang",
-or None for a default 200 with a small body."""
+None for a default 200 with a small body, or a list of such steps (bytes, then "hang")."""
 
 
 def ok(body: bytes = b"ok", status: int = 200, headers: Mapping[str, str] | None = None) -> bytes:
@@ -382,6 +382,10 @@ class Upstream:
                 with self.lock:
                     self.requests.append(req)
                 action = self.behaviour(req)
+                if isinstance(action, list):  # several steps: e.g. [partial bytes, "hang"]
+                    for step in action[:-1]:
+                        conn.sendall(step)
+                    action = action[-1]
                 if action is None:
                     conn.sendall(ok(f"{self.name} {method} {target}".encode(), 200,
                                     {"x-upstream": self.name}))  # fmt: skip

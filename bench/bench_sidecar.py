@@ -1,0 +1,358 @@
+"""Sidecar overhead benchmark (``make bench-sidecar``): throughput, latency per hop, RSS, CPU.
+
+Setup, all on loopback, on this 2-core machine:
+
+- upstream: nginx serving a static 1 KB file (1 worker, pinned to core 0, with wrk);
+- baselines: wrk straight to the upstream ("direct"), and nginx as a keep-alive reverse
+  proxy (1 worker pinned to core 1);
+- the sidecar under test: one ``python -m mesh.sidecar`` pinned to core 1, with a snapshot
+  whose VirtualService for the benchmark host has 10 rules (9 header/uri matches that do not
+  fire, then the catch-all), so routing does real work on every request.
+
+Measurements:
+
+1. throughput: ``wrk -t1 -c64 -d{D}s`` keep-alive, 1 KB responses (direct, nginx, sidecar);
+2. added latency per hop at concurrency 1: ``wrk -t1 -c1 --latency`` through the sidecar vs.
+   direct; added p50 / p99 = the difference of the percentiles;
+3. two hops at 1,000 req/s: a paced blocking-socket client (``pace_client``: one keep-alive
+   connection, a request every 1 ms, ``perf_counter_ns`` around each) through sidecar A's
+   outbound -> sidecar B's inbound -> upstream, vs. the same client direct; added p90;
+   the CPU time of sidecar A over that run gives CPU per 1,000 req/s;
+4. RSS of the sidecar after the throughput run (``/proc/<pid>/status`` VmRSS).
+
+The last line is machine-readable:
+``sidecar: <N> req/s = <R>x nginx; hop p50 +<U> us, p99 +<V> us; rss <M> MB``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mesh.sidecar.testing import (  # noqa: E402
+    SidecarProcess,
+    endpoint,
+    free_port,
+    wait_for,
+    write_snapshot,
+)
+
+TARGETS = {
+    "rps": 10_000,
+    "ratio": 0.4,
+    "p50_us": 100,
+    "p99_us": 500,
+    "two_hop_p90_ms": 0.3,
+    "rss_mb": 30,
+    "cpu_per_1k": 0.1,
+}
+
+NGINX_UPSTREAM = """
+worker_processes 1;
+daemon off;
+master_process off;
+error_log {dir}/error.log warn;
+pid {dir}/nginx-{name}.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        location / {{ root {dir}/www; }}
+    }}
+}}
+"""
+
+NGINX_PROXY = """
+worker_processes 1;
+daemon off;
+master_process off;
+error_log {dir}/error-proxy.log warn;
+pid {dir}/nginx-{name}.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    upstream backend {{ server 127.0.0.1:{upstream}; keepalive 128; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+        }}
+    }}
+}}
+"""
+
+
+def need(tool: str, package: str) -> str:
+    path = shutil.which(tool) or (f"/usr/sbin/{tool}" if os.path.exists(f"/usr/sbin/{tool}") else None)
+    if path is None:
+        sys.exit(f"bench-sidecar needs `{tool}`: install it with `apt-get install -y {package}`")
+    return path
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    def up() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    wait_for(up, timeout, f"port {port}")
+
+
+def start_nginx(nginx: str, workdir: Path, name: str, conf: str, cpu: int) -> subprocess.Popen:
+    path = workdir / f"{name}.conf"
+    path.write_text(conf)
+    return subprocess.Popen(
+        ["taskset", "-c", str(cpu), nginx, "-c", str(path), "-p", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wrk(url: str, conns: int, seconds: int, host: str | None = None, latency: bool = False) -> dict:
+    cmd = ["taskset", "-c", "0", "wrk", "-t1", f"-c{conns}", f"-d{seconds}s"]
+    if latency:
+        cmd.append("--latency")
+    if host:
+        cmd += ["-H", f"Host: {host}"]
+    cmd.append(url)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    result: dict = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    result["errors"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: (.*)", out)
+    result["socket_errors"] = m.group(1) if m else ""
+    if latency:
+        for pct in ("50", "90", "99"):
+            m = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)\b", out)
+            value = float(m.group(1))
+            unit = m.group(2)
+            result[f"p{pct}"] = value * {"us": 1, "ms": 1000, "s": 1e6}[unit]
+    return result
+
+
+def pace_client(port: int, host: str, rate: int, seconds: float) -> list[float]:
+    """Latencies (µs) of paced requests on one keep-alive connection (open-loop-ish: the
+    next send waits for its slot, never for a backlog)."""
+    req = f"GET /1k.bin HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    interval = 1.0 / rate
+    out: list[float] = []
+    n = int(rate * seconds)
+    t0 = time.perf_counter()
+    for i in range(n):
+        slot = t0 + i * interval
+        while True:
+            now = time.perf_counter()
+            if now >= slot:
+                break
+            if slot - now > 0.0002:
+                time.sleep(slot - now - 0.0001)
+        start = time.perf_counter_ns()
+        sock.sendall(req)
+        buf = b""
+        need_len = -1
+        while True:
+            buf += sock.recv(65536)
+            if need_len < 0 and b"\r\n\r\n" in buf:
+                head, _, _ = buf.partition(b"\r\n\r\n")
+                m = re.search(rb"content-length:\s*(\d+)", head, re.I)
+                need_len = len(head) + 4 + int(m.group(1))
+            if need_len >= 0 and len(buf) >= need_len:
+                break
+        out.append((time.perf_counter_ns() - start) / 1000)
+    sock.close()
+    return out[int(rate * 0.5):]  # drop the first half second (warm-up)
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(len(s) * p / 100))]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def bench_resources(host: str) -> list[dict]:
+    """A VirtualService of 10 rules for ``host``: 9 that do not match, then the catch-all."""
+    rules: list[dict] = []
+    for i in range(9):
+        match = (
+            {"headers": {"end-user": {"exact": f"user{i}"}}}
+            if i % 3 == 0
+            else {"uri": {"prefix": f"/never{i}"}}
+            if i % 3 == 1
+            else {"headers": {"x-canary": {"regex": f"v{i}-.*"}}, "uri": {"exact": f"/x{i}"}}
+        )
+        rules.append({"match": [match], "route": [{"destination": {"host": host, "subset": "v1"}}]})
+    rules.append({"route": [{"destination": {"host": host, "subset": "v1"}}]})
+    vs = {
+        "apiVersion": "networking.istio.io/v1beta1",
+        "kind": "VirtualService",
+        "metadata": {"name": host},
+        "spec": {"hosts": [host], "http": rules},
+    }
+    dr = {
+        "apiVersion": "networking.istio.io/v1beta1",
+        "kind": "DestinationRule",
+        "metadata": {"name": host},
+        "spec": {"host": host, "subsets": [{"name": "v1", "labels": {"version": "v1"}}]},
+    }
+    return [vs, dr]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    ap.add_argument("--connections", type=int, default=64)
+    args = ap.parse_args()
+    need("wrk", "wrk")
+    nginx = need("nginx", "nginx")
+    need("taskset", "util-linux")
+    if (os.cpu_count() or 1) < 2:
+        print("warning: fewer than 2 cores; pinning is meaningless", file=sys.stderr)
+
+    work = Path(tempfile.mkdtemp(prefix="bench-sidecar-"))
+    (work / "www").mkdir()
+    (work / "www" / "1k.bin").write_bytes(b"x" * 1024)
+    procs: list[subprocess.Popen] = []
+    sidecars: list[SidecarProcess] = []
+    try:
+        up_port = free_port()
+        procs.append(start_nginx(nginx, work, "upstream",
+                                 NGINX_UPSTREAM.format(dir=work, port=up_port, name="up"), 0))  # fmt: skip
+        px_port = free_port()
+        procs.append(start_nginx(nginx, work, "proxy", NGINX_PROXY.format(
+            dir=work, port=px_port, upstream=up_port, name="px"), 1))  # fmt: skip
+        wait_port(up_port)
+        wait_port(px_port)
+
+        host = "bench"
+        mesh = work / "mesh"
+        # Sidecar B fronts the upstream (its inbound -> the app port = nginx); sidecar A is the
+        # client-side hop. The endpoint of "bench" is B's inbound port for the two-hop test and
+        # the upstream itself for the one-hop tests: two snapshots, applied in turn.
+        b = SidecarProcess(mesh, pod="bench-b", labels={"app": "benchb", "version": "v1"},
+                           app_port=up_port, cpu=0)  # fmt: skip
+        a = SidecarProcess(mesh, pod="bench-a", labels={"app": "client", "version": "v1"}, cpu=1)
+        one_hop = [endpoint("bench-up", host, up_port, version="v1")]
+        write_snapshot(mesh, 1, bench_resources(host), one_hop)
+        sidecars += [a.start(wait_ready=True), b.start(wait_ready=True)]
+        a.wait_version(1)
+        sidecar_url = f"http://127.0.0.1:{a.outbound_port}/1k.bin"
+        direct_url = f"http://127.0.0.1:{up_port}/1k.bin"
+        proxy_url = f"http://127.0.0.1:{px_port}/1k.bin"
+
+        d = args.duration
+        c = args.connections
+        wrk(sidecar_url, c, 2, host)  # warm-up
+        direct = wrk(direct_url, c, d)
+        proxy = wrk(proxy_url, c, d)
+        side = wrk(sidecar_url, c, d, host)
+        assert a.proc is not None
+        rss = rss_mb(a.proc.pid)
+        lat_direct = wrk(direct_url, 1, d, latency=True)
+        lat_side = wrk(sidecar_url, 1, d, host, latency=True)
+        lat_proxy = wrk(proxy_url, 1, d, latency=True)
+
+        two_hop = [endpoint("bench-b", host, b.inbound_port, version="v1")]
+        write_snapshot(mesh, 2, bench_resources(host), two_hop)
+        a.wait_version(2)
+        pace_client(a.outbound_port, host, 1000, 1.0)  # warm-up
+        base = pace_client(up_port, host, 1000, 5.0)
+        cpu0 = cpu_seconds(a.proc.pid)
+        t0 = time.monotonic()
+        hops = pace_client(a.outbound_port, host, 1000, 5.0)
+        cpu = (cpu_seconds(a.proc.pid) - cpu0) / (time.monotonic() - t0)
+        errors = side["errors"] + lat_side["errors"]
+    finally:
+        for sc in sidecars:
+            sc.stop()
+        for p in procs:
+            p.send_signal(signal.SIGQUIT)
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+    ratio = side["rps"] / proxy["rps"]
+    add50 = lat_side["p50"] - lat_direct["p50"]
+    add99 = lat_side["p99"] - lat_direct["p99"]
+    px50 = lat_proxy["p50"] - lat_direct["p50"]
+    px99 = lat_proxy["p99"] - lat_direct["p99"]
+    two90 = (pct(hops, 90) - pct(base, 90)) / 1000
+    rows = [
+        ("throughput (req/s, c=%d)" % c, f"{direct['rps']:.0f}", f"{proxy['rps']:.0f}",
+         f"{side['rps']:.0f}", f"{ratio:.2f}x nginx", f">= {TARGETS['rps']} and >= 0.4x",
+         side["rps"] >= TARGETS["rps"] and ratio >= TARGETS["ratio"]),
+        ("p50 at c=1 (us)", f"{lat_direct['p50']:.0f}", f"{lat_proxy['p50']:.0f} (+{px50:.0f})",
+         f"{lat_side['p50']:.0f}", f"+{add50:.0f} us", "<= +100 us", add50 <= TARGETS["p50_us"]),
+        ("p99 at c=1 (us)", f"{lat_direct['p99']:.0f}", f"{lat_proxy['p99']:.0f} (+{px99:.0f})",
+         f"{lat_side['p99']:.0f}", f"+{add99:.0f} us", "<= +500 us", add99 <= TARGETS["p99_us"]),
+        ("2 hops @1000/s p90 (us)", f"{pct(base, 90):.0f}", "-", f"{pct(hops, 90):.0f}",
+         f"+{two90:.3f} ms", "<= +0.3 ms", two90 <= TARGETS["two_hop_p90_ms"]),
+        ("RSS (MB)", "-", "-", f"{rss:.1f}", "", "<= 30", rss <= TARGETS["rss_mb"]),
+        ("CPU per 1000 req/s (core)", "-", "-", f"{cpu:.3f}", "", "<= 0.1",
+         cpu <= TARGETS["cpu_per_1k"]),
+    ]  # fmt: skip
+    widths = [28, 10, 16, 10, 14, 18, 5]
+    header = ("measure", "direct", "nginx proxy", "sidecar", "vs baseline", "target", "ok")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    for row in rows:
+        cells = [*row[:-1], "yes" if row[-1] else "NO"]
+        print("  ".join(str(v).ljust(w) for v, w in zip(cells, widths, strict=True)))
+    if errors:
+        print(f"non-2xx responses through the sidecar: {errors}")
+    print(f"method: wrk {c} keep-alive connections for throughput, wrk -c1 --latency for "
+          f"per-hop latency, a paced socket client at 1000 req/s for two hops")  # fmt: skip
+    print(
+        f"sidecar: {side['rps']:.0f} req/s = {ratio:.2f}x nginx; "
+        f"hop p50 +{add50:.0f} us, p99 +{add99:.0f} us; rss {rss:.1f} MB"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
