@@ -404,18 +404,18 @@ class Downstream(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
-        except _HeaderLimit:
-            self._fail(431, b"")
+        except httptools.HttpParserUpgrade as exc:
+            # An Upgrade request (h2c, websocket) goes on as plain HTTP/1.1: the Upgrade
+            # header is hop-by-hop and is not forwarded. CONNECT was refused already.
+            offset = exc.args[0] if exc.args else len(data)
+            if self.pending_error is None and offset < len(data):
+                self.data_received(data[offset:])
         except httptools.HttpParserCallbackError as exc:
-            if isinstance(exc.__context__, _HeaderLimit):
-                self._fail(431, b"")
-            else:
-                self._fail(400, b"")
-        except httptools.HttpParserUpgrade:
-            # CONNECT or an Upgrade request: not supported by this data plane.
-            self._fail(400, b"")
+            if self.pending_error is None:
+                self._fail(431 if isinstance(exc.__context__, _HeaderLimit) else 400, b"")
         except httptools.HttpParserError:
-            self._fail(400, b"")
+            if self.pending_error is None:
+                self._fail(400, b"")
 
     def eof_received(self) -> bool | None:
         # A half-closed client may still want its response (HTTP/1.0 style); keep the
@@ -486,6 +486,11 @@ class Downstream(asyncio.Protocol):
                 framing = LENGTH if sval.strip() != "0" else NO_BODY
         ex.hdict = hdict
         ex.req_framing = framing
+        if ex.method == "CONNECT":
+            # No tunnelling in this data plane.
+            self.cur = None
+            self._fail(400, b"")
+            return
         if "100-continue" in hdict.get("expect", "").lower() and framing != NO_BODY:
             # Answer the client's Expect ourselves; the header is not forwarded.
             self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -557,8 +562,16 @@ class Downstream(asyncio.Protocol):
     def _fail(self, status: int, body: bytes) -> None:
         """A request that cannot be parsed: answer (after the running exchange) and close."""
         self.pending_error = (status, body)
-        if self.active is None:
+        active = self.active
+        if active is None:
             self._reply_error(status, body)
+        elif active is self.cur:
+            # The running exchange's own body is broken (bad chunking): it cannot go on.
+            sink = active.sink
+            if sink is not None:
+                sink.downstream_gone()
+            self.server.on_bad_request(active, status)
+            active.reply(status, body, close=True)
 
     def _reply_error(self, status: int, body: bytes) -> None:
         ex = Exchange(self)

@@ -174,6 +174,8 @@ async def handle_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge
     """Stages 1-8 for one request (outbound: ``server_port`` None; gateway: its server port)."""
     table = rt.table
     states = rt.states
+    if ex.finished:  # answered already (a broken request body)
+        return
     if table is None:
         ex.reply(503, NO_HEALTHY_UPSTREAM_BODY, "UH")
         return
@@ -197,7 +199,7 @@ async def handle_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge
     if fwd.fault_delay is not None:
         ex.add_flag("DI")
         await asyncio.sleep(fwd.fault_delay)
-        if ex.conn.closed:
+        if ex.conn.closed or ex.finished:
             ex.abort("DC")
             return
     if fwd.fault_abort is not None:
@@ -393,6 +395,10 @@ async def _forward(
             )  # fmt: skip
         finally:
             balancer.on_finish(key)
+        if ex.finished:
+            if att is not None:
+                rt.pool.release(att.conn, False)
+            return
         outcome = att.outcome if att is not None else CONNECT_FAILURE
         # Another try is possible: attempts left, the body still at hand, and the cluster's
         # retry budget (connectionPool.http.maxRetries) not used up by other requests.
@@ -622,6 +628,8 @@ async def _mirror_one(
 
 async def handle_inbound(rt: Runtime, ex: Exchange) -> None:
     """Forward to the local app: one try, no routing."""
+    if ex.finished:
+        return
     extra: list[bytes] = []
     if "x-request-id" not in ex.hdict:
         ex.request_id = new_request_id()
@@ -644,6 +652,10 @@ async def handle_inbound(rt: Runtime, ex: Exchange) -> None:
         return
     head = _head(ex, ex.method, path, authority, ex.upstream_headers(extra))
     att = await _try(rt, ex, rt.app_key, rt.app_address, rt.app_port, head, False, None, 10.0)
+    if ex.finished:
+        if att is not None:
+            rt.pool.release(att.conn, False)
+        return
     if att is None or att.outcome <= 0:
         ex.detach()
         if att is not None and att.outcome == TIMEOUT:
