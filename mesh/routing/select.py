@@ -38,7 +38,7 @@ def decide(table: RouteTable, request: RequestView, rng: random.Random) -> Forwa
         if not rule.matchers:
             return _act(rule, request, path, None, rng)
         for matcher in rule.matchers:
-            if matcher.matches(request, path):
+            if matcher.test(request, path):
                 return _act(rule, request, path, matcher.uri_prefix, rng)
     return NO_ROUTE
 
