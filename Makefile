@@ -11,7 +11,8 @@ PYTEST_ARGS ?=
 
 .PHONY: help install test test-fast lint format up-local bench-sidecar bench-routing \
 	bench-propagation bench-apps reset dark-launch delay abort blue-green blue-green-switch \
-	blue-green-back canary-70-30 canary-5-95 canary-sticky circuit-breaker readiness
+	blue-green-back canary-70-30 canary-5-95 canary-sticky circuit-breaker readiness \
+	readiness-fail readiness-pass
 
 help: ## List every target with one line each
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  %-22s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -64,8 +65,7 @@ define hint
 endef
 
 reset: ## Baseline: everything on v1 (undoes every strategy below)
-	-@$(MESHLAB_LAB) compose exec -T manager meshctl delete virtualservice bookinfo-test >/dev/null 2>&1
-	$(call meshlab_apply,reset)
+	$(MESHLAB_LAB) compose exec -T manager meshctl apply --prune -f /app/scenarios/reset.yaml --wait
 	$(call hint,"Everything is on v1 again: http://localhost:$${GATEWAY_PORT:-8080}/productpage shows no stars.")
 
 dark-launch: ## Dark launch: user tester gets reviews v2, everyone else v1
@@ -119,3 +119,15 @@ readiness: ## Readiness: reviews v1/v2 50/50; an unready v2 pod gets no traffic 
 	$(call meshlab_apply,readiness)
 	$(call hint,"Half the pages show black stars (reviews v2). make readiness-fail makes reviews-v2 fail its" \
 		"readiness probe: stars vanish until make readiness-pass. Undo: make reset")
+
+# Flip reviews-v2's readiness: its sidecar's probe (/health) fails, the pod leaves the mesh.
+readiness_toggle = $(MESHLAB_LAB) compose exec -T reviews-v2 python3 -c \
+	"import urllib.request as r; r.urlopen(r.Request('http://127.0.0.1:$${APP_PORT:-9081}/health/toggle?ready=$(1)', method='POST'), timeout=5).read()"
+
+readiness-fail: ## Readiness demo: make reviews-v2 fail its readiness probe (no more traffic)
+	$(call readiness_toggle,false)
+	$(call hint,"reviews-v2 now fails /health: within ~1 s its sidecar reports it unready and the stars vanish.")
+
+readiness-pass: ## Readiness demo: reviews-v2 passes its probe again and gets traffic back
+	$(call readiness_toggle,true)
+	$(call hint,"reviews-v2 is ready again: half the pages show black stars.")
