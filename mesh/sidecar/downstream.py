@@ -24,9 +24,9 @@ import asyncio
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httptools
 
@@ -83,7 +83,8 @@ class _HeaderLimit(Exception):
     """Raised from a parser callback when the request head is too large (431)."""
 
 
-Handler = Callable[["Exchange"], Coroutine[Any, Any, None]]
+Handler = Callable[["Exchange"], None]
+"""Starts an exchange; synchronous (it spawns a coroutine itself when it must wait)."""
 
 
 class Exchange:
@@ -355,6 +356,7 @@ class Downstream(asyncio.Protocol):
         "read_paused",
         "port",
         "pending_error",
+        "to_start",
     )
 
     def __init__(self, handler: Handler, server: ConnTracker, port: int) -> None:
@@ -376,6 +378,9 @@ class Downstream(asyncio.Protocol):
         self.write_paused = False
         self.read_paused = False
         self.pending_error: tuple[int, bytes] | None = None
+        # An exchange whose head was parsed in the current read; started once the read is
+        # parsed, so that a body that came along is buffered and goes out in one write.
+        self.to_start: Exchange | None = None
 
     # --- asyncio.Protocol ---------------------------------------------------------------
 
@@ -416,6 +421,10 @@ class Downstream(asyncio.Protocol):
         except httptools.HttpParserError:
             if self.pending_error is None:
                 self._fail(400, b"")
+        ex = self.to_start
+        if ex is not None:
+            self.to_start = None
+            self._dispatch(ex)
 
     def eof_received(self) -> bool | None:
         # A half-closed client may still want its response (HTTP/1.0 style); keep the
@@ -495,7 +504,8 @@ class Downstream(asyncio.Protocol):
             # Answer the client's Expect ourselves; the header is not forwarded.
             self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         if self.active is None:
-            self._run(ex)
+            self.active = ex
+            self.to_start = ex
         else:
             self.queue.append(ex)
             self.pause()
@@ -513,13 +523,11 @@ class Downstream(asyncio.Protocol):
 
     # --- running exchanges ---------------------------------------------------------------
 
-    def _run(self, ex: Exchange) -> None:
-        self.active = ex
-        self.server.loop.create_task(self._guard(ex))
-
-    async def _guard(self, ex: Exchange) -> None:
+    def _dispatch(self, ex: Exchange) -> None:
+        if ex.finished:
+            return
         try:
-            await self.handler(ex)
+            self.handler(ex)
         except Exception as exc:  # a bug must cost one request, never the sidecar
             self.server.on_handler_error(exc)
             if not ex.finished:
@@ -527,8 +535,6 @@ class Downstream(asyncio.Protocol):
                     ex.abort()
                 else:
                     ex.reply(500, b"internal proxy error", close=True)
-        if not ex.finished:
-            ex.abort()
 
     def exchange_finished(self, ex: Exchange) -> None:
         self.server.on_exchange_done(ex)
@@ -550,7 +556,8 @@ class Downstream(asyncio.Protocol):
             nxt = self.queue.popleft()
             if not self.queue:
                 self.resume()
-            self._run(nxt)
+            self.active = nxt
+            self._dispatch(nxt)
             return
         if self.pending_error is not None:
             status, body = self.pending_error

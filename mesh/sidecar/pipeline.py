@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import httptools
@@ -170,8 +171,15 @@ def request_view(ex: Exchange, port: int | None, absolute: bool) -> RequestView:
 # --- the routed pipeline -----------------------------------------------------------------------
 
 
-async def handle_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge: bool) -> None:
-    """Stages 1-8 for one request (outbound: ``server_port`` None; gateway: its server port)."""
+def start_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge: bool) -> None:
+    """Stages 1-8 for one request (outbound: ``server_port`` None; gateway: its server port).
+
+    Synchronous on purpose: the common request (no injected delay, no timeouts, a slot free,
+    a pooled connection at hand) is sent upstream right here, and its response is committed
+    from the upstream connection's callbacks (``Flight.on_response``), with no task and no
+    future. Anything that has to wait (a delay, a timeout, a pending-queue slot, a new
+    connection, a retry) continues in a coroutine (``Flight.run``) from where it stands.
+    """
     table = rt.table
     states = rt.states
     if ex.finished:  # answered already (a broken request body)
@@ -194,44 +202,469 @@ async def handle_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge
         _local_reply(ex, decision)
         return
     fwd: Forward = decision
-    ex.cluster_name = fwd.cluster.name
-    # 3. fault
-    if fwd.fault_delay is not None:
-        ex.add_flag("DI")
-        await asyncio.sleep(fwd.fault_delay)
-        if ex.conn.closed or ex.finished:
-            ex.abort("DC")
-            return
-    if fwd.fault_abort is not None:
-        ex.labels = (fwd.cluster.label, fwd.cluster.host, fwd.cluster.subset or "unknown")
-        ex.reply(fwd.fault_abort, FAULT_ABORT_BODY, "FI")
-        return
-    # 4. cluster
     cluster = fwd.cluster
-    state = states.get(cluster.name)
-    if not cluster.defined or state is None:
-        ex.labels = ("unknown", cluster.host, cluster.subset or "unknown")
-        ex.reply(503, NO_CLUSTER_BODY, "NC")
+    ex.cluster_name = cluster.name
+    flight = Flight(rt, ex, states.get(cluster.name), view, fwd, extra)
+    if fwd.fault_delay is not None or fwd.timeout or fwd.retry.per_try_timeout:
+        flight.spawn(flight.run_routed())
         return
-    # 5. admit
-    load = state.load
-    refused = await _admit(rt, state, load, fwd.timeout)
-    if refused is not None:
+    # 3. fault (abort), 4. cluster, 5. admit
+    verdict = flight.pre_checks()
+    if verdict is not ADMITTED:
+        if verdict is WAIT:
+            flight.spawn(flight.run_routed())
+        return
+    # 6. first try, if a pooled connection is at hand
+    flight.first_try()
+
+
+ADMITTED = "admitted"
+WAIT = "wait"
+ANSWERED = "answered"
+
+
+class Flight:
+    """One exchange on its way upstream: everything its tries need, and the callbacks that
+    finish it when no coroutine is involved."""
+
+    __slots__ = (
+        "rt",
+        "ex",
+        "state",
+        "view",
+        "fwd",
+        "extra",
+        "head",
+        "tried",
+        "deadline",
+        "key",
+        "admitted",
+        "n",
+    )
+
+    def __init__(
+        self,
+        rt: Runtime,
+        ex: Exchange,
+        state: ClusterState | None,
+        view: RequestView | None,
+        fwd: Forward | None,
+        extra: list[bytes],
+    ) -> None:
+        self.rt = rt
+        self.ex = ex
+        self.state = state
+        self.view = view
+        self.fwd = fwd
+        self.extra = extra
+        self.head = b""
+        self.tried: list[str] = []
+        self.deadline: float | None = None
+        self.key = ""
+        self.admitted = False
+        self.n = 0
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self.rt.loop.create_task(_guarded(self, coro))
+
+    # --- stages 3-5 (synchronous) --------------------------------------------------------
+
+    def pre_checks(self) -> str:
+        """Injected abort, undefined cluster, admission: ADMITTED, WAIT or ANSWERED."""
+        ex = self.ex
+        fwd = self.fwd
+        assert fwd is not None
+        cluster = fwd.cluster
+        if fwd.fault_abort is not None:
+            ex.labels = (cluster.label, cluster.host, cluster.subset or "unknown")
+            ex.reply(fwd.fault_abort, FAULT_ABORT_BODY, "FI")
+            return ANSWERED
+        state = self.state
+        if not cluster.defined or state is None:
+            ex.labels = ("unknown", cluster.host, cluster.subset or "unknown")
+            ex.reply(503, NO_CLUSTER_BODY, "NC")
+            return ANSWERED
+        load = state.load
+        if state.max_active is not None and load.inflight >= state.max_active:
+            return self._overflow()
+        if state.max_conns is not None and load.inflight >= state.max_conns:
+            if state.max_pending is not None and len(load.waiters) >= state.max_pending:
+                return self._overflow()
+            return WAIT
+        load.inflight += 1
+        self.admitted = True
+        return ADMITTED
+
+    def _overflow(self) -> str:
+        ex = self.ex
+        assert self.fwd is not None and self.state is not None
+        cluster = self.fwd.cluster
         ex.labels = ("unknown", cluster.host, cluster.subset or "unknown")
-        if refused == "UT":
+        self.state.load.overflows += 1
+        ex.reply(503, OVERFLOW_BODY, "UO", OVERLOADED)
+        return ANSWERED
+
+    async def _admit_wait(self) -> bool:
+        """Wait in the cluster's pending queue (bounded by the route timeout)."""
+        assert self.state is not None
+        load = self.state.load
+        fut: asyncio.Future[bool] = self.rt.loop.create_future()
+        load.waiters.append(fut)
+        timeout = self.fwd.timeout if self.fwd is not None else None
+        try:
+            if timeout is not None:
+                await asyncio.wait_for(fut, timeout)
+            else:
+                await fut
+        except TimeoutError:
+            ex = self.ex
+            ex.labels = ("unknown", self.state.cluster.host, self.state.cluster.subset or "unknown")
+            ex.reply(504, UPSTREAM_TIMEOUT_BODY, "UT")
+            return False
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                load.release()  # the slot was handed to us as we were cancelled
+            raise
+        self.admitted = True  # the releasing request handed its slot over
+        return True
+
+    # --- stage 6 helpers -----------------------------------------------------------------
+
+    def prepare(self) -> None:
+        ex = self.ex
+        fwd = self.fwd
+        if fwd is None:
+            return
+        lines = _request_lines(ex, fwd.request_headers, self.extra)
+        assert self.view is not None
+        self.head = _head(ex, ex.method, fwd.path, _authority(ex, self.view, fwd), lines)
+
+    def pick(self) -> Any:
+        state = self.state
+        if state is None:
+            return None
+        assert self.view is not None
+        return state.balancer.pick(state.healthy, self.view, self.rt.rng, self.tried)
+
+    def no_healthy(self) -> None:
+        assert self.state is not None
+        cluster = self.state.cluster
+        self.ex.labels = ("unknown", cluster.host, cluster.subset or "unknown")
+        self.ex.reply(503, NO_HEALTHY_UPSTREAM_BODY, "UH" if self.n == 0 else "UH,URX")
+
+    def more(self) -> bool:
+        """Another try is possible: attempts left, the body still at hand, and the cluster's
+        retry budget (connectionPool.http.maxRetries) not used up by other requests."""
+        fwd = self.fwd
+        state = self.state
+        if fwd is None or state is None:
+            return False
+        return (
+            self.n + 1 < 1 + max(fwd.retry.attempts, 0)
+            and self.ex.replayable
+            and (state.max_retries is None or state.load.retries < state.max_retries)
+        )
+
+    def first_try(self) -> None:
+        """Try 0 without a coroutine when a pooled connection is at hand."""
+        self.prepare()
+        endpoint = self.pick()
+        if endpoint is None:
+            self.no_healthy()
+            self.end()
+            return
+        conn = self.rt.pool.take_idle(endpoint.key)
+        if conn is None:
+            self.spawn(self.run_tries(endpoint))
+            return
+        self._begin(endpoint)
+        att = Attempt(self.ex, conn, None)
+        att.flight = self
+        conn.begin(att)
+        self.ex.attach(conn, self.head, False)
+
+    def _begin(self, endpoint: Any) -> None:
+        key = endpoint.key
+        self.key = key
+        self.tried.append(key)
+        ex = self.ex
+        assert self.state is not None
+        ex.labels = self.state.labels.get(key)
+        ex.upstream_host = key
+        self.state.balancer.on_start(key)
+
+    def on_response(self, att: Attempt) -> None:
+        """The first try's response head (or failure), from the connection's callbacks."""
+        state = self.state
+        ex = self.ex
+        if state is None:
+            self._inbound_response(att)
+            return
+        state.balancer.on_finish(self.key)
+        if ex.finished:
+            self.rt.pool.release(att.conn, False)
+            self.end()
+            return
+        outcome = att.outcome
+        if outcome == RESET and not att.buf and ex.replayable and att.conn.served > 0:
+            # A pooled connection the upstream had closed: try 0 again on a new one.
+            self.rt.pool.release(att.conn, False)
+            ex.detach()
+            self.tried.clear()
+            self.spawn(self.run_tries(None))
+            return
+        if self.judge(att):
+            self.n += 1
+            self.spawn(self.run_tries(None))
+
+    def judge(self, att: Attempt) -> bool:
+        """Outcome of one try: True = try again; else the exchange is answered/committed."""
+        ex = self.ex
+        state = self.state
+        fwd = self.fwd
+        assert state is not None and fwd is not None
+        outcome = att.outcome
+        retry = fwd.retry
+        if outcome > 0:
+            state.record(self.key, outcome, time.monotonic())
+            retriable = should_retry(retry, outcome, False)
+            if retriable and self.more():
+                _drop(self.rt, att)
+                ex.detach()
+                return True
+            if self.n > 0 and retriable:
+                ex.add_flag("URX")
+            self.commit(att)
+            return False
+        # A local-origin failure: connect failure, reset before the response, timeout.
+        state.record(self.key, None, time.monotonic())
+        if att.conn is not None:
+            self.rt.pool.release(att.conn, False)
+        ex.detach()
+        if ex.conn.closed:
+            ex.abort("DC")
+            self.end()
+            return False
+        kind = _KIND.get(outcome, "reset")
+        urx = ",URX" if self.n > 0 else ""
+        if self.deadline is not None and self.rt.loop.time() >= self.deadline:
+            ex.reply(504, UPSTREAM_TIMEOUT_BODY, "UT" + urx)
+            self.end()
+            return False
+        if self.more() and should_retry(retry, None, True, kind):
+            return True
+        if outcome == TIMEOUT:
+            ex.reply(504, UPSTREAM_TIMEOUT_BODY, "UT" + urx)
+        else:
+            ex.reply(503, CONNECT_FAILURE_BODY, "UF" + urx)
+        self.end()
+        return False
+
+    # --- stage 7 ----------------------------------------------------------------------------
+
+    def commit(self, att: Attempt) -> None:
+        """The response head (and what body arrived) to the client; the rest streams from
+        the connection's callbacks and ``on_done`` finishes."""
+        ex = self.ex
+        ops = self.fwd.response_headers if self.fwd is not None else None
+        headers = [(n, v) for n, v in att.headers if n not in _SKIP_RESPONSE]
+        if ops:
+            headers = apply_ops(headers, ops)
+        head = ex.start_response(att.outcome, headers, att.framing, att.length)
+        buffered = att.buf
+        att.buf = []
+        att.committed = True
+        att.flight = self
+        if buffered:
+            head += b"".join([ex.encode_body(b) for b in buffered])
+        ex.conn.write(head)
+        if att.complete or att.truncated:
+            self.on_done(att)
+        elif self.deadline is not None:
+            att.timer = self.rt.loop.call_at(self.deadline, _body_timeout, att)
+
+    def on_done(self, att: Attempt) -> None:
+        """The committed response ended: complete, cut, or timed out."""
+        if att.timer is not None:
+            att.timer.cancel()
+            att.timer = None
+        att.flight = None
+        ex = self.ex
+        conn = att.conn
+        state = self.state
+        max_per_conn = state.max_per_conn if state is not None else 0
+        reusable = (
+            att.complete
+            and att.keep_alive
+            and not att.truncated
+            and (max_per_conn == 0 or conn.served + 1 < max_per_conn)
+        )
+        self.rt.pool.release(conn, reusable)
+        ex.detach()
+        if att.truncated or not att.complete:
+            # Headers are out: the only honest thing left is to cut the client's connection
+            # (Envoy: UC upstream connection termination / UT timeout).
+            late = self.deadline is not None and self.rt.loop.time() >= self.deadline
+            ex.abort("UT" if late else "UC")
+        else:
+            ex.end_response()
+        self.end()
+
+    def end(self) -> None:
+        """Release the admission slot; stage 8, mirrors."""
+        if self.admitted:
+            self.admitted = False
+            assert self.state is not None
+            self.state.load.release()
+            fwd = self.fwd
+            ex = self.ex
+            if fwd is not None and fwd.mirrors and ex.replay is not None and ex.request_done:
+                _mirror(self.rt, ex, self.view, fwd, self.rt.states, self.extra)  # type: ignore[arg-type]
+
+    # --- the coroutine path -----------------------------------------------------------------
+
+    async def run_routed(self) -> None:
+        """Stages 3-8 when something has to wait."""
+        ex = self.ex
+        fwd = self.fwd
+        assert fwd is not None
+        if fwd.fault_delay is not None:
+            ex.add_flag("DI")
+            await asyncio.sleep(fwd.fault_delay)
+            if ex.conn.closed or ex.finished:
+                ex.abort("DC")
+                return
+        verdict = self.pre_checks()
+        if verdict is ANSWERED:
+            return
+        if verdict is WAIT and not await self._admit_wait():
+            return
+        if fwd.timeout:
+            self.deadline = self.rt.loop.time() + fwd.timeout
+        self.prepare()
+        await self.run_tries(None)
+
+    async def run_tries(self, endpoint: Any) -> None:
+        """Stage 6 from try ``self.n`` on, each awaited (``_try``); ``endpoint``: the one
+        already picked for this try, if any."""
+        rt = self.rt
+        loop = rt.loop
+        ex = self.ex
+        fwd = self.fwd
+        state = self.state
+        assert fwd is not None and state is not None
+        per_try = fwd.retry.per_try_timeout
+        while True:
+            if self.n > 0:
+                pause = backoff(self.n, rt.rng)
+                if self.deadline is not None and loop.time() + pause >= self.deadline:
+                    ex.reply(504, UPSTREAM_TIMEOUT_BODY, "UT,URX")
+                    self.end()
+                    return
+                state.load.retries += 1
+                try:
+                    await asyncio.sleep(pause)
+                finally:
+                    state.load.retries -= 1
+                if ex.conn.closed or ex.finished:
+                    ex.abort("DC")
+                    self.end()
+                    return
+            if endpoint is None:
+                endpoint = self.pick()
+            if endpoint is None:
+                self.no_healthy()
+                self.end()
+                return
+            self._begin(endpoint)
+            try_deadline = self.deadline
+            if per_try is not None:
+                t = loop.time() + per_try
+                try_deadline = t if try_deadline is None or t < try_deadline else try_deadline
+            try:
+                att = await _try(
+                    rt, ex, endpoint.key, endpoint.address, endpoint.port, self.head,
+                    self.n > 0, try_deadline, state.connect_timeout,
+                )  # fmt: skip
+            finally:
+                state.balancer.on_finish(self.key)
+            if ex.finished:
+                if att is not None:
+                    rt.pool.release(att.conn, False)
+                self.end()
+                return
+            if att is None:
+                att = Attempt(ex, None, None)  # type: ignore[arg-type]
+                att.outcome = CONNECT_FAILURE
+            if not self.judge(att):
+                return
+            self.n += 1
+            endpoint = None
+
+    # --- inbound ------------------------------------------------------------------------
+
+    def _inbound_response(self, att: Attempt) -> None:
+        ex = self.ex
+        rt = self.rt
+        if ex.finished:
+            rt.pool.release(att.conn, False)
+            return
+        if att.outcome == RESET and not att.buf and ex.replayable and att.conn.served > 0:
+            rt.pool.release(att.conn, False)
+            ex.detach()
+            self.spawn(self.run_inbound())
+            return
+        self._inbound_judge(att)
+
+    def _inbound_judge(self, att: Attempt) -> None:
+        ex = self.ex
+        if att.outcome > 0:
+            self.commit(att)
+            return
+        if att.conn is not None:
+            self.rt.pool.release(att.conn, False)
+        ex.detach()
+        if att.outcome == TIMEOUT:
             ex.reply(504, UPSTREAM_TIMEOUT_BODY, "UT")
         else:
-            load.overflows += 1
-            ex.reply(503, OVERFLOW_BODY, "UO", OVERLOADED)
-        return
+            ex.reply(503, CONNECT_FAILURE_BODY, "UF")
+
+    async def run_inbound(self) -> None:
+        rt = self.rt
+        ex = self.ex
+        assert rt.app_port is not None
+        att = await _try(rt, ex, rt.app_key, rt.app_address, rt.app_port, self.head, False,
+                         None, 10.0)  # fmt: skip
+        if ex.finished:
+            if att is not None:
+                rt.pool.release(att.conn, False)
+            return
+        if att is None:
+            att = Attempt(ex, None, None)  # type: ignore[arg-type]
+            att.outcome = CONNECT_FAILURE
+        self._inbound_judge(att)
+
+
+async def _guarded(flight: Flight, coro: Coroutine[Any, Any, None]) -> None:
+    """Run a flight's coroutine; whatever happens, the exchange ends and the slot is freed."""
+    ex = flight.ex
     try:
-        # 6 + 7. try, respond
-        await _forward(rt, ex, view, fwd, state, extra)
+        await coro
+    except Exception as exc:  # a bug must cost one request, never the sidecar
+        ex.conn.server.on_handler_error(exc)
+        if not ex.finished:
+            if ex.started:
+                ex.abort()
+            else:
+                ex.reply(500, b"internal proxy error", close=True)
     finally:
-        load.release()
-    # 8. mirror
-    if fwd.mirrors and ex.replay is not None and ex.request_done:
-        _mirror(rt, ex, view, fwd, states, extra)
+        if not ex.finished and not (ex.started and ex.sink is not None):
+            ex.abort()  # nothing else would ever finish it
+        if ex.finished:
+            flight.end()
+
+
+_SKIP_RESPONSE: frozenset[bytes] = HOP_BY_HOP_BYTES | {b"content-length"}
 
 
 def _xff(ex: Exchange) -> bytes:
@@ -247,35 +680,6 @@ def _local_reply(ex: Exchange, reply: LocalReply) -> None:
     if reply.response_headers:
         headers = apply_ops(headers, reply.response_headers)
     ex.reply(reply.status, reply.body, reply.flag, headers)
-
-
-async def _admit(
-    rt: Runtime, state: ClusterState, load: Load, timeout: float | None
-) -> str | None:
-    """Take a slot in the cluster's connection pool (None), or say why not: "UO" at once
-    (Envoy's circuit breakers: max requests; max connections + max pending requests), "UT"
-    when the route timeout passed while waiting in the pending queue."""
-    if state.max_active is not None and load.inflight >= state.max_active:
-        return "UO"
-    if state.max_conns is not None and load.inflight >= state.max_conns:
-        if state.max_pending is not None and len(load.waiters) >= state.max_pending:
-            return "UO"
-        fut: asyncio.Future[bool] = rt.loop.create_future()
-        load.waiters.append(fut)
-        try:
-            if timeout is not None:
-                await asyncio.wait_for(fut, timeout)
-            else:
-                await fut
-        except TimeoutError:
-            return "UT"
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                load.release()  # the slot was handed to us as we were cancelled
-            raise
-        return None  # the releasing request handed its slot over
-    load.inflight += 1
-    return None
 
 
 def _authority(ex: Exchange, view: RequestView, fwd: Forward) -> str:
@@ -342,102 +746,6 @@ def _request_lines(ex: Exchange, ops: HeaderOps, extra: list[bytes]) -> list[byt
         ex.headers = saved
 
 
-async def _forward(
-    rt: Runtime,
-    ex: Exchange,
-    view: RequestView,
-    fwd: Forward,
-    state: ClusterState,
-    extra: list[bytes],
-) -> None:
-    loop = rt.loop
-    retry = fwd.retry
-    attempts = 1 + max(retry.attempts, 0)
-    deadline = loop.time() + fwd.timeout if fwd.timeout else None
-    per_try = retry.per_try_timeout
-    lines = _request_lines(ex, fwd.request_headers, extra)
-    head = _head(ex, ex.method, fwd.path, _authority(ex, view, fwd), lines)
-    tried: list[str] = []
-    balancer = state.balancer
-    load = state.load
-    for n in range(attempts):
-        if n > 0:
-            pause = backoff(n, rt.rng)
-            if deadline is not None and loop.time() + pause >= deadline:
-                ex.reply(504, UPSTREAM_TIMEOUT_BODY, "UT,URX")
-                return
-            load.retries += 1
-            try:
-                await asyncio.sleep(pause)
-            finally:
-                load.retries -= 1
-            if ex.conn.closed:
-                ex.abort("DC")
-                return
-        endpoint = balancer.pick(state.healthy, view, rt.rng, tried)
-        if endpoint is None:
-            ex.labels = ("unknown", state.cluster.host, state.cluster.subset or "unknown")
-            ex.reply(503, NO_HEALTHY_UPSTREAM_BODY, "UH" if n == 0 else "UH,URX")
-            return
-        key = endpoint.key
-        tried.append(key)
-        ex.labels = state.labels.get(key)
-        ex.upstream_host = key
-        try_deadline = deadline
-        if per_try is not None:
-            t = loop.time() + per_try
-            try_deadline = t if deadline is None or t < deadline else deadline
-        balancer.on_start(key)
-        try:
-            att = await _try(
-                rt, ex, key, endpoint.address, endpoint.port, head, n > 0,
-                try_deadline, state.connect_timeout,
-            )  # fmt: skip
-        finally:
-            balancer.on_finish(key)
-        if ex.finished:
-            if att is not None:
-                rt.pool.release(att.conn, False)
-            return
-        outcome = att.outcome if att is not None else CONNECT_FAILURE
-        # Another try is possible: attempts left, the body still at hand, and the cluster's
-        # retry budget (connectionPool.http.maxRetries) not used up by other requests.
-        more = (
-            n + 1 < attempts
-            and ex.replayable
-            and (state.max_retries is None or load.retries < state.max_retries)
-        )
-        if outcome > 0:
-            assert att is not None
-            state.record(key, outcome, time.monotonic())
-            retriable = should_retry(retry, outcome, False)
-            if more and retriable:
-                _drop(rt, att)
-                ex.detach()
-                continue
-            if n > 0 and retriable:
-                ex.add_flag("URX")
-            await _respond(rt, ex, att, fwd.response_headers, deadline, state.max_per_conn)
-            return
-        # A local-origin failure: connect failure, reset before the response, timeout.
-        state.record(key, None, time.monotonic())
-        ex.detach()
-        if ex.conn.closed:
-            ex.abort("DC")
-            return
-        kind = _KIND.get(outcome, "reset")
-        urx = ",URX" if n > 0 else ""
-        if deadline is not None and loop.time() >= deadline:
-            ex.reply(504, UPSTREAM_TIMEOUT_BODY, "UT" + urx)
-            return
-        if more and should_retry(retry, None, True, kind):
-            continue
-        if outcome == TIMEOUT:
-            ex.reply(504, UPSTREAM_TIMEOUT_BODY, "UT" + urx)
-        else:
-            ex.reply(503, CONNECT_FAILURE_BODY, "UF" + urx)
-        return
-
 
 async def _try(
     rt: Runtime,
@@ -502,58 +810,18 @@ def _drop(rt: Runtime, att: Attempt) -> None:
     rt.pool.release(att.conn, att.complete and att.keep_alive)
 
 
-async def _respond(
-    rt: Runtime,
-    ex: Exchange,
-    att: Attempt,
-    ops: HeaderOps,
-    deadline: float | None,
-    max_per_conn: int,
-) -> None:
-    """Stage 7: the upstream response to the client, header operations applied."""
-    headers = [(n, v) for n, v in att.headers if n not in HOP_BY_HOP_BYTES and n != b"content-length"]
-    if ops:
-        headers = apply_ops(headers, ops)
-    head = ex.start_response(att.outcome, headers, att.framing, att.length)
-    buffered = att.buf
-    att.buf = []
-    att.committed = True
-    conn = att.conn
-    if buffered:
-        head += b"".join([ex.encode_body(b) for b in buffered])
-    ex.conn.write(head)
-    if not att.complete and not att.truncated:
-        done: asyncio.Future[None] = rt.loop.create_future()
-        att.done_fut = done
-        timer = None
-        if deadline is not None:
-            timer = rt.loop.call_at(deadline, _body_timeout, att)
-        await done
-        if timer is not None:
-            timer.cancel()
-    reusable = (
-        att.complete
-        and att.keep_alive
-        and not att.truncated
-        and (max_per_conn == 0 or conn.served + 1 < max_per_conn)
-    )
-    rt.pool.release(conn, reusable)
-    ex.detach()
-    if att.truncated or not att.complete:
-        # Headers are out: the only honest thing left is to cut the client's connection
-        # (Envoy: UC upstream connection termination / UT timeout).
-        late = deadline is not None and rt.loop.time() >= deadline
-        ex.abort("UT" if late else "UC")
-    else:
-        ex.end_response()
-
 
 def _body_timeout(att: Attempt) -> None:
+    """The route timeout passed while the response body was still streaming."""
+    att.timer = None
     att.truncated = True
     att.conn.close(abort=True)
     done = att.done_fut
     if done is not None and not done.done():
         done.set_result(None)
+    flight = att.flight
+    if flight is not None and att.committed:
+        flight.on_done(att)
 
 
 # --- stage 8: mirrors ---------------------------------------------------------------------------
@@ -625,9 +893,9 @@ async def _mirror_one(
 
 # --- inbound ----------------------------------------------------------------------------------
 
-
-async def handle_inbound(rt: Runtime, ex: Exchange) -> None:
-    """Forward to the local app: one try, no routing."""
+def start_inbound(rt: Runtime, ex: Exchange) -> None:
+    """Forward to the local app: one try, no routing; synchronous when a pooled connection
+    to the app is at hand."""
     if ex.finished:
         return
     extra: list[bytes] = []
@@ -650,17 +918,13 @@ async def handle_inbound(rt: Runtime, ex: Exchange) -> None:
     if rt.app_port is None:
         ex.reply(503, NO_HEALTHY_UPSTREAM_BODY, "UH")
         return
-    head = _head(ex, ex.method, path, authority, ex.upstream_headers(extra))
-    att = await _try(rt, ex, rt.app_key, rt.app_address, rt.app_port, head, False, None, 10.0)
-    if ex.finished:
-        if att is not None:
-            rt.pool.release(att.conn, False)
+    flight = Flight(rt, ex, None, None, None, extra)
+    flight.head = _head(ex, ex.method, path, authority, ex.upstream_headers(extra))
+    conn = rt.pool.take_idle(rt.app_key)
+    if conn is None:
+        flight.spawn(flight.run_inbound())
         return
-    if att is None or att.outcome <= 0:
-        ex.detach()
-        if att is not None and att.outcome == TIMEOUT:
-            ex.reply(504, UPSTREAM_TIMEOUT_BODY, "UT")
-        else:
-            ex.reply(503, CONNECT_FAILURE_BODY, "UF")
-        return
-    await _respond(rt, ex, att, HeaderOps(), None, 0)
+    att = Attempt(ex, conn, None)
+    att.flight = flight
+    conn.begin(att)
+    ex.attach(conn, flight.head, False)

@@ -38,7 +38,7 @@ from mesh.config import ConfigError
 from mesh.routing import ProxyIdentity, compile_snapshot
 from mesh.sidecar.downstream import ConnTracker, Downstream, Exchange
 from mesh.sidecar.files import remove_quietly, write_json_atomic
-from mesh.sidecar.pipeline import Runtime, handle_inbound, handle_routed
+from mesh.sidecar.pipeline import Runtime, start_inbound, start_routed
 from mesh.sidecar.prober import ProbeSpec, ProbeState, run_prober
 from mesh.sidecar.telemetry import Telemetry, open_log
 from mesh.sidecar.upstream import Pool
@@ -143,6 +143,7 @@ class Sidecar:
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = asyncio.Event()
         self._was_ready: bool | None = None
+        self._listeners_version: int | None = None
         mesh = options.mesh_dir
         self.snapshot_dir = mesh / "snapshot"
         self.registry_path = mesh / "registry" / f"{options.pod}.json"
@@ -154,6 +155,9 @@ class Sidecar:
     def ready(self) -> bool:
         if self.snapshot is None:
             return False
+        if self.options.gateway:
+            # Ready once the listeners of the applied snapshot are bound.
+            return self._listeners_version == self.snapshot.version
         if self.probe_state is not None:
             return self.probe_state.ready
         return True
@@ -310,8 +314,8 @@ class Sidecar:
             listen = o.gateway_port_map.get(port, port)
             listener = Listener(self, f"gateway:{port}", "source")
 
-            async def handler(ex: Exchange, _port: int = port) -> None:
-                await handle_routed(rt, ex, _port, True)
+            def handler(ex: Exchange, _port: int = port) -> None:
+                start_routed(rt, ex, _port, True)
 
             try:
                 await self._bind(listener, o.bind_address, listen, handler)
@@ -319,7 +323,9 @@ class Sidecar:
                 print(f"gateway {o.pod}: cannot bind {listen}: {exc}", file=sys.stderr)
                 continue
             self.gateway_listeners[port] = listener
+        self._listeners_version = table.version
         self.write_registry()
+        self.readiness_changed()
 
     async def start(self) -> None:
         o = self.options
@@ -330,15 +336,15 @@ class Sidecar:
             if o.inbound_port is not None:
                 inbound = Listener(self, "inbound", "destination")
 
-                async def inbound_handler(ex: Exchange) -> None:
-                    await handle_inbound(rt, ex)
+                def inbound_handler(ex: Exchange) -> None:
+                    start_inbound(rt, ex)
 
                 await self._bind(inbound, o.bind_address, o.inbound_port, inbound_handler)
             if o.outbound_port is not None:
                 outbound = Listener(self, "outbound", "source")
 
-                async def outbound_handler(ex: Exchange) -> None:
-                    await handle_routed(rt, ex, None, False)
+                def outbound_handler(ex: Exchange) -> None:
+                    start_routed(rt, ex, None, False)
 
                 # The app reaches its sidecar on loopback only (HTTP_PROXY=127.0.0.1:15001).
                 out_host = "127.0.0.1" if o.bind_address in ("0.0.0.0", "::") else o.bind_address
@@ -396,7 +402,7 @@ class Sidecar:
 
     # --- admin ---------------------------------------------------------------------------
 
-    async def handle_admin(self, ex: Exchange) -> None:
+    def handle_admin(self, ex: Exchange) -> None:
         path = ex.url.decode("latin-1").split("?", 1)[0]
         now = time.monotonic()
         rt = self.runtime

@@ -28,6 +28,7 @@ from mesh.sidecar.downstream import CHUNKED, LENGTH, NO_BODY, UNTIL_CLOSE, chunk
 
 if TYPE_CHECKING:
     from mesh.sidecar.downstream import Exchange
+    from mesh.sidecar.pipeline import Flight
 
 # Local-origin outcomes (Envoy: connect failure, reset, timeout). Negative so that they can
 # never be mistaken for a status code.
@@ -58,12 +59,19 @@ class Attempt:
         "complete",
         "truncated",
         "discard",
+        "flight",
+        "timer",
     )
 
-    def __init__(self, ex: Exchange | None, conn: UpstreamConn, fut: asyncio.Future[None]):
+    def __init__(
+        self, ex: Exchange | None, conn: UpstreamConn, fut: asyncio.Future[None] | None
+    ) -> None:
         self.ex = ex
         self.conn = conn
+        # Awaited by a coroutine (``fut``), or driven by callbacks into ``flight``.
         self.fut = fut
+        self.flight: Flight | None = None
+        self.timer: asyncio.TimerHandle | None = None
         self.done_fut: asyncio.Future[None] | None = None
         self.outcome = 0
         self.headers: list[tuple[bytes, bytes]] = []
@@ -107,8 +115,14 @@ class Attempt:
         self.keep_alive = keep_alive
         self.framing = framing
         self.length = length
-        if not self.fut.done():
-            self.fut.set_result(None)
+        fut = self.fut
+        if fut is not None:
+            if not fut.done():
+                fut.set_result(None)
+        elif self.flight is not None:
+            # Dispatched once the current read is parsed, so that the body bytes that came
+            # with the head are buffered by then and go out in the same write.
+            self.conn.ready = self
 
     def on_body(self, data: bytes) -> None:
         if self.discard:
@@ -125,28 +139,42 @@ class Attempt:
         done = self.done_fut
         if done is not None and not done.done():
             done.set_result(None)
+        if self.committed and self.flight is not None:
+            self.flight.on_done(self)
 
     def on_lost(self) -> None:
         if self.complete:
             return
         if self.outcome == 0:
             self.outcome = RESET
-            if not self.fut.done():
-                self.fut.set_result(None)
-        elif self.framing == UNTIL_CLOSE:
+            fut = self.fut
+            if fut is not None:
+                if not fut.done():
+                    fut.set_result(None)
+            elif self.flight is not None:
+                self.flight.on_response(self)
+            return
+        if self.framing == UNTIL_CLOSE:
+            self.keep_alive = False
             self.on_complete()
             return
-        else:
-            self.truncated = True
+        self.truncated = True
         done = self.done_fut
         if done is not None and not done.done():
             done.set_result(None)
+        if self.flight is not None:
+            if self.committed:
+                self.flight.on_done(self)
+            elif self.fut is None:
+                # Head received, not yet dispatched, then the connection died.
+                self.conn.ready = self
 
     def on_timeout(self) -> None:
         """The per-try or route deadline passed before the response head arrived."""
-        if not self.fut.done():
+        fut = self.fut
+        if fut is not None and not fut.done():
             self.outcome = TIMEOUT
-            self.fut.set_result(None)
+            fut.set_result(None)
             self.conn.close(abort=True)
 
 
@@ -164,6 +192,7 @@ class UpstreamConn(asyncio.Protocol):
         "ticks",
         "rheaders",
         "informational",
+        "ready",
     )
 
     def __init__(self, pool: Pool, key: str) -> None:
@@ -177,6 +206,8 @@ class UpstreamConn(asyncio.Protocol):
         self.ticks = 0
         self.rheaders: list[tuple[bytes, bytes]] = []
         self.informational = False
+        # An attempt whose response head arrived in the read being parsed (callback mode).
+        self.ready: Attempt | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -201,6 +232,12 @@ class UpstreamConn(asyncio.Protocol):
             att = self.attempt
             if att is not None:
                 att.on_lost()
+        ready = self.ready
+        if ready is not None:
+            self.ready = None
+            flight = ready.flight
+            if flight is not None and not ready.committed:
+                flight.on_response(ready)
 
     def eof_received(self) -> bool | None:
         return None
