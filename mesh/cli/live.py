@@ -38,7 +38,7 @@ from mesh.manager.configdir import (
     plan_delete,
     read_files,
 )
-from mesh.manager.meshdir import MeshDir, MeshDirError, config_lock
+from mesh.manager.meshdir import MeshDir, MeshDirError, config_lock, mark_applied
 from mesh.manager.observe import ManagerView, MeshState, age, table
 from mesh.manager.registry import is_fresh, validation_endpoints
 from mesh.snapshot import Snapshot
@@ -168,6 +168,8 @@ def apply_resources(
             return Outcome(REFUSED, issues, plan)
         _print_issues(issues, sys.stderr)  # warnings (IST0173 ...) do not stop an apply
         commit(mesh.config, plan)
+        if plan.changes:
+            mark_applied(mesh)
         written_at = time.time()
     expected: dict[Key, dict[str, Any] | None] = {
         resource_key(r.raw): sort_resources([r.raw])[0] for r in resources
@@ -194,6 +196,7 @@ def delete_keys(mesh: MeshDir, keys: Sequence[Key], out: TextIO) -> Outcome:
                 _err(f"error: deleting {names} would leave the config broken; nothing deleted")
                 return Outcome(REFUSED, issues, plan)
             commit(mesh.config, plan)
+            mark_applied(mesh)
         written_at = time.time()
     for key in found:
         print(f'{kind_ref(key[0])} "{key[2]}" deleted', file=out)

@@ -4,6 +4,11 @@
 ``quiet`` seconds passed without a poke, or ``max_delay`` after the first poke of the burst —
 the cap matters because twenty sidecars heartbeating every second would otherwise keep the
 registry directory busy forever and starve publishing. ``fire()`` starts a new burst.
+
+``poke(now, urgent=True)`` makes the burst due at once: ``meshctl apply`` writes its files as
+one transaction under the config lock and then says so (``config/.applied``), so there is
+nothing left to coalesce and waiting would only add latency. The manager keeps one debouncer
+for ``config/`` and one for ``registry/``, so heartbeat churn never delays a config change.
 """
 
 from __future__ import annotations
@@ -17,20 +22,24 @@ class Debouncer:
     max_delay: float = 0.5
     first: float | None = None
     last: float | None = None
+    urgent: bool = False
 
     @property
     def pending(self) -> bool:
         return self.first is not None
 
-    def poke(self, now: float) -> None:
+    def poke(self, now: float, *, urgent: bool = False) -> None:
         if self.first is None:
             self.first = now
         self.last = now
+        self.urgent = self.urgent or urgent
 
     def deadline(self) -> float | None:
         """When the pending burst becomes due (None when nothing is pending)."""
         if self.first is None or self.last is None:
             return None
+        if self.urgent:
+            return self.first
         return min(self.last + self.quiet, self.first + self.max_delay)
 
     def due(self, now: float) -> bool:
@@ -39,3 +48,4 @@ class Debouncer:
 
     def fire(self) -> None:
         self.first = self.last = None
+        self.urgent = False

@@ -33,6 +33,8 @@ from mesh.snapshot import SNAPSHOT_FILE
 
 MANAGER_STATUS = "manager.json"
 LOCK_FILE = ".lock"
+# Written by meshctl after a complete apply/delete (under the lock): "publish now".
+APPLIED_MARKER = ".applied"
 CONFIG_SUFFIXES = (".yaml", ".yml")
 # The manager's status file is not a proxy's; every other status/*.json is.
 NOT_A_PROXY = frozenset({MANAGER_STATUS})
@@ -168,6 +170,11 @@ def config_lock(mesh: MeshDir, *, shared: bool = False, timeout: float = 30.0) -
         if locked:
             fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def mark_applied(mesh: MeshDir) -> None:
+    """Tell the manager a transaction is complete (call while holding the config lock)."""
+    atomic_write(mesh.config / APPLIED_MARKER, f"{time.time()}\n")
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

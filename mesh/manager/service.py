@@ -5,7 +5,8 @@ validate with the same loader and analyzer as ``meshctl analyze``, build the nex
 publish it only when its content hash changed; and ``Manager.run(stop)`` — the asyncio shell
 that decides *when* to evaluate:
 
-- a watchfiles watch on ``config/`` and ``registry/`` (inotify) pokes a ``Debouncer``;
+- a watchfiles watch on ``config/`` and ``registry/`` (inotify) pokes one ``Debouncer`` per
+  directory; ``config/.applied`` (meshctl's "transaction complete") makes it due at once;
 - a poll (every ``poll`` s) compares directory signatures, because Docker Desktop bind mounts
   drop inotify events;
 - a timer fires when the next registry record reaches its TTL, so a dead pod drops out even
@@ -35,6 +36,7 @@ from mesh.config.issues import Issue
 from mesh.manager.compile import blocking, next_snapshot, next_version
 from mesh.manager.debounce import Debouncer
 from mesh.manager.meshdir import (
+    APPLIED_MARKER,
     CONFIG_SUFFIXES,
     MeshDir,
     atomic_write,
@@ -254,11 +256,13 @@ class Manager:
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         settings = self.settings
-        debouncer = Debouncer(settings.quiet, settings.max_delay)
+        config_burst = Debouncer(settings.quiet, settings.max_delay)
+        registry_burst = Debouncer(settings.quiet, settings.max_delay)
+        bursts = (config_burst, registry_burst)
         wake = asyncio.Event()
 
-        def poke() -> None:
-            debouncer.poke(loop.time())
+        def poke(kind: str = "config", *, urgent: bool = False) -> None:
+            (config_burst if kind == "config" else registry_burst).poke(loop.time(), urgent=urgent)
             wake.set()
 
         watcher = asyncio.create_task(self._watch(poke, stop))
@@ -277,9 +281,10 @@ class Manager:
                         poke()
                 if self.expiry is not None and self.clock() >= self.expiry:
                     self.expiry = None
-                    poke()
-                if debouncer.due(loop.time()):
-                    debouncer.fire()
+                    poke("registry")
+                if any(b.due(loop.time()) for b in bursts):
+                    for burst in bursts:  # one evaluation reads both directories
+                        burst.fire()
                     await asyncio.to_thread(self._evaluate_safely)
                     next_beat = loop.time() + settings.heartbeat
                     continue
@@ -287,8 +292,7 @@ class Manager:
                     await asyncio.to_thread(self.write_status)
                     next_beat = loop.time() + settings.heartbeat
                 deadlines = [next_poll, next_beat]
-                if (due := debouncer.deadline()) is not None:
-                    deadlines.append(due)
+                deadlines.extend(d for b in bursts if (d := b.deadline()) is not None)
                 if self.expiry is not None:
                     deadlines.append(loop.time() + max(0.0, self.expiry - self.clock()) + 0.01)
                 timeout = max(0.0, min(deadlines) - loop.time())
@@ -306,7 +310,7 @@ class Manager:
         except Exception as exc:  # e.g. a full disk: report, keep serving, retry next poke
             self._say("evaluation failed: " + "".join(traceback.format_exception(exc)).rstrip())
 
-    async def _watch(self, poke: Callable[[], None], stop: asyncio.Event) -> None:
+    async def _watch(self, poke: Callable[..., None], stop: asyncio.Event) -> None:
         try:
             from watchfiles import awatch
         except ImportError:
@@ -314,12 +318,14 @@ class Manager:
             return
 
         def wanted(_change: Any, path: str) -> bool:
+            if os.path.basename(path) == APPLIED_MARKER:
+                return True
             parent = os.path.basename(os.path.dirname(path))
             suffixes = CONFIG_SUFFIXES if parent == "config" else (".json",)
             return relevant(path, suffixes)
 
         try:
-            async for _changes in awatch(
+            async for changes in awatch(
                 self.mesh.config,
                 self.mesh.registry,
                 watch_filter=wanted,
@@ -329,7 +335,12 @@ class Manager:
                 debounce=200,
                 rust_timeout=1000,
             ):
-                poke()
+                for _change, path in changes:
+                    name = os.path.basename(path)
+                    if os.path.basename(os.path.dirname(path)) == "registry":
+                        poke("registry")
+                    else:
+                        poke("config", urgent=name == APPLIED_MARKER)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # e.g. inotify watch limit: the poll still works

@@ -25,3 +25,13 @@ def test_a_steady_stream_is_capped_by_max_delay():
         t += 0.05
     d.poke(0.5)
     assert d.due(0.5)  # first poke at 0.0 + max_delay
+
+
+def test_an_urgent_poke_is_due_at_once_and_fire_resets_it():
+    d = Debouncer(0.1, 0.5)
+    d.poke(1.0)
+    d.poke(1.01, urgent=True)
+    assert d.due(1.01)
+    d.fire()
+    d.poke(2.0)
+    assert not d.due(2.05)

@@ -1,0 +1,208 @@
+"""Config propagation latency and lab memory (a benchmark, not a test).
+
+1. Propagation: the manager plus N plain sidecars (no apps; ready at once) on one mesh
+   directory; M applies of a VirtualService whose weights change every time. For each apply,
+   the clock starts when ``meshctl apply`` returns (the files are committed) and stops when
+   every sidecar's ``status/<pod>.json`` reports the new version. Also split: apply -> the
+   manager's snapshot, snapshot -> the last sidecar.
+2. Memory: RSS sum of every process of the whole local lab (``meshlab up --local``: manager,
+   9 pods = supervisor + gunicorn + sidecar each, gateway), and of the propagation setup.
+
+Run: ``.venv/bin/python bench/bench_propagation.py [--sidecars 20] [--applies 50]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mesh.cli.live import apply_resources, snapshot_has
+from mesh.config.loader import load_text
+from mesh.lab.local import Child, LocalLab, descendants, free_ports, stop_children
+from mesh.manager.meshdir import MeshDir, read_json
+from mesh.manager.observe import MeshState
+from mesh.manager.registry import is_fresh
+
+DR = """\
+apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+"""
+VS = """\
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: W1
+    - destination: {host: reviews, subset: v2}
+      weight: W2
+"""
+
+
+def rss_kib(pids: set[int]) -> int:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def tree(children: list[Child]) -> set[int]:
+    pids: set[int] = set()
+    for child in children:
+        if child.proc is not None and child.proc.poll() is None:
+            pids.add(child.proc.pid)
+            pids |= {pid for pid, _start in descendants(child.proc.pid)}
+    return pids
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def apply_text(mesh: MeshDir, text: str) -> tuple[float, dict]:
+    result = load_text(text, "<bench>")
+    with contextlib.redirect_stderr(io.StringIO()):
+        outcome = apply_resources(mesh, result.resources, result.issues, io.StringIO())
+    if outcome.code != 0:
+        raise SystemExit(f"apply failed: {[str(i) for i in outcome.issues]}")
+    return time.perf_counter(), outcome.expected
+
+
+def wait_all(
+    mesh: MeshDir, expected: dict, pods: list[str], timeout: float = 30.0
+) -> tuple[float, float]:
+    """(time the snapshot held the change, time the last sidecar reported it)."""
+    deadline = time.perf_counter() + timeout
+    published_at = None
+    version = None
+    while time.perf_counter() < deadline:
+        state = MeshState.read(mesh)
+        if (
+            version is None
+            and state.snapshot is not None
+            and snapshot_has(state.snapshot, expected)
+        ):
+            version, published_at = state.snapshot.version, time.perf_counter()
+        if version is not None:
+            if all(int((state.statuses.get(p) or {}).get("version") or 0) >= version for p in pods):
+                return published_at, time.perf_counter()
+        time.sleep(0.002)
+    raise SystemExit("timed out waiting for propagation")
+
+
+def propagation(sidecars: int, applies: int, python: str) -> tuple[list[float], list[float], int]:
+    with tempfile.TemporaryDirectory(prefix="meshlab-bench-") as root:
+        mesh = MeshDir(Path(root)).create()
+        (mesh.config / "destinationrule-reviews.yaml").write_text(DR)
+        children = [
+            Child("manager", [python, "-m", "mesh.manager", "--mesh-dir", str(mesh.root)], {},
+                  mesh.root / "logs" / "manager.log"),
+        ]  # fmt: skip
+        ports = free_ports(4 * sidecars)
+        pods = [f"reviews-b{i:02d}" for i in range(sidecars)]
+        for i, pod in enumerate(pods):
+            p = ports[4 * i : 4 * i + 4]
+            argv = [
+                python, "-m", "mesh.sidecar", "--pod", pod, "--service", "reviews",
+                "--labels", f"app=reviews,version=v{1 + i % 2}", "--mesh-dir", str(mesh.root),
+                "--inbound-port", str(p[0]), "--app-port", str(p[1]),
+                "--outbound-port", str(p[2]), "--admin-port", str(p[3]),
+                "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+                "--access-log", "off",
+            ]  # fmt: skip
+            children.append(Child(pod, argv, {}, mesh.root / "logs" / f"{pod}.log"))
+        import os
+
+        for child in children:
+            child.env = {**os.environ, "MESH_DIR": str(mesh.root)}
+            child.start()
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                state = MeshState.read(mesh)
+                now = time.time()
+                ready = {r.pod for r in state.records if r.ready and is_fresh(r, now)}
+                rows = {r.pod: r for r in state.rows(now)}
+                if set(pods) <= ready and all(rows[p].status == "SYNCED" for p in pods):
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"sidecars not ready: {sorted(set(pods) - ready)}")
+                time.sleep(0.2)
+            total, manager_part = [], []
+            for i in range(applies):
+                w1 = (i * 7) % 101
+                text = VS.replace("W1", str(w1)).replace("W2", str(100 - w1))
+                returned, expected = apply_text(mesh, text)
+                published, synced = wait_all(mesh, expected, pods)
+                total.append((synced - returned) * 1000)
+                manager_part.append((published - returned) * 1000)
+                time.sleep(0.05)
+            memory = rss_kib(tree(children))
+        finally:
+            stop_children(children, grace=5)
+        status = read_json(mesh.manager_status) or {}
+        del status
+    return total, manager_part, memory
+
+
+def lab_memory(python: str) -> tuple[int, int]:
+    with tempfile.TemporaryDirectory(prefix="meshlab-bench-lab-") as root:
+        lab = LocalLab(Path(root) / "mesh", gateway_port=free_ports(1)[0], python=python,
+                       out=io.StringIO())  # fmt: skip
+        with lab:
+            time.sleep(2.0)
+            everyone = [*lab.children.values(), *([lab.manager] if lab.manager else [])]
+            pids = tree(everyone)
+            return rss_kib(pids), len(pids)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sidecars", type=int, default=20)
+    parser.add_argument("--applies", type=int, default=50)
+    parser.add_argument("--skip-lab", action="store_true", help="skip the whole-lab memory")
+    args = parser.parse_args()
+    python = sys.executable
+    total, manager_part, memory = propagation(args.sidecars, args.applies, python)
+    sidecar_part = [t - m for t, m in zip(total, manager_part, strict=True)]
+    print(f"\nconfig propagation: {args.applies} applies, {args.sidecars} sidecars + manager")
+    print(f"{'stage':<36}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
+    for name, values in (
+        ("apply returned -> snapshot published", manager_part),
+        ("snapshot -> last sidecar applied", sidecar_part),
+        ("apply returned -> every sidecar", total),
+    ):
+        print(
+            f"{name:<36}{statistics.median(values):>10.1f}{percentile(values, 0.99):>10.1f}"
+            f"{max(values):>10.1f}"
+        )
+    print(f"RSS, manager + {args.sidecars} sidecars: {memory / 1024:.0f} MiB")
+    if not args.skip_lab:
+        lab_rss, processes = lab_memory(python)
+        print(f"RSS, whole local lab (meshlab up --local, {processes} processes): "
+              f"{lab_rss / 1024:.0f} MiB")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
