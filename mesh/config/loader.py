@@ -57,6 +57,8 @@ METADATA_FIELDS = frozenset(
 )
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DEFAULT_NAMESPACE = "default"
+# libyaml's composer when PyYAML was built with it (about 10x faster), same nodes and marks.
+FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -640,7 +642,7 @@ def load_text(text: str | bytes, filename: str = "<input>") -> LoadResult:
             )
             return result
     try:
-        documents = yaml.compose_all(text, Loader=yaml.SafeLoader)
+        documents = yaml.compose_all(text, Loader=FAST_LOADER)
         for index, node in enumerate(documents):
             if index >= MAX_DOCUMENTS:
                 result.issues.append(

@@ -34,11 +34,12 @@ def decide(table: RouteTable, request: RequestView, rng: random.Random) -> Forwa
     if vhost is None:
         return NO_ROUTE
     path, _ = split_path(request.path)
+    context: dict[str, object] = {}  # per-request memo: header regex-set scans, parsed query
     for rule in vhost.rules:
         if not rule.matchers:
             return _act(rule, request, path, None, rng)
         for matcher in rule.matchers:
-            if matcher.test(request, path):
+            if matcher.test(request, path, context):
                 return _act(rule, request, path, matcher.uri_prefix, rng)
     return NO_ROUTE
 

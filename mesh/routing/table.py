@@ -35,7 +35,7 @@ from mesh.config.model import (
 from mesh.resilience.retry import DEFAULT_RETRY, RetryPolicy
 from mesh.routing import hosts as hostnames
 from mesh.routing.decision import NO_HEADER_OPS, Cluster, HeaderOps
-from mesh.routing.match import RequestMatcher, compile_match, compile_regex
+from mesh.routing.match import HeaderRegexSets, RequestMatcher, compile_match, compile_regex
 from mesh.snapshot import Endpoint, Snapshot
 
 DEFAULT_SERVICE_PORT = 9080
@@ -341,7 +341,11 @@ def _compile_rule(
 
 
 def _rule_matchers(
-    route: HTTPRoute, proxy: ProxyIdentity, bound_gateways: Sequence[str], gateway: str | None
+    route: HTTPRoute,
+    proxy: ProxyIdentity,
+    bound_gateways: Sequence[str],
+    gateway: str | None,
+    regex_sets: HeaderRegexSets,
 ) -> tuple[RequestMatcher, ...] | None:
     """Matchers of a rule for this proxy; None when no match entry applies to it."""
     if not route.match:
@@ -356,7 +360,7 @@ def _rule_matchers(
             continue
         if entry.source_labels and not labels_match(entry.source_labels, proxy.labels):
             continue
-        kept.append(compile_match(entry))
+        kept.append(compile_match(entry, regex_sets))
     return tuple(kept) if kept else None
 
 
@@ -377,6 +381,7 @@ def compile_config(
     destination_rules = [r.spec for r in resources if r.kind == "DestinationRule"]
     gateways = {r.name: r.spec for r in resources if r.kind == "Gateway"}
     clusters = _ClusterBuilder(destination_rules, endpoints)
+    regex_sets = HeaderRegexSets()
 
     mesh = Listener()
     if not proxy.gateway:
@@ -385,7 +390,7 @@ def compile_config(
             bound = [hostnames.gateway_key(g) for g in spec.gateways] or [MESH_GATEWAY]
             rules = []
             for index, route in enumerate(spec.http):
-                matchers = _rule_matchers(route, proxy, bound, None)
+                matchers = _rule_matchers(route, proxy, bound, None, regex_sets)
                 if matchers is None:
                     continue
                 rules.append(_compile_rule(resource.name, index, route, matchers, clusters))
@@ -439,7 +444,7 @@ def compile_config(
                         continue  # IST0132: no overlap with this server
                     rules = []
                     for index, route in enumerate(spec.http):
-                        matchers = _rule_matchers(route, proxy, bound, gateway_name)
+                        matchers = _rule_matchers(route, proxy, bound, gateway_name, regex_sets)
                         if matchers is None:
                             continue
                         rules.append(_compile_rule(resource.name, index, route, matchers, clusters))
@@ -453,6 +458,7 @@ def compile_config(
                         existing.rules = _sort_catch_alls_last(existing.rules + rules)
                     else:
                         listener.add(name, VirtualHost((name,), _sort_catch_alls_last(rules)))
+    regex_sets.build()
     return RouteTable(
         version=version,
         proxy=proxy,
