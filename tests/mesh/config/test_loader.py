@@ -152,6 +152,7 @@ def test_other_kinds_are_skipped_with_an_info_line() -> None:
     ],
     ids=[
         "yaml-syntax",
+        "yaml-indent",
         "not-a-mapping",
         "no-apiversion",
         "no-kind",
