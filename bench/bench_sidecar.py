@@ -324,7 +324,7 @@ def main() -> int:
     px99 = lat_proxy["p99"] - lat_direct["p99"]
     two90 = (pct(hops, 90) - pct(base, 90)) / 1000
     rows = [
-        ("throughput (req/s, c=%d)" % c, f"{direct['rps']:.0f}", f"{proxy['rps']:.0f}",
+        (f"throughput (req/s, c={c})", f"{direct['rps']:.0f}", f"{proxy['rps']:.0f}",
          f"{side['rps']:.0f}", f"{ratio:.2f}x nginx", f">= {TARGETS['rps']} and >= 0.4x",
          side["rps"] >= TARGETS["rps"] and ratio >= TARGETS["ratio"]),
         ("p50 at c=1 (us)", f"{lat_direct['p50']:.0f}", f"{lat_proxy['p50']:.0f} (+{px50:.0f})",

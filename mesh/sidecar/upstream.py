@@ -100,10 +100,12 @@ class Attempt:
                     framing = LENGTH
             elif name == b"transfer-encoding" and b"chunked" in value.lower():
                 framing = CHUNKED
-        if framing == UNTIL_CLOSE:
-            keep_alive = False
         ex = self.ex
-        if (ex is not None and ex.method == "HEAD") or status in (204, 304):
+        if status in (204, 304):
+            framing = NO_BODY
+        elif framing == UNTIL_CLOSE:
+            keep_alive = False
+        if ex is not None and ex.method == "HEAD":
             framing = NO_BODY
             if ex is not None and ex.method == "HEAD":
                 # httptools cannot be told that a HEAD response has no body; the
