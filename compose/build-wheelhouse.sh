@@ -4,8 +4,8 @@
 # this machine's architecture, so `docker build` installs them with
 # `pip install --no-index --find-links` and never needs a registry.
 #
-# Idempotent: compose/wheelhouse/.stamp holds a hash of pyproject.toml, the target platform and
-# this script; when it matches, nothing is downloaded. The project itself is not built as a
+# Idempotent: compose/.build/wheelhouse.stamp holds a hash of the requirement list read from
+# pyproject.toml, the target platform and this script; when it matches, nothing is downloaded. The project itself is not built as a
 # wheel: the image copies its source (mesh/, services/, ...) in its last layers.
 #
 # Environment: PYTHON (host interpreter with pip; default: the repo's .venv, then python3),
@@ -50,23 +50,9 @@ if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
     PYTHON="${HERE}/.build/pip-venv/bin/python"
 fi
 
-STAMP_VALUE="$(
-    {
-        sha256sum "$PYPROJECT" | cut -d' ' -f1
-        sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1
-        echo "${WHEEL_PYTHON_VERSION} ${ARCH} ${WHEEL_GLIBC_MINOR} ${EXTRAS}"
-    } | sha256sum | cut -d' ' -f1
-)"
-STAMP="${WHEELHOUSE}/.stamp"
-if [[ "$FORCE" != "1" && -f "$STAMP" && "$(cat "$STAMP")" == "$STAMP_VALUE" \
-      && -f "${WHEELHOUSE}/requirements.txt" ]]; then
-    run_log "wheelhouse up to date (${WHEELHOUSE}, stamp ${STAMP_VALUE:0:12}); skipping"
-    exit 0
-fi
-
-mkdir -p "$WHEELHOUSE"
-run_log "reading runtime requirements from ${PYPROJECT} (extras: ${EXTRAS:-none})"
-"$PYTHON" - "$PYPROJECT" "$EXTRAS" >"${WHEELHOUSE}/requirements.txt.new" <<'EOF'
+mkdir -p "$WHEELHOUSE" "${HERE}/.build"
+NEW_REQS="${HERE}/.build/requirements.txt.new"
+"$PYTHON" - "$PYPROJECT" "$EXTRAS" >"$NEW_REQS" <<'EOF'
 import sys
 import tomllib
 
@@ -77,7 +63,28 @@ for extra in filter(None, sys.argv[2].split(",")):
     requirements += project.get("optional-dependencies", {}).get(extra, [])
 print("\n".join(dict.fromkeys(requirements)))
 EOF
-sed 's/^/[build-wheelhouse]   /' "${WHEELHOUSE}/requirements.txt.new" >&2
+
+# The stamp covers what decides the wheels (the requirement list, the target, this script),
+# not pyproject.toml as a whole: editing pytest or ruff settings must not refetch anything.
+# It lives outside the wheelhouse, so it never reaches the image and never busts its cache.
+STAMP_VALUE="$(
+    {
+        cat "$NEW_REQS"
+        sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1
+        echo "${WHEEL_PYTHON_VERSION} ${ARCH} ${WHEEL_GLIBC_MINOR} ${EXTRAS}"
+    } | sha256sum | cut -d' ' -f1
+)"
+STAMP="${HERE}/.build/wheelhouse.stamp"
+if [[ "$FORCE" != "1" && -f "$STAMP" && "$(cat "$STAMP")" == "$STAMP_VALUE" \
+      && -f "${WHEELHOUSE}/requirements.txt" ]]; then
+    run_log "wheelhouse up to date (${WHEELHOUSE}, stamp ${STAMP_VALUE:0:12}); skipping"
+    rm -f "$NEW_REQS"
+    exit 0
+fi
+rm -f "${WHEELHOUSE}/.stamp"  # the stamp's old place
+
+run_log "runtime requirements from ${PYPROJECT} (extras: ${EXTRAS:-none}):"
+sed 's/^/[build-wheelhouse]   /' "$NEW_REQS" >&2
 
 PLATFORM_ARGS=()
 for ((minor = WHEEL_GLIBC_MINOR; minor >= 17; minor--)); do
@@ -95,7 +102,11 @@ run_cmd "$PYTHON" -m pip download \
     --abi "cp${WHEEL_PYTHON_VERSION/./}" \
     "${PLATFORM_ARGS[@]}" \
     --dest "$WHEELHOUSE" \
-    -r "${WHEELHOUSE}/requirements.txt.new" >&2
-mv "${WHEELHOUSE}/requirements.txt.new" "${WHEELHOUSE}/requirements.txt"
+    -r "$NEW_REQS" >&2
+if cmp -s "$NEW_REQS" "${WHEELHOUSE}/requirements.txt"; then
+    rm -f "$NEW_REQS"
+else
+    mv "$NEW_REQS" "${WHEELHOUSE}/requirements.txt"
+fi
 echo "$STAMP_VALUE" >"$STAMP"
 run_log "wheelhouse ready in $(($(date +%s) - START)) s: $(find "$WHEELHOUSE" -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1)"
