@@ -9,6 +9,7 @@
 #   make down / status / logs [SERVICE=x]
 #   $(call meshlab_apply,canary-70-30)  in a recipe: meshctl apply -f
 #                  /app/scenarios/canary-70-30.yaml --wait, inside the manager container
+#                  ($(call meshlab_apply,reset,--prune) passes extra arguments)
 #
 # Variables (environment or command line): GATEWAY_PORT (8080), LOCUST_PORT (8089),
 # GATEWAY_ADMIN_PORT (15000), MESH_CONFIG_DIR (<repo>/lab-config), MESHLAB_BASELINE (reset),
@@ -17,8 +18,9 @@
 MESHLAB_COMPOSE_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 MESHLAB_LAB := $(MESHLAB_COMPOSE_DIR)/lab.sh
 
-# meshctl apply of scenarios/<name>.yaml inside the running lab's manager container.
-meshlab_apply = $(MESHLAB_LAB) apply $(1)
+# meshctl apply of scenarios/<name>.yaml inside the running lab's manager container;
+# optional extra meshctl apply arguments: $(call meshlab_apply,reset,--prune).
+meshlab_apply = $(MESHLAB_LAB) apply $(1) $(2)
 
 .PHONY: image up down status logs
 

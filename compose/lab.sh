@@ -9,8 +9,8 @@
 #   wait          wait until every service's container runs and is healthy
 #   status        containers and health, then `meshctl proxy-status` from the manager
 #   logs [SVC]    follow the logs (of one service)
-#   apply NAME    meshctl apply -f /app/scenarios/NAME.yaml --wait, inside the manager: the
-#                 host needs only docker, compose, make and python3
+#   apply NAME [ARGS]  meshctl apply -f /app/scenarios/NAME.yaml --wait [ARGS, e.g. --prune],
+#                 inside the manager: the host needs only docker, compose, make and python3
 #   compose ARGS  any compose command on the lab's project
 #
 # The image must exist (compose/build-image.sh; `make up` builds it first).
@@ -142,8 +142,9 @@ EOF
 
 apply_scenario() {
     local name="$1"
+    shift
     run_log "applying scenarios/${name}.yaml in the manager container"
-    run_compose exec -T manager meshctl apply -f "/app/scenarios/${name}.yaml" --wait
+    run_compose exec -T manager meshctl apply -f "/app/scenarios/${name}.yaml" --wait "$@"
 }
 
 cmd_up() {
@@ -187,8 +188,8 @@ main() {
         status) cmd_status ;;
         logs) compose logs -f --tail=200 "$@" ;;
         apply)
-            [[ $# -eq 1 ]] || { run_log "usage: lab.sh apply SCENARIO"; exit 2; }
-            apply_scenario "$1"
+            [[ $# -ge 1 ]] || { run_log "usage: lab.sh apply SCENARIO [MESHCTL-APPLY-ARGS...]"; exit 2; }
+            apply_scenario "$@"
             ;;
         compose) compose "$@" ;;
         *)

@@ -217,15 +217,21 @@ def supervise(
         stop_signal: int | None = None
         stop_deadline: float | None = None
         killed = False
+        reported: set[int] = set()
         while True:
-            for spec, proc in procs:
-                rc = proc.poll()
-                if rc is not None and first is None:
-                    first = (spec, rc)
-                    _log(f"{spec.name} exited with {_exit_code(rc)}; stopping the pod")
-            if received and stop_signal is None:
+            if received and stop_signal is None and first is None:
                 stop_signal = received[0]
                 _log(f"got {signal.Signals(stop_signal).name}; forwarding to the children")
+            for spec, proc in procs:
+                rc = proc.poll()
+                if rc is None or proc.pid in reported:
+                    continue
+                reported.add(proc.pid)
+                if first is None and stop_signal is None:
+                    first = (spec, rc)
+                    _log(f"{spec.name} exited with {_exit_code(rc)}; stopping the pod")
+                else:
+                    _log(f"{spec.name} exited with {_exit_code(rc)}")
             if (first is not None or stop_signal is not None) and stop_deadline is None:
                 stop_deadline = time.monotonic() + grace_seconds
                 for _spec, proc in procs:
@@ -255,9 +261,8 @@ def supervise(
         if first is not None:
             return _exit_code(first[1])
         forwarded = -(stop_signal or signal.SIGTERM)
-        for spec, proc in procs:
+        for _spec, proc in procs:
             if proc.returncode not in (0, forwarded):
-                _log(f"{spec.name} exited with {_exit_code(proc.returncode)} while stopping")
                 return _exit_code(proc.returncode)
         return 0
     except BaseException:

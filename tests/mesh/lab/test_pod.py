@@ -274,6 +274,31 @@ def test_grandchildren_in_a_childs_process_group_do_not_outlive_the_pod(tmp_path
     assert not _alive(grandchild)
 
 
+def test_orderly_stop_exits_0_unless_a_child_fails_while_stopping(tmp_path: Path) -> None:
+    # The first child asks the supervisor (its parent) to stop, as `docker stop` would.
+    asker = _child(
+        "asker",
+        """
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(7))
+        os.kill(os.getppid(), signal.SIGTERM)
+        time.sleep(60)
+        """,
+        tmp_path,
+    )
+    plain = _child("plain", SLEEPER, tmp_path)  # default SIGTERM action: killed, that is fine
+    assert supervise([asker, plain], grace_seconds=5) == 7
+    polite = _child(
+        "polite",
+        """
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        os.kill(os.getppid(), signal.SIGTERM)
+        time.sleep(60)
+        """,
+        tmp_path,
+    )
+    assert supervise([polite, _child("plain2", SLEEPER, tmp_path)], grace_seconds=5) == 0
+
+
 DRIVER = """
 import os, sys, signal
 from mesh.lab.pod import ChildSpec, supervise
