@@ -25,7 +25,7 @@ from pathlib import Path
 from mesh.cli.live import apply_resources, snapshot_has
 from mesh.config.loader import load_text
 from mesh.lab.local import Child, LocalLab, descendants, free_ports, stop_children
-from mesh.manager.meshdir import MeshDir, read_json
+from mesh.manager.meshdir import MeshDir
 from mesh.manager.observe import MeshState
 from mesh.manager.registry import is_fresh
 
@@ -54,14 +54,18 @@ spec:
 """
 
 
-def rss_kib(pids: set[int]) -> int:
-    total = 0
+def memory_kib(pids: set[int]) -> tuple[int, int]:
+    """(RSS sum, PSS sum) in KiB. RSS counts shared pages (the interpreter, libraries) once
+    per process; PSS splits them among the sharers, so its sum is what the lab really costs."""
+    rss = pss = 0
     for pid in pids:
         with contextlib.suppress(OSError, ValueError):
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-    return total
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+    return rss, pss
 
 
 def tree(children: list[Child]) -> set[int]:
@@ -110,7 +114,9 @@ def wait_all(
     raise SystemExit("timed out waiting for propagation")
 
 
-def propagation(sidecars: int, applies: int, python: str) -> tuple[list[float], list[float], int]:
+def propagation(
+    sidecars: int, applies: int, python: str
+) -> tuple[list[float], list[float], tuple[int, int]]:
     with tempfile.TemporaryDirectory(prefix="meshlab-bench-") as root:
         mesh = MeshDir(Path(root)).create()
         (mesh.config / "destinationrule-reviews.yaml").write_text(DR)
@@ -146,7 +152,11 @@ def propagation(sidecars: int, applies: int, python: str) -> tuple[list[float], 
                 if set(pods) <= ready and all(rows[p].status == "SYNCED" for p in pods):
                     break
                 if time.monotonic() > deadline:
-                    raise SystemExit(f"sidecars not ready: {sorted(set(pods) - ready)}")
+                    missing = sorted(set(pods) - ready) or sorted(
+                        p for p in pods if rows.get(p) is None or rows[p].status != "SYNCED"
+                    )
+                    tail = children[1].tail() if len(children) > 1 else ""
+                    raise SystemExit(f"sidecars not ready/synced: {missing}\n{tail}")
                 time.sleep(0.2)
             total, manager_part = [], []
             for i in range(applies):
@@ -157,15 +167,13 @@ def propagation(sidecars: int, applies: int, python: str) -> tuple[list[float], 
                 total.append((synced - returned) * 1000)
                 manager_part.append((published - returned) * 1000)
                 time.sleep(0.05)
-            memory = rss_kib(tree(children))
+            memory = memory_kib(tree(children))
         finally:
             stop_children(children, grace=5)
-        status = read_json(mesh.manager_status) or {}
-        del status
     return total, manager_part, memory
 
 
-def lab_memory(python: str) -> tuple[int, int]:
+def lab_memory(python: str) -> tuple[tuple[int, int], int]:
     with tempfile.TemporaryDirectory(prefix="meshlab-bench-lab-") as root:
         lab = LocalLab(Path(root) / "mesh", gateway_port=free_ports(1)[0], python=python,
                        out=io.StringIO())  # fmt: skip
@@ -173,7 +181,7 @@ def lab_memory(python: str) -> tuple[int, int]:
             time.sleep(2.0)
             everyone = [*lab.children.values(), *([lab.manager] if lab.manager else [])]
             pids = tree(everyone)
-            return rss_kib(pids), len(pids)
+            return memory_kib(pids), len(pids)
 
 
 def main() -> int:
@@ -196,11 +204,13 @@ def main() -> int:
             f"{name:<36}{statistics.median(values):>10.1f}{percentile(values, 0.99):>10.1f}"
             f"{max(values):>10.1f}"
         )
-    print(f"RSS, manager + {args.sidecars} sidecars: {memory / 1024:.0f} MiB")
+    print(f"\n{'memory':<52}{'RSS MiB':>10}{'PSS MiB':>10}")
+    label = f"manager + {args.sidecars} sidecars ({args.sidecars + 1} processes)"
+    print(f"{label:<52}{memory[0] / 1024:>10.0f}{memory[1] / 1024:>10.0f}")
     if not args.skip_lab:
-        lab_rss, processes = lab_memory(python)
-        print(f"RSS, whole local lab (meshlab up --local, {processes} processes): "
-              f"{lab_rss / 1024:.0f} MiB")  # fmt: skip
+        (rss, pss), processes = lab_memory(python)
+        label = f"whole local lab, meshlab up --local ({processes} processes)"
+        print(f"{label:<52}{rss / 1024:>10.0f}{pss / 1024:>10.0f}")
     return 0
 
 

@@ -64,7 +64,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             flush=True,
         )
         while True:
-            for message in lab.watch():
+            for message in lab.restart_crashed():
                 print(f"meshlab: {message}", file=sys.stderr, flush=True)
             time.sleep(1.0)
     except KeyboardInterrupt:

@@ -107,6 +107,23 @@ def descendants(root: int) -> set[tuple[int, int]]:
     return found
 
 
+def processes_mentioning(text: str) -> list[int]:
+    """Pids whose command line or environment contains ``text`` (e.g. a lab's mesh dir)."""
+    needle = text.encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        for part in ("cmdline", "environ"):
+            try:
+                if needle in Path(f"/proc/{entry}/{part}").read_bytes():
+                    found.append(int(entry))
+                    break
+            except OSError:
+                continue
+    return found
+
+
 @dataclass
 class Child:
     name: str
@@ -231,6 +248,7 @@ class LocalLab:
         self.gateway_admin_port = ports[-1]
         self.manager: Child | None = None
         self.children: dict[str, Child] = {}
+        self._restarted: dict[str, float] = {}
 
     # -- addresses ---------------------------------------------------------------------------
 
@@ -409,16 +427,27 @@ class LocalLab:
         self.children.clear()
         self.manager = None
 
-    def watch(self) -> Iterator[str]:
-        """Yield a message whenever a child exits unexpectedly (for ``meshlab up``)."""
-        reported: set[str] = set()
+    def leftovers(self) -> list[int]:
+        """Processes still running for this lab's mesh directory (empty after ``stop()``)."""
+        return processes_mentioning(str(self.mesh.root))
+
+    def restart_crashed(self, min_interval: float = 5.0) -> Iterator[str]:
+        """Restart children that exited (Kubernetes' restartPolicy: Always), with a back-off;
+        yield one message per restart (for ``meshlab up``)."""
+        now = time.monotonic()
         everyone = [*self.children.values(), *([self.manager] if self.manager else [])]
         for child in everyone:
-            if child.name in reported or child.proc is None:
+            if child.proc is None or child.proc.poll() is None:
                 continue
-            if child.proc.poll() is not None:
-                reported.add(child.name)
-                yield f"{child.name} exited with code {child.proc.returncode}; see {child.log_path}"
+            last = self._restarted.get(child.name, -min_interval)
+            if now - last < min_interval:
+                continue
+            code = child.proc.returncode
+            child.reap_leftovers()
+            child.close()
+            child.start()
+            self._restarted[child.name] = now
+            yield f"{child.name} exited with code {code}; restarted (log: {child.log_path})"
 
     # -- operations --------------------------------------------------------------------------
 

@@ -64,6 +64,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield instance
     finally:
         instance.stop()
+    # Stopping the lab leaves nothing behind: no process mentions its mesh directory.
+    deadline = time.monotonic() + 5
+    while (left := instance.leftovers()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left == [], f"processes left behind by the lab: {left}"
 
 
 @pytest.fixture
