@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-from collections.abc import Sequence
-from pathlib import Path
+if __name__ == "__main__":
+    # Before anything imports asyncio, ssl or hashlib: no OpenSSL in the proxy (lean.py).
+    from mesh.sidecar import lean
 
-from mesh.sidecar.prober import ProbeSpec
+    lean.install()
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from mesh.sidecar.prober import ProbeSpec  # noqa: E402
 
 
 def parse_labels(text: str) -> dict[str, str]:

@@ -6,16 +6,21 @@ a reader (the manager, ``meshctl``) sees the old file or the new one, never half
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+_serial = itertools.count()
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # A unique name per process and write (not ``tempfile``: it drags shutil, bz2 and lzma
+    # into the proxy's memory for one name).
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{next(_serial)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, sort_keys=True)

@@ -7,7 +7,7 @@ Primitives:
   (inbound = ``destination``, outbound and gateway = ``source``).
 - ``Sidecar``: owns the event loop's tasks:
 
-  * **watcher**: ``watchfiles.awatch`` on ``$MESH_DIR/snapshot/`` plus a stat poll every
+  * **watcher**: inotify on ``$MESH_DIR/snapshot/`` (``inotify.py``) plus a stat poll every
     second as a safety net (bind mounts drop inotify events); each change is read, parsed
     and compiled right here, off the request path, then installed with one assignment. A
     snapshot that fails to parse or compile is refused: the last good table stays and
@@ -36,8 +36,10 @@ from typing import Any
 
 from mesh.config import ConfigError
 from mesh.routing import ProxyIdentity, compile_snapshot
+from mesh.sidecar import lean
 from mesh.sidecar.downstream import ConnTracker, Downstream, Exchange
 from mesh.sidecar.files import remove_quietly, write_json_atomic
+from mesh.sidecar.inotify import DirWatch, watch_dir
 from mesh.sidecar.pipeline import Runtime, start_inbound, start_routed
 from mesh.sidecar.prober import ProbeSpec, ProbeState, run_prober
 from mesh.sidecar.telemetry import Telemetry, open_log
@@ -144,6 +146,7 @@ class Sidecar:
         self._stopping = asyncio.Event()
         self._was_ready: bool | None = None
         self._listeners_version: int | None = None
+        self._watch: DirWatch | None = None
         mesh = options.mesh_dir
         self.snapshot_dir = mesh / "snapshot"
         self.registry_path = mesh / "registry" / f"{options.pod}.json"
@@ -259,6 +262,8 @@ class Sidecar:
             self.loop.create_task(self.sync_gateway_listeners(table))
         self.write_status()
         self.readiness_changed()
+        # Compiling churns the heap; hand the freed pages back (memory budget).
+        self.loop.call_later(1.0, lean.trim)
 
     def _refuse(self, version: int | None, message: str) -> None:
         self.error = message
@@ -268,19 +273,14 @@ class Sidecar:
         self.write_status()
 
     async def watch(self) -> None:
+        """inotify on the snapshot directory (the directory: an atomic rename replaces the
+        file's inode), plus a stat poll every second as a safety net."""
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
         self.reload()
-        self._tasks.append(self.loop.create_task(self._poll()))
-        try:
-            from watchfiles import awatch
-
-            async for _ in awatch(
-                self.snapshot_dir, stop_event=self._stopping, debounce=20, step=10,
-                recursive=False,
-            ):  # fmt: skip
-                self.reload()
-        except Exception as exc:  # inotify unavailable: the poll carries on alone
-            print(f"sidecar {self.options.pod}: watch failed ({exc}); polling", file=sys.stderr)
+        self._watch = watch_dir(self.loop, self.snapshot_dir, self.reload)
+        if self._watch is None:
+            print(f"sidecar {self.options.pod}: inotify unavailable; polling", file=sys.stderr)
+        await self._poll()
 
     async def _poll(self) -> None:
         while True:
@@ -397,6 +397,8 @@ class Sidecar:
                 listener.server.close()
         for task in self._tasks:
             task.cancel()
+        if self._watch is not None:
+            self._watch.close()
         self.pool.close_all()
         self.telemetry.flush_log()
 

@@ -1,0 +1,95 @@
+"""Keep OpenSSL out of the sidecar process, to stay inside its memory budget.
+
+The data plane speaks plain HTTP only (DestinationRule ``tls`` is a no-op in the lab, Lab
+decision 7), yet ``asyncio``/uvloop import ``ssl`` and ``hashlib`` loads ``_hashlib``: both
+map ``libcrypto`` (about 4 MB of RSS per proxy, an eighth of the 30 MB budget). ``install()``
+runs before those imports: ``hashlib`` falls back to CPython's built-in SHA-2 (the snapshot's
+content hash needs nothing else), and ``ssl`` is a stub carrying the few names uvloop reads at
+import time; actually using TLS raises. When ``ssl`` or ``hashlib`` is already loaded (a test
+process, say), nothing is done.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+
+class SSLError(OSError):
+    """TLS is not available in the mesh sidecar."""
+
+
+class SSLZeroReturnError(SSLError):
+    pass
+
+
+class SSLWantReadError(SSLError):
+    pass
+
+
+class SSLWantWriteError(SSLError):
+    pass
+
+
+class SSLSyscallError(SSLError):
+    pass
+
+
+class SSLEOFError(SSLError):
+    pass
+
+
+class CertificateError(ValueError):
+    pass
+
+
+def _unavailable(*args: object, **kwargs: object) -> None:
+    raise RuntimeError("TLS is not available in the mesh sidecar")
+
+
+class _Unavailable:
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        _unavailable()
+
+
+_CONSTANTS = (
+    "SSL_ERROR_SSL",
+    "SSL_ERROR_WANT_READ",
+    "SSL_ERROR_WANT_WRITE",
+    "SSL_ERROR_WANT_X509_LOOKUP",
+    "SSL_ERROR_SYSCALL",
+    "SSL_ERROR_ZERO_RETURN",
+    "SSL_ERROR_WANT_CONNECT",
+    "SSL_ERROR_EOF",
+)
+
+
+def install() -> bool:
+    """Block OpenSSL for this process; True when done (False: already loaded)."""
+    if "ssl" in sys.modules or "hashlib" in sys.modules or "_hashlib" in sys.modules:
+        return False
+    sys.modules["_hashlib"] = None  # type: ignore[assignment]  # hashlib: built-in fallbacks
+    sys.modules["_ssl"] = None  # type: ignore[assignment]
+    stub = types.ModuleType("ssl", "Stub: no TLS in the mesh sidecar (mesh.sidecar.lean).")
+    for cls in (SSLError, SSLZeroReturnError, SSLWantReadError, SSLWantWriteError,
+                SSLSyscallError, SSLEOFError, CertificateError):  # fmt: skip
+        setattr(stub, cls.__name__, cls)
+    for name in ("SSLContext", "SSLObject", "SSLSocket", "MemoryBIO"):
+        setattr(stub, name, _Unavailable)
+    stub.create_default_context = _unavailable  # type: ignore[attr-defined]
+    for value, name in enumerate(_CONSTANTS, start=1):
+        setattr(stub, name, value)
+    stub.CERT_NONE = 0  # type: ignore[attr-defined]
+    stub.HAS_SNI = False  # type: ignore[attr-defined]
+    sys.modules["ssl"] = stub
+    return True
+
+
+def trim() -> None:
+    """Give freed heap pages back to the OS (after a config compile, say)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
