@@ -139,13 +139,45 @@ def _has_content(text: str) -> bool:
     return any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines())
 
 
+MAX_NODES = 100_000  # the loader's bound too: aliases must not expand into a YAML bomb
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _count_nodes(node: yaml.Node, budget: list[int]) -> None:
+    """Count nodes with aliases expanded (as JSON would), giving up beyond ``MAX_NODES``."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _TooBig
+        if isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+        elif isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                stack.extend((key, value))
+
+
+def safe_load(chunk: str) -> Any:
+    """``yaml.safe_load`` of one document, or None if it is not YAML or expands too far."""
+    try:
+        node = yaml.compose(chunk, Loader=yaml.SafeLoader)
+        if node is None:
+            return None
+        _count_nodes(node, [MAX_NODES])
+        return yaml.safe_load(chunk)
+    except (yaml.YAMLError, _TooBig, RecursionError, ValueError):
+        return None
+
+
 def parse_file(name: str, text: str) -> ConfigFile:
     docs = []
     for chunk in split_documents(text):
-        try:
-            data = yaml.safe_load(chunk)
-        except yaml.YAMLError:
-            data = None  # the loader reports it; an unparsable document is kept as written
+        # An unparsable document is kept as written (the loader reports it).
+        data = safe_load(chunk)
         if isinstance(data, Mapping) and data.get("kind") in KINDS:
             docs.append(Doc(chunk, resource_key(data), _plain(data)))
         else:

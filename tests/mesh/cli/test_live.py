@@ -291,3 +291,15 @@ def test_two_concurrent_apply_streams_lose_nothing(mesh, tmp_path):
     assert names == {"gateway-gw.yaml"} | {
         f"virtualservice-{s}{i}.yaml" for s in "ab" for i in range(6)
     }
+
+
+def test_yaml_bombs_are_refused_quickly(run, tmp_path):
+    bomb = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n"
+    bomb += "  a0: &a0 [x, x]\n"
+    bomb += "".join(f"  a{i}: &a{i} [*a{i - 1}, *a{i - 1}]\n" for i in range(1, 40))
+    path = write(tmp_path, "bomb.yaml", bomb)
+    started = time.monotonic()
+    assert run("apply", "-f", path)[0] == 1
+    code, _, err = run("delete", "-f", path)
+    assert code == 1 and "no Istio resources" in err
+    assert time.monotonic() - started < 10

@@ -159,3 +159,12 @@ def test_canonical_names():
 )
 def test_kind_aliases(alias, kind):
     assert normalize_kind(alias) == kind
+
+
+def test_a_yaml_bomb_is_an_opaque_document_not_a_hang():
+    bomb = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n"
+    bomb += "  a0: &a0 [x, x]\n" + "".join(
+        f"  a{i}: &a{i} [*a{i - 1}, *a{i - 1}]\n" for i in range(1, 40)
+    )
+    parsed = parse_file("bomb.yaml", bomb)
+    assert parsed.docs[0].key is None and parsed.docs[0].raw is None
