@@ -601,7 +601,7 @@ def verify_readiness(st: Settings) -> list[Check]:
         Check(
             f"{pod} serves while ready",
             "> 0 of the pages",
-            f"{before[pod]}/{n} ({top(before, 3)})",
+            f"{before[pod]}/{len(before_samples)} ({top(before, 3)})",
             "-",
             before[pod] > 0,
         )
