@@ -105,7 +105,23 @@ def _load_input(sources: Sequence[str], stdin: TextIO) -> tuple[list[Any], list[
             result = load_paths([path])
         resources.extend(result.resources)
         issues.extend(result.issues)
-    return resources, issues, ""
+    return later_files_win(resources), issues, ""
+
+
+def later_files_win(resources: Sequence[Any]) -> list[Any]:
+    """The loader's rule for several files: a resource defined again in a later file replaces
+    the earlier one (``-f reset.yaml -f dark-launch.yaml``: baseline, then dark launch); twice
+    in one file stays for ``analyze`` to report."""
+    latest: dict[tuple[str, str], Any] = {}
+    for res in resources:
+        earlier = latest.get((res.kind, res.name))
+        if earlier is None or earlier.source.file != res.source.file:
+            latest[(res.kind, res.name)] = res
+    return [
+        r
+        for r in resources
+        if latest[(r.kind, r.name)] is r or latest[(r.kind, r.name)].source.file == r.source.file
+    ]
 
 
 def _validate(mesh: MeshDir, plan: Plan, incoming: Sequence[Any], now: float) -> list[Issue]:
@@ -121,6 +137,8 @@ def _validate(mesh: MeshDir, plan: Plan, incoming: Sequence[Any], now: float) ->
         result = load_text(text, str(mesh.config / name))
         resources.extend(result.resources)
         issues.extend(result.issues)
+    # The manager loads config/ with load_paths, in file-name order: same rule here.
+    resources = later_files_win(resources)
     resources.extend(incoming)
     state = MeshState.read(mesh, with_snapshot=False)
     if resources:

@@ -1,4 +1,8 @@
-"""``python -m mesh.manager --mesh-dir DIR``: run the control plane until SIGINT/SIGTERM."""
+"""``python -m mesh.manager --mesh-dir DIR``: run the control plane until SIGINT/SIGTERM.
+
+``--healthcheck`` exits 0 when a manager on DIR wrote its heartbeat within the last
+``--max-age`` seconds (for compose's ``healthcheck``), else 1.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,11 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from mesh.manager.meshdir import MeshDir
+from mesh.manager.meshdir import MeshDir, read_json
 from mesh.manager.service import Manager, Settings, single_instance
 
 
@@ -23,7 +28,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debounce", type=float, default=0.1, help="quiet time, seconds")
     parser.add_argument("--poll", type=float, default=1.0, help="safety-net poll, seconds")
     parser.add_argument("--heartbeat", type=float, default=1.0, help="status heartbeat, seconds")
+    parser.add_argument(
+        "--healthcheck", action="store_true", help="exit 0 if a manager is alive on DIR"
+    )
+    parser.add_argument("--max-age", type=float, default=5.0, help="for --healthcheck")
     return parser
+
+
+def healthcheck(mesh: MeshDir, max_age: float) -> int:
+    status = read_json(mesh.manager_status) or {}
+    try:
+        age = time.time() - float(status.get("heartbeat"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        print("manager: no heartbeat", file=sys.stderr)
+        return 1
+    if age > max_age:
+        print(f"manager: last heartbeat {age:.1f} s ago", file=sys.stderr)
+        return 1
+    return 0
 
 
 async def _serve(manager: Manager) -> None:
@@ -39,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.mesh_dir:
         print("manager: --mesh-dir (or MESH_DIR) is required", file=sys.stderr)
         return 2
+    if args.healthcheck:
+        return healthcheck(MeshDir(Path(args.mesh_dir)), args.max_age)
     for name in ("debounce", "poll", "heartbeat"):
         if not 0 < getattr(args, name) <= 60:
             print(f"manager: --{name} must be within (0, 60] seconds", file=sys.stderr)

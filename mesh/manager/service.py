@@ -100,6 +100,14 @@ def internal_issue(exc: BaseException) -> Issue:
     )
 
 
+def missing_issue(names: str) -> Issue:
+    return Issue(
+        severity="Error",
+        code=INTERNAL_ERROR,
+        message=f"{names} disappeared from the mesh directory; the last good snapshot stays",
+    )
+
+
 class Manager:
     def __init__(
         self,
@@ -151,6 +159,16 @@ class Manager:
     def evaluate(self) -> Snapshot | None:
         """Read, validate, compile; publish if the content changed. Returns what was published."""
         now = self.clock()
+        missing = [d for d in (self.mesh.config, self.mesh.registry) if not d.is_dir()]
+        if missing:
+            # A vanished directory (a bind mount hiccup, an rm -r) is not "no config" or "no
+            # pods": publishing that would drop every route. Keep the last good until it is
+            # back (meshctl apply and the sidecars create it again).
+            names = ", ".join(f"{d.name}/" for d in missing)
+            self._say(f"{names} missing under {self.mesh.root}; nothing published")
+            self.rejected = {"at": now, "issues": [missing_issue(names).to_json()]}
+            self.write_status()
+            return None
         records, problems = read_registry(self.mesh.registry)
         self.registry_problems = problems
         self.expiry = next_expiry(records, now)
@@ -324,27 +342,31 @@ class Manager:
             suffixes = CONFIG_SUFFIXES if parent == "config" else (".json",)
             return relevant(path, suffixes)
 
-        try:
-            async for changes in awatch(
-                self.mesh.config,
-                self.mesh.registry,
-                watch_filter=wanted,
-                stop_event=stop,
-                recursive=False,
-                step=10,
-                debounce=200,
-                rust_timeout=1000,
-            ):
-                for _change, path in changes:
-                    name = os.path.basename(path)
-                    if os.path.basename(os.path.dirname(path)) == "registry":
-                        poke("registry")
-                    else:
-                        poke("config", urgent=name == APPLIED_MARKER)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # e.g. inotify watch limit: the poll still works
-            self._say(f"file watching failed ({exc}); polling every {self.settings.poll:g} s")
+        while not stop.is_set():
+            try:
+                async for changes in awatch(
+                    self.mesh.config,
+                    self.mesh.registry,
+                    watch_filter=wanted,
+                    stop_event=stop,
+                    recursive=False,
+                    step=10,
+                    debounce=200,
+                    rust_timeout=1000,
+                ):
+                    for _change, path in changes:
+                        name = os.path.basename(path)
+                        if os.path.basename(os.path.dirname(path)) == "registry":
+                            poke("registry")
+                        else:
+                            poke("config", urgent=name == APPLIED_MARKER)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a watched directory vanished, inotify limits...
+                self._say(f"file watching failed ({exc}); polling, retrying the watch in 2 s")
+            # The watch ended (or failed): the poll covers the gap; watch again when possible.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 2.0)
 
 
 async def _first(*events: asyncio.Event) -> None:

@@ -303,3 +303,14 @@ def test_yaml_bombs_are_refused_quickly(run, tmp_path):
     code, _, err = run("delete", "-f", path)
     assert code == 1 and "no Istio resources" in err
     assert time.monotonic() - started < 10
+
+
+def test_later_files_win_like_the_loader(run, mesh, tmp_path):
+    first = write(tmp_path, "a.yaml", DR + "---\n" + vs("v1"))
+    second = write(tmp_path, "b.yaml", vs("v2"))
+    code, out, err = run("apply", "-f", first, "-f", second)
+    assert code == 0, err
+    assert "v2" in files(mesh)["virtualservice-reviews.yaml"]
+    twice = write(tmp_path, "twice.yaml", vs("v1") + "---\n" + vs("v2"))
+    code, _, err = run("apply", "-f", twice)
+    assert code == 1 and "defined twice" in err

@@ -30,7 +30,10 @@ def test_synced_when_the_published_version_is_applied():
 
 
 def test_stale_when_behind_silent_or_expired():
-    assert proxy_row("reviews-v1", rec(), status(version=4, hash="h4"), (5, "h5"), NOW).status == "STALE"
+    assert (
+        proxy_row("reviews-v1", rec(), status(version=4, hash="h4"), (5, "h5"), NOW).status
+        == "STALE"
+    )
     assert (
         proxy_row("reviews-v1", rec(), status(heartbeat=NOW - 60), (5, "h5"), NOW).status == "STALE"
     )
@@ -42,7 +45,11 @@ def test_stale_when_behind_silent_or_expired():
 
 def test_error_only_for_the_current_version():
     row = proxy_row(
-        "reviews-v1", rec(), status(version=4, hash="h4", error="bad", error_version=5), (5, "h5"), NOW
+        "reviews-v1",
+        rec(),
+        status(version=4, hash="h4", error="bad", error_version=5),
+        (5, "h5"),
+        NOW,
     )
     assert row.status == "ERROR" and row.detail == "bad"
     old = proxy_row("reviews-v1", rec(), status(error="bad", error_version=3), (5, "h5"), NOW)

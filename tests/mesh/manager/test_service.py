@@ -185,3 +185,22 @@ def wait_for(check, timeout=5.0):
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         time.sleep(0.02)
+
+
+def test_a_vanished_directory_publishes_nothing(mesh):
+    import shutil
+
+    (mesh.config / "dr.yaml").write_text(DR)
+    register(mesh, "reviews-v1")
+    m = manager(mesh)
+    first = m.evaluate()
+    shutil.rmtree(mesh.registry)
+    shutil.rmtree(mesh.config)
+    assert m.evaluate() is None
+    assert snapshot(mesh).hash == first.hash
+    assert read_json(mesh.manager_status)["rejected"] is not None
+    mesh.create()  # back (meshctl apply and the sidecars recreate them)
+    (mesh.config / "dr.yaml").write_text(DR)
+    register(mesh, "reviews-v1")
+    assert m.evaluate() is None  # the same content: nothing new
+    assert read_json(mesh.manager_status)["rejected"] is None
