@@ -47,12 +47,13 @@ class ShapeConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ShapeConfig:
+        default = cls()  # slots=True: the class attributes are descriptors, not defaults
         return cls(
-            users=max(1, int(_number(environ, "MESHLAB_USERS", cls.users))),
-            spawn_rate=max(0.1, _number(environ, "MESHLAB_SPAWN_RATE", cls.spawn_rate)),
-            ramp_seconds=_number(environ, "MESHLAB_RAMP_SECONDS", cls.ramp_seconds),
-            step_seconds=max(1.0, _number(environ, "MESHLAB_STEP_SECONDS", cls.step_seconds)),
-            duration=_number(environ, "MESHLAB_DURATION", cls.duration),
+            users=max(1, int(_number(environ, "MESHLAB_USERS", default.users))),
+            spawn_rate=max(0.1, _number(environ, "MESHLAB_SPAWN_RATE", default.spawn_rate)),
+            ramp_seconds=_number(environ, "MESHLAB_RAMP_SECONDS", default.ramp_seconds),
+            step_seconds=max(1.0, _number(environ, "MESHLAB_STEP_SECONDS", default.step_seconds)),
+            duration=_number(environ, "MESHLAB_DURATION", default.duration),
         )
 
 
