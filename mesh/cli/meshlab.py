@@ -43,10 +43,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         stop["signal"] = signum
         raise KeyboardInterrupt
 
+    # Both explicitly: a shell starting meshlab in the background without job control
+    # leaves SIGINT ignored, and Python then keeps it ignored.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     mesh_dir = _mesh_dir(args)
     lab = LocalLab(mesh_dir, gateway_port=args.gateway_port, out=sys.stdout)
     pid_file = lab.mesh.root / LAB_PID
+    wrote_pid = False
     try:
         try:
             lab.start(timeout=args.timeout)
@@ -54,6 +58,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"meshlab: {exc}", file=sys.stderr)
             return 1
         pid_file.write_text(f"{os.getpid()}\n")
+        wrote_pid = True
         url = lab.gateway_url
         print(
             f"lab ready: {url}/productpage  (Host: {HOSTS[0]}; blue-green test: "
@@ -73,7 +78,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the stop
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         lab.stop()
-        pid_file.unlink(missing_ok=True)
+        if wrote_pid:
+            pid_file.unlink(missing_ok=True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
     print("meshlab: stopped", file=sys.stderr)
     return 0

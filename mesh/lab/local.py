@@ -35,6 +35,7 @@ from mesh.lab.pod import PodPorts
 from mesh.lab.topology import BOOKINFO_PODS, GATEWAY_LABELS, GATEWAY_PORT, Pod
 from mesh.manager.meshdir import NOT_A_PROXY, MeshDir, list_files
 from mesh.manager.observe import MeshState, ProxyRow
+from mesh.manager.service import single_instance
 
 GATEWAY_POD = "istio-ingressgateway"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -290,6 +291,14 @@ class LocalLab:
 
     def _prepare_dir(self) -> None:
         self.mesh.create()
+        try:
+            with single_instance(self.mesh):
+                pass
+        except RuntimeError:
+            raise LabError(
+                f"a manager is already running on {self.mesh.root} (another lab?); "
+                "stop it or choose another --mesh-dir"
+            ) from None
         self.mesh.logs.mkdir(exist_ok=True)
         # A previous run's records and proxy statuses would read as dead pods.
         for path in list_files(self.mesh.registry, (".json",)):
