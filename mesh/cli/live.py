@@ -259,8 +259,15 @@ def wait_synced(
         state = MeshState.read(mesh)
         manager = ManagerView.from_status(state.manager, now)
         snap = state.snapshot
-        if version is None and snap is not None and snapshot_has(snap, expected):
-            version = snap.version
+        if version is None and snap is not None:
+            # Either the snapshot visibly holds the change, or the manager read config/ after
+            # the write, accepted it and this is what it published (content compared by the
+            # manager's loader may differ in form from ours, e.g. YAML timestamps).
+            read_after = manager.config_read_at is not None and manager.config_read_at >= since
+            if snapshot_has(snap, expected) or (
+                read_after and not manager.rejected and manager.version == snap.version
+            ):
+                version = snap.version
         if version is None and manager.rejected_at is not None and manager.rejected_at >= since:
             _err("error: the manager refused the config; the mesh keeps its previous version:")
             for issue in manager.rejected:
@@ -520,7 +527,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def proxy_status_table(state: MeshState, now: float) -> str:
     rows = state.rows(now)
     return table(
-        ["NAME", "ROLE", "VERSION", "STATUS", "READY", "NOTE"],
+        ["POD", "ROLE", "VERSION", "STATUS", "READY", "NOTE"],
         [
             [r.pod, r.role, _fmt_version(r.version), r.status, str(r.ready).lower(), r.detail]
             for r in rows

@@ -110,6 +110,7 @@ class ManagerView:
     published_at: float | None
     heartbeat_age: float | None
     rejected_at: float | None
+    config_read_at: float | None = None
     rejected: tuple[dict[str, Any], ...] = ()
     warnings: tuple[dict[str, Any], ...] = ()
 
@@ -130,6 +131,7 @@ class ManagerView:
             published_at=_float(data.get("published_at")),
             heartbeat_age=age,
             rejected_at=_float(rejected.get("at")),
+            config_read_at=_float(data.get("config_read_at")),
             rejected=tuple(i for i in issues or () if isinstance(i, dict)),
             warnings=tuple(w for w in warnings or () if isinstance(w, dict)),
         )

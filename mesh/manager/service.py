@@ -130,6 +130,7 @@ class Manager:
         self.registry_problems: list[str] = []
         self.endpoint_count = 0
         self.expiry: float | None = None
+        self.config_read_at: float | None = None
         self.seen_signature: tuple[Any, ...] | None = None
         self.started_at = clock()
         self._recover()
@@ -207,6 +208,9 @@ class Manager:
     ) -> tuple[list[Issue], list[Any]]:
         cache = self.cache
         with config_lock(self.mesh, shared=True, timeout=2.0):
+            # After taking the lock: an apply that wrote before this instant is in what we
+            # read now (meshctl apply --wait relies on it).
+            self.config_read_at = self.clock()
             signature = dir_signature(self.mesh.config, CONFIG_SUFFIXES)
             registry_signature = dir_signature(self.mesh.registry, (".json",))
             self.seen_signature = (signature, registry_signature)
@@ -253,6 +257,7 @@ class Manager:
             "heartbeat": self.clock(),
             "pid": os.getpid(),
             "started_at": self.started_at,
+            "config_read_at": self.config_read_at,
             "rejected": self.rejected,
             "warnings": self.warnings,
             "endpoints": self.endpoint_count,

@@ -314,3 +314,25 @@ def test_later_files_win_like_the_loader(run, mesh, tmp_path):
     twice = write(tmp_path, "twice.yaml", vs("v1") + "---\n" + vs("v2"))
     code, _, err = run("apply", "-f", twice)
     assert code == 1 and "defined twice" in err
+
+
+def test_wait_with_a_running_manager(run, mesh, tmp_path):
+    manager = subprocess.Popen(
+        [sys.executable, "-m", "mesh.manager", "--mesh-dir", str(mesh.root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # A YAML timestamp: the manager's loader and ours may render it differently, --wait
+        # must still recognise the published change.
+        dated = DR.replace("metadata: {name: reviews}", "metadata:\n  name: reviews\n"
+                           "  annotations: {since: 2024-01-01}")  # fmt: skip
+        started = time.monotonic()
+        code, out, err = run("apply", "-f", write(tmp_path, "dr.yaml", dated), "--wait")
+        assert code == 0, err
+        assert "synced: version" in out and time.monotonic() - started < 10
+        code, out, err = run("delete", "dr", "reviews", "--wait")
+        assert code == 0 and "synced" in out, err
+    finally:
+        manager.terminate()
+        manager.wait(10)
