@@ -9,7 +9,7 @@ What each piece is: ``users.py`` (the visitors and their attribution), ``live.py
 Environment: ``MESHLAB_GATEWAY`` (when no ``--host``), ``MESHLAB_HOST_HEADER``
 (``bookinfo.local``), ``MESHLAB_TEST_HOST_HEADER`` (``test.bookinfo.local``), ``MESHLAB_SHAPE``,
 ``MESHLAB_USERS``, ``MESHLAB_SPAWN_RATE``, ``MESHLAB_RAMP_SECONDS``, ``MESHLAB_STEP_SECONDS``,
-``MESHLAB_DURATION``.
+``MESHLAB_DURATION``, ``MESHLAB_WAIT`` (think time ``0.5,2`` s; ``0`` for a throughput run).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ Primitives:
 - ``steady(t, cfg)`` -- the peak at once, held: the workshop's background load, so the version
   chart always has traffic to split.
 - ``ramp(t, cfg)`` -- from one user up to the peak in steps over ``ramp_seconds``, then held.
+- ``wait_bounds(raw)`` -- ``MESHLAB_WAIT``, the users' think time (``0.5,2`` s; ``0``: none).
 """
 
 from __future__ import annotations
@@ -77,6 +78,19 @@ def ramp(t: float, cfg: ShapeConfig) -> Tick:
     users = max(1, round(cfg.users * step / steps))
     # Spawn a whole step within a couple of seconds so the level is reached, then held.
     return users, max(cfg.spawn_rate, cfg.users / steps)
+
+
+def wait_bounds(raw: str) -> tuple[float, float]:
+    """``MESHLAB_WAIT``: ``"0.5,2"`` (think time between requests, seconds; the default),
+    ``"0"`` for none (a throughput measurement, not a visitor)."""
+    parts = [p for p in raw.replace(" ", "").split(",") if p] or ["0.5", "2.0"]
+    try:
+        low, high = float(parts[0]), float(parts[-1])
+    except ValueError as exc:
+        raise ValueError(f"MESHLAB_WAIT={raw!r}: expected SECONDS or MIN,MAX") from exc
+    if low < 0 or high < low:
+        raise ValueError(f"MESHLAB_WAIT={raw!r}: expected 0 <= MIN <= MAX")
+    return low, high
 
 
 PLANS = {"steady": steady, "ramp": ramp}

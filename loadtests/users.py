@@ -18,7 +18,8 @@ the tester; users left without tasks by a tag filter are dropped at test start (
 otherwise fails to spawn them). Class names on the command line work as usual
 (``locust -f loadtests/locustfile.py Tester``).
 
-The gateway is Locust's host field (``--host``), else ``MESHLAB_GATEWAY``
+Think time: ``MESHLAB_WAIT`` (``0.5,2`` s; ``0`` to measure throughput). The gateway is
+Locust's host field (``--host``), else ``MESHLAB_GATEWAY``
 (default ``http://localhost:8080``); the Host header ``MESHLAB_HOST_HEADER``
 (default ``bookinfo.local``). Requests are grouped with ``name=`` (``/api/v1/products/[id]``).
 """
@@ -34,6 +35,7 @@ from locust.contrib.fasthttp import FastHttpUser
 
 from loadtests import live
 from loadtests.attribution import Attribution, attribute
+from loadtests.plan import wait_bounds
 from loadtests.strategies import LIVE_HOST, TEST_HOST, TESTER
 
 GATEWAY = os.environ.get("MESHLAB_GATEWAY", "").strip() or "http://localhost:8080"
@@ -44,12 +46,15 @@ PRODUCT_IDS = (0,)  # Bookinfo has one book; ids are still grouped as [id]
 PAGE_EXPECTS = ("details", "reviews")
 
 
+WAIT = wait_bounds(os.environ.get("MESHLAB_WAIT", ""))
+
+
 class BookinfoUser(FastHttpUser):
     """Shared plumbing: Host header, attribution, the live tally, pass/fail marking."""
 
     abstract = True
     host = GATEWAY
-    wait_time = between(0.5, 2.0)
+    wait_time = between(*WAIT)
     host_header = HOST_HEADER
     scope = ""  # tally prefix: "test" for the blue/green test host
     keep_cookies = False

@@ -173,6 +173,14 @@ def render_svg(
             f'<text x="{pad_left - 4}" y="{y(fraction) + 4:.1f}" font-size="10" '
             f'text-anchor="end" font-family="sans-serif">{int(fraction * 100)}%</text>'
         )
+    if n > 1:
+        # Time axis: seconds before now, so the room reads "the rollback was 20 s ago".
+        ago = series[-1][0] - series[0][0]
+        for label, anchor, at in ((f"-{ago} s", "start", 0), ("now", "end", n - 1)):
+            parts.append(
+                f'<text x="{x(at):.1f}" y="{height - 4}" font-size="10" text-anchor="{anchor}" '
+                f'font-family="sans-serif" fill="#6b7280">{label}</text>'
+            )
     if n and versions:
         lower = [0.0] * n
         for version in versions:

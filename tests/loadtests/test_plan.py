@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests.plan import ShapeConfig, ramp, steady
+from loadtests.plan import ShapeConfig, ramp, steady, wait_bounds
 
 
 def test_defaults_and_environment():
@@ -40,3 +40,17 @@ def test_ramp_climbs_in_steps_then_holds():
 def test_ramp_stops_at_the_duration_and_handles_no_ramp():
     assert ramp(5, ShapeConfig(duration=5)) is None
     assert ramp(0, ShapeConfig(users=8, ramp_seconds=0)) == (8, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("raw", "bounds"),
+    [("", (0.5, 2.0)), ("0", (0.0, 0.0)), ("1,3", (1.0, 3.0)), (" 0.2 , 0.4 ", (0.2, 0.4))],
+)
+def test_wait_bounds(raw, bounds):
+    assert wait_bounds(raw) == bounds
+
+
+@pytest.mark.parametrize("raw", ["soon", "3,1", "-1"])
+def test_wait_bounds_rejects_nonsense(raw):
+    with pytest.raises(ValueError, match="MESHLAB_WAIT"):
+        wait_bounds(raw)
