@@ -127,6 +127,21 @@ wait_healthy() {
     done
 }
 
+# A host port that something already listens on makes `up` fail half-way with Docker's
+# "address already in use"; say it before starting anything.
+check_ports() {
+    local spec name port busy=0
+    for spec in GATEWAY_PORT:8080 LOCUST_PORT:8089 GATEWAY_ADMIN_PORT:15000; do
+        name="${spec%%:*}"
+        port="${!name:-${spec#*:}}"
+        if (: <"/dev/tcp/127.0.0.1/${port}") 2>/dev/null; then
+            run_log "ERROR: host port ${port} is in use (another lab, e.g. meshlab up --local?); set ${name}=<free port>"
+            busy=1
+        fi
+    done
+    return "$busy"
+}
+
 print_urls() {
     local gw="${GATEWAY_PORT:-8080}" locust="${LOCUST_PORT:-8089}" admin="${GATEWAY_ADMIN_PORT:-15000}"
     cat >&2 <<EOF
@@ -156,6 +171,7 @@ cmd_up() {
     }
     prepare_config_dir
     run_compose down -v --remove-orphans
+    check_ports
     run_compose up -d manager
     wait_healthy manager
     if has_yaml; then
