@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from mesh.lab.local import BASELINE
 from mesh.lab.topology import BOOKINFO_PODS, GATEWAY_PORT
 from mesh.manager.meshdir import MeshDir
 
@@ -48,13 +49,17 @@ def cmd_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     mesh_dir = _mesh_dir(args)
-    lab = LocalLab(mesh_dir, gateway_port=args.gateway_port, out=sys.stdout)
+    baseline = None if args.no_baseline else Path(args.baseline)
+    if baseline is not None and not baseline.is_file():
+        print(f"meshlab: baseline {baseline} not found (--baseline PATH)", file=sys.stderr)
+        return 2
+    lab = LocalLab(mesh_dir, gateway_port=args.gateway_port, out=sys.stdout, baseline=baseline)
     pid_file = lab.mesh.root / LAB_PID
     wrote_pid = False
     try:
         try:
             lab.start(timeout=args.timeout)
-        except LabError as exc:
+        except (LabError, OSError) as exc:
             print(f"meshlab: {exc}", file=sys.stderr)
             return 1
         pid_file.write_text(f"{os.getpid()}\n")
@@ -184,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mesh-dir", dest="mesh_dir", default=argparse.SUPPRESS)
     p.add_argument("--gateway-port", type=int, default=GATEWAY_PORT, help="default 8080")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to become ready")
+    p.add_argument("--baseline", default=str(BASELINE), help="scenario applied at start")
+    p.add_argument("--no-baseline", action="store_true", help="start with the config as it is")
     p.set_defaults(handler=cmd_up)
     p = commands.add_parser("status", help="exit 0 only when every pod is ready and synced")
     p.add_argument("--mesh-dir", dest="mesh_dir", default=argparse.SUPPRESS)
