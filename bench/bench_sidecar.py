@@ -112,6 +112,33 @@ http {{
 """
 
 
+NGINX_STOCK = """
+worker_processes 1;
+daemon off;
+master_process off;
+error_log {dir}/error-stock.log warn;
+pid {dir}/nginx-{name}.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ proxy_pass http://127.0.0.1:{upstream}; }}
+    }}
+}}
+"""
+
+
+def median_run(fn, rounds: int) -> dict:  # type: ignore[no-untyped-def]
+    runs = sorted((fn() for _ in range(rounds)), key=lambda r: r["rps"])
+    return runs[len(runs) // 2]
+
+
 def need(tool: str, package: str) -> str:
     path = shutil.which(tool) or (f"/usr/sbin/{tool}" if os.path.exists(f"/usr/sbin/{tool}") else None)
     if path is None:
@@ -244,7 +271,8 @@ def bench_resources(host: str) -> list[dict]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    ap.add_argument("--rounds", type=int, default=3, help="runs per measure (median kept)")
     ap.add_argument("--connections", type=int, default=64)
     args = ap.parse_args()
     need("wrk", "wrk")
@@ -253,6 +281,7 @@ def main() -> int:
     if (os.cpu_count() or 1) < 2:
         print("warning: fewer than 2 cores; pinning is meaningless", file=sys.stderr)
 
+    load = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="bench-sidecar-"))
     (work / "www").mkdir()
     (work / "www" / "1k.bin").write_bytes(b"x" * 1024)
@@ -265,14 +294,16 @@ def main() -> int:
         px_port = free_port()
         procs.append(start_nginx(nginx, work, "proxy", NGINX_PROXY.format(
             dir=work, port=px_port, upstream=up_port, name="px"), 1))  # fmt: skip
-        wait_port(up_port)
-        wait_port(px_port)
+        stock_port = free_port()
+        procs.append(start_nginx(nginx, work, "stock", NGINX_STOCK.format(
+            dir=work, port=stock_port, upstream=up_port, name="stock"), 1))  # fmt: skip
+        for port in (up_port, px_port, stock_port):
+            wait_port(port)
 
         host = "bench"
         mesh = work / "mesh"
-        # Sidecar B fronts the upstream (its inbound -> the app port = nginx); sidecar A is the
-        # client-side hop. The endpoint of "bench" is B's inbound port for the two-hop test and
-        # the upstream itself for the one-hop tests: two snapshots, applied in turn.
+        # Sidecar A (core 1) is the hop under test. For the two-hop run, "bench" points at
+        # sidecar B's inbound (B on core 0), whose app is the upstream.
         b = SidecarProcess(mesh, pod="bench-b", labels={"app": "benchb", "version": "v1"},
                            app_port=up_port, cpu=0)  # fmt: skip
         a = SidecarProcess(mesh, pod="bench-a", labels={"app": "client", "version": "v1"}, cpu=1)
@@ -280,31 +311,39 @@ def main() -> int:
         write_snapshot(mesh, 1, bench_resources(host), one_hop)
         sidecars += [a.start(wait_ready=True), b.start(wait_ready=True)]
         a.wait_version(1)
+        assert a.proc is not None
         sidecar_url = f"http://127.0.0.1:{a.outbound_port}/1k.bin"
         direct_url = f"http://127.0.0.1:{up_port}/1k.bin"
         proxy_url = f"http://127.0.0.1:{px_port}/1k.bin"
+        stock_url = f"http://127.0.0.1:{stock_port}/1k.bin"
 
         d = args.duration
         c = args.connections
+        n = args.rounds
         wrk(sidecar_url, c, 2, host)  # warm-up
-        direct = wrk(direct_url, c, d)
-        proxy = wrk(proxy_url, c, d)
-        side = wrk(sidecar_url, c, d, host)
-        assert a.proc is not None
+        direct = median_run(lambda: wrk(direct_url, c, d), n)
+        proxy = median_run(lambda: wrk(proxy_url, c, d), n)
+        stock = median_run(lambda: wrk(stock_url, c, d), n)
+        side = median_run(lambda: wrk(sidecar_url, c, d, host), n)
         rss = rss_mb(a.proc.pid)
-        lat_direct = wrk(direct_url, 1, d, latency=True)
-        lat_side = wrk(sidecar_url, 1, d, host, latency=True)
-        lat_proxy = wrk(proxy_url, 1, d, latency=True)
+        # Latency in the same layout: client and upstream on core 0, the proxy on core 1;
+        # nginx's own added latency in this layout is printed beside the sidecar's.
+        assert b.proc is not None
+        lat_direct = median_run(lambda: wrk(direct_url, 1, d, latency=True), n)
+        lat_side = median_run(lambda: wrk(sidecar_url, 1, d, host, latency=True), n)
+        lat_proxy = median_run(lambda: wrk(proxy_url, 1, d, latency=True), n)
 
         two_hop = [endpoint("bench-b", host, b.inbound_port, version="v1")]
         write_snapshot(mesh, 2, bench_resources(host), two_hop)
         a.wait_version(2)
+        os.sched_setaffinity(0, {0})
         pace_client(a.outbound_port, host, 1000, 1.0)  # warm-up
         base = pace_client(up_port, host, 1000, 5.0)
         cpu0 = cpu_seconds(a.proc.pid)
         t0 = time.monotonic()
         hops = pace_client(a.outbound_port, host, 1000, 5.0)
         cpu = (cpu_seconds(a.proc.pid) - cpu0) / (time.monotonic() - t0)
+        rss = max(rss, rss_mb(a.proc.pid))
         errors = side["errors"] + lat_side["errors"]
     finally:
         for sc in sidecars:
@@ -324,7 +363,8 @@ def main() -> int:
     px99 = lat_proxy["p99"] - lat_direct["p99"]
     two90 = (pct(hops, 90) - pct(base, 90)) / 1000
     rows = [
-        (f"throughput (req/s, c={c})", f"{direct['rps']:.0f}", f"{proxy['rps']:.0f}",
+        (f"throughput (req/s, c={c})", f"{direct['rps']:.0f}",
+         f"{proxy['rps']:.0f} (stock {stock['rps']:.0f})",
          f"{side['rps']:.0f}", f"{ratio:.2f}x nginx", f">= {TARGETS['rps']} and >= 0.4x",
          side["rps"] >= TARGETS["rps"] and ratio >= TARGETS["ratio"]),
         ("p50 at c=1 (us)", f"{lat_direct['p50']:.0f}", f"{lat_proxy['p50']:.0f} (+{px50:.0f})",
@@ -345,8 +385,14 @@ def main() -> int:
         print("  ".join(str(v).ljust(w) for v, w in zip(cells, widths, strict=True)))
     if errors:
         print(f"non-2xx responses through the sidecar: {errors}")
-    print(f"method: wrk {c} keep-alive connections for throughput, wrk -c1 --latency for "
-          f"per-hop latency, a paced socket client at 1000 req/s for two hops")  # fmt: skip
+    print(f"method: median of {n} runs of {d} s; wrk -t1 -c{c} keep-alive for throughput, "
+          f"wrk -t1 -c1 --latency for per-hop latency (added = sidecar - direct), a paced "
+          f"blocking-socket client at 1000 req/s for two hops; nginx = 1 worker with upstream "
+          f"keep-alive (stock = plain proxy_pass); wrk/client and the upstream on core 0, the "
+          f"proxy under test on core 1 (two hops: sidecar A on core 1, B on core 0)")
+    if load > 1.0:
+        print(f"WARNING: load average was {load:.1f} at start on {os.cpu_count()} cores: other "
+              f"work shares these cores, the figures are not trustworthy")  # fmt: skip
     print(
         f"sidecar: {side['rps']:.0f} req/s = {ratio:.2f}x nginx; "
         f"hop p50 +{add50:.0f} us, p99 +{add99:.0f} us; rss {rss:.1f} MB"

@@ -85,8 +85,19 @@ def install() -> bool:
     return True
 
 
+def settle() -> None:
+    """After a config apply: a full collection, then ``gc.freeze()`` (the long-lived objects
+    are never traversed again by request-path collections), then ``malloc_trim``."""
+    import gc
+
+    gc.unfreeze()  # an old table left in the frozen set must be collectable now
+    gc.collect()
+    gc.freeze()
+    trim()
+
+
 def trim() -> None:
-    """Give freed heap pages back to the OS (after a config compile, say)."""
+    """Give freed heap pages back to the OS."""
     try:
         import ctypes
 

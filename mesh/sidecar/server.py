@@ -262,8 +262,11 @@ class Sidecar:
             self.loop.create_task(self.sync_gateway_listeners(table))
         self.write_status()
         self.readiness_changed()
-        # Compiling churns the heap; hand the freed pages back (memory budget).
-        self.loop.call_later(1.0, lean.trim)
+        # Off the request path, once per config: collect what the compile left, move every
+        # surviving object (modules, the table) out of the collector's sight so that the
+        # full collections the request path triggers stay short, and hand freed heap pages
+        # back to the OS (memory budget).
+        self.loop.call_later(0.5, lean.settle)
 
     def _refuse(self, version: int | None, message: str) -> None:
         self.error = message

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import httptools
 
-from mesh.sidecar.downstream import CHUNKED, LENGTH, NO_BODY, UNTIL_CLOSE, chunk
+from mesh.sidecar.downstream import CHUNKED, LENGTH, NO_BODY, UNTIL_CLOSE, chunk, nodelay
 
 if TYPE_CHECKING:
     from mesh.sidecar.downstream import Exchange
@@ -213,6 +213,7 @@ class UpstreamConn(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        nodelay(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
