@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import statistics
 import sys
 import tempfile
@@ -115,9 +116,14 @@ def wait_all(
 
 
 def propagation(
-    sidecars: int, applies: int, python: str
+    sidecars: int, applies: int, python: str, keep: str | None = None
 ) -> tuple[list[float], list[float], tuple[int, int]]:
-    with tempfile.TemporaryDirectory(prefix="meshlab-bench-") as root:
+    with contextlib.ExitStack() as stack:
+        if keep:
+            root = keep
+            Path(root).mkdir(parents=True, exist_ok=True)
+        else:
+            root = stack.enter_context(tempfile.TemporaryDirectory(prefix="meshlab-bench-"))
         mesh = MeshDir(Path(root)).create()
         (mesh.config / "destinationrule-reviews.yaml").write_text(DR)
         children = [
@@ -137,8 +143,6 @@ def propagation(
                 "--access-log", "off",
             ]  # fmt: skip
             children.append(Child(pod, argv, {}, mesh.root / "logs" / f"{pod}.log"))
-        import os
-
         for child in children:
             child.env = {**os.environ, "MESH_DIR": str(mesh.root)}
             child.start()
@@ -189,11 +193,16 @@ def main() -> int:
     parser.add_argument("--sidecars", type=int, default=20)
     parser.add_argument("--applies", type=int, default=50)
     parser.add_argument("--skip-lab", action="store_true", help="skip the whole-lab memory")
+    parser.add_argument("--keep", metavar="DIR", help="use DIR as the mesh dir and keep its logs")
     args = parser.parse_args()
     python = sys.executable
-    total, manager_part, memory = propagation(args.sidecars, args.applies, python)
+    total, manager_part, memory = propagation(args.sidecars, args.applies, python, args.keep)
     sidecar_part = [t - m for t, m in zip(total, manager_part, strict=True)]
-    print(f"\nconfig propagation: {args.applies} applies, {args.sidecars} sidecars + manager")
+    load = Path("/proc/loadavg").read_text().split()[0]
+    print(
+        f"\nconfig propagation: {args.applies} applies, {args.sidecars} sidecars + manager "
+        f"(load average {load} on {os.cpu_count()} cores)"
+    )
     print(f"{'stage':<36}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
     for name, values in (
         ("apply returned -> snapshot published", manager_part),

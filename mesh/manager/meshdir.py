@@ -90,8 +90,12 @@ class MeshDir:
         return self
 
 
-def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` so that a reader sees the old or the new file, never half."""
+def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o644, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` so that a reader sees the old or the new file, never half.
+
+    ``durable=False`` skips the fsyncs: still atomic for readers, just not crash-proof — for
+    files rewritten every second anyway (heartbeats), where an fsync only adds I/O latency.
+    """
     if isinstance(data, str):
         data = data.encode()
     directory = path.parent
@@ -101,14 +105,16 @@ def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_dir(directory)
+    if durable:
+        fsync_dir(directory)
 
 
 def atomic_remove(path: Path) -> None:
@@ -174,7 +180,7 @@ def config_lock(mesh: MeshDir, *, shared: bool = False, timeout: float = 30.0) -
 
 def mark_applied(mesh: MeshDir) -> None:
     """Tell the manager a transaction is complete (call while holding the config lock)."""
-    atomic_write(mesh.config / APPLIED_MARKER, f"{time.time()}\n")
+    atomic_write(mesh.config / APPLIED_MARKER, f"{time.time()}\n", durable=False)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -186,8 +192,8 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def write_json(path: Path, data: Any) -> None:
-    atomic_write(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+def write_json(path: Path, data: Any, *, durable: bool = True) -> None:
+    atomic_write(path, json.dumps(data, indent=1, sort_keys=True) + "\n", durable=durable)
 
 
 def list_files(directory: Path, suffixes: tuple[str, ...]) -> list[Path]:

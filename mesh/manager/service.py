@@ -160,6 +160,7 @@ class Manager:
     def evaluate(self) -> Snapshot | None:
         """Read, validate, compile; publish if the content changed. Returns what was published."""
         now = self.clock()
+        started = time.perf_counter()
         missing = [d for d in (self.mesh.config, self.mesh.registry) if not d.is_dir()]
         if missing:
             # A vanished directory (a bind mount hiccup, an rm -r) is not "no config" or "no
@@ -198,7 +199,8 @@ class Manager:
                 self.floor_version = published.version
                 self._say(
                     f"published version {published.version}: {len(published.resources)} "
-                    f"resources, {len(published.endpoints)} endpoints, {published.hash[:19]}"
+                    f"resources, {len(published.endpoints)} endpoints, {published.hash[:19]} "
+                    f"({(time.perf_counter() - started) * 1000:.0f} ms)"
                 )
         self.write_status()
         return published
@@ -266,7 +268,8 @@ class Manager:
 
     def write_status(self) -> None:
         try:
-            write_json(self.mesh.manager_status, self.status())
+            # Rewritten every heartbeat: atomic for readers, no fsync (the snapshot has one).
+            write_json(self.mesh.manager_status, self.status(), durable=False)
         except OSError as exc:
             self._say(f"cannot write {self.mesh.manager_status}: {exc}")
 
