@@ -178,7 +178,7 @@ def _die_with_parent() -> None:
 
 def _spawn(spec: ChildSpec) -> subprocess.Popen[bytes]:
     preexec = _die_with_parent if sys.platform.startswith("linux") else None
-    proc = subprocess.Popen(  # noqa: S603 - argv built from the topology
+    proc = subprocess.Popen(
         list(spec.argv), env=dict(spec.env), process_group=0, preexec_fn=preexec
     )
     _log(f"started {spec.name} (pid {proc.pid}): {' '.join(spec.argv)}")
