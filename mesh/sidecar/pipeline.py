@@ -497,6 +497,9 @@ class Flight:
             att.complete
             and att.keep_alive
             and not att.truncated
+            # An early answer (413, say) while the request body was still streaming: the
+            # upstream still expects the rest of it on this connection.
+            and ex.request_done
             and (max_per_conn == 0 or conn.served + 1 < max_per_conn)
         )
         self.rt.pool.release(conn, reusable)
@@ -807,7 +810,9 @@ def _drop(rt: Runtime, att: Attempt) -> None:
     """Throw away a response we are going to retry: reuse the connection only if the
     response is already complete."""
     att.discard = True
-    rt.pool.release(att.conn, att.complete and att.keep_alive)
+    ex = att.ex
+    done = ex is None or ex.request_done
+    rt.pool.release(att.conn, att.complete and att.keep_alive and done)
 
 
 

@@ -392,12 +392,19 @@ class Sidecar:
         await self._stopping.wait()
         await self.stop()
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 1.0) -> None:
+        """Leave the registry first (no new traffic is sent here), stop accepting, give
+        in-flight exchanges ``grace`` seconds to finish, then close everything."""
         self._stopping.set()
         remove_quietly(self.registry_path)
         for listener in self.listeners:
             if listener.server is not None:
                 listener.server.close()
+        deadline = self.loop.time() + grace
+        while self.loop.time() < deadline and any(
+            conn.active is not None for listener in self.listeners for conn in listener.conns
+        ):
+            await asyncio.sleep(0.02)
         for task in self._tasks:
             task.cancel()
         if self._watch is not None:
