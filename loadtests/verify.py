@@ -187,9 +187,13 @@ def split(total: int, users: int) -> tuple[int, int]:
     return users, max(1, -(-total // users))
 
 
+def describe_status(status: int) -> str:
+    return f"HTTP {status}" if status else "no response"
+
+
 def chains(samples: list[Sample]) -> Counter[str]:
     return Counter(
-        ", ".join(s.attribution.chain) or f"HTTP {s.attribution.status}" for s in samples
+        ", ".join(s.attribution.chain) or describe_status(s.attribution.status) for s in samples
     )
 
 
@@ -379,7 +383,7 @@ def verify_blue_green(st: Settings, name: str) -> list[Check]:
 
 
 def window_check(samples: list[Sample], weights: dict[str, int], who: str) -> Check:
-    sequence = [s.productpage or f"HTTP {s.attribution.status}" for s in samples]
+    sequence = [s.productpage or describe_status(s.attribution.status) for s in samples]
     worst, windows = window_deviation(sequence, weights)
     total = sum(weights.values())
     return Check(
@@ -445,23 +449,17 @@ def verify_canary_sticky(st: Settings) -> list[Check]:
     by_user: dict[int, list[Sample]] = {}
     for s in browsing:
         by_user.setdefault(s.user, []).append(s)
-    landed, later, later_v2 = 0, 0, 0
-    for seq in by_user.values():
-        seq.sort(key=lambda s: s.index)
-        first_v2 = next((i for i, s in enumerate(seq) if s.productpage == "v2"), None)
-        if first_v2 is None:
-            continue
-        landed += 1
-        after = seq[first_v2 + 1 :]
-        later += len(after)
-        later_v2 += sum(s.productpage == "v2" for s in after)
+    # Judge the requests sent while the visitor's jar held product-page=v2 (set by v2).
+    landed = sum(any(s.sticky_cookie for s in seq) for seq in by_user.values())
+    later = [s for s in browsing if s.sticky_cookie]
+    later_v2 = sum(s.productpage == "v2" for s in later)
     checks.append(
         Check(
             "cookie visitors stay on v2",
-            "every request after the first v2",
-            f"{later_v2}/{later} on v2 ({landed}/{len(by_user)} visitors landed)",
+            "v2 for every request carrying it",
+            f"{later_v2}/{len(later)} on v2 ({landed}/{len(by_user)} visitors got the cookie)",
             "exact",
-            landed > 0 and later > 0 and later_v2 == later,
+            landed > 0 and bool(later) and later_v2 == len(later),
             "the visitor keeps the cookie productpage v2 set",
         )
     )
