@@ -147,6 +147,7 @@ class Sidecar:
         self._was_ready: bool | None = None
         self._listeners_version: int | None = None
         self._watch: DirWatch | None = None
+        self.listener_error: str | None = None
         mesh = options.mesh_dir
         self.snapshot_dir = mesh / "snapshot"
         self.registry_path = mesh / "registry" / f"{options.pod}.json"
@@ -212,6 +213,8 @@ class Sidecar:
         }
         if self.probe_state is not None and self.probe_state.last_error:
             status["probe_error"] = self.probe_state.last_error
+        if self.listener_error:
+            status["listener_error"] = self.listener_error
         try:
             write_json_atomic(self.status_path, status)
         except OSError as exc:
@@ -289,6 +292,9 @@ class Sidecar:
         while True:
             await asyncio.sleep(POLL_INTERVAL)
             self.reload()
+            table = self.runtime.table
+            if self.options.gateway and table is not None and self.listener_error:
+                await self.sync_gateway_listeners(table)
 
     # --- listeners ---------------------------------------------------------------------
 
@@ -323,11 +329,21 @@ class Sidecar:
             try:
                 await self._bind(listener, o.bind_address, listen, handler)
             except OSError as exc:
-                print(f"gateway {o.pod}: cannot bind {listen}: {exc}", file=sys.stderr)
+                message = f"cannot bind {o.bind_address}:{listen} for server port {port}: {exc}"
+                if message != self.listener_error:
+                    print(f"gateway {o.pod}: {message}", file=sys.stderr)
+                self.listener_error = message
                 continue
             self.gateway_listeners[port] = listener
-        self._listeners_version = table.version
+        if wanted <= set(self.gateway_listeners):
+            # Every server port is bound: ready (a port that could not be bound is retried
+            # on each poll, and the gateway stays unready meanwhile).
+            self.listener_error = None
+            self._listeners_version = table.version
+        else:
+            self._listeners_version = None
         self.write_registry()
+        self.write_status()
         self.readiness_changed()
 
     async def start(self) -> None:
