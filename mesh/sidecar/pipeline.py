@@ -15,7 +15,8 @@ Routed traffic (the outbound listener, and every listener of a gateway)::
                        -> retry per retryOn, after back-off, on another host }
                 until done or attempts exhausted (URX); the route timeout bounds the whole
                 loop and the response body (504 UT)
-    7. respond  response header operations, then the body streams to the client
+    7. respond  response header operations (and CORS headers; a CORS preflight from an
+                allowed origin was answered at stage 2), then the body streams to the client
     8. mirror   fire-and-forget copies, Host "<host>-shadow", responses discarded
 
 Inbound traffic (the pod's service port): forward to the local app, no routing (the
@@ -53,6 +54,7 @@ from mesh.routing.decision import (
     LocalReply,
     RequestView,
 )
+from mesh.sidecar import cors
 from mesh.sidecar.clusters import ClusterState, Load
 from mesh.sidecar.downstream import (
     CHUNKED,
@@ -204,6 +206,11 @@ def start_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge: bool)
     fwd: Forward = decision
     cluster = fwd.cluster
     ex.cluster_name = cluster.name
+    if fwd.cors is not None and "origin" in ex.hdict:
+        answer = cors.decide_preflight(fwd.cors, ex.method, ex.hdict)
+        if answer is not None:
+            ex.reply(200, b"", "", answer)
+            return
     flight = Flight(rt, ex, states.get(cluster.name), view, fwd, extra)
     if fwd.fault_delay is not None or fwd.timeout or fwd.retry.per_try_timeout:
         flight.spawn(flight.run_routed())
@@ -470,6 +477,11 @@ class Flight:
         headers = [(n, v) for n, v in att.headers if n not in _SKIP_RESPONSE]
         if ops:
             headers = apply_ops(headers, ops)
+        fwd = self.fwd
+        if fwd is not None and fwd.cors is not None:
+            origin = ex.hdict.get("origin")
+            if origin is not None and cors.origin_allowed(fwd.cors, origin):
+                headers += cors.response_headers(fwd.cors, origin)
         head = ex.start_response(att.outcome, headers, att.framing, att.length)
         buffered = att.buf
         att.buf = []

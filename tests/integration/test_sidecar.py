@@ -426,6 +426,31 @@ def test_hostile_header_against_regex_is_linear(mesh, ups):
     assert mesh.get("http://regex:9080/", headers={"x-evil": "aaab"}).status == 200
 
 
+def test_cors_preflight_answered_and_response_headers_added(mesh, ups):
+    up = ups()
+    policy = {"allowOrigins": [{"exact": "https://shop.example"}, {"regex": "https://.*\\.ok"}],
+              "allowMethods": ["GET", "POST"], "allowHeaders": ["x-a"], "maxAge": "60s",
+              "exposeHeaders": ["x-served-by"], "allowCredentials": True}  # fmt: skip
+    mesh.apply([vs("cors", [{"corsPolicy": policy, "route": [to("cors")]}])],
+               [endpoint("c", "cors", up.port, version="v1")])  # fmt: skip
+    before = up.count
+    pre = {"origin": "https://shop.example", "access-control-request-method": "POST"}
+    r = mesh.get("http://cors:9080/x", method="OPTIONS", headers=pre)
+    assert r.status == 200 and up.count == before  # answered by the sidecar
+    assert r.headers["access-control-allow-origin"] == "https://shop.example"
+    assert r.headers["access-control-allow-methods"] == "GET,POST"
+    assert r.headers["access-control-max-age"] == "60"
+    r = mesh.get("http://cors:9080/x", headers={"origin": "https://a.ok"})
+    assert r.status == 200 and r.headers["access-control-allow-origin"] == "https://a.ok"
+    assert r.headers["access-control-expose-headers"] == "x-served-by"
+    r = mesh.get("http://cors:9080/x", headers={"origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in r.headers
+    # A preflight from an origin not allowed is forwarded (unmatchedPreflights: FORWARD).
+    r = mesh.get("http://cors:9080/x", method="OPTIONS",
+                 headers={**pre, "origin": "https://evil.example"})  # fmt: skip
+    assert up.count == before + 3
+
+
 def test_registry_status_and_admin(mesh):
     reg = json.loads((mesh.dir / "registry" / f"{mesh.sc.pod}.json").read_text())
     assert reg["pod"] == mesh.sc.pod and reg["service"] == "test" and reg["role"] == "sidecar"

@@ -223,3 +223,33 @@ def test_two_hops_outbound_to_inbound(tmp_path):
         finally:
             a.stop()
             b.stop()
+
+
+def test_gateway_port_in_use_keeps_it_unready_until_bound(tmp_path):
+    import json
+    import socket
+
+    gw = {"apiVersion": "networking.istio.io/v1beta1", "kind": "Gateway",
+          "metadata": {"name": "gw"},
+          "spec": {"selector": {"istio": "ingressgateway"},
+                   "servers": [{"port": {"number": 8080, "name": "http", "protocol": "HTTP"},
+                                "hosts": ["*"]}]}}  # fmt: skip
+    write_snapshot(tmp_path, 1, [gw], [])
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    listen = blocker.getsockname()[1]
+    sc = SidecarProcess(tmp_path, pod="gw", gateway=True, labels={"istio": "ingressgateway"},
+                        extra=["--gateway-port-map", f"8080:{listen}"]).start()  # fmt: skip
+    try:
+        status = wait_for(lambda: (s := json.loads((tmp_path / "status" / "gw.json").read_text()))
+                          .get("listener_error") and s, 5, "listener error")  # fmt: skip
+        assert status["ready"] is False and str(listen) in status["listener_error"]
+        assert sc.admin("/ready")[0] == 503
+        blocker.close()
+        wait_for(sc.is_ready, 5, "bound after the port freed up")
+        r = http_request("127.0.0.1", listen, "GET", "/", {"host": "x"})
+        assert r.status == 404  # bound, and no VirtualService: NR
+    finally:
+        blocker.close()
+        sc.stop()
