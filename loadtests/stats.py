@@ -9,6 +9,8 @@ Primitives:
 - ``window_deviation(sequence, weights)`` -- Lab decision 3 (smooth weighted round-robin):
   every window of Σweight consecutive picks matches the weights to within one request. Returns
   the worst deviation over all such windows, so "exact" means ``<= 1``.
+- ``errors_by_caller(outcomes)`` -- outlier detection is per calling proxy (istio#45128): for
+  each caller, how many calls it made and at which of *its own* calls an error came back.
 - ``percentile(values, q)`` -- nearest-rank percentile, for latency checks.
 """
 
@@ -83,6 +85,18 @@ def window_deviation(
         strangers = sum(c for key, c in counts.items() if key not in expected)
         worst = max(worst, deviation, float(strangers))
     return worst, windows
+
+
+def errors_by_caller(outcomes: Sequence[tuple[str, bool]]) -> dict[str, tuple[int, list[int]]]:
+    """``[(caller, failed), ...]`` in the order sent -> ``{caller: (calls, [0-based positions of
+    the failed calls among that caller's own calls])}``."""
+    out: dict[str, tuple[int, list[int]]] = {}
+    for caller, failed in outcomes:
+        calls, errors = out.get(caller, (0, []))
+        if failed:
+            errors.append(calls)
+        out[caller] = (calls + 1, errors)
+    return out
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from loadtests.stats import binomial_interval, percentile, window_deviation
+from loadtests.stats import binomial_interval, errors_by_caller, percentile, window_deviation
 
 
 def _cdf(k: int, n: int, p: float) -> float:
@@ -97,3 +97,16 @@ def test_percentile():
     assert percentile([3.0, 1.0, 2.0, 4.0], 99) == 4.0
     assert percentile([5.0], 0) == 5.0
     assert math.isnan(percentile([], 50))
+
+
+def test_errors_by_caller_counts_each_callers_own_calls():
+    outcomes = [
+        ("pp-v1", True),
+        ("pp-v2", False),
+        ("pp-v1", False),
+        ("pp-v1", True),
+        ("pp-v2", True),
+        ("pp-v1", False),
+    ]
+    assert errors_by_caller(outcomes) == {"pp-v1": (4, [0, 2]), "pp-v2": (2, [1])}
+    assert errors_by_caller([]) == {}
