@@ -243,11 +243,11 @@ def test_gateway_port_in_use_keeps_it_unready_until_bound(tmp_path):
                         extra=["--gateway-port-map", f"8080:{listen}"]).start()  # fmt: skip
     try:
         status = wait_for(lambda: (s := json.loads((tmp_path / "status" / "gw.json").read_text()))
-                          .get("listener_error") and s, 5, "listener error")  # fmt: skip
+                          .get("listener_error") and s, 10, "listener error")  # fmt: skip
         assert status["ready"] is False and str(listen) in status["listener_error"]
         assert sc.admin("/ready")[0] == 503
         blocker.close()
-        wait_for(sc.is_ready, 5, "bound after the port freed up")
+        wait_for(sc.is_ready, 10, "bound after the port freed up")
         r = http_request("127.0.0.1", listen, "GET", "/", {"host": "x"})
         assert r.status == 404  # bound, and no VirtualService: NR
     finally:
