@@ -16,6 +16,7 @@ from mesh.sidecar.testing import (
     http_request,
     ok,
     read_response,
+    read_status,
     wait_for,
     write_snapshot,
 )
@@ -226,7 +227,6 @@ def test_two_hops_outbound_to_inbound(tmp_path):
 
 
 def test_gateway_port_in_use_keeps_it_unready_until_bound(tmp_path):
-    import json
     import socket
 
     gw = {"apiVersion": "networking.istio.io/v1beta1", "kind": "Gateway",
@@ -242,8 +242,8 @@ def test_gateway_port_in_use_keeps_it_unready_until_bound(tmp_path):
     sc = SidecarProcess(tmp_path, pod="gw", gateway=True, labels={"istio": "ingressgateway"},
                         extra=["--gateway-port-map", f"8080:{listen}"]).start()  # fmt: skip
     try:
-        status = wait_for(lambda: (s := json.loads((tmp_path / "status" / "gw.json").read_text()))
-                          .get("listener_error") and s, 10, "listener error")  # fmt: skip
+        status = wait_for(lambda: (s := read_status(tmp_path, "gw") or {}).get("listener_error")
+                          and s, 10, "listener error")  # fmt: skip
         assert status["ready"] is False and str(listen) in status["listener_error"]
         assert sc.admin("/ready")[0] == 503
         blocker.close()
