@@ -60,74 +60,83 @@ include compose/compose.mk
 # ---------------------------------------------------------------- deployment strategies
 # Each applies scenarios/<target>.yaml to the running compose lab with `meshctl apply --wait`.
 
-define hint
-	@printf '\n  %s\n' $(1)
-endef
-
 reset: ## Baseline: everything on v1 (undoes every strategy below)
 	$(MESHLAB_LAB) compose exec -T manager meshctl apply --prune -f /app/scenarios/reset.yaml --wait
-	$(call hint,"Everything is on v1 again: http://localhost:$${GATEWAY_PORT:-8080}/productpage shows no stars.")
+	@echo
+	@echo "  Everything is on v1 again: http://localhost:$${GATEWAY_PORT:-8080}/productpage shows no stars."
 
 dark-launch: ## Dark launch: user tester gets reviews v2, everyone else v1
 	$(call meshlab_apply,dark-launch)
-	$(call hint,"Log in as tester on /productpage: black stars (reviews v2). Log out: no stars (v1)." \
-		"Locust: the tester user's reviews-v2 count grows, anonymous stays on reviews-v1. Undo: make reset")
+	@echo
+	@echo "  Log in as tester on /productpage: black stars (reviews v2). Log out: no stars (v1)."
+	@echo "  Locust: the tester user's reviews-v2 count grows, anonymous stays on reviews-v1. Undo: make reset"
 
 delay: ## Fault injection: tester's reviews calls are delayed 2.5 s and go to v2
 	$(call meshlab_apply,delay)
-	$(call hint,"As tester the page takes ~2.5 s (productpage's 3 s timeout still holds); others are fast." \
-		"Locust: response times of the tester's /productpage jump to 2.5 s. Undo: make reset")
+	@echo
+	@echo "  As tester the page takes ~2.5 s (productpage's 3 s timeout still holds); others are fast."
+	@echo "  Locust: response times of the tester's /productpage jump to 2.5 s. Undo: make reset"
 
 abort: ## Fault injection: half of tester's reviews calls get 503
 	$(call meshlab_apply,abort)
-	$(call hint,"As tester, reload: about half the time 'Sorry, product reviews are currently unavailable'." \
-		"productpage retries reviews once, so a page fails ~25 %; each call fails 50 % (flag FI). Undo: make reset")
+	@echo
+	@echo "  As tester, reload: about half the time 'Sorry, product reviews are currently unavailable'."
+	@echo "  productpage retries reviews once, so a page fails ~25 %; each call fails 50 % (flag FI). Undo: make reset"
 
 blue-green: ## Blue/green: bookinfo.local -> productpage v1 (live), test.bookinfo.local -> v2
 	$(call meshlab_apply,blue-green)
-	$(call hint,"curl -H 'Host: bookinfo.local' localhost:$${GATEWAY_PORT:-8080}/productpage -> v1; Host test.bookinfo.local -> v2." \
-		"Next: make blue-green-switch. Undo: make reset")
+	@echo
+	@echo "  curl -H 'Host: bookinfo.local' localhost:$${GATEWAY_PORT:-8080}/productpage -> v1; Host test.bookinfo.local -> v2."
+	@echo "  Next: make blue-green-switch. Undo: make reset"
 
 blue-green-switch: ## Blue/green: swap live and test (v2 goes live)
 	$(call meshlab_apply,blue-green-switch)
-	$(call hint,"bookinfo.local now serves productpage v2, test.bookinfo.local v1. Back: make blue-green-back")
+	@echo
+	@echo "  bookinfo.local now serves productpage v2, test.bookinfo.local v1. Back: make blue-green-back"
 
 blue-green-back: ## Blue/green: swap back (v1 live again)
 	$(call meshlab_apply,blue-green-back)
-	$(call hint,"bookinfo.local serves v1 again, test.bookinfo.local v2. Undo: make reset")
+	@echo
+	@echo "  bookinfo.local serves v1 again, test.bookinfo.local v2. Undo: make reset"
 
 canary-70-30: ## Canary: productpage v1 70 %, v2 30 % at the gateway
 	$(call meshlab_apply,canary-70-30)
-	$(call hint,"Reload /productpage: 3 in every 10 pages are v2 (blue badge)." \
-		"Locust's 'Versions' tab: productpage-v2 settles at 30 %. Shift: make canary-5-95. Undo: make reset")
+	@echo
+	@echo "  Reload /productpage: 3 in every 10 pages are v2 (blue badge)."
+	@echo "  Locust's 'Versions' tab: productpage-v2 settles at 30 %. Shift: make canary-5-95. Undo: make reset"
 
 canary-5-95: ## Canary: productpage v1 5 %, v2 95 %
 	$(call meshlab_apply,canary-5-95)
-	$(call hint,"95 pages in 100 are v2 now. Locust's 'Versions' tab swings to 95 %. Undo: make reset")
+	@echo
+	@echo "  95 pages in 100 are v2 now. Locust's 'Versions' tab swings to 95 %. Undo: make reset"
 
 canary-sticky: ## Sticky canary: cookie product-page=v2 pins v2, others 70/30
 	$(call meshlab_apply,canary-sticky)
-	$(call hint,"In a browser, reload until you get v2: from then on you stay on v2 (cookie product-page=v2)." \
-		"Locust: the cookie-keeping visitors drift to v2 and stay. Undo: make reset")
+	@echo
+	@echo "  In a browser, reload until you get v2: from then on you stay on v2 (cookie product-page=v2)."
+	@echo "  Locust: the cookie-keeping visitors drift to v2 and stay. Undo: make reset"
 
 circuit-breaker: ## Circuit breaker: details v2 with a failing instance, ejected by outlier detection
 	$(call meshlab_apply,circuit-breaker)
-	$(call hint,"The first requests may show 'product details are currently unavailable' (the failing instance);" \
-		"after 2 consecutive errors it is ejected for 5 min and details-v2 serves every page. Undo: make reset")
+	@echo
+	@echo "  The first requests may show 'product details are currently unavailable' (the failing instance);"
+	@echo "  after 2 consecutive errors it is ejected for 5 min and details-v2 serves every page. Undo: make reset"
 
 readiness: ## Readiness: reviews v1/v2 50/50; an unready v2 pod gets no traffic until ready
 	$(call meshlab_apply,readiness)
-	$(call hint,"Half the pages show black stars (reviews v2). make readiness-fail makes reviews-v2 fail its" \
-		"readiness probe: stars vanish until make readiness-pass. Undo: make reset")
+	@echo
+	@echo "  Half the pages show black stars (reviews v2). make readiness-fail makes reviews-v2 fail its"
+	@echo "  readiness probe: stars vanish until make readiness-pass. Undo: make reset"
 
 # Flip reviews-v2's readiness: its sidecar's probe (/health) fails, the pod leaves the mesh.
-readiness_toggle = $(MESHLAB_LAB) compose exec -T reviews-v2 python3 -c \
-	"import urllib.request as r; r.urlopen(r.Request('http://127.0.0.1:$${APP_PORT:-9081}/health/toggle?ready=$(1)', method='POST'), timeout=5).read()"
+readiness_toggle = $(MESHLAB_LAB) compose exec -T reviews-v2 python -m mesh.lab.readiness $(1)
 
 readiness-fail: ## Readiness demo: make reviews-v2 fail its readiness probe (no more traffic)
 	$(call readiness_toggle,false)
-	$(call hint,"reviews-v2 now fails /health: within ~1 s its sidecar reports it unready and the stars vanish.")
+	@echo
+	@echo "  reviews-v2 now fails /health: within ~1 s its sidecar reports it unready and the stars vanish."
 
 readiness-pass: ## Readiness demo: reviews-v2 passes its probe again and gets traffic back
 	$(call readiness_toggle,true)
-	$(call hint,"reviews-v2 is ready again: half the pages show black stars.")
+	@echo
+	@echo "  reviews-v2 is ready again: half the pages show black stars."
