@@ -408,8 +408,11 @@ class Flight:
             self._inbound_response(att)
             return
         state.balancer.on_finish(self.key)
-        if ex.finished:
+        if ex.finished or ex.conn.closed:
+            # Answered already, or the client left (DC): nothing more to try.
             self.rt.pool.release(att.conn, False)
+            if not ex.finished:
+                ex.abort("DC")
             self.end()
             return
         outcome = att.outcome
