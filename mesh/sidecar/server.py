@@ -38,7 +38,7 @@ from mesh.config import ConfigError
 from mesh.routing import ProxyIdentity, compile_snapshot
 from mesh.sidecar import lean
 from mesh.sidecar.downstream import ConnTracker, Downstream, Exchange
-from mesh.sidecar.files import remove_quietly, write_json_atomic
+from mesh.sidecar.files import Writer, remove_quietly, write_json_atomic
 from mesh.sidecar.inotify import DirWatch, watch_dir
 from mesh.sidecar.pipeline import Runtime, start_inbound, start_routed
 from mesh.sidecar.prober import ProbeSpec, ProbeState, run_prober
@@ -148,6 +148,7 @@ class Sidecar:
         self._listeners_version: int | None = None
         self._watch: DirWatch | None = None
         self.listener_error: str | None = None
+        self.writer = Writer()
         mesh = options.mesh_dir
         self.snapshot_dir = mesh / "snapshot"
         self.registry_path = mesh / "registry" / f"{options.pod}.json"
@@ -193,10 +194,7 @@ class Sidecar:
             "admin_address": o.advertise_address or o.bind_address,
             "role": o.role,
         }
-        try:
-            write_json_atomic(self.registry_path, record)
-        except OSError as exc:
-            print(f"sidecar {o.pod}: cannot write registry: {exc}", file=sys.stderr)
+        self.writer.submit(_write, self.registry_path, record)
 
     def write_status(self) -> None:
         snap = self.snapshot
@@ -215,10 +213,7 @@ class Sidecar:
             status["probe_error"] = self.probe_state.last_error
         if self.listener_error:
             status["listener_error"] = self.listener_error
-        try:
-            write_json_atomic(self.status_path, status)
-        except OSError as exc:
-            print(f"sidecar {self.options.pod}: cannot write status: {exc}", file=sys.stderr)
+        self.writer.submit(_write, self.status_path, status)
 
     # --- config ----------------------------------------------------------------------------
 
@@ -396,7 +391,7 @@ class Sidecar:
                     for conn in list(listener.conns):
                         conn.tick(o.header_timeout, o.idle_timeout)
                 self.pool.tick(o.idle_timeout)
-                self.telemetry.flush_log()
+                self.telemetry.flush_log(self.writer)
 
     async def run(self) -> None:
         await self.start()
@@ -426,7 +421,9 @@ class Sidecar:
         if self._watch is not None:
             self._watch.close()
         self.pool.close_all()
-        self.telemetry.flush_log()
+        self.telemetry.flush_log(self.writer)
+        self.writer.close()
+        remove_quietly(self.registry_path)  # again: a heartbeat may have been queued
 
     # --- admin ---------------------------------------------------------------------------
 
@@ -496,3 +493,10 @@ class Sidecar:
 def _json_reply(ex: Exchange, data: Any) -> None:
     body = json.dumps(data, indent=1, sort_keys=True, default=str).encode()
     ex.reply(200, body, headers=((b"content-type", b"application/json"),))
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    try:
+        write_json_atomic(path, data)
+    except OSError as exc:
+        print(f"sidecar: cannot write {path}: {exc}", file=sys.stderr)

@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mesh.sidecar.downstream import Exchange
+    from mesh.sidecar.files import Writer
 
 # Istio's request duration buckets (milliseconds).
 DURATION_BUCKETS_MS: tuple[float, ...] = (
@@ -106,7 +107,8 @@ class Telemetry:
 
     # --- access log -------------------------------------------------------------------
 
-    def flush_log(self) -> None:
+    def flush_log(self, writer: Writer | None = None) -> None:
+        """Format the queued lines; write them here, or on ``writer``'s thread."""
         buf = self.log_buf
         if not buf or self.log is None:
             return
@@ -121,9 +123,19 @@ class Telemetry:
                 f'[{stamp}] "{method} {target} {proto}" {status} {flags} {bin_} {bout} '
                 f'{int(ms)} "{xff}" "{ua}" "{rid}" "{auth}" "{upstream}" {cluster} {reporter}\n'
             )
+        text = "".join(lines)
+        if writer is not None:
+            writer.submit(self._write, text)
+        else:
+            self._write(text)
+
+    def _write(self, text: str) -> None:
+        log = self.log
+        if log is None:
+            return
         try:
-            self.log.write("".join(lines))
-            self.log.flush()
+            log.write(text)
+            log.flush()
         except (OSError, ValueError):
             pass
 
