@@ -37,7 +37,11 @@ class Pod:
     service: str
     version: str
     env: dict[str, str] = field(default_factory=dict)
-    readiness: ReadinessProbe = ReadinessProbe(period_seconds=1.0, failure_threshold=1)
+    # Fast enough for the readiness demo (a failing pod leaves within ~1 s), and one slow
+    # answer is not enough to take a busy pod out (timeout 2 s, two failures in a row).
+    readiness: ReadinessProbe = ReadinessProbe(
+        period_seconds=1.0, timeout_seconds=2.0, failure_threshold=2
+    )
 
     @property
     def labels(self) -> dict[str, str]:
@@ -49,9 +53,13 @@ class Pod:
         return f"services.{self.service}.app:create_app()"
 
 
+# productpage waits on its upstreams (2.5 s under the delay demo): enough threads that its
+# /health probe is still answered while a room full of testers waits.
+PRODUCTPAGE_ENV = {"GUNICORN_THREADS": "32"}
+
 BOOKINFO_PODS: tuple[Pod, ...] = (
-    Pod("productpage-v1", "productpage", "v1"),
-    Pod("productpage-v2", "productpage", "v2"),
+    Pod("productpage-v1", "productpage", "v1", env=PRODUCTPAGE_ENV),
+    Pod("productpage-v2", "productpage", "v2", env=PRODUCTPAGE_ENV),
     Pod("details-v1", "details", "v1"),
     Pod("details-v2", "details", "v2"),
     # The circuit-breaker demo: same labels as details-v2, but every request fails with 503
