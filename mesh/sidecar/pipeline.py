@@ -180,7 +180,8 @@ def start_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge: bool)
     a pooled connection at hand) is sent upstream right here, and its response is committed
     from the upstream connection's callbacks (``Flight.on_response``), with no task and no
     future. Anything that has to wait (a delay, a timeout, a pending-queue slot, a new
-    connection, a retry) continues in a coroutine (``Flight.run``) from where it stands.
+    connection, a retry) continues in a coroutine (``Flight.run_routed`` / ``run_tries``)
+    from where it stands.
     """
     table = rt.table
     states = rt.states
@@ -222,7 +223,11 @@ def start_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge: bool)
             flight.spawn(flight.run_routed())
         return
     # 6. first try, if a pooled connection is at hand
-    flight.first_try()
+    try:
+        flight.first_try()
+    except BaseException:
+        flight.end()  # a bug must not leak the admission slot
+        raise
 
 
 ADMITTED = "admitted"
@@ -402,6 +407,34 @@ class Flight:
 
     def on_response(self, att: Attempt) -> None:
         """The first try's response head (or failure), from the connection's callbacks."""
+        try:
+            self._on_response(att)
+        except Exception as exc:
+            self.crash(exc, att)
+
+    def on_done(self, att: Attempt) -> None:
+        """The committed response ended: complete, cut, or timed out."""
+        try:
+            self._on_done(att)
+        except Exception as exc:
+            self.crash(exc, att)
+
+    def crash(self, exc: Exception, att: Attempt) -> None:
+        """A bug in a callback: it costs this exchange, never the connection or the proxy."""
+        ex = self.ex
+        ex.conn.server.on_handler_error(exc)
+        att.flight = None
+        if att.conn is not None:
+            self.rt.pool.release(att.conn, False)
+        ex.detach()
+        if not ex.finished:
+            if ex.started:
+                ex.abort()
+            else:
+                ex.reply(500, b"internal proxy error", close=True)
+        self.end()
+
+    def _on_response(self, att: Attempt) -> None:
         state = self.state
         ex = self.ex
         if state is None:
@@ -498,8 +531,7 @@ class Flight:
         elif self.deadline is not None:
             att.timer = self.rt.loop.call_at(self.deadline, _body_timeout, att)
 
-    def on_done(self, att: Attempt) -> None:
-        """The committed response ended: complete, cut, or timed out."""
+    def _on_done(self, att: Attempt) -> None:
         if att.timer is not None:
             att.timer.cancel()
             att.timer = None
