@@ -103,8 +103,8 @@ def test_sidecar_command_follows_the_cli_contract() -> None:
         "--probe-path": "/health",
         "--probe-initial-delay": "0",
         "--probe-period": "1",
-        "--probe-timeout": "1",
-        "--probe-failure-threshold": "1",
+        "--probe-timeout": "2",
+        "--probe-failure-threshold": "2",
         "--probe-success-threshold": "1",
     }
     assert sidecar.env["MESH_DIR"] == "/mesh"
