@@ -110,9 +110,21 @@ def wait_all(
             version, published_at = state.snapshot.version, time.perf_counter()
         if version is not None:
             if all(int((state.statuses.get(p) or {}).get("version") or 0) >= version for p in pods):
+                LAGGARDS.append(_laggard(state, pods))
                 return published_at, time.perf_counter()
         time.sleep(0.002)
     raise SystemExit("timed out waiting for propagation")
+
+
+LAGGARDS: list[tuple[float, str]] = []
+
+
+def _laggard(state: MeshState, pods: list[str]) -> tuple[float, str]:
+    """(ms from snapshot generation to the slowest sidecar's applied_at, that pod)."""
+    generated = state.snapshot.generated_at if state.snapshot else 0.0
+    worst = max(pods, key=lambda p: float((state.statuses.get(p) or {}).get("applied_at") or 0))
+    applied = float((state.statuses.get(worst) or {}).get("applied_at") or 0)
+    return (applied - generated) * 1000, worst
 
 
 def propagation(
@@ -213,6 +225,10 @@ def main() -> int:
             f"{name:<36}{statistics.median(values):>10.1f}{percentile(values, 0.99):>10.1f}"
             f"{max(values):>10.1f}"
         )
+    slowest = sorted(LAGGARDS, reverse=True)[:3]
+    print("slowest sidecars (snapshot written -> applied_at): " + ", ".join(
+        f"{pod} {ms:.0f} ms" for ms, pod in slowest
+    ))  # fmt: skip
     print(f"\n{'memory':<52}{'RSS MiB':>10}{'PSS MiB':>10}")
     label = f"manager + {args.sidecars} sidecars ({args.sidecars + 1} processes)"
     print(f"{label:<52}{memory[0] / 1024:>10.0f}{memory[1] / 1024:>10.0f}")
