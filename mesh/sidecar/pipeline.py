@@ -252,6 +252,7 @@ class Flight:
         "key",
         "admitted",
         "n",
+        "sent",
     )
 
     def __init__(
@@ -275,6 +276,9 @@ class Flight:
         self.key = ""
         self.admitted = False
         self.n = 0
+        # The request (and body so far) went to some connection already: a later try must
+        # resend the body from the replay copy.
+        self.sent = False
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self.rt.loop.create_task(_guarded(self, coro))
@@ -394,6 +398,7 @@ class Flight:
         att.flight = self
         conn.begin(att)
         self.ex.attach(conn, self.head, False)
+        self.sent = True
 
     def _begin(self, endpoint: Any) -> None:
         key = endpoint.key
@@ -632,9 +637,11 @@ class Flight:
                 t = loop.time() + per_try
                 try_deadline = t if try_deadline is None or t < try_deadline else try_deadline
             try:
+                replay = self.sent
+                self.sent = True
                 att = await _try(
                     rt, ex, endpoint.key, endpoint.address, endpoint.port, self.head,
-                    self.n > 0, try_deadline, state.connect_timeout,
+                    replay, try_deadline, state.connect_timeout,
                 )  # fmt: skip
             finally:
                 state.balancer.on_finish(self.key)
@@ -683,7 +690,9 @@ class Flight:
         rt = self.rt
         ex = self.ex
         assert rt.app_port is not None
-        att = await _try(rt, ex, rt.app_key, rt.app_address, rt.app_port, self.head, False,
+        replay = self.sent
+        self.sent = True
+        att = await _try(rt, ex, rt.app_key, rt.app_address, rt.app_port, self.head, replay,
                          None, 10.0)  # fmt: skip
         if ex.finished:
             if att is not None:
@@ -980,3 +989,4 @@ def start_inbound(rt: Runtime, ex: Exchange) -> None:
     att.flight = flight
     conn.begin(att)
     ex.attach(conn, flight.head, False)
+    flight.sent = True

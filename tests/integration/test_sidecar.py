@@ -228,6 +228,25 @@ def test_keepalive_to_client_and_upstream(mesh, ups):
     assert len(accepted) == 1
 
 
+def test_stale_pooled_connection_is_retried_transparently_with_its_body(mesh, ups):
+    # Every second request the upstream sees lands on a connection it then drops without an
+    # answer: exactly what a keep-alive race with an upstream idle timeout looks like.
+    seen = [0]
+
+    def behaviour(req):  # type: ignore[no-untyped-def]
+        seen[0] += 1
+        return "close" if seen[0] % 2 == 0 else None
+
+    up = ups(behaviour, "stale")
+    mesh.apply([], [endpoint("s", "stale", up.port, version="v1")])
+    for i in range(4):
+        body = f"body-{i}".encode()
+        r = mesh.get("http://stale:9080/p", method="POST", body=body)
+        assert r.status == 200, r.body
+        assert up.requests[-1].body == body
+    assert seen[0] == 7  # every request after the first went out twice
+
+
 def test_fault_abort_FI_and_delay_DI(mesh, ups):
     up = ups()
     eps = [endpoint("f1", "faulty", up.port, version="v1")]
