@@ -136,9 +136,10 @@ def split_authority(authority: str, default_port: int) -> tuple[str, int]:
     return authority, default_port
 
 
-def request_view(ex: Exchange, port: int | None, absolute: bool) -> RequestView:
-    """Host, port and path of ``ex``. ``absolute``: an outbound listener, where the app's
-    HTTP_PROXY client sends absolute-form targets (``GET http://reviews:9080/x``)."""
+def request_view(ex: Exchange, port: int | None, absolute: bool = True) -> RequestView:
+    """Host, port and path of ``ex``. An absolute-form target (``GET http://reviews:9080/x``,
+    what the app's HTTP_PROXY client sends to the outbound listener) wins over Host, as
+    RFC 9112 3.2.2 says; ``port`` (a gateway's server port) overrides the addressed one."""
     url = ex.url
     authority = ex.hdict.get("host", "")
     if absolute and url[:1] != b"/":
@@ -191,7 +192,7 @@ def start_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge: bool)
         ex.reply(503, NO_HEALTHY_UPSTREAM_BODY, "UH")
         return
     # 1. view
-    view = request_view(ex, server_port, absolute=server_port is None)
+    view = request_view(ex, server_port)
     extra: list[bytes] = []
     if "x-request-id" not in ex.hdict:
         ex.request_id = new_request_id()

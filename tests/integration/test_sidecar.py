@@ -247,6 +247,19 @@ def test_stale_pooled_connection_is_retried_transparently_with_its_body(mesh, up
     assert seen[0] == 7  # every request after the first went out twice
 
 
+def test_head_request_has_no_body_and_the_connection_stays_usable(mesh, ups):
+    up = ups(lambda r: ok(b"x" * 100) if r.method != "HEAD" else
+             b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n", "head")  # fmt: skip
+    mesh.apply([], [endpoint("h", "head", up.port, version="v1")])
+    with socket.create_connection(("127.0.0.1", mesh.sc.outbound_port), timeout=5) as s:
+        s.sendall(b"HEAD http://head:9080/x HTTP/1.1\r\nhost: head:9080\r\n\r\n")
+        r = read_response(s, "HEAD")
+        assert r.status == 200 and r.headers["content-length"] == "100" and r.body == b""
+        s.sendall(b"GET http://head:9080/x HTTP/1.1\r\nhost: head:9080\r\n\r\n")
+        r = read_response(s)
+        assert r.status == 200 and r.body == b"x" * 100
+
+
 def test_fault_abort_FI_and_delay_DI(mesh, ups):
     up = ups()
     eps = [endpoint("f1", "faulty", up.port, version="v1")]
