@@ -122,11 +122,11 @@ circuit-breaker: ## Circuit breaker: details v2 with a failing instance, ejected
 	@echo "  The first requests may show 'product details are currently unavailable' (the failing instance);"
 	@echo "  after 2 consecutive errors it is ejected for 5 min and details-v2 serves every page. Undo: make reset"
 
-readiness: ## Readiness: reviews v1/v2 50/50; an unready v2 pod gets no traffic until ready
+readiness: ## Readiness: reviews to every ready pod; an unready reviews-v2 gets no traffic until ready
 	$(call meshlab_apply,readiness)
 	@echo
-	@echo "  Half the pages show black stars (reviews v2). make readiness-fail makes reviews-v2 fail its"
-	@echo "  readiness probe: stars vanish until make readiness-pass. Undo: make reset"
+	@echo "  Pages cycle through no stars (v1), black (v2) and red (v3). make readiness-fail makes reviews-v2"
+	@echo "  fail its readiness probe: black stars vanish, nobody gets an error, until make readiness-pass."
 
 # Flip reviews-v2's readiness: its sidecar's probe (/health) fails, the pod leaves the mesh.
 readiness_toggle = $(MESHLAB_LAB) compose exec -T reviews-v2 python -m mesh.lab.readiness $(1)
@@ -139,4 +139,4 @@ readiness-fail: ## Readiness demo: make reviews-v2 fail its readiness probe (no 
 readiness-pass: ## Readiness demo: reviews-v2 passes its probe again and gets traffic back
 	$(call readiness_toggle,true)
 	@echo
-	@echo "  reviews-v2 is ready again: half the pages show black stars."
+	@echo "  reviews-v2 is ready again: black stars are back in the rotation."

@@ -53,8 +53,9 @@ REVIEWS_ATTEMPTS = 2
 # circuit-breaker.yaml: outlierDetection.consecutiveErrors
 CONSECUTIVE_ERRORS = 2
 
-# readiness.yaml: reviews v1/v2 50/50; the pod the verify makes unready, then ready again.
-READINESS_WEIGHTS: dict[str, int] = {"v1": 50, "v2": 50}
+# readiness.yaml: reviews routed to every ready pod (no subset), as a Kubernetes Service
+# would; the pod the verify makes unready, then ready again.
+READINESS_VERSIONS: tuple[str, ...] = ("v1", "v2", "v3")
 READINESS_POD = "reviews-v2"
 
 

@@ -635,8 +635,16 @@ def verify_readiness(st: Settings) -> list[Check]:
                 f"{during[pod]} of {len(during_samples)} pages ({top(during, 3)})",
                 "exact",
                 bool(during_samples) and during[pod] == 0,
-                f"its subset is empty meanwhile: those picks get 503 UH and"
-                f" productpage retries; {unavailable} page(s) without reviews",
+            )
+        )
+        checks.append(
+            Check(
+                "no errors while it is out",
+                "0 pages without reviews",
+                f"{unavailable} of {len(during_samples)}",
+                "exact",
+                unavailable == 0,
+                "the other reviews pods take its share",
             )
         )
     finally:

@@ -141,10 +141,12 @@ def test_readiness_an_unready_pod_gets_no_traffic_until_ready(gw):
         lab.set_ready("reviews-v2", False)
         gw.wait_until(lambda: "reviews-v2" not in gw.endpoint_pods(), what="reviews-v2 unready")
         time.sleep(0.5)  # every sidecar follows the published snapshot
-        after = Counter(
-            p for _ in range(20) for p in gw.served_by(gw.get()) if p.startswith("reviews")
-        )
+        pages = [gw.get() for _ in range(20)]
+        after = Counter(p for r in pages for p in gw.served_by(r) if p.startswith("reviews"))
         assert after["reviews-v2"] == 0, after
+        # Routed like a Service (no subset): the other pods take its share, nobody errs.
+        assert set(after) == {"reviews-v1", "reviews-v3"}, after
+        assert not [r for r in pages if "currently unavailable" in r.text]
     finally:
         lab.set_ready("reviews-v2", True)
     gw.wait_until(lambda: "reviews-v2" in gw.endpoint_pods(), what="reviews-v2 ready again")

@@ -199,7 +199,7 @@ def test_chunked_request_and_response_stream_through(mesh, ups):
         s.sendall(b"POST http://stream:9080/echo HTTP/1.1\r\nhost: stream:9080\r\n"
                   b"transfer-encoding: chunked\r\n\r\n")  # fmt: skip
         for i in range(0, len(big), 100_000):
-            part = big[i:i + 100_000]
+            part = big[i : i + 100_000]
             s.sendall(b"%x\r\n" % len(part) + part + b"\r\n")
         s.sendall(b"0\r\n\r\n")
         r = read_response(s)

@@ -114,9 +114,13 @@ def test_many_abandoned_connections_do_not_wedge(sidecar):
 
 
 def test_pipelined_requests_answered_in_order(sidecar):
-    data = b"".join(
-        f"GET http://svc:9080/p{i} HTTP/1.1\r\nhost: svc:9080\r\n\r\n".encode() for i in range(5)
-    ) + b"GET http://svc:9080/last HTTP/1.1\r\nhost: svc:9080\r\nconnection: close\r\n\r\n"
+    data = (
+        b"".join(
+            f"GET http://svc:9080/p{i} HTTP/1.1\r\nhost: svc:9080\r\n\r\n".encode()
+            for i in range(5)
+        )
+        + b"GET http://svc:9080/last HTTP/1.1\r\nhost: svc:9080\r\nconnection: close\r\n\r\n"
+    )
     raw = send_raw(sidecar.outbound_port, data)
     order = [raw.find(f"GET /p{i}".encode()) for i in range(5)] + [raw.find(b"GET /last")]
     assert all(pos > 0 for pos in order) and order == sorted(order)

@@ -117,8 +117,14 @@ def test_outlier_detection_ejects_and_returns(tmp_path):
     with Upstream(name="good") as good, Upstream(flaky, "bad") as bad:
         eps = [endpoint("good", "details", good.port, version="v1"),
                endpoint("bad", "details", bad.port, version="v1")]  # fmt: skip
-        policy = {"outlierDetection": {"consecutive5xxErrors": 2, "interval": "0.2s",
-                                       "baseEjectionTime": "1s", "maxEjectionPercent": 100}}
+        policy = {
+            "outlierDetection": {
+                "consecutive5xxErrors": 2,
+                "interval": "0.2s",
+                "baseEjectionTime": "1s",
+                "maxEjectionPercent": 100,
+            }
+        }
         write_snapshot(tmp_path, 1, [dr("details", ["v1"], **policy)], eps)  # fmt: skip
         sc = SidecarProcess(tmp_path).start()
         sc.wait_version(1)
@@ -218,7 +224,7 @@ def test_two_hops_outbound_to_inbound(tmp_path):
             seen = app.requests[-1].headers
             assert seen["end-user"] == "jason" and seen["host"] == "ratings:9080"
             text = a.admin("/stats/prometheus")[1].decode()
-            assert ('source_workload="reviews-v2",destination_workload="ratings-v1"' in text)
+            assert 'source_workload="reviews-v2",destination_workload="ratings-v1"' in text
             text = b.admin("/stats/prometheus")[1].decode()
             assert 'reporter="destination"' in text
         finally:

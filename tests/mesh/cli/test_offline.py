@@ -81,7 +81,7 @@ def test_baseline_sends_everyone_to_v1(capsys) -> None:
         ("dark-launch", None, {"reviews/v1": 1000}),
         ("delay", None, {"reviews/v1": 1000}),
         ("abort", None, {"reviews/v1": 1000}),
-        ("readiness", None, {"reviews/v1": 500, "reviews/v2": 500}),
+        ("readiness", None, {"reviews": 1000}),
     ],
 )
 def test_reviews_scenarios(capsys, scenario: str, user: str | None, expected: dict) -> None:
