@@ -130,7 +130,6 @@ class Exchange:
         "labels",
         "request_id",
         "authority",
-        "path",
         "paused",
     )
 
@@ -162,7 +161,6 @@ class Exchange:
         self.labels: tuple[str, str, str] | None = None
         self.request_id = ""
         self.authority = ""
-        self.path = ""
         self.paused = False
 
     # --- request body, fed by the parser -------------------------------------------------

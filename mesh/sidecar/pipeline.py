@@ -60,6 +60,7 @@ from mesh.sidecar.downstream import (
     CHUNKED,
     HOP_BY_HOP_BYTES,
     LENGTH,
+    NO_BODY,
     Exchange,
     new_request_id,
 )
@@ -159,7 +160,6 @@ def request_view(ex: Exchange, port: int | None, absolute: bool = True) -> Reque
     else:
         path = url.decode("latin-1")
     ex.authority = authority
-    ex.path = path
     host, addressed_port = split_authority(authority, 80)
     return RequestView(
         host=host,
@@ -750,8 +750,18 @@ def _authority(ex: Exchange, view: RequestView, fwd: Forward) -> str:
     return fwd.authority
 
 
-def _head(ex: Exchange, method: str, path: str, authority: str, lines: list[bytes]) -> bytes:
-    framing = ex.req_framing
+def _head(
+    ex: Exchange,
+    method: str,
+    path: str,
+    authority: str,
+    lines: list[bytes],
+    framing: int | None = None,
+) -> bytes:
+    """The upstream request head; the body keeps the client's framing unless ``framing``
+    says otherwise (a mirror copy is sent whole, with its own length line in ``lines``)."""
+    if framing is None:
+        framing = ex.req_framing
     if framing == LENGTH:
         lines.append(b"content-length: " + ex.hdict.get("content-length", "0").encode() + b"\r\n")
     elif framing == CHUNKED:
@@ -910,10 +920,7 @@ def _mirror(
     if ex.req_framing == CHUNKED:
         # The copy is sent whole, so it gets a plain length.
         lines.append(b"content-length: %d\r\n" % len(body))
-        saved = ex.req_framing
-        ex.req_framing = 0
-        head = _head(ex, ex.method, fwd.path, _shadow(authority), lines)
-        ex.req_framing = saved
+        head = _head(ex, ex.method, fwd.path, _shadow(authority), lines, NO_BODY)
     else:
         head = _head(ex, ex.method, fwd.path, _shadow(authority), lines)
     for cluster in fwd.mirrors:
@@ -973,7 +980,6 @@ def start_inbound(rt: Runtime, ex: Exchange) -> None:
         path = url.decode("latin-1")
         authority = ex.hdict.get("host", "")
         ex.authority = authority
-        ex.path = path
     ex.labels = rt.pod_labels
     ex.upstream_host = rt.app_key
     ex.cluster_name = "inbound"

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 CONNECT_FAILURE = -1
 RESET = -2
 TIMEOUT = -3
-OVERFLOW = -4
 
 # Idle connections kept per endpoint; more are closed on release.
 MAX_IDLE_PER_ENDPOINT = 64
