@@ -306,7 +306,9 @@ def main() -> int:
         # sidecar B's inbound (B on core 0), whose app is the upstream.
         b = SidecarProcess(mesh, pod="bench-b", labels={"app": "benchb", "version": "v1"},
                            app_port=up_port, cpu=0)  # fmt: skip
-        a = SidecarProcess(mesh, pod="bench-a", labels={"app": "client", "version": "v1"}, cpu=1)
+        # The access log on (to a file), as in the lab: its cost is part of the hop.
+        a = SidecarProcess(mesh, pod="bench-a", labels={"app": "client", "version": "v1"}, cpu=1,
+                           access_log=str(work / "access-a.log"))  # fmt: skip
         one_hop = [endpoint("bench-up", host, up_port, version="v1")]
         write_snapshot(mesh, 1, bench_resources(host), one_hop)
         sidecars += [a.start(wait_ready=True), b.start(wait_ready=True)]

@@ -108,11 +108,19 @@ class Telemetry:
     # --- access log -------------------------------------------------------------------
 
     def flush_log(self, writer: Writer | None = None) -> None:
-        """Format the queued lines; write them here, or on ``writer``'s thread."""
+        """Hand the queued entries over: formatted and written on ``writer``'s thread (a
+        second's worth of lines formatted on the loop would stall it for milliseconds), or
+        right here without a writer."""
         buf = self.log_buf
         if not buf or self.log is None:
             return
         self.log_buf = []
+        if writer is not None:
+            writer.submit(self._format_and_write, buf)
+        else:
+            self._format_and_write(buf)
+
+    def _format_and_write(self, buf: list[tuple[Any, ...]]) -> None:
         lines = []
         for (ts, method, url, http11, status, flags, bin_, bout, ms, xff, ua, rid, auth,
              upstream, cluster, reporter) in buf:  # fmt: skip
@@ -123,11 +131,7 @@ class Telemetry:
                 f'[{stamp}] "{method} {target} {proto}" {status} {flags} {bin_} {bout} '
                 f'{int(ms)} "{xff}" "{ua}" "{rid}" "{auth}" "{upstream}" {cluster} {reporter}\n'
             )
-        text = "".join(lines)
-        if writer is not None:
-            writer.submit(self._write, text)
-        else:
-            self._write(text)
+        self._write("".join(lines))
 
     def _write(self, text: str) -> None:
         log = self.log
