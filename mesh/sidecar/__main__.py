@@ -7,6 +7,7 @@ if __name__ == "__main__":
     from mesh.sidecar import lean
 
     lean.install()
+    lean.tune_malloc()
 
 import argparse  # noqa: E402
 import os  # noqa: E402

@@ -85,6 +85,21 @@ def install() -> bool:
     return True
 
 
+def tune_malloc() -> None:
+    """glibc knobs for a small, long-running proxy: one malloc arena (the writer thread would
+    otherwise get its own, and keep its pages), and a fixed mmap threshold so that big
+    transient buffers (a burst of access-log text) are mapped and unmapped, not left as
+    fragmented heap."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-8, 1)  # M_ARENA_MAX
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD (also stops its dynamic growth)
+    except (OSError, AttributeError):
+        pass
+
+
 def settle() -> None:
     """After a config apply: a full collection, then ``gc.freeze()`` (the long-lived objects
     are never traversed again by request-path collections), then ``malloc_trim``."""

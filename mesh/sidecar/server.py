@@ -15,8 +15,8 @@ Primitives:
   * **prober**: Kubernetes readiness semantics (``prober.py``).
   * **heartbeat**: ``registry/<pod>.json`` and ``status/<pod>.json`` every ``--heartbeat``
     seconds, and at once when readiness or config changes.
-  * **housekeeping**: outlier sweeps (4 x a second), connection timeouts and access-log
-    flush (once a second).
+  * **housekeeping**: outlier sweeps and access-log hand-over (4 x a second), connection
+    timeouts (once a second).
 
 A pod is *ready* when its app passes its readiness probe (no probe: at once) and a snapshot
 has been applied; a gateway when a snapshot has been applied.
@@ -28,6 +28,7 @@ import asyncio
 import json
 import random
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -297,9 +298,13 @@ class Sidecar:
         def factory() -> Downstream:
             return Downstream(handler, listener, port)
 
-        listener.server = await self.loop.create_server(
-            factory, host, port, reuse_address=True, backlog=1024
-        )
+        sock = _listening_socket(host, port)
+        if sock is None:  # a host name: let the loop resolve it
+            listener.server = await self.loop.create_server(
+                factory, host, port, reuse_address=True, backlog=1024
+            )
+        else:
+            listener.server = await self.loop.create_server(factory, sock=sock, backlog=1024)
         self.listeners.append(listener)
 
     async def sync_gateway_listeners(self, table: Any) -> None:
@@ -385,13 +390,16 @@ class Sidecar:
         while True:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
             self.runtime.sweep(time.monotonic())
+            # Small, frequent batches keep the log buffer (and the memory it holds) small.
+            self.telemetry.flush_log(self.writer)
             n += 1
+            if n % 40 == 0:
+                lean.trim()  # every 10 s: freed heap back to the OS (memory budget)
             if n % 4 == 0:
                 for listener in self.listeners:
                     for conn in list(listener.conns):
                         conn.tick(o.header_timeout, o.idle_timeout)
                 self.pool.tick(o.idle_timeout)
-                self.telemetry.flush_log(self.writer)
 
     async def run(self) -> None:
         await self.start()
@@ -500,3 +508,23 @@ def _write(path: Path, data: dict[str, Any]) -> None:
         write_json_atomic(path, data)
     except OSError as exc:
         print(f"sidecar: cannot write {path}: {exc}", file=sys.stderr)
+
+
+def _listening_socket(host: str, port: int) -> socket.socket | None:
+    """A bound, listening socket for an IP literal. Handing the loop a ready socket spares
+    uvloop's getaddrinfo, which would start libuv's thread pool (four threads, for nothing)."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        socket.inet_pton(family, host)
+    except OSError:
+        return None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
