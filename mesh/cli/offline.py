@@ -65,21 +65,14 @@ def _print_issues(issues: list[Issue]) -> None:
         print(issue)
 
 
-def registry_endpoints(mesh_dir: str) -> list[Endpoint]:
-    """Every fresh pod record of a live mesh (ready or not: IST0173 asks whether pods exist)."""
-    now = time.time()
-    found = []
-    for path in sorted(Path(mesh_dir, "registry").glob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-            if record.get("role", "sidecar") != "sidecar":
-                continue
-            if now - float(record.get("heartbeat", 0)) > float(record.get("ttl", 10)):
-                continue
-            found.append(Endpoint.from_json(record))
-        except (OSError, ValueError, SnapshotError):
-            continue
-    return found
+def registry_endpoints(mesh_dir: str) -> list[Endpoint] | None:
+    """The pods the analyzer should assume for a live mesh: every fresh pod, ready or not
+    (IST0173 asks whether pods exist), or None (the lab topology) when none is registered."""
+    from mesh.manager.registry import read_registry, validation_endpoints
+
+    records, _ = read_registry(Path(mesh_dir, "registry"))
+    found = validation_endpoints(records, time.time())
+    return list(found) if found is not None else None
 
 
 def run_analyze(args: argparse.Namespace) -> int:

@@ -479,7 +479,8 @@ def _document_issues(
     metadata = data.get("metadata")
     name = ""
     namespace = DEFAULT_NAMESPACE
-    if not isinstance(metadata, dict):
+    raw_name = metadata.get("name") if isinstance(metadata, dict) else None
+    if not isinstance(raw_name, str) or not raw_name:
         found.append(
             issue(
                 "Error",
@@ -489,19 +490,8 @@ def _document_issues(
                 kind=kind,
             )
         )
-    else:
-        raw_name = metadata.get("name")
-        if not isinstance(raw_name, str) or not raw_name:
-            found.append(
-                issue(
-                    "Error",
-                    codes.SCHEMA_VALIDATION_ERROR,
-                    "missing metadata.name",
-                    "metadata",
-                    kind=kind,
-                )
-            )
-        else:
+    if isinstance(metadata, dict):
+        if isinstance(raw_name, str) and raw_name:
             name = raw_name
             if len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
                 found.append(

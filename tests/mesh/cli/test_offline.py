@@ -199,3 +199,30 @@ def test_table_output_and_the_console_script() -> None:
         check=True,
     ).stdout
     assert "productpage/v1" in out and "70.0%" in out and "30.0%" in out
+
+
+def test_analyze_with_a_live_registry_knows_which_pods_exist(tmp_path, capsys) -> None:
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    import time
+
+    (registry / "reviews-v1.json").write_text(
+        json.dumps(
+            {
+                "pod": "reviews-v1",
+                "service": "reviews",
+                "address": "127.0.0.1",
+                "port": 9080,
+                "labels": {"app": "reviews", "version": "v1"},
+                "ready": True,
+                "heartbeat": time.time(),
+                "ttl": 60,
+                "role": "sidecar",
+            }
+        )
+    )
+    code, out, _ = run(
+        capsys, "--mesh-dir", str(tmp_path), "analyze", str(SCENARIOS / "reset.yaml")
+    )
+    assert code == 1
+    assert "Error [IST0173]" in out and 'subset "v2"' in out and 'subset "v1"' not in out
