@@ -3,6 +3,7 @@ and two hops (outbound of one pod to the inbound of another)."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -102,8 +103,12 @@ def test_100_reloads_under_200_rps_lose_nothing(tmp_path):
             for t in threads:
                 t.join()
         applied = sc.admin_json("/config_dump")["version"]
+        metrics = sc.admin("/stats/prometheus")[1].decode()
         sc.stop()
     assert applied == 101
+    swaps = int(re.search(r"^mesh_config_applied_total (\d+)$", metrics, re.M).group(1))  # type: ignore[union-attr]
+    print(f"{count[0]} requests, {swaps} table swaps")
+    assert swaps >= 50  # most of the 100 changes were applied one by one, under load
     assert count[0] >= 500
     assert failures == []
 
