@@ -77,8 +77,6 @@ OVERLOADED = ((b"x-envoy-overloaded", b"true"),)
 _KIND = {CONNECT_FAILURE: "connect-failure", RESET: "reset", TIMEOUT: "timeout"}
 # Concurrent mirror copies per sidecar; beyond this a copy is skipped (it is best effort).
 MAX_MIRRORS_IN_FLIGHT = 256
-# Envoy's stream idle timeout (5 min) for an upstream that goes silent mid-response.
-STREAM_IDLE_TIMEOUT = 300
 
 
 class Runtime:
@@ -117,8 +115,8 @@ class Runtime:
             if load is None:
                 load = self.loads[name] = Load()
             states[name] = ClusterState(cluster, load, self.states.get(name), now)
-        # Readers take (table, states) together from this tuple-free pair of assignments;
-        # nothing awaits between them, so no request can see one without the other.
+        # Requests read (table, states) together without awaiting in between, and nothing
+        # awaits between these two assignments: no request sees one without the other.
         self.states = states
         self.table = table
 
