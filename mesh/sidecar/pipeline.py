@@ -212,7 +212,8 @@ def start_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge: bool)
             ex.reply(200, b"", "", answer)
             return
     flight = Flight(rt, ex, states.get(cluster.name), view, fwd, extra)
-    if fwd.fault_delay is not None or fwd.timeout or fwd.retry.per_try_timeout:
+    flight.timeout = route_timeout(fwd.timeout, ex.hdict)
+    if fwd.fault_delay is not None or flight.timeout or fwd.retry.per_try_timeout:
         flight.spawn(flight.run_routed())
         return
     # 3. fault (abort), 4. cluster, 5. admit
@@ -227,6 +228,21 @@ def start_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge: bool)
     except BaseException:
         flight.end()  # a bug must not leak the admission slot
         raise
+
+
+def route_timeout(configured: float | None, headers: dict[str, str]) -> float | None:
+    """The route ``timeout``, or Envoy's per-request ``x-envoy-upstream-rq-timeout-ms``
+    override when the request carries a valid one (0 = no timeout)."""
+    raw = headers.get("x-envoy-upstream-rq-timeout-ms")
+    if raw is None:
+        return configured
+    try:
+        ms = int(raw)
+    except ValueError:
+        return configured
+    if ms < 0:
+        return configured
+    return ms / 1000.0 if ms else None
 
 
 ADMITTED = "admitted"
@@ -252,6 +268,7 @@ class Flight:
         "admitted",
         "n",
         "sent",
+        "timeout",
     )
 
     def __init__(
@@ -278,6 +295,8 @@ class Flight:
         # The request (and body so far) went to some connection already: a later try must
         # resend the body from the replay copy.
         self.sent = False
+        # The route timeout (seconds, None = none), after any per-request override.
+        self.timeout: float | None = fwd.timeout if fwd is not None else None
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self.rt.loop.create_task(_guarded(self, coro))
@@ -325,7 +344,7 @@ class Flight:
         load = self.state.load
         fut: asyncio.Future[bool] = self.rt.loop.create_future()
         load.waiters.append(fut)
-        timeout = self.fwd.timeout if self.fwd is not None else None
+        timeout = self.timeout
         try:
             if timeout is not None:
                 await asyncio.wait_for(fut, timeout)
@@ -593,8 +612,8 @@ class Flight:
             return
         if verdict is WAIT and not await self._admit_wait():
             return
-        if fwd.timeout:
-            self.deadline = self.rt.loop.time() + fwd.timeout
+        if self.timeout:
+            self.deadline = self.rt.loop.time() + self.timeout
         self.prepare()
         await self.run_tries(None)
 

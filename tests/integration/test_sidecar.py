@@ -330,6 +330,9 @@ def test_route_timeout_504_UT_and_per_try_timeout(mesh, ups):
     assert (r.status, r.body) == (504, b"upstream request timeout")
     assert took < 0.8
     assert mesh.log_lines("slow:9080/x")[-1].split('"')[2].split()[1] == "UT"
+    # Envoy's per-request override: a longer budget lets the slow answer through.
+    r = mesh.get("http://slow:9080/x", headers={"x-envoy-upstream-rq-timeout-ms": "3000"})
+    assert r.status == 200 and r.body.startswith(b"slow")
     fast = ups(name="fast")
     eps.append(endpoint("f", "slow", fast.port, version="v1"))
     rules = [{"retries": {"attempts": 2, "perTryTimeout": "0.1s", "retryOn": "reset,5xx"},

@@ -98,6 +98,15 @@ def test_header_operations_on_header_lists():
     assert apply_ops(pairs, ops) == [(b"a", b"1,more"), (b"b", b"9"), (b"new", b"v")]
 
 
+def test_per_request_timeout_header():
+    from mesh.sidecar.pipeline import route_timeout
+
+    assert route_timeout(2.0, {}) == 2.0
+    assert route_timeout(2.0, {"x-envoy-upstream-rq-timeout-ms": "250"}) == 0.25
+    assert route_timeout(2.0, {"x-envoy-upstream-rq-timeout-ms": "0"}) is None
+    assert route_timeout(None, {"x-envoy-upstream-rq-timeout-ms": "x"}) is None
+
+
 def test_shadow_host_keeps_port():
     assert _shadow("reviews:9080") == "reviews-shadow:9080"
     assert _shadow("reviews") == "reviews-shadow"
