@@ -191,12 +191,8 @@ def start_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge: bool)
         return
     # 1. view
     view = request_view(ex, server_port)
-    extra: list[bytes] = []
-    if "x-request-id" not in ex.hdict:
-        ex.request_id = new_request_id()
-        extra.append(b"x-request-id: " + ex.request_id.encode() + b"\r\n")
+    extra = _added_headers(ex, edge)
     if edge:
-        extra.append(_xff(ex))
         extra.append(b"x-forwarded-proto: http\r\n")
     # 2. decide
     decision = decide(table, view, rt.rng)
@@ -744,6 +740,18 @@ async def _guarded(flight: Flight, coro: Coroutine[Any, Any, None]) -> None:
 _SKIP_RESPONSE: frozenset[bytes] = HOP_BY_HOP_BYTES | {b"content-length"}
 
 
+def _added_headers(ex: Exchange, xff: bool) -> list[bytes]:
+    """Header lines the proxy adds upstream: ``x-request-id`` when the client sent none, and
+    (``xff``: inbound and gateway listeners) the client's address on ``x-forwarded-for``."""
+    extra: list[bytes] = []
+    if "x-request-id" not in ex.hdict:
+        ex.request_id = new_request_id()
+        extra.append(b"x-request-id: " + ex.request_id.encode() + b"\r\n")
+    if xff:
+        extra.append(_xff(ex))
+    return extra
+
+
 def _xff(ex: Exchange) -> bytes:
     prior = ex.hdict.get("x-forwarded-for")
     value = f"{prior}, {ex.conn.peer}" if prior else ex.conn.peer
@@ -984,11 +992,7 @@ def start_inbound(rt: Runtime, ex: Exchange) -> None:
     to the app is at hand."""
     if ex.finished:
         return
-    extra: list[bytes] = []
-    if "x-request-id" not in ex.hdict:
-        ex.request_id = new_request_id()
-        extra.append(b"x-request-id: " + ex.request_id.encode() + b"\r\n")
-    extra.append(_xff(ex))
+    extra = _added_headers(ex, True)
     url = ex.url
     if url[:1] != b"/":
         view = request_view(ex, None, absolute=True)
