@@ -1,25 +1,34 @@
 """Sidecar overhead benchmark (``make bench-sidecar``): throughput, latency per hop, RSS, CPU.
 
-Setup, all on loopback, on this 2-core machine:
+Setup, all on loopback, on this 2-core machine (wrk and nginx from Debian; the script says
+what to install when they are missing):
 
 - upstream: nginx serving a static 1 KB file (1 worker, pinned to core 0, with wrk);
-- baselines: wrk straight to the upstream ("direct"), and nginx as a keep-alive reverse
-  proxy (1 worker pinned to core 1);
-- the sidecar under test: one ``python -m mesh.sidecar`` pinned to core 1, with a snapshot
-  whose VirtualService for the benchmark host has 10 rules (9 header/uri matches that do not
-  fire, then the catch-all), so routing does real work on every request.
+- baselines: wrk straight to the upstream ("direct"); nginx as a reverse proxy, 1 worker on
+  core 1, in two configurations: "stock" (a plain ``proxy_pass``: HTTP/1.0 to the upstream,
+  a new upstream connection per request, Debian's defaults; the ratio is judged against it)
+  and "tuned" (upstream keep-alive pool), shown for context;
+- the sidecar under test: ``python -m mesh.sidecar`` (access log on, to a file) pinned to
+  core 1, with a snapshot whose VirtualService for the benchmark host has 10 rules (9 header
+  /uri matches that do not fire, then the catch-all), so routing does real work per request.
 
-Measurements:
+Measurements (each the median of ``--rounds`` runs):
 
-1. throughput: ``wrk -t1 -c64 -d{D}s`` keep-alive, 1 KB responses (direct, nginx, sidecar);
-2. added latency per hop at concurrency 1: ``wrk -t1 -c1 --latency`` through the sidecar vs.
-   direct; added p50 / p99 = the difference of the percentiles;
+1. throughput: ``wrk -t1 -c64`` keep-alive, 1 KB responses (direct, nginx, sidecar);
+2. added latency per hop at concurrency 1: ``wrk -t1 -c1 --latency`` through the proxy vs.
+   direct; added p50 / p99 = the difference of the percentiles. Judged with every process on
+   one core (a c=1 ping-pong: the proxy's own work); also shown with the proxy on the other
+   core, where each request crosses cores twice more than direct and waking an idle vCPU of
+   this VM costs 0.1-5 ms (nginx shows the same);
 3. two hops at 1,000 req/s: a paced blocking-socket client (``pace_client``: one keep-alive
    connection, a request every 1 ms, ``perf_counter_ns`` around each) through sidecar A's
-   outbound -> sidecar B's inbound -> upstream, vs. the same client direct; added p90;
-   the CPU time of sidecar A over that run gives CPU per 1,000 req/s;
-4. RSS of the sidecar after the throughput run (``/proc/<pid>/status`` VmRSS).
+   outbound -> sidecar B's inbound -> upstream, vs. the same client direct; added p90; the
+   CPU time (utime + stime) of sidecar A over that run gives CPU per 1,000 req/s, beside
+   nginx's under the same paced load;
+4. RSS of the sidecar (``/proc/<pid>/status`` VmRSS), the larger of after-throughput and
+   after-two-hops.
 
+The machine is shared: the script warns when the load average says other work is running.
 The last line is machine-readable:
 ``sidecar: <N> req/s = <R>x nginx; hop p50 +<U> us, p99 +<V> us; rss <M> MB``.
 """
