@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -70,7 +69,9 @@ def watch_dir(
     loop: asyncio.AbstractEventLoop, path: Path, on_change: Callable[[], None]
 ) -> DirWatch | None:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # dlopen(NULL): the process's own symbols, libc included (``ctypes.util`` would pull
+        # shutil, bz2 and lzma in just to find the library's name).
+        libc = ctypes.CDLL(None, use_errno=True)
         fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:
             return None

@@ -93,7 +93,7 @@ def tune_malloc() -> None:
     try:
         import ctypes
 
-        libc = ctypes.CDLL("libc.so.6")
+        libc = ctypes.CDLL(None)
         libc.mallopt(-8, 1)  # M_ARENA_MAX
         libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD (also stops its dynamic growth)
     except (OSError, AttributeError):
@@ -116,6 +116,6 @@ def trim() -> None:
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
         pass
