@@ -439,11 +439,9 @@ class Downstream(asyncio.Protocol):
             self._dispatch(ex)
 
     def eof_received(self) -> bool | None:
-        # A half-closed client may still want its response (HTTP/1.0 style); keep the
-        # write side open while an exchange is running.
-        if self.active is None:
-            return None
-        return True
+        # The client closed its side: as Envoy's HTTP/1 codec does, take it as the end of
+        # the connection (an exchange in flight is reset, DC), not as a half-close.
+        return None
 
     def pause_writing(self) -> None:
         self.write_paused = True

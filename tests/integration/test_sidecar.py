@@ -429,6 +429,17 @@ def test_upstream_closing_mid_body_with_fin(mesh, ups):
     assert mesh.sc.alive()
 
 
+def test_client_leaving_mid_request_is_logged_DC(mesh, ups):
+    up = ups(lambda r: "hang", "hang")
+    mesh.apply([], [endpoint("h", "gone", up.port, version="v1")])
+    with socket.create_connection(("127.0.0.1", mesh.sc.outbound_port), timeout=5) as s:
+        s.sendall(b"GET http://gone:9080/bye HTTP/1.1\r\nhost: gone:9080\r\n\r\n")
+        wait_for(lambda: up.count == 1, 3, "request upstream")
+    line = mesh.log_lines("gone:9080/bye")[-1]
+    assert line.split('"')[2].split()[1] == "DC"
+    assert mesh.sc.alive()
+
+
 def test_bad_snapshots_are_refused_and_last_good_kept(mesh, ups):
     up = ups(name="kept")
     good = mesh.apply([], [endpoint("k", "kept", up.port, version="v1")])
