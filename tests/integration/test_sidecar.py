@@ -282,6 +282,18 @@ def test_fault_abort_FI_and_delay_DI(mesh, ups):
     assert mesh.log_lines('"GET http://faulty:9080/d')[-1].split('"')[2].split()[1] == "DI"
 
 
+def test_rewrite_uri_and_authority(mesh, ups):
+    up = ups(name="rw")
+    rules = [{"match": [{"uri": {"prefix": "/api/v1/"}}],
+              "rewrite": {"uri": "/", "authority": "backend.internal"},
+              "route": [to("rewrite")]}]  # fmt: skip
+    mesh.apply([vs("rewrite", rules)], [endpoint("r", "rewrite", up.port, version="v1")])
+    r = mesh.get("http://rewrite:9080/api/v1/items?x=1")
+    assert r.status == 200
+    assert up.requests[-1].target == "/items?x=1"
+    assert up.requests[-1].headers["host"] == "backend.internal"
+
+
 def test_direct_response_and_redirect(mesh):
     rules = [
         {"match": [{"uri": {"prefix": "/old"}}], "redirect": {"uri": "/new", "authority": "x.y"}},
