@@ -294,6 +294,18 @@ def test_rewrite_uri_and_authority(mesh, ups):
     assert up.requests[-1].headers["host"] == "backend.internal"
 
 
+def test_consistent_hash_on_a_header_is_sticky(mesh, ups):
+    a, b = ups(name="a"), ups(name="b")
+    eps = [endpoint("a", "sticky", a.port, version="v1"),
+           endpoint("b", "sticky", b.port, version="v1")]  # fmt: skip
+    mesh.apply([dr("sticky", [], loadBalancer={"consistentHash": {"httpHeaderName": "x-user"}})],
+               eps)  # fmt: skip
+    for user in ("alice", "bob", "carol", "dave"):
+        served = {mesh.get("http://sticky:9080/", headers={"x-user": user}).body[:1]
+                  for _ in range(5)}  # fmt: skip
+        assert len(served) == 1, (user, served)
+
+
 def test_direct_response_and_redirect(mesh):
     rules = [
         {"match": [{"uri": {"prefix": "/old"}}], "redirect": {"uri": "/new", "authority": "x.y"}},
