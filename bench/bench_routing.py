@@ -44,7 +44,9 @@ def vs_with_rules(rules: int) -> str:
 
 
 ENDPOINTS = [
-    Endpoint(f"reviews-v{v}", "reviews", "127.0.0.1", 20000 + v, {"app": "reviews", "version": f"v{v}"})
+    Endpoint(
+        f"reviews-v{v}", "reviews", "127.0.0.1", 20000 + v, {"app": "reviews", "version": f"v{v}"}
+    )
     for v in (1, 2, 3)
 ]
 
@@ -101,7 +103,9 @@ def bench_compile(resources: int = 500) -> float:
     started = time.perf_counter()
     loaded = load_text(text, "big.yaml")
     analyze(loaded.resources)
-    compile_config(loaded.resources, ENDPOINTS, ProxyIdentity("gw", {"istio": "ingressgateway"}, True))
+    compile_config(
+        loaded.resources, ENDPOINTS, ProxyIdentity("gw", {"istio": "ingressgateway"}, True)
+    )
     return time.perf_counter() - started
 
 
