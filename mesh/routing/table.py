@@ -29,6 +29,7 @@ from mesh.config.model import (
     Gateway,
     HeaderOperations,
     Headers,
+    HTTPRedirect,
     HTTPRoute,
     VirtualService,
 )
@@ -426,6 +427,12 @@ def compile_config(
                 server_hosts = [
                     hostnames.normalize(hostnames.strip_namespace(h)) for h in server.hosts
                 ]
+                if server.tls is not None and server.tls.https_redirect:
+                    # tls.httpsRedirect: Envoy's require_tls — every request gets a 301 to
+                    # https, whatever the VirtualServices say.
+                    for name in server_hosts:
+                        listener.add(name, VirtualHost((name,), [HTTPS_REDIRECT_RULE]))
+                    continue
                 merged: dict[str, list[CompiledRule]] = {}
                 for resource in virtual_services:
                     spec = resource.spec
@@ -467,6 +474,15 @@ def compile_config(
         clusters=clusters.clusters,
         resources=tuple(resources),
     )
+
+
+HTTPS_REDIRECT_RULE = CompiledRule(
+    virtual_service="",
+    index=0,
+    name="https-redirect",
+    matchers=(),
+    route=HTTPRoute(redirect=HTTPRedirect(scheme="https", redirect_code=301)),
+)
 
 
 def _selects(gateway: Gateway, proxy: ProxyIdentity) -> bool:

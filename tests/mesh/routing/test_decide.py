@@ -442,3 +442,26 @@ def test_sticky_cookie_regex_from_the_course() -> None:
         for _ in range(10)
     )
     assert counts == {"productpage/v1": 7, "productpage/v2": 3}
+
+
+def test_gateway_https_redirect_server() -> None:
+    gateway = doc(
+        "Gateway",
+        "secure-gateway",
+        """
+        selector: {istio: ingressgateway}
+        servers:
+        - port: {number: 8080, name: http, protocol: HTTP}
+          hosts: ["bookinfo.local"]
+          tls: {httpsRedirect: true}
+    """,
+    )
+    vs = doc(
+        "VirtualService",
+        "live",
+        f"hosts: [bookinfo.local]\ngateways: [secure-gateway]\nhttp:\n- {pp('v1')}",
+    )
+    rt = table(docs(BOOKINFO_RULES, gateway, vs), proxy=GATEWAY_PROXY)
+    moved = route(rt, host="bookinfo.local", port=8080, path="/productpage?u=1")
+    assert isinstance(moved, LocalReply) and moved.status == 301
+    assert dict(moved.headers)["location"] == "https://bookinfo.local/productpage?u=1"
