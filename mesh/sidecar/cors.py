@@ -35,8 +35,8 @@ def origin_allowed(policy: Any, origin: str) -> bool:
 
 
 def is_preflight(method: str, headers: dict[str, str]) -> bool:
-    return method == "OPTIONS" and "origin" in headers and (
-        "access-control-request-method" in headers
+    return (
+        method == "OPTIONS" and "origin" in headers and ("access-control-request-method" in headers)
     )
 
 

@@ -67,6 +67,11 @@ LENGTH = 1
 CHUNKED = 2
 UNTIL_CLOSE = 3
 
+_METHODS: dict[bytes, str] = {
+    m.encode(): m
+    for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT")
+}
+
 _ASCII_HEX = [f"{i:x}\r\n".encode() for i in range(256)]
 
 
@@ -200,9 +205,20 @@ class Exchange:
         ``replay``: resend the whole body kept so far (a retry); otherwise send what was
         buffered while no upstream was attached.
         """
+        source = self.replay if replay else self.body
+        if not source and self.req_framing != CHUNKED:
+            # The common case (no body, or none yet): the head alone.
+            self.sink = sink
+            sink.send_raw(head)
+            if self.body:
+                self.body = []
+                self.body_size = 0
+            if self.paused:
+                self.paused = False
+                self.conn.resume()
+            return
         chunked = self.req_framing == CHUNKED
         parts = [head]
-        source = self.replay if replay else self.body
         if source:
             if chunked:
                 parts.extend(chunk(b) for b in source if b)
@@ -261,10 +277,16 @@ class Exchange:
         self.finish()
 
     def start_response(
-        self, status: int, headers: list[tuple[bytes, bytes]], framing: int, length: int
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        framing: int,
+        length: int,
+        skip: frozenset[bytes] = frozenset(),
     ) -> bytes:
         """Response head for an upstream response; returns it (the caller writes it with the
-        first body bytes, in one write) and fixes how the body is framed downstream."""
+        first body bytes, in one write) and fixes how the body is framed downstream.
+        Headers named in ``skip`` are left out."""
         self.status = status
         self.started = True
         if self.method == "HEAD" or status in (204, 304):
@@ -278,8 +300,7 @@ class Exchange:
                 self.keep_alive = False
         self.resp_framing = framing
         parts = [status_line(status)]
-        for name, value in headers:
-            parts.append(name + b": " + value + b"\r\n")
+        parts += [n + b": " + v + b"\r\n" for n, v in headers if n not in skip]
         if framing == LENGTH or (framing == NO_BODY and length >= 0):
             parts.append(b"content-length: %d\r\n" % length)
         elif framing == CHUNKED:
@@ -368,6 +389,8 @@ class Downstream(asyncio.Protocol):
         "port",
         "pending_error",
         "to_start",
+        "corked",
+        "wbuf",
     )
 
     def __init__(self, handler: Handler, server: ConnTracker, port: int) -> None:
@@ -392,6 +415,13 @@ class Downstream(asyncio.Protocol):
         # An exchange whose head was parsed in the current read; started once the read is
         # parsed, so that a body that came along is buffered and goes out in one write.
         self.to_start: Exchange | None = None
+        # While an upstream connection's read is being handled, writes to this client are
+        # collected and go out in one ``write`` at its end (``uncork``): the response then
+        # leaves after the proxy's own bookkeeping for it (telemetry, access log, pool), so
+        # the woken client does not preempt that work on a shared core, and a chunked
+        # body's last chunk shares the syscall of the data before it.
+        self.corked = False
+        self.wbuf: list[bytes] = []
 
     # --- asyncio.Protocol ---------------------------------------------------------------
 
@@ -488,7 +518,11 @@ class Downstream(asyncio.Protocol):
         ex = self.cur
         assert ex is not None
         parser = self.parser
-        ex.method = parser.get_method().decode("ascii", "replace")
+        raw = parser.get_method()
+        method = _METHODS.get(raw)
+        if method is None:
+            method = raw.decode("ascii", "replace")
+        ex.method = method
         ex.http11 = parser.get_http_version() == "1.1"
         ex.keep_alive = parser.should_keep_alive()
         hdict: dict[str, str] = {}
@@ -505,7 +539,7 @@ class Downstream(asyncio.Protocol):
                 framing = LENGTH if sval.strip() != "0" else NO_BODY
         ex.hdict = hdict
         ex.req_framing = framing
-        if ex.method == "CONNECT":
+        if method == "CONNECT":
             # No tunnelling in this data plane.
             self.cur = None
             self._fail(400, b"")
@@ -559,6 +593,7 @@ class Downstream(asyncio.Protocol):
         if not ex.keep_alive or not ex.request_done:
             # The client's body was not read to its end (a local reply before the body
             # arrived, say): the connection's framing is lost, close it.
+            self.uncork()
             transport.close()
             self.closed = True
             return
@@ -599,6 +634,7 @@ class Downstream(asyncio.Protocol):
         self.server.on_bad_request(ex, status)
         ex.reply(status, body, close=True)
         if self.transport is not None:
+            self.uncork()
             self.transport.close()
         self.closed = True
 
@@ -607,11 +643,26 @@ class Downstream(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         transport = self.transport
         if transport is not None and not self.closed:
-            transport.write(data)
+            if self.corked:
+                self.wbuf.append(data)
+            else:
+                transport.write(data)
+
+    def uncork(self) -> None:
+        """Write what was collected while corked, in one ``write``."""
+        self.corked = False
+        buf = self.wbuf
+        if buf:
+            self.wbuf = []
+            transport = self.transport
+            if transport is not None and not self.closed:
+                transport.write(buf[0] if len(buf) == 1 else b"".join(buf))
 
     def abort(self) -> None:
         transport = self.transport
         self.closed = True
+        self.corked = False
+        self.wbuf = []
         if transport is not None:
             transport.abort()
 
@@ -636,6 +687,7 @@ class Downstream(asyncio.Protocol):
                 self.pending_error = (408, b"")
                 self._reply_error(408, b"request header read timeout")
         elif self.ticks >= idle_timeout and self.transport is not None:
+            self.uncork()
             self.transport.close()
             self.closed = True
 
@@ -662,9 +714,12 @@ class ConnTracker:
 _ids = random.Random()  # seeded from os.urandom once; a getrandom syscall per request is waste
 
 
+# RFC 4122 variant nibble (10xx) for any random hex digit.
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
 def new_request_id() -> str:
-    """A UUID4 string, as Envoy generates for ``x-request-id``."""
-    n = _ids.getrandbits(128)
-    n = (n & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
-    h = f"{n:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """A UUID4 string, as Envoy generates for ``x-request-id``: 122 random bits, the version
+    nibble 4 and the variant bits 10 set by string surgery (no 128-bit integer masking)."""
+    h = f"{_ids.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"

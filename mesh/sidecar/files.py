@@ -27,7 +27,8 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, sort_keys=True)
+            # dumps, not dump: the one-shot C encoder (dump iterates in Python).
+            fh.write(json.dumps(data, sort_keys=True))
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -32,6 +32,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,9 @@ class Listener(ConnTracker):
         self.name = name
         self.reporter = reporter
         self.server: asyncio.Server | None = None
+        if reporter is not None:
+            # Straight to the recorder (a C-level partial, no Python frame in between).
+            self.on_exchange_done = partial(sidecar.telemetry.record, reporter=reporter)  # type: ignore[method-assign]
 
     def on_exchange_done(self, ex: Exchange) -> None:
         if self.reporter is not None:

@@ -12,9 +12,9 @@ where the whole per-hop budget is ~100 µs; here an increment is one tuple-keyed
 
 from __future__ import annotations
 
-import bisect
 import sys
 import time
+from bisect import bisect_left
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any
 
@@ -69,22 +69,32 @@ class Telemetry:
 
     def record(self, ex: Exchange, reporter: str) -> None:
         """One finished exchange: counters, histogram, and a queued access-log line."""
-        end = time.monotonic()
-        ms = (end - ex.start) * 1000.0
+        ms = (time.monotonic() - ex.start) * 1000.0
         dst = ex.labels or UNKNOWN
-        src = self.source_workload if reporter == "source" else "unknown"
         flags = ex.flags or "-"
-        key = (reporter, src, dst[0], dst[1], dst[2], ex.status, flags)
+        status = ex.status
+        key = (
+            reporter,
+            self.source_workload if reporter == "source" else "unknown",
+            dst[0],
+            dst[1],
+            dst[2],
+            status,
+            flags,
+        )
         requests = self.requests
-        requests[key] = requests.get(key, 0) + 1
         hist = self.durations.get(key)
         if hist is None:
             # buckets..., sum
             hist = self.durations[key] = [0.0] * (self._nb + 1)
-        idx = bisect.bisect_left(DURATION_BUCKETS_MS, ms)
-        if idx < self._nb:  # beyond the last bucket: only +Inf (derived from the count)
+            requests[key] = 1
+        else:
+            requests[key] += 1
+        nb = self._nb
+        idx = bisect_left(DURATION_BUCKETS_MS, ms)
+        if idx < nb:  # beyond the last bucket: only +Inf (derived from the count)
             hist[idx] += 1
-        hist[self._nb] += ms
+        hist[nb] += ms
         if self.log is not None:
             # One compact line per request, now: a queued tuple would keep the request's
             # strings alive until the flush (megabytes at 10k req/s).
@@ -93,15 +103,16 @@ class Telemetry:
             if sec != self._stamp_sec:
                 self._stamp_sec = sec
                 self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-            hdict = ex.hdict
-            url = ex.url.decode("latin-1") if ex.url else "-"
+            hget = ex.hdict.get
+            url = ex.url
             self.log_buf.append(
-                f'[{self._stamp}.{int((now - sec) * 1000):03d}Z] "{ex.method} {url} '
-                f'{"HTTP/1.1" if ex.http11 else "HTTP/1.0"}" {ex.status} {flags} {ex.bytes_in} '
-                f'{ex.bytes_out} {int(ms)} "{hdict.get("x-forwarded-for", "-")}" '
-                f'"{hdict.get("user-agent", "-")}" '
-                f'"{ex.request_id or hdict.get("x-request-id", "-")}" '
-                f'"{ex.authority or hdict.get("host", "-")}" "{ex.upstream_host or "-"}" '
+                f'[{self._stamp}.{int((now - sec) * 1000):03d}Z] "{ex.method} '
+                f"{url.decode('latin-1') if url else '-'} "
+                f'{"HTTP/1.1" if ex.http11 else "HTTP/1.0"}" {status} {flags} {ex.bytes_in} '
+                f'{ex.bytes_out} {int(ms)} "{hget("x-forwarded-for", "-")}" '
+                f'"{hget("user-agent", "-")}" '
+                f'"{ex.request_id or hget("x-request-id", "-")}" '
+                f'"{ex.authority or hget("host", "-")}" "{ex.upstream_host or "-"}" '
                 f"{ex.cluster_name or '-'} {reporter}\n"
             )
 
@@ -151,9 +162,7 @@ class Telemetry:
                     f"{int(cumulative)}"
                 )
             total = self.requests.get(key, 0)
-            out.append(
-                f'mesh_request_duration_milliseconds_bucket{{{labels},le="+Inf"}} {total}'
-            )
+            out.append(f'mesh_request_duration_milliseconds_bucket{{{labels},le="+Inf"}} {total}')
             out.append(f"mesh_request_duration_milliseconds_sum{{{labels}}} {hist[-1]:.3f}")
             out.append(f"mesh_request_duration_milliseconds_count{{{labels}}} {total}")
         out.append("# HELP mesh_config_version Snapshot version applied by this proxy.")

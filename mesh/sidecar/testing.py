@@ -413,5 +413,3 @@ class Upstream:
                 conn.close()
             except OSError:
                 pass
-
-

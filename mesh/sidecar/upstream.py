@@ -36,6 +36,8 @@ CONNECT_FAILURE = -1
 RESET = -2
 TIMEOUT = -3
 
+_FRAMING = frozenset((b"content-length", b"transfer-encoding"))
+
 # Idle connections kept per endpoint; more are closed on release.
 MAX_IDLE_PER_ENDPOINT = 64
 
@@ -90,27 +92,27 @@ class Attempt:
         framing = UNTIL_CLOSE
         length = -1
         for name, value in headers:
-            if name == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    length = -1
-                if framing != CHUNKED:
-                    framing = LENGTH
-            elif name == b"transfer-encoding" and b"chunked" in value.lower():
-                framing = CHUNKED
+            if name in _FRAMING:
+                if name == b"content-length":
+                    try:
+                        length = int(value)
+                    except ValueError:
+                        length = -1
+                    if framing != CHUNKED:
+                        framing = LENGTH
+                elif b"chunked" in value.lower():
+                    framing = CHUNKED
         ex = self.ex
-        if status in (204, 304):
+        if status == 204 or status == 304:
             framing = NO_BODY
         elif framing == UNTIL_CLOSE:
             keep_alive = False
         if ex is not None and ex.method == "HEAD":
             framing = NO_BODY
-            if ex is not None and ex.method == "HEAD":
-                # httptools cannot be told that a HEAD response has no body; the
-                # connection's framing is unknowable now, so it is not reused.
-                keep_alive = False
-                self.complete = True
+            # httptools cannot be told that a HEAD response has no body; the connection's
+            # framing is unknowable now, so it is not reused.
+            keep_alive = False
+            self.complete = True
         self.outcome = status
         self.headers = headers
         self.keep_alive = keep_alive
@@ -223,23 +225,36 @@ class UpstreamConn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.ticks = 0
-        if self.attempt is None:
+        att = self.attempt
+        if att is None:
             # Bytes nobody asked for: the connection's state is unknown, drop it.
             self.close(abort=True)
             return
+        # Writes to the client caused by this read go out together at its end.
+        ex = att.ex
+        down = ex.conn if ex is not None else None
+        if down is not None:
+            if down.corked:
+                down = None  # corked further up: whoever corked it uncorks it
+            else:
+                down.corked = True
         try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            self.close(abort=True)
-            att = self.attempt
-            if att is not None:
-                att.on_lost()
-        ready = self.ready
-        if ready is not None:
-            self.ready = None
-            flight = ready.flight
-            if flight is not None and not ready.committed:
-                flight.on_response(ready)
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserError:
+                self.close(abort=True)
+                att = self.attempt
+                if att is not None:
+                    att.on_lost()
+            ready = self.ready
+            if ready is not None:
+                self.ready = None
+                flight = ready.flight
+                if flight is not None and not ready.committed:
+                    flight.on_response(ready)
+        finally:
+            if down is not None:
+                down.uncork()
 
     def eof_received(self) -> bool | None:
         return None
@@ -256,21 +271,24 @@ class UpstreamConn(asyncio.Protocol):
 
     # --- httptools callbacks -------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        self.rheaders = []
+    # (No on_message_begin: one Python callback less per response; the header list is
+    # handed over and replaced at the end of each head instead.)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.rheaders.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
-        status = self.parser.get_status_code()
+        headers = self.rheaders
+        self.rheaders = []
+        parser = self.parser
+        status = parser.get_status_code()
         if 100 <= status < 200:
             # 100 Continue and friends: the real response follows.
             self.informational = True
             return
         att = self.attempt
         if att is not None:
-            att.on_headers(status, self.rheaders, self.parser.should_keep_alive())
+            att.on_headers(status, headers, parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
         att = self.attempt
