@@ -20,6 +20,7 @@ from typing import Any
 
 from mesh.resilience.outlier import OutlierDetector
 from mesh.routing.balance import make_balancer
+from mesh.sidecar.upstream import DEFAULT_IDLE_TIMEOUT
 
 # Istio's default tcp.connectTimeout.
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -64,6 +65,8 @@ class ClusterState:
         "max_active",
         "max_per_conn",
         "max_retries",
+        "idle_timeout",
+        "max_duration",
         "connect_timeout",
         "labels",
         "next_sweep",
@@ -100,6 +103,16 @@ class ClusterState:
         # 0 means unlimited, as in Istio.
         self.max_per_conn: int = getattr(http, "max_requests_per_connection", None) or 0
         self.max_retries: int | None = getattr(http, "max_retries", None)
+        # Pooled connections: closed after this long without a request (http.idleTimeout,
+        # else tcp.idleTimeout; the smaller when both are set; Istio's default 1 h), and,
+        # once idle, after tcp.maxConnectionDuration of life.
+        idles = [
+            t for t in (getattr(http, "idle_timeout", None), getattr(tcp, "idle_timeout", None))
+            if t is not None and t > 0
+        ]  # fmt: skip
+        self.idle_timeout: float = min(idles) if idles else DEFAULT_IDLE_TIMEOUT
+        max_duration = getattr(tcp, "max_connection_duration", None)
+        self.max_duration: float | None = max_duration if max_duration else None
         # Telemetry labels per endpoint: (destination_workload, service, version).
         self.labels: dict[str, tuple[str, str, str]] = {
             e.key: _labels(cluster.host, e.labels) for e in cluster.endpoints

@@ -526,17 +526,21 @@ class Downstream(asyncio.Protocol):
         ex.http11 = parser.get_http_version() == "1.1"
         ex.keep_alive = parser.should_keep_alive()
         hdict: dict[str, str] = {}
-        framing = NO_BODY
         for name, value in ex.headers:
             key = name.decode("latin-1")
             sval = value.decode("latin-1")
-            old = hdict.get(key)
-            hdict[key] = sval if old is None else f"{old}, {sval}"
-            if key == "transfer-encoding":
-                if "chunked" in sval.lower():
-                    framing = CHUNKED
-            elif key == "content-length" and framing != CHUNKED:
-                framing = LENGTH if sval.strip() != "0" else NO_BODY
+            if key in hdict:
+                hdict[key] = f"{hdict[key]}, {sval}"
+            else:
+                hdict[key] = sval
+        framing = NO_BODY
+        te = hdict.get("transfer-encoding")
+        if te is not None and "chunked" in te.lower():
+            framing = CHUNKED
+        else:
+            cl = hdict.get("content-length")
+            if cl is not None and cl.strip() != "0":
+                framing = LENGTH
         ex.hdict = hdict
         ex.req_framing = framing
         if method == "CONNECT":
@@ -544,7 +548,8 @@ class Downstream(asyncio.Protocol):
             self.cur = None
             self._fail(400, b"")
             return
-        if "100-continue" in hdict.get("expect", "").lower() and framing != NO_BODY:
+        expect = hdict.get("expect")
+        if expect is not None and "100-continue" in expect.lower() and framing != NO_BODY:
             # Answer the client's Expect ourselves; the header is not forwarded.
             self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         if self.active is None:

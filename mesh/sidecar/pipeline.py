@@ -235,7 +235,8 @@ def start_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge: bool)
             ex.reply(200, b"", "", answer)
             return
     flight = Flight(rt, ex, states.get(cluster.name), view, fwd, extra)
-    flight.timeout = route_timeout(fwd.timeout, ex.hdict)
+    if "x-envoy-upstream-rq-timeout-ms" in ex.hdict:
+        flight.timeout = route_timeout(fwd.timeout, ex.hdict)
     if fwd.fault_delay is not None or flight.timeout or fwd.retry.per_try_timeout:
         flight.spawn(flight.run_routed())
         return
@@ -392,7 +393,11 @@ class Flight:
         fwd = self.fwd
         if fwd is None:
             return
-        lines = _request_lines(ex, fwd.request_headers, self.extra)
+        ops = fwd.request_headers
+        if ops.set or ops.add or ops.remove:
+            lines = _request_lines(ex, ops, self.extra)
+        else:
+            lines = ex.upstream_headers(self.extra)
         assert self.view is not None
         self.head = _head(ex, ex.method, fwd.path, _authority(ex, self.view, fwd), lines)
 
@@ -559,7 +564,8 @@ class Flight:
         fwd = self.fwd
         headers = att.headers
         skip = _SKIP_RESPONSE
-        if fwd is not None and (fwd.response_headers or fwd.cors is not None):
+        ops = fwd.response_headers if fwd is not None else None
+        if fwd is not None and ((ops.set or ops.add or ops.remove) or fwd.cors is not None):
             headers = [(n, v) for n, v in headers if n not in skip]
             skip = frozenset()
             if fwd.response_headers:
@@ -577,7 +583,10 @@ class Flight:
             head += b"".join([ex.encode_body(b) for b in buffered])
         ex.conn.write(head)
         if att.complete or att.truncated:
-            self.on_done(att)
+            try:
+                self._on_done(att)  # as ``on_done``, one call less
+            except Exception as exc:
+                self.crash(exc, att)
         elif self.deadline is not None:
             att.timer = self.rt.loop.call_at(self.deadline, _body_timeout, att)
 
@@ -599,8 +608,12 @@ class Flight:
             and ex.request_done
             and (max_per_conn == 0 or conn.served + 1 < max_per_conn)
         )
+        if state is not None:
+            # This cluster's connectionPool limits go with the connection into the pool.
+            conn.idle_limit = state.idle_timeout
+            conn.max_duration = state.max_duration
         self.rt.pool.release(conn, reusable)
-        ex.detach()
+        ex.sink = None
         if att.truncated or not att.complete:
             # Headers are out: the only honest thing left is to cut the client's connection
             # (Envoy: UC upstream connection termination / UT timeout).

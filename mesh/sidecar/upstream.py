@@ -20,6 +20,7 @@ ends with ``outcome`` = an HTTP status, or one of ``CONNECT_FAILURE``, ``RESET``
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING
 
 import httptools
@@ -40,6 +41,9 @@ _FRAMING = frozenset((b"content-length", b"transfer-encoding"))
 
 # Idle connections kept per endpoint; more are closed on release.
 MAX_IDLE_PER_ENDPOINT = 64
+# Istio's connectionPool.{http,tcp}.idleTimeout default: a pooled connection with no request
+# for this long is closed.
+DEFAULT_IDLE_TIMEOUT = 3600.0
 
 
 class Attempt:
@@ -196,6 +200,9 @@ class UpstreamConn(asyncio.Protocol):
         "rheaders",
         "informational",
         "ready",
+        "idle_limit",
+        "max_duration",
+        "born",
     )
 
     def __init__(self, pool: Pool, key: str) -> None:
@@ -211,9 +218,16 @@ class UpstreamConn(asyncio.Protocol):
         self.informational = False
         # An attempt whose response head arrived in the read being parsed (callback mode).
         self.ready: Attempt | None = None
+        # From the DestinationRule of the cluster that last used it (``set_limits``): close
+        # when idle in the pool for ``idle_limit`` s (connectionPool idleTimeout), and once
+        # idle after ``max_duration`` s of life (tcp.maxConnectionDuration).
+        self.idle_limit = DEFAULT_IDLE_TIMEOUT
+        self.max_duration: float | None = None
+        self.born = time.monotonic()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.born = time.monotonic()
         nodelay(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -342,6 +356,14 @@ class UpstreamConn(asyncio.Protocol):
             else:
                 transport.close()
 
+    def set_limits(self, idle_limit: float, max_duration: float | None) -> None:
+        self.idle_limit = idle_limit
+        self.max_duration = max_duration
+
+    def expired(self, now: float) -> bool:
+        """Past its maximum lifetime (tcp.maxConnectionDuration)."""
+        return self.max_duration is not None and now - self.born >= self.max_duration
+
     def tick(self, idle_timeout: int) -> None:
         """Once a second: an active connection silent for ``idle_timeout`` s is cut
         (Envoy's stream idle timeout); its attempt sees a reset."""
@@ -389,12 +411,15 @@ class Pool:
         self.active.discard(conn)
         if conn.closed:
             return
-        if not reusable:
+        if not reusable or (conn.max_duration is not None and conn.expired(time.monotonic())):
             conn.close()
             return
+        conn.ticks = 0  # idle from now on (counted by ``tick``)
         conn.served += 1
-        conns = self.idle.setdefault(conn.key, [])
-        if len(conns) >= MAX_IDLE_PER_ENDPOINT:
+        conns = self.idle.get(conn.key)
+        if conns is None:
+            conns = self.idle[conn.key] = []
+        elif len(conns) >= MAX_IDLE_PER_ENDPOINT:
             conn.close()
             return
         conns.append(conn)
@@ -405,9 +430,25 @@ class Pool:
         if conns and conn in conns:
             conns.remove(conn)
 
-    def tick(self, idle_timeout: int) -> None:
+    def tick(self, idle_timeout: int, now: float | None = None) -> None:
+        """Once a second: stream idle timeouts of the active connections; pooled ones idle
+        for their cluster's idleTimeout (checked once a second, no per-request clock read),
+        or older than its maxConnectionDuration, are closed."""
         for conn in list(self.active):
             conn.tick(idle_timeout)
+        if not self.idle:
+            return
+        if now is None:
+            now = time.monotonic()
+        for key, conns in list(self.idle.items()):
+            for conn in list(conns):
+                conn.ticks += 1
+                # ticks - 1 whole sweeper periods have passed since the release: never
+                # closed before idleTimeout, at most a second after it.
+                if conn.ticks - 1 >= conn.idle_limit or conn.expired(now):
+                    conn.close()  # also takes it out of ``conns``
+            if not conns:
+                del self.idle[key]
 
     def close_all(self) -> None:
         for conns in list(self.idle.values()):

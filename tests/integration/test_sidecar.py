@@ -247,6 +247,52 @@ def test_stale_pooled_connection_is_retried_transparently_with_its_body(mesh, up
     assert seen[0] == 7  # every request after the first went out twice
 
 
+def _count_connections(up) -> list:  # type: ignore[no-untyped-def]
+    accepted: list = []
+    orig = up._serve
+
+    def counting(conn):  # type: ignore[no-untyped-def]
+        accepted.append(conn)
+        orig(conn)
+
+    up._serve = counting
+    return accepted
+
+
+def test_pool_idle_timeout_closes_idle_upstream_connections(mesh, ups):
+    up = ups(name="idle")
+    mesh.apply([dr("idle", connectionPool={"http": {"idleTimeout": "1s"}})],
+               [endpoint("i", "idle", up.port, version="v1")])  # fmt: skip
+    accepted = _count_connections(up)
+    for _ in range(2):
+        assert mesh.get("http://idle:9080/a").status == 200
+        time.sleep(0.2)
+    assert len(accepted) == 1  # reused while busy
+    time.sleep(2.6)  # idle past idleTimeout (checked once a second)
+    assert mesh.get("http://idle:9080/b").status == 200
+    assert len(accepted) == 2
+
+
+def test_pool_max_connection_duration_and_max_requests_per_connection(mesh, ups):
+    up = ups(name="life")
+    mesh.apply([dr("life", connectionPool={"tcp": {"maxConnectionDuration": "1s"}})],
+               [endpoint("l", "life", up.port, version="v1")])  # fmt: skip
+    accepted = _count_connections(up)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 2.5:
+        assert mesh.get("http://life:9080/a").status == 200
+        time.sleep(0.1)
+    assert 2 <= len(accepted) <= 4  # a new connection about every second, not per request
+
+    once = ups(name="once")
+    mesh.apply([dr("once", connectionPool={"http": {"maxRequestsPerConnection": 1}})],
+               [endpoint("o", "once", once.port, version="v1")])  # fmt: skip
+    accepted = _count_connections(once)
+    for _ in range(3):
+        assert mesh.get("http://once:9080/a").status == 200
+    assert len(accepted) == 3  # 1 = no keep-alive upstream
+
+
 def test_head_request_has_no_body_and_the_connection_stays_usable(mesh, ups):
     up = ups(lambda r: ok(b"x" * 100) if r.method != "HEAD" else
              b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n", "head")  # fmt: skip

@@ -67,3 +67,66 @@ def test_garbage_from_upstream_is_a_reset():
     conn.data_received(b"SPEAKING NONSENSE\r\n\r\n")
     assert att.outcome == RESET and conn.closed
     loop.close()
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    abort = close
+
+    def get_extra_info(self, name, default=None):  # type: ignore[no-untyped-def]
+        return default
+
+
+def _pooled(pool: Pool, idle: float, max_duration: float | None):  # type: ignore[no-untyped-def]
+    conn = UpstreamConn(pool, "k")
+    transport = _Transport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    conn.set_limits(idle, max_duration)
+    return conn, transport
+
+
+def test_pooled_connection_closed_after_its_idle_timeout():
+    loop = asyncio.new_event_loop()
+    pool = Pool(loop)
+    conn, transport = _pooled(pool, 2.0, None)
+    pool.release(conn, True)
+    pool.tick(600)
+    pool.tick(600)  # at most 2 s idle so far: kept
+    assert not transport.closed and pool.take_idle("k") is conn
+    pool.release(conn, True)  # used again: idle time starts over
+    pool.tick(600)
+    pool.tick(600)
+    assert not transport.closed
+    pool.tick(600)  # two whole sweeper periods idle: closed, out of the pool
+    assert transport.closed and pool.take_idle("k") is None and "k" not in pool.idle
+    loop.close()
+
+
+def test_pooled_connection_closed_after_max_connection_duration_once_idle():
+    loop = asyncio.new_event_loop()
+    pool = Pool(loop)
+    old, old_t = _pooled(pool, 3600.0, 5.0)
+    old.born -= 10  # older than maxConnectionDuration: closed when released, not pooled
+    pool.release(old, True)
+    assert old_t.closed and pool.take_idle("k") is None
+    young, young_t = _pooled(pool, 3600.0, 5.0)
+    pool.release(young, True)
+    pool.tick(600, now=young.born + 1)
+    assert not young_t.closed
+    pool.tick(600, now=young.born + 6)
+    assert young_t.closed and pool.take_idle("k") is None
+    loop.close()
+
+
+def test_default_idle_timeout_is_istios_hour():
+    from mesh.sidecar.upstream import DEFAULT_IDLE_TIMEOUT
+
+    loop = asyncio.new_event_loop()
+    conn = UpstreamConn(Pool(loop), "k")
+    assert conn.idle_limit == DEFAULT_IDLE_TIMEOUT == 3600.0 and conn.max_duration is None
+    loop.close()
