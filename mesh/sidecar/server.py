@@ -359,16 +359,13 @@ class Sidecar:
             if o.inbound_port is not None:
                 inbound = Listener(self, "inbound", "destination")
 
-                def inbound_handler(ex: Exchange) -> None:
-                    start_inbound(rt, ex)
-
+                # Handlers are C-level partials: no Python frame of ours per request.
+                inbound_handler = partial(start_inbound, rt)
                 await self._bind(inbound, o.bind_address, o.inbound_port, inbound_handler)
             if o.outbound_port is not None:
                 outbound = Listener(self, "outbound", "source")
 
-                def outbound_handler(ex: Exchange) -> None:
-                    start_routed(rt, ex, None, False)
-
+                outbound_handler = partial(start_routed, rt, server_port=None, edge=False)
                 # The app reaches its sidecar on loopback only (HTTP_PROXY=127.0.0.1:15001).
                 out_host = "127.0.0.1" if o.bind_address in ("0.0.0.0", "::") else o.bind_address
                 await self._bind(outbound, out_host, o.outbound_port, outbound_handler)

@@ -38,6 +38,8 @@ LABELS = (
 )
 
 UNKNOWN = ("unknown", "unknown", "unknown")
+# Access-log records formatted together (see ``Telemetry.record``).
+LOG_BATCH = 256
 
 
 def _escape(value: str) -> str:
@@ -63,6 +65,7 @@ class Telemetry:
         self.handler_errors = 0
         self.log = log
         self.log_buf: list[str] = []
+        self.log_pending: list[tuple[Any, ...]] = []
         self._stamp_sec = -1
         self._stamp = ""
         self._nb = len(DURATION_BUCKETS_MS)
@@ -96,32 +99,60 @@ class Telemetry:
             hist[idx] += 1
         hist[nb] += ms
         if self.log is not None:
-            # One compact line per request, now: a queued tuple would keep the request's
-            # strings alive until the flush (megabytes at 10k req/s).
-            now = time.time() - ms / 1000.0  # the request's start, as Envoy's START_TIME
-            sec = int(now)
-            if sec != self._stamp_sec:
-                self._stamp_sec = sec
-                self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+            # The line's fields now (references, no formatting); the text is made in batches
+            # of LOG_BATCH (``_format``), warm in cache, which costs a fraction of one
+            # f-string per request made between two context switches. The batch bound keeps
+            # the buffer (and the strings it holds) small.
             hget = ex.hdict.get
-            url = ex.url
-            self.log_buf.append(
-                f'[{self._stamp}.{int((now - sec) * 1000):03d}Z] "{ex.method} '
+            pending = self.log_pending
+            pending.append(
+                (
+                    ex.start, ex.method, ex.url, ex.http11, status, flags, ex.bytes_in,
+                    ex.bytes_out, ms, hget("x-forwarded-for"), hget("user-agent"),
+                    ex.request_id or hget("x-request-id"), ex.authority or hget("host"),
+                    ex.upstream_host, ex.cluster_name, reporter,
+                )
+            )  # fmt: skip
+            if len(pending) >= LOG_BATCH:
+                self._format()
+
+    def _format(self) -> None:
+        """Turn the pending records into access-log lines (on the loop's thread)."""
+        pending = self.log_pending
+        if not pending:
+            return
+        self.log_pending = []
+        # Monotonic start -> wall clock (Envoy's START_TIME); the offset is read once.
+        offset = time.time() - time.monotonic()
+        stamp_sec = self._stamp_sec
+        stamp = self._stamp
+        out = self.log_buf
+        for (start, method, url, http11, status, flags, bytes_in, bytes_out, ms, xff, ua,
+             rid, authority, upstream, cluster, reporter) in pending:  # fmt: skip
+            now = start + offset
+            sec = int(now)
+            if sec != stamp_sec:
+                stamp_sec = sec
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+            out.append(
+                f'[{stamp}.{int((now - sec) * 1000):03d}Z] "{method} '
                 f"{url.decode('latin-1') if url else '-'} "
-                f'{"HTTP/1.1" if ex.http11 else "HTTP/1.0"}" {status} {flags} {ex.bytes_in} '
-                f'{ex.bytes_out} {int(ms)} "{hget("x-forwarded-for", "-")}" '
-                f'"{hget("user-agent", "-")}" '
-                f'"{ex.request_id or hget("x-request-id", "-")}" '
-                f'"{ex.authority or hget("host", "-")}" "{ex.upstream_host or "-"}" '
-                f"{ex.cluster_name or '-'} {reporter}\n"
+                f'{"HTTP/1.1" if http11 else "HTTP/1.0"}" {status} {flags} {bytes_in} '
+                f'{bytes_out} {int(ms)} "{xff or "-"}" "{ua or "-"}" "{rid or "-"}" '
+                f'"{authority or "-"}" "{upstream or "-"}" {cluster or "-"} {reporter}\n'
             )
+        self._stamp_sec = stamp_sec
+        self._stamp = stamp
 
     # --- access log -------------------------------------------------------------------
 
     def flush_log(self, writer: Writer | None = None) -> None:
         """Hand the queued lines over: written on ``writer``'s thread, or right here."""
+        if self.log is None:
+            return
+        self._format()
         buf = self.log_buf
-        if not buf or self.log is None:
+        if not buf:
             return
         self.log_buf = []
         if writer is not None:

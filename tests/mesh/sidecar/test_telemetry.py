@@ -50,3 +50,28 @@ def test_access_log_is_buffered_then_flushed_envoy_style():
     line = log.getvalue()
     assert '"GET http://reviews:9080/r HTTP/1.1" 503 UF,URX 0 0 ' in line
     assert '"t" "r1"' in line and '"10.0.0.1:9080" outbound|9080|v2|reviews source' in line
+
+
+def test_access_log_lines_are_formatted_in_batches_with_the_start_time():
+    import calendar
+    import time
+
+    from mesh.sidecar.telemetry import LOG_BATCH
+
+    log = io.StringIO()
+    t = Telemetry("p", "p", log)
+    ex = finished_exchange()
+    ex.start = time.monotonic() - 2.0  # the line carries the request's start, not its end
+    t.record(ex, "source")
+    assert len(t.log_pending) == 1 and not t.log_buf  # a record, no text yet
+    for _ in range(LOG_BATCH - 1):
+        t.record(finished_exchange(), "source")
+    assert not t.log_pending and len(t.log_buf) == LOG_BATCH  # the batch was formatted
+    t.flush_log()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == LOG_BATCH and all(ln.endswith(" source") for ln in lines)
+    stamp = re.match(r"\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z\]", lines[0])
+    assert stamp is not None
+    started = calendar.timegm(time.strptime(stamp.group(1), "%Y-%m-%dT%H:%M:%S"))
+    assert abs(time.time() - 2.0 - started - int(stamp.group(2)) / 1000) < 1.0
+    assert " 2000 " in lines[0] or " 1999 " in lines[0] or " 2001 " in lines[0]  # duration ms
