@@ -154,6 +154,7 @@ class Sidecar:
         self._watch: DirWatch | None = None
         self.listener_error: str | None = None
         self.writer = Writer()
+        self.telemetry.writer = self.writer
         mesh = options.mesh_dir
         self.snapshot_dir = mesh / "snapshot"
         self.registry_path = mesh / "registry" / f"{options.pod}.json"

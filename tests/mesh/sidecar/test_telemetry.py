@@ -75,3 +75,25 @@ def test_access_log_lines_are_formatted_in_batches_with_the_start_time():
     started = calendar.timegm(time.strptime(stamp.group(1), "%Y-%m-%dT%H:%M:%S"))
     assert abs(time.time() - 2.0 - started - int(stamp.group(2)) / 1000) < 1.0
     assert " 2000 " in lines[0] or " 1999 " in lines[0] or " 2001 " in lines[0]  # duration ms
+
+
+def test_access_log_is_handed_to_the_writer_between_flushes_at_high_rates():
+    from mesh.sidecar.telemetry import LOG_HANDOVER
+
+    class Writer:
+        def __init__(self) -> None:
+            self.jobs: list = []
+
+        def submit(self, fn, *args):  # type: ignore[no-untyped-def]
+            self.jobs.append((fn, args))
+
+    log = io.StringIO()
+    t = Telemetry("p", "p", log)
+    t.writer = Writer()  # type: ignore[assignment]
+    ex = finished_exchange()
+    for _ in range(LOG_HANDOVER):
+        t.record(ex, "source")
+    assert len(t.writer.jobs) == 1 and not t.log_buf  # type: ignore[union-attr]
+    fn, args = t.writer.jobs[0]  # type: ignore[union-attr]
+    fn(*args)
+    assert len(log.getvalue().splitlines()) == LOG_HANDOVER
