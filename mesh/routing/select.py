@@ -77,7 +77,7 @@ def _act(
     rewrite = route.rewrite
     if rewrite is not None and rewrite.authority:
         authority = rewrite.authority
-    request_ops = rule.request_headers.then(target.request_headers)
+    request_ops = target.request_headers
     for name, value in request_ops.set:
         if name in ("host", ":authority"):
             authority = value
@@ -94,7 +94,7 @@ def _act(
         fault_abort=abort,
         mirrors=mirrors,
         request_headers=request_ops,
-        response_headers=rule.response_headers.then(target.response_headers),
+        response_headers=target.response_headers,
         cors=route.cors_policy,
     )
 
