@@ -155,7 +155,9 @@ def median_run(fn, rounds: int) -> dict:  # type: ignore[no-untyped-def]
 
 
 def need(tool: str, package: str) -> str:
-    path = shutil.which(tool) or (f"/usr/sbin/{tool}" if os.path.exists(f"/usr/sbin/{tool}") else None)
+    path = shutil.which(tool) or (
+        f"/usr/sbin/{tool}" if os.path.exists(f"/usr/sbin/{tool}") else None
+    )
     if path is None:
         sys.exit(f"bench-sidecar needs `{tool}`: install it with `apt-get install -y {package}`")
     return path
@@ -236,7 +238,7 @@ def pace_client(port: int, host: str, rate: int, seconds: float) -> list[float]:
                 break
         out.append((time.perf_counter_ns() - start) / 1000)
     sock.close()
-    return out[int(rate * 0.5):]  # drop the first half second (warm-up)
+    return out[int(rate * 0.5) :]  # drop the first half second (warm-up)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -444,14 +446,16 @@ def main() -> int:
         print("  ".join(str(v).ljust(w) for v, w in zip(cells, widths, strict=True)))
     if errors:
         print(f"non-2xx responses through the sidecar: {errors}")
-    print(f"method: median of {n} runs of {d} s each. Throughput: wrk -t1 -c{c} keep-alive, "
-          f"wrk and the upstream (nginx, static 1 KB) on core 0, the proxy under test on core 1; "
-          f"baselines: nginx reverse proxy, 1 worker, stock proxy_pass (no upstream keep-alive, "
-          f"the ratio judged) / tuned (upstream keep-alive). Latency: wrk -t1 -c1 --latency, "
-          f"added = proxy - direct, judged with every process on one core (the proxy's own "
-          f"work), shown across cores for context (vCPU wake-ups). Two hops: a paced "
-          f"blocking-socket client, 1000 req/s, outbound of sidecar A -> inbound of sidecar B "
-          f"-> upstream. CPU: sidecar A's utime+stime over that run (nginx: same load).")
+    print(
+        f"method: median of {n} runs of {d} s each. Throughput: wrk -t1 -c{c} keep-alive, "
+        f"wrk and the upstream (nginx, static 1 KB) on core 0, the proxy under test on core 1; "
+        f"baselines: nginx reverse proxy, 1 worker, stock proxy_pass (no upstream keep-alive, "
+        f"the ratio judged) / tuned (upstream keep-alive). Latency: wrk -t1 -c1 --latency, "
+        f"added = proxy - direct, judged with every process on one core (the proxy's own "
+        f"work), shown across cores for context (vCPU wake-ups). Two hops: a paced "
+        f"blocking-socket client, 1000 req/s, outbound of sidecar A -> inbound of sidecar B "
+        f"-> upstream. CPU: sidecar A's utime+stime over that run (nginx: same load)."
+    )
     if load > 1.0:
         print(f"WARNING: load average was {load:.1f} at start on {os.cpu_count()} cores: other "
               f"work shares these cores, the figures are not trustworthy")  # fmt: skip

@@ -6,7 +6,10 @@ from mesh.config.model import CorsPolicy, StringMatch
 from mesh.sidecar import cors
 
 POLICY = CorsPolicy(
-    allow_origins=(StringMatch("exact", "https://a.example"), StringMatch("prefix", "https://dev.")),
+    allow_origins=(
+        StringMatch("exact", "https://a.example"),
+        StringMatch("prefix", "https://dev."),
+    ),
     allow_methods=("GET", "PUT"),
     allow_headers=("x-token",),
     expose_headers=("x-served-by",),

@@ -31,6 +31,7 @@ def test_probe_once_statuses_and_refusal():
         return {"/ok": ok(b""), "/moved": ok(b"", 302), "/bad": ok(b"", 500)}.get(req.target)
 
     with Upstream(behaviour) as up:
+
         def run(path: str, port: int = up.port):  # type: ignore[no-untyped-def]
             return asyncio.run(probe_once(ProbeSpec(path=path, port=port, timeout=1)))
 

@@ -13,7 +13,9 @@ from .test_downstream import make
 def finished_exchange(status=200, flags="", labels=("reviews-v2", "reviews", "v2")):  # type: ignore[no-untyped-def]
     pending = []
     conn, _, _, _ = make(lambda ex: pending.append(ex))
-    conn.data_received(b"GET http://reviews:9080/r HTTP/1.1\r\nuser-agent: t\r\nx-request-id: r1\r\n\r\n")
+    conn.data_received(
+        b"GET http://reviews:9080/r HTTP/1.1\r\nuser-agent: t\r\nx-request-id: r1\r\n\r\n"
+    )
     ex = pending[0]
     ex.labels = labels
     ex.status = status

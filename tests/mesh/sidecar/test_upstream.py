@@ -19,7 +19,11 @@ def attempt():  # type: ignore[no-untyped-def]
 def test_framing_from_response_head():
     for data, framing, keep in [
         (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", LENGTH, True),
-        (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", CHUNKED, True),
+        (
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+            CHUNKED,
+            True,
+        ),
         (b"HTTP/1.1 200 OK\r\n\r\nuntil close", UNTIL_CLOSE, False),
         (b"HTTP/1.1 204 No Content\r\n\r\n", NO_BODY, True),
     ]:
@@ -34,7 +38,9 @@ def test_framing_from_response_head():
 
 def test_informational_response_is_skipped():
     loop, conn, att = attempt()
-    conn.data_received(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n")
+    conn.data_received(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n"
+    )
     assert att.outcome == 201 and att.complete
     loop.close()
 
