@@ -12,6 +12,7 @@ Exit codes: 0 ok; 1 refused or not found (nothing written); 2 no mesh, or ``--wa
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -312,12 +313,25 @@ def wait_synced(
 # -- command handlers -------------------------------------------------------------------------
 
 
-def cmd_apply(args: argparse.Namespace) -> int:
-    try:
-        mesh = resolve_mesh(args.mesh_dir)
-    except MeshDirError as exc:
-        _err(f"error: {exc}")
-        return NO_MESH
+def with_mesh(
+    handler: Callable[[argparse.Namespace, MeshDir], int],
+) -> Callable[[argparse.Namespace], int]:
+    """A handler that needs the live mesh directory: resolved once here, or exit 2 saying why."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            mesh = resolve_mesh(args.mesh_dir)
+        except MeshDirError as exc:
+            _err(f"error: {exc}")
+            return NO_MESH
+        return handler(args, mesh)
+
+    return run
+
+
+@with_mesh
+def cmd_apply(args: argparse.Namespace, mesh: MeshDir) -> int:
     resources, issues, problem = _load_input(args.filename, sys.stdin)
     if problem:
         _err(problem)
@@ -354,12 +368,8 @@ def _keys_from_files(sources: Sequence[str]) -> tuple[list[Key], str]:
     return keys, ""
 
 
-def cmd_delete(args: argparse.Namespace) -> int:
-    try:
-        mesh = resolve_mesh(args.mesh_dir)
-    except MeshDirError as exc:
-        _err(f"error: {exc}")
-        return NO_MESH
+@with_mesh
+def cmd_delete(args: argparse.Namespace, mesh: MeshDir) -> int:
     if args.filename:
         if args.kind:
             _err("error: give either -f PATH or KIND NAME..., not both")
@@ -412,12 +422,8 @@ def _gateways(raw: Mapping[str, Any]) -> str:
     return ",".join(map(str, gateways)) if isinstance(gateways, list) and gateways else ""
 
 
-def cmd_get(args: argparse.Namespace) -> int:
-    try:
-        mesh = resolve_mesh(args.mesh_dir)
-    except MeshDirError as exc:
-        _err(f"error: {exc}")
-        return NO_MESH
+@with_mesh
+def cmd_get(args: argparse.Namespace, mesh: MeshDir) -> int:
     kind = None
     if args.kind and args.kind.lower() != "all":
         kind = normalize_kind(args.kind)
@@ -470,12 +476,8 @@ def _fmt_version(version: int | None) -> str:
     return "-" if version is None else str(version)
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    try:
-        mesh = resolve_mesh(args.mesh_dir)
-    except MeshDirError as exc:
-        _err(f"error: {exc}")
-        return NO_MESH
+@with_mesh
+def cmd_status(args: argparse.Namespace, mesh: MeshDir) -> int:
     now = time.time()
     state = MeshState.read(mesh)
     manager = ManagerView.from_status(state.manager, now)
@@ -535,12 +537,8 @@ def proxy_status_table(state: MeshState, now: float) -> str:
     )
 
 
-def cmd_proxy_status(args: argparse.Namespace) -> int:
-    try:
-        mesh = resolve_mesh(args.mesh_dir)
-    except MeshDirError as exc:
-        _err(f"error: {exc}")
-        return NO_MESH
+@with_mesh
+def cmd_proxy_status(args: argparse.Namespace, mesh: MeshDir) -> int:
     state = MeshState.read(mesh)
     published = state.published()
     print(f"published version: {_fmt_version(published[0] if published else None)}")
@@ -551,12 +549,8 @@ def cmd_proxy_status(args: argparse.Namespace) -> int:
     return OK
 
 
-def cmd_endpoints(args: argparse.Namespace) -> int:
-    try:
-        mesh = resolve_mesh(args.mesh_dir)
-    except MeshDirError as exc:
-        _err(f"error: {exc}")
-        return NO_MESH
+@with_mesh
+def cmd_endpoints(args: argparse.Namespace, mesh: MeshDir) -> int:
     now = time.time()
     state = MeshState.read(mesh, with_snapshot=False)
     records = [r for r in state.records if r.role == "sidecar"]
