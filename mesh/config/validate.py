@@ -119,6 +119,18 @@ def check_percent(found: _Findings, path: str, value: float) -> None:
         found.error(path, f"percentage must be 0 or at least 0.0001 (it is {value:g})")
 
 
+def check_deprecated_percent(found: _Findings, path: str, value: int, replacement: str) -> None:
+    """The integer percent fields Istio deprecated in favour of ``{value: N}`` percentages."""
+    field_name = path.rsplit(".", 1)[-1]
+    found.warn(
+        path,
+        f"{field_name} is deprecated: use {replacement}: {{value: N}}",
+        codes.DEPRECATED,
+    )
+    if not 0 <= value <= 100:
+        found.error(path, f"must be between 0 and 100 (it is {value})")
+
+
 def check_header_name(found: _Findings, path: str, name: str) -> None:
     if not name:
         found.error(path, "header name must not be empty")
@@ -272,15 +284,9 @@ def check_http_route(found: _Findings, path: str, route: HTTPRoute) -> None:
     if route.mirror_percentage is not None:
         check_percent(found, f"{path}.mirrorPercentage.value", route.mirror_percentage.value)
     if route.mirror_percent is not None:
-        found.warn(
-            f"{path}.mirrorPercent",
-            "mirrorPercent is deprecated: use mirrorPercentage: {value: N}",
-            codes.DEPRECATED,
+        check_deprecated_percent(
+            found, f"{path}.mirrorPercent", route.mirror_percent, "mirrorPercentage"
         )
-        if not 0 <= route.mirror_percent <= 100:
-            found.error(
-                f"{path}.mirrorPercent", f"must be between 0 and 100 (it is {route.mirror_percent})"
-            )
     for k, mirror in enumerate(route.mirrors):
         if mirror.destination is None:
             found.error(f"{path}.mirrors[{k}].destination", "destination is required")
@@ -405,15 +411,7 @@ def check_fault(found: _Findings, path: str, fault: HTTPFaultInjection) -> None:
         if delay.percentage is not None:
             check_percent(found, f"{dpath}.percentage.value", delay.percentage.value)
         if delay.percent is not None:
-            found.warn(
-                f"{dpath}.percent",
-                "percent is deprecated: use percentage: {value: N}",
-                codes.DEPRECATED,
-            )
-            if not 0 <= delay.percent <= 100:
-                found.error(
-                    f"{dpath}.percent", f"must be between 0 and 100 (it is {delay.percent})"
-                )
+            check_deprecated_percent(found, f"{dpath}.percent", delay.percent, "percentage")
         if delay.percentage is None and delay.percent is None:
             found.warn(
                 dpath,
