@@ -9,7 +9,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-fast lint format up-local bench-sidecar bench-routing \
+.PHONY: help install test test-fast lint format up-local status-local down-local bench-sidecar bench-routing \
 	bench-propagation bench-apps reset dark-launch delay abort blue-green blue-green-switch \
 	blue-green-back canary-70-30 canary-5-95 canary-sticky circuit-breaker readiness \
 	readiness-fail readiness-pass
@@ -41,6 +41,12 @@ format: install ## ruff format and autofix
 
 up-local: install ## Run the whole lab as local processes (no Docker); Ctrl-C stops it
 	$(VENV)/bin/meshlab up --local
+
+status-local: install ## Is every pod of the local lab ready and synced? (meshlab status)
+	$(VENV)/bin/meshlab status
+
+down-local: install ## Stop a local lab started in another terminal (meshlab down)
+	$(VENV)/bin/meshlab down
 
 bench-sidecar: install ## Sidecar throughput/latency/memory vs nginx and a direct call
 	$(PY) bench/bench_sidecar.py
