@@ -46,6 +46,16 @@ class Percent:
     value: float = 0.0
 
 
+def share(percentage: Percent | None, percent: int | None = None, default: float = 0.0) -> float:
+    """The fraction (0..1) of requests a ``percentage`` covers, falling back to Istio's
+    deprecated integer ``percent`` field, then to ``default`` when neither is set."""
+    if percentage is not None:
+        return percentage.value / 100.0
+    if percent is not None:
+        return percent / 100.0
+    return default
+
+
 @dataclass(frozen=True, slots=True)
 class PortSelector:
     number: int | None = None

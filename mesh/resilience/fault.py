@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import random
 
-from mesh.config.model import Abort, Delay, HTTPFaultInjection
+from mesh.config.model import Abort, Delay, HTTPFaultInjection, share
 
 
 def delay_fraction(delay: Delay) -> float:
-    """Share of requests (0..1) this delay applies to."""
-    if delay.percentage is not None:
-        return delay.percentage.value / 100.0
-    if delay.percent is not None:
-        return delay.percent / 100.0
-    return 0.0
+    """Share of requests (0..1) this delay applies to (no percentage: none)."""
+    return share(delay.percentage, delay.percent)
 
 
 def abort_fraction(abort: Abort) -> float:
-    return abort.percentage.value / 100.0 if abort.percentage is not None else 0.0
+    return share(abort.percentage)
 
 
 def _fires(fraction: float, rng: random.Random) -> bool:

@@ -32,6 +32,7 @@ from mesh.config.model import (
     HTTPRedirect,
     HTTPRoute,
     VirtualService,
+    share,
 )
 from mesh.resilience.retry import DEFAULT_RETRY, RetryPolicy
 from mesh.routing import hosts as hostnames
@@ -282,14 +283,6 @@ class _ClusterBuilder:
         return built
 
 
-def _mirror_fraction(route: HTTPRoute) -> float:
-    if route.mirror_percentage is not None:
-        return route.mirror_percentage.value / 100.0
-    if route.mirror_percent is not None:
-        return route.mirror_percent / 100.0
-    return 1.0
-
-
 def _compile_rule(
     vs_name: str,
     index: int,
@@ -331,10 +324,12 @@ def _compile_rule(
         compiled.picker = WeightedPicker([w for _, w in kept]) if len(kept) > 1 else None
     mirrors: list[tuple[Cluster, float]] = []
     if route.mirror is not None:
-        mirrors.append((clusters.cluster(route.mirror), _mirror_fraction(route)))
+        # A mirror without a percentage copies every request (unlike a fault).
+        fraction = share(route.mirror_percentage, route.mirror_percent, default=1.0)
+        mirrors.append((clusters.cluster(route.mirror), fraction))
     for policy in route.mirrors:
         if policy.destination is not None:
-            fraction = policy.percentage.value / 100.0 if policy.percentage is not None else 1.0
+            fraction = share(policy.percentage, default=1.0)
             mirrors.append((clusters.cluster(policy.destination), fraction))
     compiled.mirrors = tuple(m for m in mirrors if m[1] > 0)
     if route.rewrite is not None and route.rewrite.uri_regex_rewrite is not None:
