@@ -68,79 +68,56 @@ TARGETS = {
     "cpu_per_1k": 0.1,
 }
 
-NGINX_UPSTREAM = """
-worker_processes 1;
-daemon off;
-master_process off;
-error_log {dir}/error.log warn;
-pid {dir}/nginx-{name}.pid;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    server {{
-        listen 127.0.0.1:{port} reuseport;
-        location / {{ root {dir}/www; }}
-    }}
-}}
-"""
 
-NGINX_PROXY = """
-worker_processes 1;
-daemon off;
-master_process off;
-error_log {dir}/error-proxy.log warn;
-pid {dir}/nginx-{name}.pid;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    upstream backend {{ server 127.0.0.1:{upstream}; keepalive 128; }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-        }}
-    }}
-}}
-"""
+def nginx_config(work: Path, name: str, server: str, keepalive: bool = True) -> str:
+    """One single-process, foreground nginx config: the shared prelude plus ``server``
+    (the upstream serving files, the tuned proxy with upstream keep-alive, the stock proxy)."""
+    client_keepalive = (
+        "    keepalive_requests 1000000;\n    keepalive_timeout 300s;\n" if keepalive else ""
+    )
+    return (
+        "worker_processes 1;\ndaemon off;\nmaster_process off;\n"
+        f"error_log {work}/error-{name}.log warn;\npid {work}/nginx-{name}.pid;\n"
+        "events { worker_connections 4096; }\n"
+        "http {\n    access_log off;\n"
+        f"{client_keepalive}"
+        f"    client_body_temp_path {work}/body;\n    proxy_temp_path {work}/proxy;\n"
+        f"    fastcgi_temp_path {work}/fcgi;\n    uwsgi_temp_path {work}/uwsgi;\n"
+        f"    scgi_temp_path {work}/scgi;\n"
+        f"{server}"
+        "}\n"
+    )
 
 
-NGINX_STOCK = """
-worker_processes 1;
-daemon off;
-master_process off;
-error_log {dir}/error-stock.log warn;
-pid {dir}/nginx-{name}.pid;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{ proxy_pass http://127.0.0.1:{upstream}; }}
-    }}
-}}
-"""
+def nginx_upstream(work: Path, port: int) -> str:
+    return nginx_config(
+        work,
+        "up",
+        f"    server {{\n        listen 127.0.0.1:{port} reuseport;\n"
+        f"        location / {{ root {work}/www; }}\n    }}\n",
+    )
+
+
+def nginx_tuned_proxy(work: Path, port: int, upstream: int) -> str:
+    return nginx_config(
+        work,
+        "px",
+        f"    upstream backend {{ server 127.0.0.1:{upstream}; keepalive 128; }}\n"
+        f"    server {{\n        listen 127.0.0.1:{port};\n        location / {{\n"
+        "            proxy_pass http://backend;\n            proxy_http_version 1.1;\n"
+        '            proxy_set_header Connection "";\n            proxy_set_header Host $host;\n'
+        "        }\n    }\n",
+    )
+
+
+def nginx_stock_proxy(work: Path, port: int, upstream: int) -> str:
+    return nginx_config(
+        work,
+        "stock",
+        f"    server {{\n        listen 127.0.0.1:{port};\n"
+        f"        location / {{ proxy_pass http://127.0.0.1:{upstream}; }}\n    }}\n",
+        keepalive=False,
+    )
 
 
 def pin(pid: int, cpu: int) -> None:
@@ -306,14 +283,15 @@ def main() -> int:
     sidecars: list[SidecarProcess] = []
     try:
         up_port = free_port()
-        procs.append(start_nginx(nginx, work, "upstream",
-                                 NGINX_UPSTREAM.format(dir=work, port=up_port, name="up"), 0))  # fmt: skip
+        procs.append(start_nginx(nginx, work, "upstream", nginx_upstream(work, up_port), 0))
         px_port = free_port()
-        procs.append(start_nginx(nginx, work, "proxy", NGINX_PROXY.format(
-            dir=work, port=px_port, upstream=up_port, name="px"), 1))  # fmt: skip
+        procs.append(
+            start_nginx(nginx, work, "proxy", nginx_tuned_proxy(work, px_port, up_port), 1)
+        )
         stock_port = free_port()
-        procs.append(start_nginx(nginx, work, "stock", NGINX_STOCK.format(
-            dir=work, port=stock_port, upstream=up_port, name="stock"), 1))  # fmt: skip
+        procs.append(
+            start_nginx(nginx, work, "stock", nginx_stock_proxy(work, stock_port, up_port), 1)
+        )
         for port in (up_port, px_port, stock_port):
             wait_port(port)
 
