@@ -14,23 +14,22 @@ import random
 
 from mesh.resilience.fault import roll
 from mesh.routing import hosts as hostnames
-from mesh.routing.decision import Forward, LocalReply, RequestView
+from mesh.routing.decision import Cluster, Forward, LocalReply, RequestView
 from mesh.routing.match import split_path
-from mesh.routing.table import CompiledRule, RouteTable
+from mesh.routing.table import MEMO_LIMIT, CompiledRule, RouteTable
 
 NO_ROUTE = LocalReply(404, b"", "NR")
 
 
 def decide(table: RouteTable, request: RequestView, rng: random.Random) -> Forward | LocalReply:
     """Route one request. ``rng`` drives fault and mirror rolls (and nothing else)."""
-    host = hostnames.normalize(request.host)
     if table.proxy.gateway:
         listener = table.gateway_listeners.get(request.port or 80)
         if listener is None:
             return NO_ROUTE
-        vhost = listener.lookup(host)
+        vhost = listener.resolve(request.host)
     else:
-        vhost = table.mesh.lookup(host)
+        vhost = table.mesh.resolve(request.host)
     if vhost is None:
         return NO_ROUTE
     path, _ = split_path(request.path)
@@ -67,11 +66,42 @@ def _act(
         )
     if not rule.targets:
         return LocalReply(404, b"", "NR", (), rule.virtual_service, rule.name, rule.index)
-    target = rule.targets[rule.picker.pick()] if rule.picker is not None else rule.targets[0]
+    index = rule.picker.pick() if rule.picker is not None else 0
+    if route.fault is None and not rule.mirrors:
+        # Nothing to roll: the answer depends on the request only through its path and
+        # authority, so it is built once per (destination, path, authority) and kept.
+        key = (index, request.path, request.host, matched_prefix)
+        forwards = rule.forwards
+        if forwards is None:
+            forwards = rule.forwards = {}
+        else:
+            forward = forwards.get(key)
+            if forward is not None:
+                return forward
+            if len(forwards) >= MEMO_LIMIT:
+                forwards.clear()
+        forward = _forward(rule, index, request, path, matched_prefix, None, None, ())
+        forwards[key] = forward
+        return forward
     delay, abort = roll(route.fault, rng)
     mirrors = tuple(
         cluster for cluster, fraction in rule.mirrors if fraction >= 1.0 or rng.random() < fraction
     )
+    return _forward(rule, index, request, path, matched_prefix, delay, abort, mirrors)
+
+
+def _forward(
+    rule: CompiledRule,
+    index: int,
+    request: RequestView,
+    path: str,
+    matched_prefix: str | None,
+    delay: float | None,
+    abort: int | None,
+    mirrors: tuple[Cluster, ...],
+) -> Forward:
+    route = rule.route
+    target = rule.targets[index]
     target_path = _rewrite_path(rule, request.path, path, matched_prefix)
     authority = request.host
     rewrite = route.rewrite

@@ -36,11 +36,14 @@ from mesh.config.model import (
 )
 from mesh.resilience.retry import DEFAULT_RETRY, RetryPolicy
 from mesh.routing import hosts as hostnames
-from mesh.routing.decision import NO_HEADER_OPS, Cluster, HeaderOps
+from mesh.routing.decision import NO_HEADER_OPS, Cluster, Forward, HeaderOps
 from mesh.routing.match import HeaderRegexSets, RequestMatcher, compile_match, compile_regex
 from mesh.snapshot import Endpoint, Snapshot
 
 DEFAULT_SERVICE_PORT = 9080
+# Entries kept by the per-table memos (authority -> vhost, request -> Forward) before they
+# start over: bounded whatever names and paths clients send.
+MEMO_LIMIT = 256
 MESH_GATEWAY = "mesh"
 
 
@@ -105,6 +108,9 @@ class CompiledRule:
     response_headers: HeaderOps = NO_HEADER_OPS
     uri_regex: object | None = None  # compiled RE2 for uriRegexRewrite
     direct_body: bytes = b""
+    # (target index, path, authority, matched prefix) -> its Forward, for rules whose
+    # answer rolls nothing (no fault, no mirror): built once, not per request (``_act``).
+    forwards: dict[tuple[int, str, str, str | None], Forward] | None = None
 
 
 @dataclass(slots=True)
@@ -120,6 +126,22 @@ class Listener:
     exact: dict[str, VirtualHost] = field(default_factory=dict)
     suffixes: list[tuple[str, VirtualHost]] = field(default_factory=list)  # longest first
     catch_all: VirtualHost | None = None
+    # Host header as sent -> its vhost: a mesh proxy sees a handful of authorities, and
+    # normalising one (port, case, namespace suffixes) costs more than the lookup itself.
+    by_authority: dict[str, VirtualHost | None] = field(default_factory=dict)
+
+    def resolve(self, authority: str) -> VirtualHost | None:
+        """The vhost for a Host header as sent (``reviews:9080``, ``Reviews.default``...)."""
+        try:
+            return self.by_authority[authority]
+        except KeyError:
+            pass
+        vhost = self.lookup(hostnames.normalize(authority))
+        memo = self.by_authority
+        if len(memo) >= MEMO_LIMIT:  # hostile clients inventing names: start over
+            memo.clear()
+        memo[authority] = vhost
+        return vhost
 
     def lookup(self, host: str) -> VirtualHost | None:
         vhost = self.exact.get(host)
