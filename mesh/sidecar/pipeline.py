@@ -58,7 +58,6 @@ from mesh.sidecar import cors
 from mesh.sidecar.clusters import ClusterState, Load
 from mesh.sidecar.downstream import (
     CHUNKED,
-    HOP_BY_HOP_BYTES,
     LENGTH,
     NO_BODY,
     Exchange,
@@ -562,19 +561,18 @@ class Flight:
         the connection's callbacks and ``on_done`` finishes."""
         ex = self.ex
         fwd = self.fwd
-        headers = att.headers
-        skip = _SKIP_RESPONSE
+        lines = att.lines
         ops = fwd.response_headers if fwd is not None else None
         if fwd is not None and ((ops.set or ops.add or ops.remove) or fwd.cors is not None):
-            headers = [(n, v) for n, v in headers if n not in skip]
-            skip = frozenset()
+            headers = att.header_pairs()
             if fwd.response_headers:
                 headers = apply_ops(headers, fwd.response_headers)
             if fwd.cors is not None:
                 origin = ex.hdict.get("origin")
                 if origin is not None and cors.origin_allowed(fwd.cors, origin):
                     headers += cors.response_headers(fwd.cors, origin)
-        head = ex.start_response(att.outcome, headers, att.framing, att.length, skip)
+            lines = [n + b": " + v + b"\r\n" for n, v in headers]
+        head = ex.start_response(att.outcome, lines, att.framing, att.length)
         buffered = att.buf
         att.buf = []
         att.committed = True
@@ -779,9 +777,6 @@ async def _guarded(flight: Flight, coro: Coroutine[Any, Any, None]) -> None:
             ex.abort()  # nothing else would ever finish it
         if ex.finished:
             flight.end()
-
-
-_SKIP_RESPONSE: frozenset[bytes] = HOP_BY_HOP_BYTES | {b"content-length"}
 
 
 def _added_headers(ex: Exchange, xff: bool) -> list[bytes]:

@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING
 
 import httptools
 
-from mesh.sidecar.downstream import CHUNKED, LENGTH, NO_BODY, UNTIL_CLOSE, chunk, nodelay
+from mesh.sidecar.downstream import (
+    CHUNKED,
+    HOP_BY_HOP_BYTES,
+    LENGTH,
+    NO_BODY,
+    UNTIL_CLOSE,
+    chunk,
+    nodelay,
+)
 
 if TYPE_CHECKING:
     from mesh.sidecar.downstream import Exchange
@@ -37,8 +45,12 @@ CONNECT_FAILURE = -1
 RESET = -2
 TIMEOUT = -3
 
-_FRAMING = frozenset((b"content-length", b"transfer-encoding"))
+# Response headers not passed on as received: hop-by-hop ones, and the framing, which the
+# proxy re-frames for its client.
+_NOT_FORWARDED = HOP_BY_HOP_BYTES | {b"content-length"}
 
+# Envoy's max_response_headers_kb default: a longer response head is a protocol error.
+MAX_RESPONSE_HEAD_BYTES = 60 * 1024
 # Idle connections kept per endpoint; more are closed on release.
 MAX_IDLE_PER_ENDPOINT = 64
 # Istio's connectionPool.{http,tcp}.idleTimeout default: a pooled connection with no request
@@ -55,7 +67,7 @@ class Attempt:
         "fut",
         "done_fut",
         "outcome",
-        "headers",
+        "lines",
         "keep_alive",
         "framing",
         "length",
@@ -79,7 +91,8 @@ class Attempt:
         self.timer: asyncio.TimerHandle | None = None
         self.done_fut: asyncio.Future[None] | None = None
         self.outcome = 0
-        self.headers: list[tuple[bytes, bytes]] = []
+        # Response header lines to forward (``on_head``).
+        self.lines: list[bytes] = []
         self.keep_alive = True
         self.framing = NO_BODY
         self.length = -1
@@ -92,19 +105,29 @@ class Attempt:
 
     # --- events from the connection ------------------------------------------------------
 
-    def on_headers(self, status: int, headers: list[tuple[bytes, bytes]], keep_alive: bool):
+    def on_head(self, status: int, block: bytes, keep_alive: bool) -> None:
+        """The response head: ``block`` is its header lines as received (validated by
+        llhttp: CRLF-separated ``name:value``, no folding). One pass keeps the lines to
+        forward (names lowercased, as Envoy writes them; hop-by-hop and framing headers
+        out) and reads the body's framing."""
         framing = UNTIL_CLOSE
         length = -1
-        for name, value in headers:
-            if name in _FRAMING:
-                if name == b"content-length":
+        lines: list[bytes] = []
+        if block:
+            keep = lines.append
+            for line in block.split(b"\r\n"):
+                name, _, value = line.partition(b":")
+                name = name.lower()
+                if name not in _NOT_FORWARDED:
+                    keep(name + b":" + value + b"\r\n")
+                elif name == b"content-length":
                     try:
                         length = int(value)
                     except ValueError:
                         length = -1
                     if framing != CHUNKED:
                         framing = LENGTH
-                elif b"chunked" in value.lower():
+                elif name == b"transfer-encoding" and b"chunked" in value.lower():
                     framing = CHUNKED
         ex = self.ex
         if status == 204 or status == 304:
@@ -118,7 +141,7 @@ class Attempt:
             keep_alive = False
             self.complete = True
         self.outcome = status
-        self.headers = headers
+        self.lines = lines
         self.keep_alive = keep_alive
         self.framing = framing
         self.length = length
@@ -130,6 +153,15 @@ class Attempt:
             # Dispatched once the current read is parsed, so that the body bytes that came
             # with the head are buffered by then and go out in the same write.
             self.conn.ready = self
+
+    def header_pairs(self) -> list[tuple[bytes, bytes]]:
+        """The forwarded response headers as (lowercase name, value) pairs, for the routes
+        that edit them (header operations, CORS)."""
+        pairs = []
+        for line in self.lines:
+            name, _, value = line[:-2].partition(b":")
+            pairs.append((name, value.strip(b" \t")))
+        return pairs
 
     def on_body(self, data: bytes) -> None:
         if self.discard:
@@ -197,7 +229,8 @@ class UpstreamConn(asyncio.Protocol):
         "served",
         "closed",
         "ticks",
-        "rheaders",
+        "raw",
+        "head_from",
         "informational",
         "ready",
         "idle_limit",
@@ -214,7 +247,12 @@ class UpstreamConn(asyncio.Protocol):
         self.served = 0
         self.closed = False
         self.ticks = 0
-        self.rheaders: list[tuple[bytes, bytes]] = []
+        # The bytes of the response head(s) of the current attempt, as received until its
+        # final head is complete (``on_headers_complete`` slices the header block from
+        # them instead of taking one parser callback per header line), and where the next
+        # head starts in them (after 1xx interim responses).
+        self.raw = b""
+        self.head_from = -1
         self.informational = False
         # An attempt whose response head arrived in the read being parsed (callback mode).
         self.ready: Attempt | None = None
@@ -244,6 +282,8 @@ class UpstreamConn(asyncio.Protocol):
             # Bytes nobody asked for: the connection's state is unknown, drop it.
             self.close(abort=True)
             return
+        if self.head_from >= 0:
+            self.raw = self.raw + data if self.raw else data
         # Writes to the client caused by this read go out together at its end.
         ex = att.ex
         down = ex.conn if ex is not None else None
@@ -256,6 +296,12 @@ class UpstreamConn(asyncio.Protocol):
             try:
                 self.parser.feed_data(data)
             except httptools.HttpParserError:
+                self.close(abort=True)
+                att = self.attempt
+                if att is not None:
+                    att.on_lost()
+            if self.head_from >= 0 and len(self.raw) > MAX_RESPONSE_HEAD_BYTES:
+                # A head that never ends: a broken upstream (Envoy: max_response_headers_kb).
                 self.close(abort=True)
                 att = self.attempt
                 if att is not None:
@@ -285,24 +331,28 @@ class UpstreamConn(asyncio.Protocol):
 
     # --- httptools callbacks -------------------------------------------------------------
 
-    # (No on_message_begin: one Python callback less per response; the header list is
-    # handed over and replaced at the end of each head instead.)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.rheaders.append((name.lower(), value))
+    # No on_message_begin and no on_header: two Python calls per header line less; the
+    # header block is sliced from the received bytes once the head is complete.
 
     def on_headers_complete(self) -> None:
-        headers = self.rheaders
-        self.rheaders = []
         parser = self.parser
         status = parser.get_status_code()
+        raw = self.raw
+        start = self.head_from
+        if start < 0:  # pragma: no cover - a head with no attempt begun (closed by now)
+            return
+        end = raw.find(b"\r\n\r\n", start)
+        self.head_from = end + 4
         if 100 <= status < 200:
             # 100 Continue and friends: the real response follows.
             self.informational = True
             return
+        self.raw = b""
+        self.head_from = -1
         att = self.attempt
         if att is not None:
-            att.on_headers(status, headers, parser.should_keep_alive())
+            block = raw[raw.find(b"\r\n", start) + 2 : end]
+            att.on_head(status, block, parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
         att = self.attempt
@@ -322,6 +372,8 @@ class UpstreamConn(asyncio.Protocol):
     def begin(self, att: Attempt) -> None:
         self.attempt = att
         self.ticks = 0
+        self.raw = b""
+        self.head_from = 0
 
     def send_raw(self, data: bytes) -> None:
         transport = self.transport

@@ -166,7 +166,7 @@ def test_response_reframing_for_http10_and_head():
     ex = pending[0]
     from mesh.sidecar.downstream import CHUNKED
 
-    head = ex.start_response(200, [(b"a", b"b")], CHUNKED, -1)
+    head = ex.start_response(200, [b"a: b\r\n"], CHUNKED, -1)
     assert b"transfer-encoding" not in head and b"connection: close" in head
     ex.write_body(b"data")
     ex.end_response()
