@@ -13,10 +13,11 @@ import bisect
 import hashlib
 import random
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qsl
 
-from mesh.config.model import ConsistentHashLB, TrafficPolicy
+from mesh.config.model import ConsistentHashLB, HTTPCookie, TrafficPolicy
 from mesh.routing.decision import RequestView
 from mesh.snapshot import Endpoint
 
@@ -141,6 +142,27 @@ class ConsistentHash(Balancer):
             return query.get(config.http_query_parameter_name)
         return None
 
+    def generated_cookie(
+        self, request: RequestView, connection: str
+    ) -> tuple[RequestView, str] | None:
+        """Envoy's cookie generation for ``httpCookie`` with a ``ttl``: when the request
+        lacks the cookie, one is made for it, and the request is hashed as if it had sent
+        it. Returns the request with the cookie added and the ``set-cookie`` value to send
+        back, or None (no cookie policy with a ttl, or the cookie is there already).
+
+        The value is a hash of the client's connection (``ip:port``), as Envoy's, so the
+        requests racing on one connection get the same cookie.
+        """
+        cookie = self.config.http_cookie
+        if cookie is None or cookie.ttl is None or self.hash_key(request) is not None:
+            return None
+        value = f"{_hash(connection):016x}"
+        headers = dict(request.headers)
+        prior = headers.get("cookie")
+        pair = f"{cookie.name}={value}"
+        headers["cookie"] = f"{prior}; {pair}" if prior else pair
+        return replace(request, headers=headers), set_cookie(cookie, value)
+
     def _build(self, endpoints: Sequence[Endpoint]) -> None:
         keys = tuple(e.key for e in endpoints)
         if keys == self._ring_for:
@@ -165,6 +187,18 @@ class ConsistentHash(Balancer):
         self._build(pool)
         slot = bisect.bisect(self._points, _hash(key)) % len(self._ring)
         return pool[self._ring[slot][1]]
+
+
+def set_cookie(cookie: HTTPCookie, value: str) -> str:
+    """A ``set-cookie`` value as Envoy writes a generated hash cookie: quoted value,
+    ``Max-Age`` unless the ttl is 0 (a session cookie), ``Path`` when given, ``HttpOnly``."""
+    text = f'{cookie.name}="{value}"'
+    seconds = int(cookie.ttl or 0)  # whole seconds, as Envoy counts them
+    if seconds:
+        text += f"; Max-Age={seconds}"
+    if cookie.path:
+        text += f"; Path={cookie.path}"
+    return text + "; HttpOnly"
 
 
 def make_balancer(policy: TrafficPolicy) -> Balancer:

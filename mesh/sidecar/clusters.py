@@ -71,6 +71,7 @@ class ClusterState:
         "labels",
         "next_sweep",
         "ejections",
+        "makes_cookie",
     )
 
     def __init__(self, cluster: Any, load: Load, previous: ClusterState | None, now: float):
@@ -78,6 +79,9 @@ class ClusterState:
         self.name: str = cluster.name
         policy = cluster.policy
         self.balancer = make_balancer(policy)
+        # consistentHash on a cookie with a ttl: a request without the cookie gets one.
+        cookie = getattr(getattr(self.balancer, "config", None), "http_cookie", None)
+        self.makes_cookie = cookie is not None and cookie.ttl is not None
         outlier_policy = getattr(policy, "outlier_detection", None)
         self.outlier_policy = outlier_policy
         keys = [e.key for e in cluster.endpoints]

@@ -369,6 +369,7 @@ class Downstream(asyncio.Protocol):
         "transport",
         "parser",
         "peer",
+        "peer_port",
         "cur",
         "active",
         "queue",
@@ -393,6 +394,7 @@ class Downstream(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.peer = ""
+        self.peer_port = 0
         self.cur: Exchange | None = None
         self.active: Exchange | None = None
         self.queue: deque[Exchange] = deque()
@@ -422,7 +424,9 @@ class Downstream(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         nodelay(transport)
         peer = transport.get_extra_info("peername")
-        self.peer = peer[0] if isinstance(peer, tuple) else ""
+        if isinstance(peer, tuple):
+            self.peer = peer[0]
+            self.peer_port = peer[1]
         self.server.conns.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:

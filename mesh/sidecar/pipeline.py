@@ -292,6 +292,7 @@ class Flight:
         "n",
         "sent",
         "timeout",
+        "set_cookie",
     )
 
     def __init__(
@@ -320,6 +321,8 @@ class Flight:
         self.sent = False
         # The route timeout (seconds, None = none), after any per-request override.
         self.timeout: float | None = fwd.timeout if fwd is not None else None
+        # A generated consistent-hash cookie, sent back with the response.
+        self.set_cookie: bytes | None = None
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self.rt.loop.create_task(_guarded(self, coro))
@@ -405,6 +408,12 @@ class Flight:
         if state is None:
             return None
         assert self.view is not None
+        if state.makes_cookie and self.set_cookie is None:
+            conn = self.ex.conn
+            made = state.balancer.generated_cookie(self.view, f"{conn.peer}:{conn.peer_port}")
+            if made is not None:
+                self.view, value = made
+                self.set_cookie = b"set-cookie: " + value.encode("latin-1") + b"\r\n"
         return state.balancer.pick(state.healthy, self.view, self.rt.rng, self.tried)
 
     def no_healthy(self) -> None:
@@ -572,6 +581,8 @@ class Flight:
                 if origin is not None and cors.origin_allowed(fwd.cors, origin):
                     headers += cors.response_headers(fwd.cors, origin)
             lines = [n + b": " + v + b"\r\n" for n, v in headers]
+        if self.set_cookie is not None:
+            lines = [*lines, self.set_cookie]
         head = ex.start_response(att.outcome, lines, att.framing, att.length)
         buffered = att.buf
         att.buf = []

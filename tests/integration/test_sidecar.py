@@ -352,6 +352,25 @@ def test_consistent_hash_on_a_header_is_sticky(mesh, ups):
         assert len(served) == 1, (user, served)
 
 
+def test_consistent_hash_cookie_with_ttl_is_generated_and_sticks(mesh, ups):
+    a, b = ups(name="a"), ups(name="b")
+    eps = [endpoint("a", "jar", a.port, version="v1"),
+           endpoint("b", "jar", b.port, version="v1")]  # fmt: skip
+    lb = {"consistentHash": {"httpCookie": {"name": "affinity", "path": "/", "ttl": "60s"}}}
+    mesh.apply([dr("jar", [], loadBalancer=lb)], eps)
+    for _ in range(4):  # a new connection each time: a new cookie each time
+        first = mesh.get("http://jar:9080/")
+        assert first.status == 200
+        set_cookie = first.headers["set-cookie"]
+        assert set_cookie.startswith('affinity="') and "Max-Age=60; Path=/; HttpOnly" in set_cookie
+        cookie = set_cookie.split(";")[0]
+        served = {mesh.get("http://jar:9080/", headers={"cookie": cookie}).body[:1]
+                  for _ in range(5)}  # fmt: skip
+        assert served == {first.body[:1]}, (cookie, served)
+        again = mesh.get("http://jar:9080/", headers={"cookie": cookie})
+        assert "set-cookie" not in again.headers
+
+
 def test_direct_response_and_redirect(mesh):
     rules = [
         {"match": [{"uri": {"prefix": "/old"}}], "redirect": {"uri": "/new", "authority": "x.y"}},

@@ -71,3 +71,39 @@ def test_consistent_hash_by_cookie_and_source_ip() -> None:
     by_ip = ConsistentHash(ConsistentHashLB(use_source_ip=True))
     request = RequestView("reviews", source_address="10.0.0.7")
     assert len({by_ip.pick(ENDPOINTS, request, random.Random(i)).key for i in range(10)}) == 1
+
+
+def test_cookie_with_ttl_is_generated_when_absent_and_then_sticks() -> None:
+    policy = ConsistentHashLB(http_cookie=HTTPCookie(name="user", path="/", ttl=3600.0))
+    balancer = ConsistentHash(policy)
+    made = balancer.generated_cookie(REQUEST, "10.0.0.7:40000")
+    assert made is not None
+    request, set_cookie = made
+    value = request.headers["cookie"].removeprefix("user=")
+    assert set_cookie == f'user="{value}"; Max-Age=3600; Path=/; HttpOnly'
+    # Same connection, same cookie (requests racing on one connection agree).
+    assert balancer.generated_cookie(REQUEST, "10.0.0.7:40000")[1] == set_cookie
+    assert balancer.generated_cookie(REQUEST, "10.0.0.7:40001")[1] != set_cookie
+    first = balancer.pick(ENDPOINTS, request, random.Random(1)).key
+    # The browser sends it back quoted, as it was set: the same endpoint, every time.
+    returned = RequestView("reviews", headers={"cookie": f'a=1; user="{value}"'})
+    assert {balancer.pick(ENDPOINTS, returned, random.Random(i)).key for i in range(10)} == {first}
+    assert balancer.generated_cookie(returned, "10.0.0.7:40000") is None
+    # Other cookies of the request are kept.
+    with_other = RequestView("reviews", headers={"cookie": "session=abc"})
+    assert (
+        balancer.generated_cookie(with_other, "c:1")[0]
+        .headers["cookie"]
+        .startswith("session=abc; user=")
+    )
+
+
+def test_cookie_without_ttl_is_never_generated_and_ttl_zero_makes_a_session_cookie() -> None:
+    no_ttl = ConsistentHash(ConsistentHashLB(http_cookie=HTTPCookie(name="user")))
+    assert no_ttl.generated_cookie(REQUEST, "10.0.0.7:40000") is None
+    session = ConsistentHash(ConsistentHashLB(http_cookie=HTTPCookie(name="user", ttl=0.0)))
+    _, set_cookie = session.generated_cookie(REQUEST, "10.0.0.7:40000")
+    assert "Max-Age" not in set_cookie and "Path" not in set_cookie
+    assert set_cookie.endswith("; HttpOnly")
+    header_hash = ConsistentHash(ConsistentHashLB(http_header_name="x-user"))
+    assert header_hash.generated_cookie(REQUEST, "10.0.0.7:40000") is None
