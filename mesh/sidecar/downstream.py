@@ -137,6 +137,9 @@ class Exchange:
         "request_id",
         "authority",
         "paused",
+        "upgrade",
+        "tunnel_open",
+        "early",
     )
 
     def __init__(self, conn: Downstream) -> None:
@@ -168,6 +171,12 @@ class Exchange:
         self.request_id = ""
         self.authority = ""
         self.paused = False
+        # A WebSocket upgrade request: its Upgrade value. After the upstream's 101 the
+        # exchange becomes a tunnel (``tunnel_open``): bytes pass both ways as they are.
+        # Client bytes that arrive before the 101 wait in ``early``.
+        self.upgrade: bytes | None = None
+        self.tunnel_open = False
+        self.early: list[bytes] = []
 
     # --- request body, fed by the parser -------------------------------------------------
 
@@ -237,6 +246,47 @@ class Exchange:
 
     def detach(self) -> None:
         self.sink = None
+
+    # --- WebSocket tunnel (after a 101 to an upgrade request) ---------------------------
+
+    def tunnel_in(self, data: bytes) -> None:
+        """Client bytes after the upgrade request's head: to the upstream once the tunnel is
+        open, held until then."""
+        self.bytes_in += len(data)
+        sink = self.sink
+        if self.tunnel_open and sink is not None:
+            sink.ticks = 0  # traffic either way keeps the stream from idling out
+            sink.send_raw(data)
+            return
+        self.early.append(data)
+        self.body_size += len(data)
+        if self.body_size > BODY_BUFFER_HIGH and not self.paused:
+            self.paused = True
+            self.conn.pause()
+
+    def open_tunnel(self, head: bytes) -> None:
+        """The upstream switched protocols: send the client the 101 ``head`` and the
+        bytes held for the upstream, then relay both ways until either side closes."""
+        self.status = 101
+        self.started = True
+        self.tunnel_open = True
+        # Upstream bytes are relayed as they come (``encode_body`` passes them through).
+        self.resp_framing = UNTIL_CLOSE
+        self.conn.write(head)
+        early = self.early
+        sink = self.sink
+        if early and sink is not None:
+            self.early = []
+            sink.send_raw(b"".join(early))
+        self.body_size = 0
+        if self.paused:
+            self.paused = False
+            self.conn.resume()
+
+    def close_tunnel(self) -> None:
+        """Either side closed: the client's connection ends once its data is written."""
+        self.keep_alive = False
+        self.finish()
 
     # --- response ---------------------------------------------------------------------
 
@@ -356,6 +406,9 @@ class Exchange:
             # Headers named in Connection are hop-by-hop too (RFC 9110 7.6.1).
             skip = skip | {t.strip().lower().encode("latin-1") for t in conn_hdr.split(",")}
         lines = [n + b": " + v + b"\r\n" for n, v in self.headers if n not in skip]
+        if self.upgrade is not None:
+            # The one hop-by-hop pair a proxy passes on: the upgrade it relays.
+            lines.append(b"connection: upgrade\r\nupgrade: " + self.upgrade + b"\r\n")
         lines.extend(extra)
         return lines
 
@@ -385,6 +438,8 @@ class Downstream(asyncio.Protocol):
         "to_start",
         "corked",
         "wbuf",
+        "upgrading",
+        "tunnel",
     )
 
     def __init__(self, handler: Handler, server: ConnTracker, port: int) -> None:
@@ -417,6 +472,11 @@ class Downstream(asyncio.Protocol):
         # body's last chunk shares the syscall of the data before it.
         self.corked = False
         self.wbuf: list[bytes] = []
+        # A WebSocket upgrade request whose head was just parsed, and, once the parser has
+        # stopped after it, the exchange that owns the connection's bytes from then on
+        # (no more HTTP on this connection).
+        self.upgrading: Exchange | None = None
+        self.tunnel: Exchange | None = None
 
     # --- asyncio.Protocol ---------------------------------------------------------------
 
@@ -433,7 +493,14 @@ class Downstream(asyncio.Protocol):
         self.closed = True
         self.server.conns.discard(self)
         active = self.active
-        if active is not None and not active.finished:
+        if active is not None and active.tunnel_open:
+            # A relayed WebSocket ends with its client: the upstream side is closed after
+            # what is in flight to it.
+            sink = active.sink
+            if sink is not None:
+                sink.close()
+            active.close_tunnel()
+        elif active is not None and not active.finished:
             # The client went away mid-exchange: Envoy's DC (downstream connection
             # termination). The pipeline sees ``closed`` and stops.
             active.add_flag("DC")
@@ -444,15 +511,27 @@ class Downstream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.ticks = 0
+        tunnel = self.tunnel
+        if tunnel is not None:
+            tunnel.tunnel_in(data)
+            return
         if self.pending_error is not None:
             return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
-            # An Upgrade request (h2c, websocket) goes on as plain HTTP/1.1: the Upgrade
-            # header is hop-by-hop and is not forwarded. CONNECT was refused already.
             offset = exc.args[0] if exc.args else len(data)
-            if self.pending_error is None and offset < len(data):
+            upgrading = self.upgrading
+            if upgrading is not None:
+                # A WebSocket upgrade (Istio allows it on every route): what follows the
+                # head is the new protocol's, never HTTP again.
+                self.upgrading = None
+                self.tunnel = upgrading
+                if offset < len(data):
+                    upgrading.tunnel_in(data[offset:])
+            elif self.pending_error is None and offset < len(data):
+                # Any other Upgrade (h2c...) goes on as plain HTTP/1.1: the Upgrade header
+                # is hop-by-hop and is not forwarded. CONNECT was refused already.
                 self.data_received(data[offset:])
         except httptools.HttpParserCallbackError as exc:
             if self.pending_error is None:
@@ -545,6 +624,11 @@ class Downstream(asyncio.Protocol):
             self.cur = None
             self._fail(400, b"")
             return
+        if parser.should_upgrade():
+            upgrade = hdict.get("upgrade", "")
+            if "websocket" in upgrade.lower():
+                ex.upgrade = upgrade.encode("latin-1")
+                self.upgrading = ex
         expect = hdict.get("expect")
         if expect is not None and "100-continue" in expect.lower() and framing != NO_BODY:
             # Answer the client's Expect ourselves; the header is not forwarded.
@@ -592,9 +676,10 @@ class Downstream(asyncio.Protocol):
         transport = self.transport
         if self.closed or transport is None:
             return
-        if not ex.keep_alive or not ex.request_done:
+        if not ex.keep_alive or not ex.request_done or self.tunnel is not None:
             # The client's body was not read to its end (a local reply before the body
-            # arrived, say): the connection's framing is lost, close it.
+            # arrived, say), or it was an upgrade (tunnel over, or refused): the
+            # connection's framing is lost, close it.
             self.uncork()
             transport.close()
             self.closed = True

@@ -62,6 +62,7 @@ from mesh.sidecar.downstream import (
     NO_BODY,
     Exchange,
     new_request_id,
+    status_line,
 )
 from mesh.sidecar.telemetry import Telemetry
 from mesh.sidecar.upstream import (
@@ -583,6 +584,9 @@ class Flight:
             lines = [n + b": " + v + b"\r\n" for n, v in headers]
         if self.set_cookie is not None:
             lines = [*lines, self.set_cookie]
+        if att.upgraded is not None:
+            self._open_tunnel(att, lines)
+            return
         head = ex.start_response(att.outcome, lines, att.framing, att.length)
         buffered = att.buf
         att.buf = []
@@ -598,6 +602,24 @@ class Flight:
                 self.crash(exc, att)
         elif self.deadline is not None:
             att.timer = self.rt.loop.call_at(self.deadline, _body_timeout, att)
+
+    def _open_tunnel(self, att: Attempt, lines: list[bytes]) -> None:
+        """A 101 to a WebSocket upgrade: relay it, then bytes both ways until either side
+        closes (``_on_done`` then ends the exchange). No route timeout applies from here,
+        as Envoy's does not to an upgraded stream; the stream idle timeout does."""
+        ex = self.ex
+        upgrade = att.upgraded or b"websocket"
+        head = b"".join(
+            [status_line(101), *lines, b"connection: upgrade\r\nupgrade: ", upgrade, b"\r\n\r\n"]
+        )
+        buffered = att.buf
+        att.buf = []
+        att.committed = True
+        att.flight = self
+        ex.open_tunnel(head + b"".join(buffered))
+        ex.bytes_out += sum(len(b) for b in buffered)
+        if att.complete:  # the upstream closed already
+            self._on_done(att)
 
     def _on_done(self, att: Attempt) -> None:
         if att.timer is not None:
@@ -623,7 +645,9 @@ class Flight:
             conn.max_duration = state.max_duration
         self.rt.pool.release(conn, reusable)
         ex.sink = None
-        if att.truncated or not att.complete:
+        if att.upgraded is not None:
+            ex.close_tunnel()
+        elif att.truncated or not att.complete:
             # Headers are out: the only honest thing left is to cut the client's connection
             # (Envoy: UC upstream connection termination / UT timeout).
             late = self.deadline is not None and self.rt.loop.time() >= self.deadline
@@ -640,7 +664,13 @@ class Flight:
             self.state.load.release()
             fwd = self.fwd
             ex = self.ex
-            if fwd is not None and fwd.mirrors and ex.replay is not None and ex.request_done:
+            if (
+                fwd is not None
+                and fwd.mirrors
+                and ex.replay is not None
+                and ex.request_done
+                and ex.upgrade is None  # a WebSocket is not mirrored
+            ):
                 _mirror(self.rt, ex, self.view, fwd, self.rt.states, self.extra)  # type: ignore[arg-type]
 
     # --- the coroutine path -----------------------------------------------------------------

@@ -78,6 +78,7 @@ class Attempt:
         "discard",
         "flight",
         "timer",
+        "upgraded",
     )
 
     def __init__(
@@ -102,6 +103,9 @@ class Attempt:
         self.truncated = False
         # A mirror, or a response dropped for a retry: read and throw away.
         self.discard = False
+        # The upstream answered an upgrade request with 101: its Upgrade value. The
+        # connection then carries the new protocol's bytes until either side closes.
+        self.upgraded: bytes | None = None
 
     # --- events from the connection ------------------------------------------------------
 
@@ -129,8 +133,17 @@ class Attempt:
                         framing = LENGTH
                 elif name == b"transfer-encoding" and b"chunked" in value.lower():
                     framing = CHUNKED
+                elif name == b"upgrade" and status == 101:
+                    self.upgraded = value.strip(b" \t")
         ex = self.ex
-        if status == 204 or status == 304:
+        if status == 101:
+            # Only reached for an upgrade request (``on_headers_complete``): no body, and
+            # the connection is the tunnel's from now on.
+            framing = NO_BODY
+            keep_alive = False
+            if self.upgraded is None:
+                self.upgraded = ex.upgrade if ex is not None and ex.upgrade else b"websocket"
+        elif status == 204 or status == 304:
             framing = NO_BODY
         elif framing == UNTIL_CLOSE:
             keep_alive = False
@@ -174,6 +187,8 @@ class Attempt:
             self.buf.append(data)
 
     def on_complete(self) -> None:
+        if self.upgraded is not None:
+            return  # the 101's "message" ends; the tunnel does not
         self.complete = True
         done = self.done_fut
         if done is not None and not done.done():
@@ -183,6 +198,14 @@ class Attempt:
 
     def on_lost(self) -> None:
         if self.complete:
+            return
+        if self.upgraded is not None and self.outcome == 101:
+            # The tunnel's upstream side closed: the relay is over.
+            self.complete = True
+            if self.committed and self.flight is not None:
+                self.flight.on_done(self)
+            elif self.fut is None and self.flight is not None:
+                self.conn.ready = self
             return
         if self.outcome == 0:
             self.outcome = RESET
@@ -232,6 +255,7 @@ class UpstreamConn(asyncio.Protocol):
         "raw",
         "head_from",
         "informational",
+        "tunnel",
         "ready",
         "idle_limit",
         "max_duration",
@@ -254,6 +278,8 @@ class UpstreamConn(asyncio.Protocol):
         self.raw = b""
         self.head_from = -1
         self.informational = False
+        # After a 101: bytes are relayed to the client as they are, no more parsing.
+        self.tunnel = False
         # An attempt whose response head arrived in the read being parsed (callback mode).
         self.ready: Attempt | None = None
         # From the DestinationRule of the cluster that last used it (``set_limits``): close
@@ -278,6 +304,10 @@ class UpstreamConn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.ticks = 0
         att = self.attempt
+        if self.tunnel:
+            if att is not None:
+                att.on_body(data)
+            return
         if att is None:
             # Bytes nobody asked for: the connection's state is unknown, drop it.
             self.close(abort=True)
@@ -295,6 +325,15 @@ class UpstreamConn(asyncio.Protocol):
         try:
             try:
                 self.parser.feed_data(data)
+            except httptools.HttpParserUpgrade as exc:
+                if att.upgraded is not None:
+                    self.tunnel = True
+                    offset = exc.args[0] if exc.args else len(data)
+                    if offset < len(data):
+                        att.on_body(data[offset:])
+                else:  # a switch nobody asked for
+                    self.close(abort=True)
+                    att.on_lost()
             except httptools.HttpParserError:
                 self.close(abort=True)
                 att = self.attempt
@@ -343,13 +382,16 @@ class UpstreamConn(asyncio.Protocol):
             return
         end = raw.find(b"\r\n\r\n", start)
         self.head_from = end + 4
-        if 100 <= status < 200:
-            # 100 Continue and friends: the real response follows.
+        att = self.attempt
+        if 100 <= status < 200 and not (
+            status == 101 and att is not None and att.ex is not None and att.ex.upgrade
+        ):
+            # 100 Continue and friends: the real response follows. (A 101 to an upgrade
+            # request is the response.)
             self.informational = True
             return
         self.raw = b""
         self.head_from = -1
-        att = self.attempt
         if att is not None:
             block = raw[raw.find(b"\r\n", start) + 2 : end]
             att.on_head(status, block, parser.should_keep_alive())

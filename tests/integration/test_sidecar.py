@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -630,3 +631,71 @@ def test_readiness_follows_the_probe(tmp_path):
         finally:
             sc.stop()
         assert not reg.exists()  # removed on clean shutdown
+
+
+class EchoWebSocket:
+    """A real WebSocket server (the ``websockets`` library) that greets, then echoes."""
+
+    def __init__(self) -> None:
+        from websockets.sync.server import serve
+
+        def handler(ws) -> None:  # type: ignore[no-untyped-def]
+            ws.send(f"hello {ws.request.path}")
+            for message in ws:
+                ws.send(message)
+
+        self.server = serve(handler, "127.0.0.1", 0)
+        self.port = int(self.server.socket.getsockname()[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def ws_connect(mesh: Mesh, uri: str):  # type: ignore[no-untyped-def]
+    """A WebSocket client to ``uri`` through the sidecar's outbound listener."""
+    from websockets.sync.client import connect
+
+    sock = socket.create_connection(("127.0.0.1", mesh.sc.outbound_port), timeout=5)
+    return connect(uri, sock=sock, open_timeout=5, close_timeout=2)
+
+
+def test_websocket_upgrade_is_routed_and_relayed_both_ways(mesh):
+    echo = EchoWebSocket()
+    try:
+        rules = [{"match": [{"uri": {"prefix": "/chat"}}], "route": [to("ws-echo")]}]
+        mesh.apply([vs("ws-echo", rules)], [endpoint("w", "ws-echo", echo.port, version="v1")])
+        with ws_connect(mesh, "ws://ws-echo:9080/chat/room1") as ws:
+            assert ws.recv(timeout=5) == "hello /chat/room1"  # server speaks first
+            for i in range(20):
+                ws.send(f"text {i}")
+                assert ws.recv(timeout=5) == f"text {i}"
+            big = bytes(range(256)) * 1024  # 256 KiB binary frame, both ways
+            ws.send(big)
+            assert ws.recv(timeout=5) == big
+        # The route applies to upgrades as to any request: no route, 404.
+        with pytest.raises(Exception, match="404"):
+            ws_connect(mesh, "ws://ws-echo:9080/elsewhere")
+        line = mesh.log_lines('"GET /chat/room1')[-1]
+        assert line.split('"')[2].split()[0] == "101"
+        # Plain HTTP to the same route still works (the echo server refuses it: 426).
+        assert mesh.get("http://ws-echo:9080/chat/plain").status == 426
+    finally:
+        echo.close()
+
+
+def test_websocket_refused_by_the_upstream_gets_its_answer_and_a_closed_connection(mesh, ups):
+    up = ups(lambda r: ok(b"no sockets here", 403), "nows")
+    mesh.apply([], [endpoint("n", "no-ws", up.port, version="v1")])
+    sock = socket.create_connection(("127.0.0.1", mesh.sc.outbound_port), timeout=5)
+    sock.sendall(b"GET /socket HTTP/1.1\r\nHost: no-ws:9080\r\nConnection: Upgrade\r\n"
+                 b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")  # fmt: skip
+    r = read_response(sock)
+    assert (r.status, r.body) == (403, b"no sockets here")
+    # The upstream saw the upgrade it was asked for, and the client's connection ends.
+    assert up.requests[-1].headers["upgrade"] == "websocket"
+    assert up.requests[-1].headers["connection"].lower() == "upgrade"
+    assert sock.recv(1) == b""
+    sock.close()

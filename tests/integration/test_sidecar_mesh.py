@@ -4,6 +4,7 @@ and two hops (outbound of one pod to the inbound of another)."""
 from __future__ import annotations
 
 import re
+import socket
 import threading
 import time
 
@@ -264,3 +265,56 @@ def test_gateway_port_in_use_keeps_it_unready_until_bound(tmp_path):
     finally:
         blocker.close()
         sc.stop()
+
+
+def test_websocket_through_gateway_and_inbound_sidecar(tmp_path):
+    """A WebSocket as a browser opens it on the lab: ingress gateway -> the pod's inbound
+    listener -> the app; the server pushes, the client echoes, either side may close."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+    from websockets.sync.server import serve
+
+    def handler(ws) -> None:  # type: ignore[no-untyped-def]
+        ws.send("tick 0")
+        for message in ws:
+            if message == "bye":
+                ws.close()  # the server ends it
+                return
+            ws.send(f"echo {message}")
+
+    server = serve(handler, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    app_port = int(server.socket.getsockname()[1])
+    pod = SidecarProcess(tmp_path, pod="live-v1", labels={"app": "live", "version": "v1"},
+                         app_port=app_port)  # fmt: skip
+    gw = {"apiVersion": "networking.istio.io/v1beta1", "kind": "Gateway",
+          "metadata": {"name": "gw"},
+          "spec": {"selector": {"istio": "ingressgateway"},
+                   "servers": [{"port": {"number": 8080, "name": "http", "protocol": "HTTP"},
+                                "hosts": ["*"]}]}}  # fmt: skip
+    gvs = vs("live.example", [{"route": [route("live")]}], gateways=["gw"])
+    write_snapshot(tmp_path, 1, [gw, gvs], [endpoint("live-v1", "live", pod.inbound_port)])
+    listen = free_port()
+    gateway = SidecarProcess(tmp_path, pod="istio-ingressgateway", gateway=True,
+                             labels={"istio": "ingressgateway"},
+                             extra=["--gateway-port-map", f"8080:{listen}"])  # fmt: skip
+    pod.start()
+    gateway.start(wait_ready=True)
+    try:
+        for _ in range(3):  # several sockets in a row: nothing leaks between them
+            sock = socket.create_connection(("127.0.0.1", listen), timeout=5)
+            with connect("ws://live.example/feed", sock=sock, open_timeout=5) as ws:
+                assert ws.recv(timeout=5) == "tick 0"
+                for i in range(10):
+                    ws.send(str(i))
+                    assert ws.recv(timeout=5) == f"echo {i}"
+                ws.send("bye")
+                with pytest.raises(ConnectionClosed):  # closed by the server, relayed to us
+                    ws.recv(timeout=5)
+        # Plain HTTP on the same gateway still works.
+        r = http_request("127.0.0.1", listen, "GET", "/plain", {"host": "live.example"})
+        assert r.status == 426  # the app speaks WebSocket only
+    finally:
+        gateway.stop()
+        pod.stop()
+        server.shutdown()

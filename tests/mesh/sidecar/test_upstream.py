@@ -136,3 +136,50 @@ def test_default_idle_timeout_is_istios_hour():
     conn = UpstreamConn(Pool(loop), "k")
     assert conn.idle_limit == DEFAULT_IDLE_TIMEOUT == 3600.0 and conn.max_duration is None
     loop.close()
+
+
+def test_response_head_lines_forwarded_lowercased_without_hop_by_hop_headers():
+    loop, conn, att = attempt()
+    head = (b"HTTP/1.1 200 OK\r\nServer: gunicorn\r\nX-Served-By: reviews-v2\r\n"
+            b"Connection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n"
+            b"Set-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\nok")  # fmt: skip
+    # The head arrives in three reads: it is taken whole once complete.
+    for part in (head[:10], head[10:50], head[50:]):
+        conn.data_received(part)
+    assert att.outcome == 200 and att.complete and (att.framing, att.length) == (LENGTH, 2)
+    assert att.lines == [b"server: gunicorn\r\n", b"x-served-by: reviews-v2\r\n",
+                         b"set-cookie: a=1\r\n", b"set-cookie: b=2\r\n"]  # fmt: skip
+    assert att.header_pairs()[1] == (b"x-served-by", b"reviews-v2")
+    loop.close()
+
+
+def test_informational_then_final_head_with_headers():
+    loop, conn, att = attempt()
+    conn.data_received(b"HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n")
+    conn.data_received(b"HTTP/1.1 200 OK\r\nX-Final: yes\r\nContent-Length: 0\r\n\r\n")
+    assert att.outcome == 200 and att.lines == [b"x-final: yes\r\n"]
+    loop.close()
+
+
+def test_endless_response_head_is_a_reset():
+    loop, conn, att = attempt()
+    conn.connection_made(_NullTransport())
+    conn.data_received(b"HTTP/1.1 200 OK\r\n")
+    for _ in range(100):
+        conn.data_received(b"X-Filler: " + b"y" * 1000 + b"\r\n")
+    assert att.outcome == RESET and conn.closed
+    loop.close()
+
+
+class _NullTransport(asyncio.Transport):
+    def get_extra_info(self, name, default=None):  # type: ignore[no-untyped-def]
+        return default
+
+    def write(self, data) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
