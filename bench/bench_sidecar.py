@@ -22,9 +22,10 @@ Measurements (each the median of ``--rounds`` runs):
    this VM costs 0.1-5 ms (nginx shows the same);
 3. two hops at 1,000 req/s: a paced blocking-socket client (``pace_client``: one keep-alive
    connection, a request every 1 ms, ``perf_counter_ns`` around each) through sidecar A's
-   outbound -> sidecar B's inbound -> upstream, vs. the same client direct; added p90; the
-   CPU time (utime + stime) of sidecar A over that run gives CPU per 1,000 req/s, beside
-   nginx's under the same paced load;
+   outbound -> sidecar B's inbound -> upstream, vs. the same client direct (``--rounds``
+   runs of 5 s); added p90; the CPU time of sidecar A in each run (the scheduler's run
+   time of its threads, median of the runs) gives CPU per 1,000 req/s, beside nginx's
+   under the same paced load;
 4. RSS of the sidecar (``/proc/<pid>/status`` VmRSS), the larger of after-throughput and
    after-two-hops.
 
@@ -224,8 +225,29 @@ def pct(values: list[float], p: float) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of every thread of ``pid`` so far: the scheduler's own nanosecond count
+    (``/proc/<pid>/task/*/schedstat``), not utime+stime, which a VM samples at the 100 Hz
+    tick and which then wanders by ±10 % between identical 5 s runs."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            pass  # a thread that ended meanwhile
+    return total / 1e9
+
+
+def paced_cpu(pid: int, port: int, host: str, rounds: int) -> tuple[float, list[float]]:
+    """Median CPU (cores) of ``pid`` over ``rounds`` paced 1000 req/s runs of 5 s through
+    ``port``, and the latencies of all of them."""
+    cpus: list[float] = []
+    latencies: list[float] = []
+    for _ in range(rounds):
+        cpu0 = cpu_seconds(pid)
+        t0 = time.monotonic()
+        latencies += pace_client(port, host, 1000, 5.0)
+        cpus.append((cpu_seconds(pid) - cpu0) / (time.monotonic() - t0))
+    return sorted(cpus)[len(cpus) // 2], latencies
 
 
 def rss_mb(pid: int) -> float:
@@ -348,16 +370,10 @@ def main() -> int:
         os.sched_setaffinity(0, {0})
         pace_client(a.outbound_port, host, 1000, 1.0)  # warm-up
         base = pace_client(up_port, host, 1000, 5.0)
-        cpu0 = cpu_seconds(a.proc.pid)
-        t0 = time.monotonic()
-        hops = pace_client(a.outbound_port, host, 1000, 5.0)
-        cpu = (cpu_seconds(a.proc.pid) - cpu0) / (time.monotonic() - t0)
+        cpu, hops = paced_cpu(a.proc.pid, a.outbound_port, host, n)
         rss = max(rss, rss_mb(a.proc.pid))
         # The same paced load through nginx, for its CPU per 1000 req/s (same kernel work).
-        cpu0 = cpu_seconds(px_pid)
-        t0 = time.monotonic()
-        pace_client(px_port, host, 1000, 5.0)
-        cpu_nginx = (cpu_seconds(px_pid) - cpu0) / (time.monotonic() - t0)
+        cpu_nginx, _ = paced_cpu(px_pid, px_port, host, n)
         # Two hops again with sidecar A back on core 1 (B, upstream, client on core 0).
         pin(a.proc.pid, 1)
         pace_client(a.outbound_port, host, 1000, 1.0)
@@ -432,7 +448,8 @@ def main() -> int:
         f"added = proxy - direct, judged with every process on one core (the proxy's own "
         f"work), shown across cores for context (vCPU wake-ups). Two hops: a paced "
         f"blocking-socket client, 1000 req/s, outbound of sidecar A -> inbound of sidecar B "
-        f"-> upstream. CPU: sidecar A's utime+stime over that run (nginx: same load)."
+        f"-> upstream, {n} runs of 5 s. CPU: sidecar A's scheduler run time over each run, "
+        f"median (nginx: the same load through it)."
     )
     if load > 1.0:
         print(f"WARNING: load average was {load:.1f} at start on {os.cpu_count()} cores: other "
