@@ -31,11 +31,12 @@ class Endpoint:
     port: int
     labels: Mapping[str, str] = field(default_factory=dict)
     ready: bool = True
+    # ``address:port``: the stable identity load balancers, pools and outlier detection use;
+    # made once here, since the data plane reads it several times per request.
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        """Stable identity used by load balancers and outlier detection."""
-        return f"{self.address}:{self.port}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.address}:{self.port}")
 
     def to_json(self) -> dict[str, Any]:
         return {
