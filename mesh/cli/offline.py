@@ -22,6 +22,7 @@ from mesh.config.validate import analyze
 from mesh.lab.topology import GATEWAY_LABELS, SERVICE_PORT, SERVICES
 from mesh.routing import Forward, ProxyIdentity, RequestView, compile_config, decide
 from mesh.routing import hosts as hostnames
+from mesh.routing.table import RouteTable
 from mesh.snapshot import SNAPSHOT_FILE, Endpoint, Snapshot, SnapshotError
 
 MAX_SIMULATED_REQUESTS = 10_000_000
@@ -196,7 +197,9 @@ def run_route(args: argparse.Namespace) -> int:
     )
     rng = random.Random(args.seed)
     destinations: Counter[str] = Counter()
-    aborted: Counter[str] = Counter()
+    # Every abort status the host's routes can inject is listed, 0 when it never fired, and
+    # 503 always (DESIGN's contract shows it for a route with no fault at all).
+    aborted: Counter[str] = Counter({status: 0 for status in _abort_statuses(table, request)})
     local: Counter[str] = Counter()
     delayed = 0
     no_route = 0
@@ -230,10 +233,25 @@ def run_route(args: argparse.Namespace) -> int:
     return 0
 
 
+def _abort_statuses(table: RouteTable, request: RequestView) -> set[str]:
+    """503, plus the abort statuses configured on the rules of the vhost ``request`` reaches."""
+    statuses = {"503"}
+    if table.proxy.gateway:
+        listener = table.gateway_listeners.get(request.port or 80)
+        vhost = listener.resolve(request.host) if listener is not None else None
+    else:
+        vhost = table.mesh.resolve(request.host)
+    for rule in vhost.rules if vhost is not None else ():
+        fault = rule.route.fault
+        if fault is not None and fault.abort is not None and fault.abort.http_status:
+            statuses.add(str(fault.abort.http_status))
+    return statuses
+
+
 def _print_table(result: dict[str, Any]) -> None:
     total = result["requests"]
     rows = [(f"→ {k}", v) for k, v in result["destinations"].items()]
-    rows += [(f"aborted {k}", v) for k, v in result["aborted"].items()]
+    rows += [(f"aborted {k}", v) for k, v in result["aborted"].items() if v]
     rows += [(f"local reply {k}", v) for k, v in result.get("local_replies", {}).items()]
     if result["no_route"]:
         rows.append(("404 no route (NR)", result["no_route"]))

@@ -88,7 +88,27 @@ def test_reviews_scenarios(capsys, scenario: str, user: str | None, expected: di
     headers = ["-H", f"end-user: {user}"] if user else []
     result = simulate(capsys, scenario, "--host", "reviews", *headers)
     assert result["destinations"] == expected
-    assert result["aborted"] == {} and result["delayed"] == 0
+    # DESIGN's contract lists 503 even when no abort fired (or is configured).
+    assert result["aborted"] == {"503": 0} and result["delayed"] == 0
+
+
+def test_route_json_lists_every_configured_abort_status(tmp_path, capsys) -> None:
+    vs = tmp_path / "teapot.yaml"
+    vs.write_text(
+        "apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\n"
+        "metadata: {name: ratings}\nspec:\n  hosts: [ratings]\n  http:\n"
+        "  - match: [{headers: {end-user: {exact: tea}}}]\n"
+        "    fault: {abort: {httpStatus: 418, percentage: {value: 100}}}\n"
+        "    route: [{destination: {host: ratings}}]\n"
+        "  - route: [{destination: {host: ratings}}]\n"
+    )
+    code, out, _ = run(
+        capsys, "route", "-f", str(vs), "--host", "ratings", "-n", "10", "-o", "json"
+    )
+    assert code == 0 and json.loads(out)["aborted"] == {"418": 0, "503": 0}
+    code, out, _ = run(capsys, "route", "-f", str(vs), "--host", "ratings", "-n", "10",
+                       "-H", "end-user: tea", "-o", "json")  # fmt: skip
+    assert code == 0 and json.loads(out)["aborted"] == {"418": 10, "503": 0}
 
 
 def test_delay_for_tester(capsys) -> None:
