@@ -218,8 +218,16 @@ def _alive(pid: int) -> bool:
 SLEEPER = "time.sleep(60)\n"
 
 
+def _after(tmp: Path, name: str) -> str:
+    """Child code that first waits until ``name`` has started (written its pid): an exit
+    before the other child is up would stop the pod while that one is still starting."""
+    return f"while not pathlib.Path({str(tmp / name)!r}).exists():\n    time.sleep(0.01)\n"
+
+
 def test_first_exit_stops_the_other_and_its_code_propagates(tmp_path: Path) -> None:
-    quitter = _child("quitter", "time.sleep(0.3)\nsys.exit(3)\n", tmp_path)
+    quitter = _child(
+        "quitter", _after(tmp_path, "sleeper") + "time.sleep(0.3)\nsys.exit(3)\n", tmp_path
+    )
     sleeper = _child("sleeper", SLEEPER, tmp_path)
     start = time.monotonic()
     assert supervise([quitter, sleeper], grace_seconds=5) == 3
@@ -228,7 +236,7 @@ def test_first_exit_stops_the_other_and_its_code_propagates(tmp_path: Path) -> N
 
 
 def test_clean_exit_of_one_child_stops_the_pod_with_0(tmp_path: Path) -> None:
-    done = _child("done", "sys.exit(0)\n", tmp_path)
+    done = _child("done", _after(tmp_path, "sleeper") + "sys.exit(0)\n", tmp_path)
     sleeper = _child("sleeper", SLEEPER, tmp_path)
     assert supervise([sleeper, done], grace_seconds=5) == 0
     assert not _alive(_pid(tmp_path, "sleeper"))
@@ -244,7 +252,9 @@ def test_a_child_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Pat
     stubborn = _child(
         "stubborn", "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" + SLEEPER, tmp_path
     )
-    quitter = _child("quitter", "time.sleep(0.5)\nsys.exit(4)\n", tmp_path)
+    quitter = _child(
+        "quitter", _after(tmp_path, "stubborn") + "time.sleep(0.5)\nsys.exit(4)\n", tmp_path
+    )
     start = time.monotonic()
     assert supervise([stubborn, quitter], grace_seconds=0.5) == 4
     elapsed = time.monotonic() - start
