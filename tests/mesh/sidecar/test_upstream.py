@@ -183,3 +183,12 @@ class _NullTransport(asyncio.Transport):
 
     def close(self) -> None:
         pass
+
+
+def test_switching_protocols_nobody_asked_for_is_a_reset():
+    loop, conn, att = attempt()
+    conn.connection_made(_NullTransport())
+    conn.data_received(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                       b"Connection: Upgrade\r\n\r\n\x81\x05hello")  # fmt: skip
+    assert att.outcome == RESET and conn.closed and att.upgraded is None
+    loop.close()
