@@ -123,6 +123,9 @@ class RequestMatcher:
 
     test: Callable[[RequestView, str, dict[str, Any]], bool]
     uri_prefix: str | None  # for ``rewrite.uri`` on a prefix match
+    # Header names that must be present for ``test`` to hold (every ``headers`` condition
+    # needs its header): lets ``decide`` skip this matcher without running it.
+    required: frozenset[str] = frozenset()
 
     def matches(self, request: RequestView, path: str) -> bool:
         return self.test(request, path, {})
@@ -175,7 +178,8 @@ def compile_match(
     if not conditions:  # e.g. only sourceLabels/gateways, already applied at compile time
         conditions.append(lambda r, p, c: True)
     uri_prefix = match.uri.value if match.uri is not None and match.uri.kind == "prefix" else None
-    return RequestMatcher(_combine(conditions), uri_prefix)
+    required = frozenset(name.lower() for name in match.headers)
+    return RequestMatcher(_combine(conditions), uri_prefix, required)
 
 
 def _header_condition(

@@ -34,10 +34,10 @@ def decide(table: RouteTable, request: RequestView, rng: random.Random) -> Forwa
         return NO_ROUTE
     path, _ = split_path(request.path)
     context: dict[str, object] = {}  # per-request memo: header regex-set scans, parsed query
-    for rule in vhost.rules:
-        if not rule.matchers:
+    for rule, matchers in vhost.plan(request.headers):
+        if not matchers:  # a rule without matchers (a plan drops rules none of whose can hold)
             return _act(rule, request, path, None, rng)
-        for matcher in rule.matchers:
+        for matcher in matchers:
             if matcher.test(request, path, context):
                 return _act(rule, request, path, matcher.uri_prefix, rng)
     return NO_ROUTE

@@ -113,10 +113,48 @@ class CompiledRule:
     forwards: dict[tuple[int, str, str, str | None], Forward] | None = None
 
 
+Plan = tuple[tuple[CompiledRule, tuple[RequestMatcher, ...]], ...]
+
+
 @dataclass(slots=True)
 class VirtualHost:
+    """Ordered rules for a set of host names.
+
+    ``plan(headers)`` is what ``decide`` walks: the rules with only those of their matchers
+    whose required headers the request has (a catch-all rule with none). Requests of a mesh
+    come in a handful of header-presence patterns, so plans are kept per pattern and a
+    rule keyed on a header the request lacks costs nothing.
+    """
+
     names: tuple[str, ...]
     rules: list[CompiledRule]
+    relevant: frozenset[str] = frozenset()
+    plans: dict[frozenset[str], Plan] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.set_rules(self.rules)
+
+    def set_rules(self, rules: list[CompiledRule]) -> None:
+        """Replace the rules (a gateway merging several VirtualServices for one name)."""
+        self.rules = rules
+        self.relevant = frozenset(
+            name for rule in rules for matcher in rule.matchers for name in matcher.required
+        )
+        self.plans = {}
+
+    def plan(self, headers: Mapping[str, str]) -> Plan:
+        present = self.relevant.intersection(headers)
+        plan = self.plans.get(present)
+        if plan is None:
+            plan = tuple(
+                (rule, tuple(m for m in rule.matchers if m.required <= present))
+                for rule in self.rules
+                if not rule.matchers or any(m.required <= present for m in rule.matchers)
+            )
+            if len(self.plans) >= MEMO_LIMIT:
+                self.plans.clear()
+            self.plans[present] = plan
+        return plan
 
 
 @dataclass(slots=True)
@@ -486,7 +524,7 @@ def compile_config(
                         listener.lookup(name) if name in listener.exact or name == "*" else None
                     )
                     if existing is not None and name in existing.names:
-                        existing.rules = _sort_catch_alls_last(existing.rules + rules)
+                        existing.set_rules(_sort_catch_alls_last(existing.rules + rules))
                     else:
                         listener.add(name, VirtualHost((name,), _sort_catch_alls_last(rules)))
     regex_sets.build()

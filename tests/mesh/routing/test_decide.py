@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from mesh.routing import Forward, LocalReply, ProxyIdentity
+from mesh.routing import Forward, LocalReply, ProxyIdentity, RequestView
 from mesh.routing.table import WeightedPicker
 from tests.helpers import BOOKINFO_RULES, doc, docs, pods, route, table
 
@@ -465,3 +465,59 @@ def test_gateway_https_redirect_server() -> None:
     moved = route(rt, host="bookinfo.local", port=8080, path="/productpage?u=1")
     assert isinstance(moved, LocalReply) and moved.status == 301
     assert dict(moved.headers)["location"] == "https://bookinfo.local/productpage?u=1"
+
+
+def test_rules_keyed_on_absent_headers_are_skipped_with_the_same_answers() -> None:
+    """``decide`` walks a per-header-presence plan; every combination of the headers the
+    rules name must route exactly as evaluating every matcher in order would."""
+    from itertools import product
+
+    from mesh.routing.match import split_path
+
+    v3 = "route:\n  - destination: {host: reviews, subset: v3}"
+    rt = table(
+        reviews_vs(
+            f"- match:\n  - headers: {{end-user: {{exact: jason}}}}\n  {V2}\n"
+            f"- match:\n  - headers: {{x-canary: {{regex: 'v[23]'}}}}\n    uri: {{prefix: /r}}\n"
+            f"  - headers: {{x-debug: {{}}}}\n  {v3}\n"
+            f"- match:\n  - withoutHeaders: {{end-user: {{}}}}\n    uri: {{prefix: /anon}}\n  {V2}\n"
+            f"- match:\n  - uri: {{prefix: /reviews}}\n  {V1}\n"
+            f"- {v3}"
+        )
+    )
+    vhost = rt.mesh.resolve("reviews")
+    assert vhost.relevant == {"end-user", "x-canary", "x-debug"}
+    values = {"end-user": (None, "jason", "bob"), "x-canary": (None, "v2", "v9"),
+              "x-debug": (None, "")}  # fmt: skip
+    for combo in product(*values.values()):
+        headers = {k: v for k, v in zip(values, combo, strict=True) if v is not None}
+        for path in ("/reviews/0", "/anon", "/r", "/x"):
+            request = RequestView(host="reviews", path=path, headers=headers)
+            brute = next(
+                (rule for rule in vhost.rules
+                 if not rule.matchers or any(m.matches(request, split_path(path)[0])
+                                             for m in rule.matchers)),
+                None,
+            )  # fmt: skip
+            decision = route(rt, path=path, headers=headers)
+            assert brute is not None and label(decision) == brute.targets[0].cluster.label, (
+                headers, path, label(decision))  # fmt: skip
+    assert len(vhost.plans) == 8  # one plan per presence pattern seen
+
+
+def test_gateway_merging_two_virtual_services_keeps_header_rules() -> None:
+    # Two Gateways on one port: the second one's rules merge into the first one's vhost.
+    gw = doc("Gateway", "gw", "selector: {istio: ingressgateway}\nservers:\n"
+             "- port: {number: 80, name: http, protocol: HTTP}\n  hosts: ['*']")  # fmt: skip
+    first = doc("VirtualService", "a", "hosts: [shop.example]\ngateways: [gw]\nhttp:\n"
+                "- match:\n  - uri: {prefix: /a}\n  route:\n  - destination: {host: reviews, subset: v1}")  # fmt: skip
+    gw2 = gw.replace("name: gw", "name: gw2")
+    second = doc("VirtualService", "b", "hosts: [shop.example]\ngateways: [gw2]\nhttp:\n"
+                 "- match:\n  - headers: {end-user: {exact: jason}}\n  route:\n"
+                 "  - destination: {host: reviews, subset: v2}")  # fmt: skip
+    gateway = ProxyIdentity("gw", {"istio": "ingressgateway"}, gateway=True)
+    rt = table(docs(BOOKINFO_RULES, gw, gw2, first, second), proxy=gateway)
+    assert label(route(rt, "shop.example", path="/b", port=80,
+                       headers={"end-user": "jason"})) == "reviews/v2"  # fmt: skip
+    assert label(route(rt, "shop.example", path="/b", port=80)) == "404 NR"
+    assert label(route(rt, "shop.example", path="/a", port=80)) == "reviews/v1"
