@@ -764,16 +764,20 @@ class Downstream(asyncio.Protocol):
             self.transport.resume_reading()
 
     def tick(self, header_timeout: int, idle_timeout: int) -> None:
-        """Called once a second by the sweeper: close stalled or idle connections."""
+        """Called once a second by the sweeper: close stalled or idle connections.
+
+        ``ticks - 1`` whole sweeper periods have passed since the last byte: a connection is
+        never cut before its timeout, and at most a second after it (a connection accepted
+        just before a sweep must not be taken for one that stalled for a period)."""
         self.ticks += 1
         if self.active is not None:
             return
         if self.reading_headers:
-            if self.ticks >= header_timeout:
+            if self.ticks > header_timeout:
                 # Slow headers: Envoy's request_headers_timeout answers 408 and closes.
                 self.pending_error = (408, b"")
                 self._reply_error(408, b"request header read timeout")
-        elif self.ticks >= idle_timeout and self.transport is not None:
+        elif self.ticks > idle_timeout and self.transport is not None:
             self.uncork()
             self.transport.close()
             self.closed = True
