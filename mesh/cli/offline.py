@@ -236,11 +236,7 @@ def run_route(args: argparse.Namespace) -> int:
 def _abort_statuses(table: RouteTable, request: RequestView) -> set[str]:
     """503, plus the abort statuses configured on the rules of the vhost ``request`` reaches."""
     statuses = {"503"}
-    if table.proxy.gateway:
-        listener = table.gateway_listeners.get(request.port or 80)
-        vhost = listener.resolve(request.host) if listener is not None else None
-    else:
-        vhost = table.mesh.resolve(request.host)
+    vhost = table.vhost_for(request.host, request.port)
     for rule in vhost.rules if vhost is not None else ():
         fault = rule.route.fault
         if fault is not None and fault.abort is not None and fault.abort.http_status:

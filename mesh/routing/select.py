@@ -23,13 +23,7 @@ NO_ROUTE = LocalReply(404, b"", "NR")
 
 def decide(table: RouteTable, request: RequestView, rng: random.Random) -> Forward | LocalReply:
     """Route one request. ``rng`` drives fault and mirror rolls (and nothing else)."""
-    if table.proxy.gateway:
-        listener = table.gateway_listeners.get(request.port or 80)
-        if listener is None:
-            return NO_ROUTE
-        vhost = listener.resolve(request.host)
-    else:
-        vhost = table.mesh.resolve(request.host)
+    vhost = table.vhost_for(request.host, request.port)
     if vhost is None:
         return NO_ROUTE
     path, _ = split_path(request.path)
@@ -72,14 +66,11 @@ def _act(
         # authority, so it is built once per (destination, path, authority) and kept.
         key = (index, request.path, request.host, matched_prefix)
         forwards = rule.forwards
-        if forwards is None:
-            forwards = rule.forwards = {}
-        else:
-            forward = forwards.get(key)
-            if forward is not None:
-                return forward
-            if len(forwards) >= MEMO_LIMIT:
-                forwards.clear()
+        forward = forwards.get(key)
+        if forward is not None:
+            return forward
+        if len(forwards) >= MEMO_LIMIT:
+            forwards.clear()
         forward = _forward(rule, index, request, path, matched_prefix, None, None, ())
         forwards[key] = forward
         return forward

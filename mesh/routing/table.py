@@ -110,7 +110,7 @@ class CompiledRule:
     direct_body: bytes = b""
     # (target index, path, authority, matched prefix) -> its Forward, for rules whose
     # answer rolls nothing (no fault, no mirror): built once, not per request (``_act``).
-    forwards: dict[tuple[int, str, str, str | None], Forward] | None = None
+    forwards: dict[tuple[int, str, str, str | None], Forward] = field(default_factory=dict)
 
 
 Plan = tuple[tuple[CompiledRule, tuple[RequestMatcher, ...]], ...]
@@ -208,6 +208,14 @@ class RouteTable:
     gateway_listeners: dict[int, Listener]
     clusters: dict[str, Cluster]
     resources: tuple[Resource, ...] = ()
+
+    def vhost_for(self, host: str, port: int | None) -> VirtualHost | None:
+        """The vhost a request for ``host`` reaches (a gateway's: on its listener for
+        ``port``)."""
+        if self.proxy.gateway:
+            listener = self.gateway_listeners.get(port or 80)
+            return listener.resolve(host) if listener is not None else None
+        return self.mesh.resolve(host)
 
     @property
     def gateway_ports(self) -> tuple[int, ...]:
