@@ -264,15 +264,15 @@ class Exchange:
             self.paused = True
             self.conn.pause()
 
-    def open_tunnel(self, head: bytes) -> None:
-        """The upstream switched protocols: send the client the 101 ``head`` and the
-        bytes held for the upstream, then relay both ways until either side closes."""
+    def start_tunnel(self, lines: list[bytes], upgrade: bytes) -> bytes:
+        """The upstream switched protocols: the bytes held for it go out now, and from here
+        both directions are relayed as they are until either side closes. Returns the 101
+        head for the client (``start_response``'s counterpart)."""
         self.status = 101
         self.started = True
         self.tunnel_open = True
         # Upstream bytes are relayed as they come (``encode_body`` passes them through).
         self.resp_framing = UNTIL_CLOSE
-        self.conn.write(head)
         early = self.early
         sink = self.sink
         if early and sink is not None:
@@ -282,6 +282,9 @@ class Exchange:
         if self.paused:
             self.paused = False
             self.conn.resume()
+        return b"".join(
+            [status_line(101), *lines, b"connection: upgrade\r\nupgrade: ", upgrade, b"\r\n\r\n"]
+        )
 
     def close_tunnel(self) -> None:
         """Either side closed: the client's connection ends once its data is written."""

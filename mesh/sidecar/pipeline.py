@@ -62,7 +62,6 @@ from mesh.sidecar.downstream import (
     NO_BODY,
     Exchange,
     new_request_id,
-    status_line,
 )
 from mesh.sidecar.telemetry import Telemetry
 from mesh.sidecar.upstream import (
@@ -584,10 +583,14 @@ class Flight:
             lines = [n + b": " + v + b"\r\n" for n, v in headers]
         if self.set_cookie is not None:
             lines = [*lines, self.set_cookie]
-        if att.upgraded is not None:
-            self._open_tunnel(att, lines)
-            return
-        head = ex.start_response(att.outcome, lines, att.framing, att.length)
+        upgraded = att.upgraded
+        if upgraded is not None:
+            # A 101 to a WebSocket upgrade: no route timeout applies from here, as Envoy's
+            # does not to an upgraded stream (the stream idle timeout does); ``_on_done``
+            # ends the exchange when either side closes.
+            head = ex.start_tunnel(lines, upgraded)
+        else:
+            head = ex.start_response(att.outcome, lines, att.framing, att.length)
         buffered = att.buf
         att.buf = []
         att.committed = True
@@ -600,26 +603,8 @@ class Flight:
                 self._on_done(att)  # as ``on_done``, one call less
             except Exception as exc:
                 self.crash(exc, att)
-        elif self.deadline is not None:
+        elif self.deadline is not None and upgraded is None:
             att.timer = self.rt.loop.call_at(self.deadline, _body_timeout, att)
-
-    def _open_tunnel(self, att: Attempt, lines: list[bytes]) -> None:
-        """A 101 to a WebSocket upgrade: relay it, then bytes both ways until either side
-        closes (``_on_done`` then ends the exchange). No route timeout applies from here,
-        as Envoy's does not to an upgraded stream; the stream idle timeout does."""
-        ex = self.ex
-        upgrade = att.upgraded or b"websocket"
-        head = b"".join(
-            [status_line(101), *lines, b"connection: upgrade\r\nupgrade: ", upgrade, b"\r\n\r\n"]
-        )
-        buffered = att.buf
-        att.buf = []
-        att.committed = True
-        att.flight = self
-        ex.open_tunnel(head + b"".join(buffered))
-        ex.bytes_out += sum(len(b) for b in buffered)
-        if att.complete:  # the upstream closed already
-            self._on_done(att)
 
     def _on_done(self, att: Attempt) -> None:
         if att.timer is not None:
