@@ -202,10 +202,9 @@ class Attempt:
         if self.upgraded is not None and self.outcome == 101:
             # The tunnel's upstream side closed: the relay is over.
             self.complete = True
+            # (Not committed yet: the pipeline sees ``complete`` when it opens the tunnel.)
             if self.committed and self.flight is not None:
                 self.flight.on_done(self)
-            elif self.fut is None and self.flight is not None:
-                self.conn.ready = self
             return
         if self.outcome == 0:
             self.outcome = RESET
@@ -332,19 +331,12 @@ class UpstreamConn(asyncio.Protocol):
                     if offset < len(data):
                         att.on_body(data[offset:])
                 else:  # a switch nobody asked for
-                    self.close(abort=True)
-                    att.on_lost()
+                    self.protocol_error()
             except httptools.HttpParserError:
-                self.close(abort=True)
-                att = self.attempt
-                if att is not None:
-                    att.on_lost()
+                self.protocol_error()
             if self.head_from >= 0 and len(self.raw) > MAX_RESPONSE_HEAD_BYTES:
                 # A head that never ends: a broken upstream (Envoy: max_response_headers_kb).
-                self.close(abort=True)
-                att = self.attempt
-                if att is not None:
-                    att.on_lost()
+                self.protocol_error()
             ready = self.ready
             if ready is not None:
                 self.ready = None
@@ -357,6 +349,13 @@ class UpstreamConn(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         return None
+
+    def protocol_error(self) -> None:
+        """The upstream broke HTTP: the connection is dropped and its attempt sees a reset."""
+        self.close(abort=True)
+        att = self.attempt
+        if att is not None:
+            att.on_lost()
 
     def pause_writing(self) -> None:
         att = self.attempt
