@@ -12,12 +12,12 @@
 #      meshlab.inputs=<hash of the staged context, the Dockerfile and the base image id>;
 #      otherwise the layer cache rebuilds only the layers after the first changed COPY.
 #
-# Environment: IMAGE (meshlab:latest), DOCKER (docker), plus those of the two scripts above.
+# Environment: MESHLAB_IMAGE (meshlab:latest; IMAGE is an older spelling), DOCKER (docker), plus those of the two scripts above.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "${HERE}/.." && pwd)"
-IMAGE="${IMAGE:-meshlab:latest}"
+IMAGE="${MESHLAB_IMAGE:-${IMAGE:-meshlab:latest}}"
 DOCKER="${DOCKER:-docker}"
 CONTEXT="${HERE}/.build/context"
 SOURCES=(pyproject.toml mesh services scenarios loadtests)

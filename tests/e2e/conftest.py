@@ -1,7 +1,9 @@
 """The compose lab, once for the e2e session: ``make up`` from whatever state, ``make down`` after.
 
-Uses its own ports (``E2E_GATEWAY_PORT``, default 18080) and its own host config directory,
-so it neither collides with a trainee's lab nor reads their YAML.
+Uses its own compose project (``E2E_PROJECT``, default ``meshlab-e2e``), its own ports
+(``E2E_GATEWAY_PORT``, default 18080) and its own host config directory, so it neither collides
+with a trainee's lab nor reads their YAML; ``MESHLAB_IMAGE`` names the image it builds and runs,
+so two checkouts can run their e2e sessions side by side.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_PORT = int(os.environ.get("E2E_GATEWAY_PORT", "18080"))
 LOCUST_PORT = int(os.environ.get("E2E_LOCUST_PORT", "18089"))
-PROJECT = "meshlab"
+PROJECT = os.environ.get("E2E_PROJECT", "meshlab-e2e")
 
 
 def _require_docker() -> None:
@@ -109,6 +111,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeLab]:
         "LOCUST_PORT": str(LOCUST_PORT),
         "GATEWAY_ADMIN_PORT": str(GATEWAY_PORT + 1),
         "MESH_CONFIG_DIR": str(config_dir),
+        "MESHLAB_PROJECT": PROJECT,
     }
     compose_lab = ComposeLab(env, config_dir)
     compose_lab.make("up", timeout=2400)
