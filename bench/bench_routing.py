@@ -18,6 +18,7 @@ import timeit
 
 from mesh.config.loader import load_text
 from mesh.config.validate import analyze
+from mesh.lab.topology import COURSE
 from mesh.routing import ProxyIdentity, RequestView, compile_config, decide
 from mesh.snapshot import Endpoint
 
@@ -102,7 +103,7 @@ def bench_compile(resources: int = 500) -> float:
     text = "---\n".join(docs)
     started = time.perf_counter()
     loaded = load_text(text, "big.yaml")
-    analyze(loaded.resources)
+    analyze(loaded.resources, COURSE)
     compile_config(
         loaded.resources, ENDPOINTS, ProxyIdentity("gw", {"istio": "ingressgateway"}, True)
     )

@@ -8,5 +8,8 @@ retries and ejects outliers). ``mesh.cli`` holds ``meshctl`` and ``meshlab``; ``
 starts the whole lab as local processes.
 
 ``mesh.config``, ``mesh.routing`` and ``mesh.resilience`` are pure: no sockets, no files, no
-global state; randomness and time are passed in.
+global state; randomness and time are passed in, and so is the world they reason about
+(``mesh.topology``: Services, pods, labels), which a shell builds (``mesh.lab.topology``).
+They import no shell; ``tests/test_architecture.py`` holds the layers and checks every
+import against them.
 """

@@ -1,8 +1,9 @@
 """The snapshot: what the manager publishes and every sidecar loads.
 
 Primitives: ``Endpoint`` (one ready pod address of a service, from the registry),
-``Snapshot`` (version, content hash, the applied Istio resources as plain mappings, and the
-endpoints). It is plain JSON so that the manager, the sidecars and ``meshctl`` agree on one
+``Snapshot`` (version, content hash, the applied Istio resources as plain mappings, the
+endpoints, and the service catalog: every Service of the topology, whether or not it has a
+ready pod). It is plain JSON so that the manager, the sidecars and ``meshctl`` agree on one
 file format: ``$MESH_DIR/snapshot/snapshot.json``, replaced atomically.
 """
 
@@ -13,6 +14,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from mesh.topology import Pod, Service, ServicePort
 
 SNAPSHOT_FILE = "snapshot.json"
 
@@ -48,6 +51,10 @@ class Endpoint:
             "ready": self.ready,
         }
 
+    def as_pod(self) -> Pod:
+        """The pod behind this endpoint, as the topology describes pods."""
+        return Pod(self.pod, self.labels, service_name=self.service)
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Endpoint:
         try:
@@ -66,6 +73,24 @@ class Endpoint:
             raise SnapshotError(f"bad endpoint record {data!r}: {exc}") from exc
 
 
+def service_to_json(service: Service) -> dict[str, Any]:
+    return {
+        "name": service.name,
+        "namespace": service.namespace,
+        "ports": [{"name": p.name, "number": p.number} for p in service.ports],
+    }
+
+
+def service_from_json(data: Any) -> Service:
+    try:
+        ports = tuple(
+            ServicePort(int(p["number"]), str(p.get("name") or "")) for p in data.get("ports") or ()
+        )
+        return Service(str(data["name"]), str(data["namespace"]), ports)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise SnapshotError(f"bad service record {data!r}: {exc}") from exc
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """One published state of the mesh: config plus endpoints, versioned and hashed."""
@@ -75,16 +100,20 @@ class Snapshot:
     endpoints: tuple[Endpoint, ...]
     hash: str = ""
     generated_at: float = 0.0
+    services: tuple[Service, ...] = ()
 
     @staticmethod
     def content_hash(
-        resources: tuple[Mapping[str, Any], ...], endpoints: tuple[Endpoint, ...]
+        resources: tuple[Mapping[str, Any], ...],
+        endpoints: tuple[Endpoint, ...],
+        services: tuple[Service, ...] = (),
     ) -> str:
         """Hash of what routing depends on (not of version or time), to skip no-op publishes."""
         body = json.dumps(
             {
                 "resources": list(resources),
                 "endpoints": sorted((e.to_json() for e in endpoints), key=lambda e: e["pod"]),
+                "services": [service_to_json(s) for s in services],
             },
             sort_keys=True,
             separators=(",", ":"),
@@ -99,6 +128,7 @@ class Snapshot:
                 "generated_at": self.generated_at,
                 "resources": list(self.resources),
                 "endpoints": [e.to_json() for e in self.endpoints],
+                "services": [service_to_json(s) for s in self.services],
             },
             indent=1,
             sort_keys=True,
@@ -122,10 +152,14 @@ class Snapshot:
             raise SnapshotError("snapshot resources must be a list of objects")
         if not isinstance(endpoints, list):
             raise SnapshotError("snapshot endpoints must be a list")
+        services = data.get("services", [])  # older snapshots carry no catalog
+        if not isinstance(services, list):
+            raise SnapshotError("snapshot services must be a list")
         return cls(
             version=version,
             resources=tuple(resources),
             endpoints=tuple(Endpoint.from_json(e) for e in endpoints),
             hash=str(data.get("hash", "")),
             generated_at=float(data.get("generated_at", 0.0)),
+            services=tuple(service_from_json(s) for s in services),
         )

@@ -7,6 +7,7 @@ import textwrap
 
 from mesh.config.loader import LoadResult, load_text
 from mesh.config.validate import analyze
+from mesh.lab.topology import COURSE
 from mesh.routing import ProxyIdentity, RequestView, compile_config, decide
 from mesh.routing.table import RouteTable
 from mesh.snapshot import Endpoint
@@ -29,10 +30,33 @@ def load(text: str) -> LoadResult:
 
 
 def findings(text: str, endpoints: list[Endpoint] | None = None) -> list[str]:
-    """Every finding as 'Severity CODE path: message' strings (loader + analyzer)."""
+    """Every finding as 'Severity CODE path: message' strings (loader + analyzer), against the
+    course lab's topology (with ``endpoints`` as its pods when given)."""
     loaded = load(text)
-    found = loaded.issues + analyze(loaded.resources, endpoints)
+    topology = COURSE if endpoints is None else COURSE.with_app_pods(e.as_pod() for e in endpoints)
+    found = loaded.issues + analyze(loaded.resources, topology)
     return [f"{i.severity} {i.code} {i.path}: {i.message}" for i in found]
+
+
+VS_KIND = "VirtualService"
+ROUTE = "route:\n  - destination: {host: reviews, subset: v1}"
+
+
+def vs(spec: str, name: str = "reviews") -> str:
+    """A VirtualService ``name`` beside the Bookinfo DestinationRules (``BOOKINFO_RULES``)."""
+    return docs(BOOKINFO_RULES, doc(VS_KIND, name, spec))
+
+
+def assert_finding(text: str, expected: str | None, fragment: str | None) -> None:
+    """``text`` yields a finding starting with ``expected`` (e.g. "Error IST0106 http[0]")
+    whose message has ``fragment``; ``expected`` None: no finding above Info."""
+    found = findings(text)
+    if expected is None:
+        assert [f for f in found if not f.startswith("Info")] == []
+        return
+    matching = [f for f in found if f.startswith(expected + ":")]
+    assert matching, f"no {expected!r} in {found}"
+    assert any(fragment in f for f in matching), matching
 
 
 def pods(*specs: str) -> list[Endpoint]:
@@ -96,7 +120,7 @@ def table(
         loaded.resources,
         BOOKINFO_PODS if endpoints is None else endpoints,
         proxy or ProxyIdentity("test", {"app": "productpage", "version": "v1"}),
-        services=("productpage", "details", "reviews", "ratings"),
+        services=COURSE.services,
     )
 
 

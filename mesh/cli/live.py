@@ -24,6 +24,7 @@ from typing import Any, TextIO
 import yaml
 
 from mesh.config.issues import Issue
+from mesh.lab.topology import COURSE
 from mesh.manager.compile import blocking, resource_key, sort_resources
 from mesh.manager.configdir import (
     KINDS,
@@ -41,7 +42,7 @@ from mesh.manager.configdir import (
 )
 from mesh.manager.meshdir import MeshDir, MeshDirError, config_lock, mark_applied
 from mesh.manager.observe import ManagerView, MeshState, age, table
-from mesh.manager.registry import is_fresh, validation_endpoints
+from mesh.manager.registry import is_fresh, validation_topology
 from mesh.snapshot import Snapshot
 
 OK, REFUSED, NO_MESH = 0, 1, 2
@@ -88,7 +89,8 @@ class Outcome:
 
 
 def _load_input(sources: Sequence[str], stdin: TextIO) -> tuple[list[Any], list[Issue], str]:
-    from mesh.config.loader import load_paths, load_text
+    from mesh.config.loader import load_text
+    from mesh.manager.yaml_files import load_paths
 
     resources: list[Any] = []
     issues: list[Issue] = []
@@ -143,7 +145,7 @@ def _validate(mesh: MeshDir, plan: Plan, incoming: Sequence[Any], now: float) ->
     resources.extend(incoming)
     state = MeshState.read(mesh, with_snapshot=False)
     if resources:
-        issues.extend(analyze(resources, validation_endpoints(state.records, now)))
+        issues.extend(analyze(resources, validation_topology(COURSE, state.records, now)))
     return issues
 
 

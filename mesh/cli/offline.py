@@ -13,17 +13,20 @@ import random
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mesh.config import hosts as hostnames
 from mesh.config.issues import Issue
-from mesh.config.loader import LoadResult, load_paths, load_resources
+from mesh.config.loader import LoadResult, load_resources
 from mesh.config.validate import analyze
-from mesh.lab.topology import GATEWAY_LABELS, SERVICE_PORT, SERVICES
+from mesh.lab.topology import COURSE, GATEWAY_LABELS, SERVICE_PORT
+from mesh.manager.yaml_files import load_paths
 from mesh.routing import Forward, ProxyIdentity, RequestView, compile_config, decide
-from mesh.routing import hosts as hostnames
 from mesh.routing.table import RouteTable
 from mesh.snapshot import SNAPSHOT_FILE, Endpoint, Snapshot, SnapshotError
+from mesh.topology import Service, Topology
 
 MAX_SIMULATED_REQUESTS = 10_000_000
 
@@ -66,14 +69,14 @@ def _print_issues(issues: list[Issue]) -> None:
         print(issue)
 
 
-def registry_endpoints(mesh_dir: str) -> list[Endpoint] | None:
-    """The pods the analyzer should assume for a live mesh: every fresh pod, ready or not
-    (IST0173 asks whether pods exist), or None (the lab topology) when none is registered."""
-    from mesh.manager.registry import read_registry, validation_endpoints
+def registry_topology(mesh_dir: str) -> Topology:
+    """What the analyzer should assume for a live mesh: the lab's Services with every fresh
+    pod, ready or not (IST0173 asks whether pods exist), or the lab's pods when none is
+    registered."""
+    from mesh.manager.registry import read_registry, validation_topology
 
     records, _ = read_registry(Path(mesh_dir, "registry"))
-    found = validation_endpoints(records, time.time())
-    return list(found) if found is not None else None
+    return validation_topology(COURSE, records, time.time())
 
 
 def run_analyze(args: argparse.Namespace) -> int:
@@ -82,8 +85,8 @@ def run_analyze(args: argparse.Namespace) -> int:
         print(f"meshctl analyze: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 1
     loaded = load_paths(args.paths)
-    endpoints = registry_endpoints(args.mesh_dir) if args.mesh_dir else None
-    findings = loaded.issues + analyze(loaded.resources, endpoints)
+    topology = registry_topology(args.mesh_dir) if args.mesh_dir else COURSE
+    findings = loaded.issues + analyze(loaded.resources, topology)
     findings.sort(key=lambda i: (i.file, i.line, i.path))
     shown = [i for i in findings if i.severity != "Info" or i.code != "MSH0003"]
     if not [i for i in shown if i.severity != "Info"]:
@@ -116,18 +119,27 @@ def _parse_labels(raw: str) -> dict[str, str] | str:
     return labels
 
 
-def _load_config(args: argparse.Namespace) -> tuple[LoadResult, list[Endpoint]] | str:
+@dataclass(frozen=True)
+class SimulatedMesh:
+    """What ``route`` simulates against: config, endpoints, and the Services around them."""
+
+    loaded: LoadResult
+    endpoints: list[Endpoint]
+    topology: Topology
+    services: tuple[Service, ...]
+
+
+def _load_config(args: argparse.Namespace) -> SimulatedMesh | str:
     if args.filename:
         missing = [p for p in args.filename if not Path(p).exists() and p != "-"]
         if missing:
             return f"no such file or folder: {', '.join(missing)}"
         loaded = load_paths(args.filename)
-        from mesh.lab.topology import BOOKINFO_PODS
-
         endpoints = [
-            Endpoint(p.name, p.service, "127.0.0.1", SERVICE_PORT, p.labels) for p in BOOKINFO_PODS
+            Endpoint(p.name, p.service, "127.0.0.1", SERVICE_PORT, p.labels)
+            for p in COURSE.app_pods
         ]
-        return loaded, endpoints
+        return SimulatedMesh(loaded, endpoints, COURSE, COURSE.services)
     if not args.mesh_dir:
         return "give config with -f PATH, or a live mesh with --mesh-dir (env MESH_DIR)"
     path = Path(args.mesh_dir, "snapshot", SNAPSHOT_FILE)
@@ -137,7 +149,13 @@ def _load_config(args: argparse.Namespace) -> tuple[LoadResult, list[Endpoint]] 
         return f"no published config at {path}: is the mesh manager running?"
     except SnapshotError as exc:
         return f"cannot read {path}: {exc}"
-    return load_resources(snapshot.resources, str(path)), list(snapshot.endpoints)
+    topology = COURSE.with_app_pods(e.as_pod() for e in snapshot.endpoints)
+    return SimulatedMesh(
+        load_resources(snapshot.resources, str(path)),
+        list(snapshot.endpoints),
+        topology,
+        snapshot.services,
+    )
 
 
 def run_route(args: argparse.Namespace) -> int:
@@ -151,12 +169,12 @@ def run_route(args: argparse.Namespace) -> int:
             print(f"meshctl route: {problem}", file=sys.stderr)
             return 2
     assert isinstance(headers, dict) and isinstance(labels, dict)
-    loaded_or_error = _load_config(args)
-    if isinstance(loaded_or_error, str):
-        print(f"meshctl route: {loaded_or_error}", file=sys.stderr)
+    simulated = _load_config(args)
+    if isinstance(simulated, str):
+        print(f"meshctl route: {simulated}", file=sys.stderr)
         return 2
-    loaded, endpoints = loaded_or_error
-    findings = loaded.issues + analyze(loaded.resources, endpoints)
+    loaded = simulated.loaded
+    findings = loaded.issues + analyze(loaded.resources, simulated.topology)
     blocking = [i for i in findings if i.is_error and i.code != "IST0173"]
     if blocking:
         print("meshctl route: the config has errors; fix them first:", file=sys.stderr)
@@ -187,7 +205,9 @@ def run_route(args: argparse.Namespace) -> int:
         proxy = ProxyIdentity("simulated-sidecar", labels)
         if port is None:
             port = hostnames.split_host_port(args.host)[1] or SERVICE_PORT
-    table = compile_config(loaded.resources, endpoints, proxy, services=SERVICES)
+    table = compile_config(
+        loaded.resources, simulated.endpoints, proxy, services=simulated.services
+    )
     request = RequestView(
         host=args.host,
         path=args.path if args.path.startswith("/") else "/" + args.path,

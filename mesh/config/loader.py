@@ -2,32 +2,29 @@
 
 Primitives: ``Source`` (file, line, document index), ``Resource`` (kind, name, the raw
 document, the typed spec and a field-path → line map), ``LoadResult`` (resources plus
-``Issue``s), and ``load_text`` / ``load_paths`` / ``load_resources``.
+``Issue``s), ``load_text`` (one YAML text), ``load_resources`` (already-parsed documents) and
+``later_files_win`` (the rule for several files applied in order). Reading files is the
+caller's: ``mesh.manager.yaml_files.load_paths`` reads files and folders and calls these.
 
-This module holds the one camelCase ↔ snake_case mapping: a dataclass field
-``consecutive_5xx_errors`` is written ``consecutive5xxErrors`` (``yaml_name``). Conversion is
-driven by the model's type hints, so a new field needs no loader code. Unknown fields are
-errors with a did-you-mean hint (Lab decision 9); wrong types, bad durations and duplicate
-keys are errors with the field path and line. Input is bounded (size, documents, nodes) so a
-hostile file gets a clear refusal instead of a hang.
+Each document's envelope is checked here (apiVersion, kind, metadata); its spec is converted
+by ``mesh.config.convert`` (the one camelCase ↔ snake_case mapping, driven by the model's type
+hints). Unknown fields are errors with a did-you-mean hint (Lab decision 9); wrong types, bad
+durations and duplicate keys are errors with the field path and line. Input is bounded (size,
+documents, nodes) so a hostile file gets a clear refusal instead of a hang.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import re
-import types
-import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from mesh.config import issues as codes
+from mesh.config.convert import Converter, did_you_mean, type_name
 from mesh.config.issues import Issue
-from mesh.config.model import SPEC_TYPES, DurationMarker, StringMatch
+from mesh.config.model import SPEC_TYPES
 
 MAX_FILE_BYTES = 1 << 20
 MAX_DOCUMENTS = 1000
@@ -132,54 +129,6 @@ class LoadResult:
         self.issues.extend(other.issues)
 
 
-# ---------------------------------------------------------------- names
-
-
-def yaml_name(python_name: str) -> str:
-    """``consecutive_5xx_errors`` → ``consecutive5xxErrors`` (the one naming rule)."""
-    head, *rest = python_name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-@cache
-def _fields_of(cls: type) -> dict[str, tuple[str, Any]]:
-    """YAML name → (python name, type hint) for a model dataclass."""
-    hints = typing.get_type_hints(cls, include_extras=True)
-    return {
-        f.metadata.get("yaml", yaml_name(f.name)): (f.name, hints[f.name])
-        for f in dataclasses.fields(cls)
-    }
-
-
-# ---------------------------------------------------------------- durations
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """Parse a Go/protobuf duration ("2.5s", "1m30s", "100ms") into seconds.
-
-    Raises ValueError with a message a trainee understands.
-    """
-    value = text.strip()
-    if not value:
-        raise ValueError("empty duration")
-    if value.startswith("-"):
-        raise ValueError(f"duration {text!r} is negative")
-    pos = 0
-    total = 0.0
-    while pos < len(value):
-        part = _DURATION_PART.match(value, pos)
-        if part is None:
-            if re.fullmatch(r"\d+(\.\d*)?", value):
-                raise ValueError(f"duration {text!r} has no unit: write e.g. {value}s or {value}ms")
-            raise ValueError(f"{text!r} is not a duration (use e.g. 2.5s, 100ms, 1m)")
-        total += float(part.group(1)) * _UNIT_SECONDS[part.group(2)]
-        pos = part.end()
-    return total
-
-
 # ---------------------------------------------------------------- YAML nodes → values
 
 
@@ -232,178 +181,6 @@ class _NodeReader:
         return self._dump(self._scalars.construct_object(node, deep=True)).strip()
 
 
-# ---------------------------------------------------------------- values → model
-
-
-class _Converter:
-    """Builds model dataclasses from plain values by type hint, collecting problems."""
-
-    def __init__(self) -> None:
-        self.problems: list[tuple[str, str]] = []  # (path, message)
-
-    def fail(self, path: str, message: str) -> None:
-        self.problems.append((path, message))
-
-    def convert(self, value: Any, hint: Any, path: str) -> Any:
-        origin = typing.get_origin(hint)
-        if origin in (typing.Union, types.UnionType):
-            options = [a for a in typing.get_args(hint) if a is not type(None)]
-            if value is None:
-                return None
-            return self.convert(value, options[0], path)
-        if origin is typing.Annotated:
-            base, *marks = typing.get_args(hint)
-            if DurationMarker in marks:
-                return self._duration(value, path)
-            return self.convert(value, base, path)
-        if hint is Any:
-            return value
-        if origin is typing.Literal:
-            allowed = typing.get_args(hint)
-            if value not in allowed:
-                choices = ", ".join(str(a) for a in allowed)
-                hint_text = _did_you_mean(str(value), [str(a) for a in allowed])
-                self.fail(path, f"{value!r} is not one of {choices}{hint_text}")
-                return None
-            return value
-        if origin is tuple:
-            (item,) = typing.get_args(hint)[:1]
-            if value is None:
-                return ()
-            if not isinstance(value, list):
-                self.fail(path, f"must be a list, not {_type_name(value)}")
-                return ()
-            return tuple(self.convert(v, item, f"{path}[{i}]") for i, v in enumerate(value))
-        if origin in (Mapping, dict) or hint is dict:
-            _, item = typing.get_args(hint) or (str, Any)
-            if value is None:
-                return {}
-            if not isinstance(value, dict):
-                self.fail(path, f"must be a mapping, not {_type_name(value)}")
-                return {}
-            return {str(k): self.convert(v, item, f"{path}.{k}") for k, v in value.items()}
-        if hint is StringMatch:
-            return self._string_match(value, path)
-        if dataclasses.is_dataclass(hint):
-            return self._dataclass(value, hint, path)
-        return self._scalar(value, hint, path)
-
-    def _scalar(self, value: Any, hint: Any, path: str) -> Any:
-        if hint is bool:
-            if isinstance(value, bool):
-                return value
-            self.fail(path, f"must be true or false, not {value!r}")
-            return None
-        if hint is int:
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            self.fail(path, f"must be an integer, not {_type_name(value)} {value!r}")
-            return None
-        if hint is float:
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
-            self.fail(path, f"must be a number, not {_type_name(value)} {value!r}")
-            return None
-        if hint is str:
-            if isinstance(value, str):
-                return value
-            quoted = f' (quote it: "{value}")' if isinstance(value, (int, float, bool)) else ""
-            self.fail(path, f"must be a string, not {_type_name(value)} {value!r}{quoted}")
-            return None
-        raise TypeError(f"model type {hint!r} has no converter")  # a bug in the model, not input
-
-    def _duration(self, value: Any, path: str) -> float | None:
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            self.fail(path, f"must be a duration string like 2.5s, not {_type_name(value)}")
-            return None
-        try:
-            return parse_duration(str(value))
-        except ValueError as exc:
-            self.fail(path, str(exc))
-            return None
-
-    def _string_match(self, value: Any, path: str) -> StringMatch | None:
-        if value is None:
-            return StringMatch()
-        if not isinstance(value, dict):
-            self.fail(path, f"must be a mapping with one of exact, prefix, regex, not {value!r}")
-            return None
-        kinds = [k for k in value if k in ("exact", "prefix", "regex")]
-        unknown = [k for k in value if k not in ("exact", "prefix", "regex")]
-        for key in unknown:
-            self.fail(
-                f"{path}.{key}",
-                f"unknown field {key!r}{_did_you_mean(str(key), ['exact', 'prefix', 'regex'])}"
-                " (a string match is one of exact, prefix, regex)",
-            )
-        if len(kinds) > 1:
-            self.fail(path, f"only one of exact, prefix, regex may be set (found {kinds})")
-            return None
-        if not kinds:
-            return StringMatch()  # {} = presence
-        kind = kinds[0]
-        raw = value[kind]
-        if raw is None:
-            raw = ""
-        if not isinstance(raw, str):
-            if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-                raw = str(raw)  # `exact: 1` in YAML means the string "1" to a trainee
-            else:
-                self.fail(f"{path}.{kind}", f"must be a string, not {_type_name(raw)}")
-                return None
-        return StringMatch(kind, raw)  # type: ignore[arg-type]
-
-    def _dataclass(self, value: Any, cls: type, path: str) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            self.fail(path, f"must be a mapping, not {_type_name(value)} {_short(value)}")
-            return None
-        fields = _fields_of(cls)
-        kwargs: dict[str, Any] = {}
-        for key, item in value.items():
-            child = f"{path}.{key}" if path else str(key)
-            known = fields.get(key)
-            if known is None:
-                hint = _did_you_mean(str(key), list(fields))
-                self.fail(child, f"unknown field {key!r}{hint}")
-                continue
-            python_name, hint_type = known
-            converted = self.convert(item, hint_type, child)
-            if converted is not None:
-                kwargs[python_name] = converted
-        return cls(**kwargs)
-
-
-def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
-    if not close:
-        lowered = {c.lower(): c for c in candidates}
-        if word.lower() in lowered:
-            close = [lowered[word.lower()]]
-    return f' (did you mean "{close[0]}"?)' if close else ""
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {
-        bool: "boolean",
-        int: "integer",
-        float: "number",
-        str: "string",
-        list: "list",
-        dict: "mapping",
-    }.get(type(value), type(value).__name__)
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 # ---------------------------------------------------------------- documents
 
 
@@ -430,7 +207,7 @@ def _document_issues(
             issue(
                 "Error",
                 codes.SCHEMA_VALIDATION_ERROR,
-                f"document {source.index + 1} is a {_type_name(data)}, not a mapping "
+                f"document {source.index + 1} is a {type_name(data)}, not a mapping "
                 "with apiVersion, kind, metadata and spec",
             )
         ]
@@ -479,7 +256,7 @@ def _document_issues(
                     kind=kind,
                 )
             ]
-        hint = _did_you_mean(kind, list(SPEC_TYPES))
+        hint = did_you_mean(kind, list(SPEC_TYPES))
         return None, [
             issue("Error", codes.SCHEMA_VALIDATION_ERROR, f"unknown kind {kind!r}{hint}", "kind")
         ]
@@ -542,7 +319,7 @@ def _document_issues(
                     issue(
                         "Error",
                         codes.SCHEMA_VALIDATION_ERROR,
-                        f"unknown field {key!r}{_did_you_mean(str(key), sorted(METADATA_FIELDS))}",
+                        f"unknown field {key!r}{did_you_mean(str(key), sorted(METADATA_FIELDS))}",
                         f"metadata.{key}",
                         kind=kind,
                         name=name,
@@ -555,7 +332,7 @@ def _document_issues(
                     "Error",
                     codes.SCHEMA_VALIDATION_ERROR,
                     f"unknown top-level field {key!r}"
-                    f"{_did_you_mean(str(key), ['apiVersion', 'kind', 'metadata', 'spec'])}",
+                    f"{did_you_mean(str(key), ['apiVersion', 'kind', 'metadata', 'spec'])}",
                     str(key),
                     kind=kind,
                     name=name,
@@ -569,15 +346,15 @@ def _document_issues(
                 codes.SCHEMA_VALIDATION_ERROR,
                 "missing spec"
                 if spec_value is None
-                else f"spec must be a mapping, not {_type_name(spec_value)}",
+                else f"spec must be a mapping, not {type_name(spec_value)}",
                 "spec",
                 kind=kind,
                 name=name,
             )
         )
         return None, found
-    converter = _Converter()
-    spec = converter._dataclass(spec_value, SPEC_TYPES[kind], "")
+    converter = Converter()
+    spec = converter.dataclass_of(spec_value, SPEC_TYPES[kind], "")
     spec_lines = {
         path[len("spec.") :]
         if path.startswith("spec.")
@@ -721,53 +498,7 @@ def load_text(text: str | bytes, filename: str = "<input>") -> LoadResult:
     return result
 
 
-def yaml_files(paths: Iterable[str | Path]) -> list[Path]:
-    """The YAML files named by ``paths`` (folders are searched, sorted for determinism)."""
-    files: list[Path] = []
-    for entry in paths:
-        path = Path(entry)
-        if path.is_dir():
-            files.extend(
-                sorted(
-                    p
-                    for p in path.rglob("*")
-                    if p.suffix in (".yaml", ".yml") and p.is_file() and not p.name.startswith(".")
-                )
-            )
-        else:
-            files.append(path)
-    unique: dict[Path, Path] = {}
-    for path in files:  # the same file named twice is loaded once
-        unique.setdefault(path.resolve(), path)
-    return list(unique.values())
-
-
-def load_paths(paths: Sequence[str | Path]) -> LoadResult:
-    """Load files and folders of ``*.yaml``/``*.yml`` (multi-document)."""
-    result = LoadResult()
-    for path in yaml_files(paths):
-        try:
-            if path.stat().st_size > MAX_FILE_BYTES:
-                result.issues.append(
-                    Issue(
-                        "Error",
-                        codes.INPUT_TOO_LARGE,
-                        f"file is {path.stat().st_size} bytes; the limit is 1 MiB: split it",
-                        file=str(path),
-                    )
-                )
-                continue
-            data = path.read_bytes()
-        except OSError as exc:
-            result.issues.append(
-                Issue("Error", codes.YAML_SYNTAX, f"cannot read: {exc.strerror}", file=str(path))
-            )
-            continue
-        result.extend(load_text(data, str(path)))
-    return _later_files_win(result)
-
-
-def _later_files_win(result: LoadResult) -> LoadResult:
+def later_files_win(result: LoadResult) -> LoadResult:
     """Files are applied in order: a resource defined again in a later file replaces the
     earlier definition (as ``kubectl apply -f a.yaml -f b.yaml`` would), so
     ``-f scenarios/reset.yaml -f scenarios/dark-launch.yaml`` means "baseline, then dark

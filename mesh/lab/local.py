@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from mesh.lab.pod import PodPorts
-from mesh.lab.topology import BOOKINFO_PODS, GATEWAY_LABELS, GATEWAY_PORT, Pod
+from mesh.lab.topology import BOOKINFO_PODS, GATEWAY_LABELS, GATEWAY_POD, GATEWAY_PORT
 from mesh.manager.meshdir import NOT_A_PROXY, MeshDir, list_files
 from mesh.manager.observe import MeshState, ProxyRow
 from mesh.manager.service import single_instance
+from mesh.topology import Pod
 
-GATEWAY_POD = "istio-ingressgateway"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BASELINE = REPO_ROOT / "scenarios" / "reset.yaml"
 HOSTS = ("bookinfo.local", "test.bookinfo.local")
@@ -465,7 +465,7 @@ class LocalLab:
     ) -> tuple[int, str]:
         """``meshctl apply -f PATH... [--wait]`` in-process: (exit code, everything it printed)."""
         from mesh.cli.live import apply_resources, wait_synced
-        from mesh.config.loader import load_paths
+        from mesh.manager.yaml_files import load_paths
 
         buffer = io.StringIO()
         with contextlib.redirect_stderr(buffer):

@@ -4,7 +4,7 @@
 container (and may serve process mode too). It looks the pod up in
 :data:`mesh.lab.topology.BOOKINFO_PODS` and starts
 
-- the app under gunicorn (``gunicorn -c python:services.gunicorn_conf '<pod.app_module>'``)
+- the app under gunicorn (``gunicorn -c python:services.gunicorn_conf '<app_module(pod)>'``)
   on ``127.0.0.1:<app-port>``, with ``HTTP_PROXY`` pointing at the sidecar's outbound
   listener (explicit interception, see DESIGN.md), and
 - the sidecar (``python -m mesh.sidecar --pod ... --inbound-port <service-port> ...``), whose
@@ -42,7 +42,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
-from mesh.lab.topology import ADMIN_PORT, BOOKINFO_PODS, OUTBOUND_PORT, SERVICE_PORT, Pod
+from mesh.lab.topology import ADMIN_PORT, BOOKINFO_PODS, OUTBOUND_PORT, SERVICE_PORT
+from mesh.topology import Pod
 
 APP_PORT = SERVICE_PORT + 1
 GUNICORN_CONF = "python:services.gunicorn_conf"
@@ -74,6 +75,11 @@ def find_pod(name: str, pods: Sequence[Pod] = BOOKINFO_PODS) -> Pod:
             return pod
     known = ", ".join(p.name for p in pods)
     raise KeyError(f"unknown pod {name!r}; the topology has: {known}")
+
+
+def app_module(pod: Pod) -> str:
+    """The gunicorn application spec of the program that runs in ``pod``."""
+    return f"services.{pod.runs}.app:create_app()"
 
 
 def _fmt_seconds(value: float) -> str:
@@ -109,7 +115,7 @@ def build_children(
     }
     app = ChildSpec(
         name="app",
-        argv=(python, "-m", "gunicorn", "-c", GUNICORN_CONF, pod.app_module),
+        argv=(python, "-m", "gunicorn", "-c", GUNICORN_CONF, app_module(pod)),
         env=app_env,
     )
     probe = pod.readiness
@@ -125,13 +131,16 @@ def build_children(
         ("--admin-port", str(ports.admin)),
         ("--bind-address", bind_address),
         ("--advertise-address", advertise_address),
-        ("--probe-path", probe.path),
-        ("--probe-initial-delay", _fmt_seconds(probe.initial_delay_seconds)),
-        ("--probe-period", _fmt_seconds(probe.period_seconds)),
-        ("--probe-timeout", _fmt_seconds(probe.timeout_seconds)),
-        ("--probe-failure-threshold", str(probe.failure_threshold)),
-        ("--probe-success-threshold", str(probe.success_threshold)),
     ]
+    if probe is not None:  # no readinessProbe: Kubernetes counts the pod ready at once
+        options += [
+            ("--probe-path", probe.path),
+            ("--probe-initial-delay", _fmt_seconds(probe.initial_delay_seconds)),
+            ("--probe-period", _fmt_seconds(probe.period_seconds)),
+            ("--probe-timeout", _fmt_seconds(probe.timeout_seconds)),
+            ("--probe-failure-threshold", str(probe.failure_threshold)),
+            ("--probe-success-threshold", str(probe.success_threshold)),
+        ]
     sidecar = ChildSpec(
         name="sidecar",
         argv=(python, "-m", "mesh.sidecar", *(part for pair in options for part in pair)),

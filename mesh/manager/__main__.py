@@ -1,5 +1,8 @@
 """``python -m mesh.manager --mesh-dir DIR``: run the control plane until SIGINT/SIGTERM.
 
+The program wires the manager to the course lab's topology (``mesh.lab.topology.COURSE``):
+the Services it knows and the pods it assumes while none has registered.
+
 ``--healthcheck`` exits 0 when a manager on DIR wrote its heartbeat within the last
 ``--max-age`` seconds (for compose's ``healthcheck``), else 1.
 """
@@ -15,6 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from mesh.lab.topology import COURSE
 from mesh.manager.meshdir import MeshDir, read_json
 from mesh.manager.service import Manager, Settings, single_instance
 
@@ -80,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         with single_instance(mesh):
-            manager = Manager(mesh, settings)
+            manager = Manager(mesh, settings, topology=COURSE)
             manager._say(f"watching {mesh.root} (pid {os.getpid()})")
             asyncio.run(_serve(manager))
     except RuntimeError as exc:

@@ -6,8 +6,9 @@ Primitives:
   subset that selects no pods yet; Lab decision 10: rollouts start that way).
 - ``resource_key(raw)`` / ``sort_resources(raws)``: the deterministic order of resources in a
   snapshot (kind, namespace, name), so the content hash only changes when content does.
-- ``next_snapshot(published, raws, endpoints, now)``: a new ``Snapshot`` with the next version,
-  or None when the content hash equals the published one (nothing is re-published).
+- ``next_snapshot(published, raws, endpoints, now, services=...)``: a new ``Snapshot`` (with
+  the service catalog) with the next version, or None when the content hash equals the
+  published one (nothing is re-published).
 - ``next_version(*known)``: strictly above every version seen, so versions continue across
   manager restarts (the snapshot on disk and status/manager.json both remember).
 """
@@ -20,6 +21,7 @@ from typing import Any
 
 from mesh.config.issues import SUBSET_SELECTS_NO_PODS, Issue
 from mesh.snapshot import Endpoint, Snapshot
+from mesh.topology import Service
 
 NON_BLOCKING = frozenset({SUBSET_SELECTS_NO_PODS})
 DEFAULT_NAMESPACE = "default"
@@ -57,14 +59,21 @@ def next_snapshot(
     now: float,
     *,
     floor_version: int = 0,
+    services: Iterable[Service] = (),
 ) -> Snapshot | None:
     """The snapshot to publish, or None when its content equals ``published``."""
     resources = sort_resources(raws)
     eps = tuple(sorted(endpoints, key=lambda e: (e.service, e.pod)))
-    digest = Snapshot.content_hash(resources, eps)
+    catalog = tuple(services)
+    digest = Snapshot.content_hash(resources, eps, catalog)
     if published is not None and published.hash == digest:
         return None
     version = next_version(published.version if published else None, floor_version)
     return Snapshot(
-        version=version, resources=resources, endpoints=eps, hash=digest, generated_at=now
+        version=version,
+        resources=resources,
+        endpoints=eps,
+        hash=digest,
+        generated_at=now,
+        services=catalog,
     )

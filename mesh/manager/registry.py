@@ -2,7 +2,8 @@
 
 Primitives: ``RegistryRecord`` (one ``registry/<pod>.json``, parsed and checked),
 ``is_fresh(record, now)`` (heartbeat younger than its TTL), ``snapshot_endpoints(records, now)``
-(what routing may send traffic to: fresh, ready, not a gateway) and ``next_expiry`` (when the
+(what routing may send traffic to: fresh, ready, not a gateway), ``validation_topology``
+(the topology the validator assumes, with the live pods) and ``next_expiry`` (when the
 next fresh record goes stale, so the manager re-evaluates without any file event).
 ``read_registry(dir)`` is the only I/O here.
 
@@ -20,6 +21,7 @@ from typing import Any
 
 from mesh.manager.meshdir import list_files
 from mesh.snapshot import Endpoint
+from mesh.topology import Topology
 
 DEFAULT_TTL = 10.0
 ROLES = ("sidecar", "gateway")
@@ -122,18 +124,21 @@ def analysis_endpoints(records: Iterable[RegistryRecord], now: float) -> tuple[E
     return tuple(sorted(chosen, key=lambda e: (e.service, e.pod)))
 
 
-def validation_endpoints(
-    records: Iterable[RegistryRecord], now: float
-) -> tuple[Endpoint, ...] | None:
-    """The pods the validator should assume: the live ones, or None (the lab topology) when no
-    pod is registered yet — e.g. ``meshctl apply`` into a mesh directory whose lab is down.
+def validation_topology(
+    topology: Topology, records: Iterable[RegistryRecord], now: float
+) -> Topology:
+    """What the validator should assume: the topology's Services, with the live pods (every
+    fresh sidecar) when any is registered, else the topology's own pods — e.g. ``meshctl
+    apply`` into a mesh directory whose lab is down.
 
-    Services themselves are always known to the validator (the topology's), as a Kubernetes
-    Service exists whether or not its pods are up, so a restarting pod never makes routes to
-    it "host not found".
+    Services are always the topology's (plus those live pods name), as a Kubernetes Service
+    exists whether or not its pods are up, so a restarting pod never makes routes to it
+    "host not found".
     """
     live = analysis_endpoints(records, now)
-    return live or None
+    if not live:
+        return topology
+    return topology.with_app_pods(e.as_pod() for e in live)
 
 
 def next_expiry(records: Iterable[RegistryRecord], now: float) -> float | None:

@@ -52,9 +52,10 @@ from mesh.manager.registry import (
     next_expiry,
     read_registry,
     snapshot_endpoints,
-    validation_endpoints,
+    validation_topology,
 )
-from mesh.snapshot import Endpoint, Snapshot, SnapshotError
+from mesh.snapshot import Snapshot, SnapshotError
+from mesh.topology import Topology
 
 INTERNAL_ERROR = "MSH0100"
 
@@ -80,16 +81,16 @@ def load_config(files: Sequence[Path]) -> tuple[list[Any], list[Issue]]:
     """Load config files with the loader ``meshctl analyze`` uses."""
     if not files:
         return [], []
-    from mesh.config.loader import load_paths
+    from mesh.manager.yaml_files import load_paths
 
     result = load_paths(list(files))
     return list(result.resources), list(result.issues)
 
 
-def analyze_config(resources: Sequence[Any], endpoints: Sequence[Endpoint] | None) -> list[Issue]:
+def analyze_config(resources: Sequence[Any], topology: Topology) -> list[Issue]:
     from mesh.config.validate import analyze
 
-    return list(analyze(resources, endpoints))
+    return list(analyze(resources, topology))
 
 
 def internal_issue(exc: BaseException) -> Issue:
@@ -114,11 +115,13 @@ class Manager:
         mesh: MeshDir,
         settings: Settings | None = None,
         *,
+        topology: Topology,
         clock: Callable[[], float] = time.time,
         log: TextIO | None = None,
     ) -> None:
         self.mesh = mesh
         self.settings = settings or Settings()
+        self.topology = topology
         self.clock = clock
         self.log = log if log is not None else sys.stderr
         self.cache = _ConfigCache()
@@ -191,7 +194,12 @@ class Manager:
         published = None
         if raws is not None:
             published = next_snapshot(
-                self.published, raws, endpoints, now, floor_version=self.floor_version
+                self.published,
+                raws,
+                endpoints,
+                now,
+                floor_version=self.floor_version,
+                services=self.topology.services,
             )
             if published is not None:
                 atomic_write(self.mesh.snapshot_file, published.to_json())
@@ -228,11 +236,11 @@ class Manager:
                 cache.resources = resources
                 cache.load_issues = load_issues
                 cache.analysis_key = None
-        known = validation_endpoints(records, now)
-        key = repr(None if known is None else [e.to_json() for e in known])
+        topology = validation_topology(self.topology, records, now)
+        key = repr(topology)
         if key != cache.analysis_key:
             try:
-                analysis = analyze_config(cache.resources, known) if cache.resources else []
+                analysis = analyze_config(cache.resources, topology) if cache.resources else []
             except Exception as exc:
                 self._say("".join(traceback.format_exception(exc)).rstrip())
                 analysis = [internal_issue(exc)]

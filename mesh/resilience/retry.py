@@ -12,30 +12,12 @@ import random
 from dataclasses import dataclass
 
 from mesh.config.model import HTTPRetry
+from mesh.config.retry_on import parse_retry_on
 
 DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 BACKOFF_BASE = 0.025
 BACKOFF_MAX = 0.25
 
-# Envoy's x-envoy-retry-on tokens plus the gRPC ones Istio accepts.
-HTTP_RETRY_TOKENS = frozenset(
-    {
-        "5xx",
-        "gateway-error",
-        "reset",
-        "reset-before-request",
-        "connect-failure",
-        "envoy-ratelimited",
-        "retriable-4xx",
-        "refused-stream",
-        "retriable-status-codes",
-        "retriable-headers",
-        "http3-post-connect-failure",
-    }
-)
-GRPC_RETRY_TOKENS = frozenset(
-    {"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable"}
-)
 LOCAL_FAILURE_KINDS = ("connect-failure", "reset", "timeout")
 
 
@@ -53,27 +35,6 @@ class RetryPolicy:
         attempts = retries.attempts or 0
         tokens, codes = parse_retry_on(retries.retry_on or DEFAULT_RETRY_ON)
         return cls(attempts, retries.per_try_timeout, tokens, codes)
-
-
-def parse_retry_on(text: str) -> tuple[frozenset[str], frozenset[int]]:
-    """Split ``retryOn`` into Envoy tokens and bare status codes (``"5xx,503"``)."""
-    tokens: set[str] = set()
-    codes: set[int] = set()
-    for raw in text.split(","):
-        token = raw.strip()
-        if not token:
-            continue
-        if token.isdigit():
-            codes.add(int(token))
-            tokens.add("retriable-status-codes")
-        else:
-            tokens.add(token)
-    return frozenset(tokens), frozenset(codes)
-
-
-def unknown_retry_tokens(text: str) -> list[str]:
-    tokens, _ = parse_retry_on(text)
-    return sorted(t for t in tokens if t not in HTTP_RETRY_TOKENS | GRPC_RETRY_TOKENS)
 
 
 DEFAULT_RETRY = RetryPolicy(2, None, *parse_retry_on(DEFAULT_RETRY_ON))

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import random
 
+from mesh.config import hosts as hostnames
 from mesh.resilience.fault import roll
-from mesh.routing import hosts as hostnames
 from mesh.routing.decision import Cluster, Forward, LocalReply, RequestView
 from mesh.routing.match import split_path
 from mesh.routing.table import MEMO_LIMIT, CompiledRule, RouteTable

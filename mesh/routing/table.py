@@ -20,7 +20,8 @@ import base64
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mesh.config.issues import ConfigError
+from mesh.config import hosts as hostnames
+from mesh.config.issues import SCHEMA_VALIDATION_ERROR, ConfigError, Issue, errors
 from mesh.config.loader import Resource, load_resources
 from mesh.config.model import (
     NO_POLICY,
@@ -35,10 +36,10 @@ from mesh.config.model import (
     share,
 )
 from mesh.resilience.retry import DEFAULT_RETRY, RetryPolicy
-from mesh.routing import hosts as hostnames
 from mesh.routing.decision import NO_HEADER_OPS, Cluster, Forward, HeaderOps
 from mesh.routing.match import HeaderRegexSets, RequestMatcher, compile_match, compile_regex
 from mesh.snapshot import Endpoint, Snapshot
+from mesh.topology import Service
 
 DEFAULT_SERVICE_PORT = 9080
 # Entries kept by the per-table memos (authority -> vhost, request -> Forward) before they
@@ -321,6 +322,12 @@ class _ClusterBuilder:
 
     def cluster(self, destination: Destination) -> Cluster:
         host = hostnames.normalize(destination.host)
+        if not host:
+            # Envoy refuses a route to a cluster without a name (it NACKs the push): a proxy
+            # cannot build this, whatever let it through.
+            raise ConfigError(
+                [Issue("Error", SCHEMA_VALIDATION_ERROR, "destination host is required")]
+            )
         port = (
             destination.port.number
             if destination.port is not None and destination.port.number
@@ -445,9 +452,11 @@ def compile_config(
     endpoints: Sequence[Endpoint],
     proxy: ProxyIdentity,
     version: int = 0,
-    services: Iterable[str] = (),
+    services: Iterable[Service] = (),
 ) -> RouteTable:
-    """Build the route table of one proxy from validated resources and ready endpoints."""
+    """Build the route table of one proxy from validated resources, ready endpoints and the
+    service catalog (a Service with no ready endpoint still gets its default route: 503 UH,
+    not 404 NR)."""
     virtual_services = [r for r in resources if r.kind == "VirtualService"]
     destination_rules = [r.spec for r in resources if r.kind == "DestinationRule"]
     gateways = {r.name: r.spec for r in resources if r.kind == "Gateway"}
@@ -474,7 +483,8 @@ def compile_config(
                 # first one loaded wins, deterministically.
                 if name not in mesh.exact and not any(s == name[1:] for s, _ in mesh.suffixes):
                     mesh.add(name, vhost)
-        known = set(services) | {hostnames.normalize(e.service) for e in endpoints}
+        known = {hostnames.normalize(s.name) for s in services}
+        known |= {hostnames.normalize(e.service) for e in endpoints}
         known |= {hostnames.normalize(dr.host) for dr in destination_rules}
         for service in sorted(known):
             if service.startswith("*") or service in mesh.exact:
@@ -561,20 +571,14 @@ def _selects(gateway: Gateway, proxy: ProxyIdentity) -> bool:
 
 
 def compile_snapshot(snapshot: Snapshot, proxy: ProxyIdentity) -> RouteTable:
-    """Load, validate and compile a published snapshot for one proxy.
+    """Compile a published snapshot for one proxy: the manager validated it already.
 
-    Raises ``ConfigError`` when the snapshot's config has errors (the caller keeps its last
-    good table). Subsets that select no pods are fine here: pods come and go.
+    Raises ``ConfigError`` when the snapshot's resources do not load (the caller keeps its
+    last good table).
     """
-    from mesh.config.validate import analyze  # validate imports routing helpers
-
     loaded = load_resources(snapshot.resources)
-    findings = loaded.issues + analyze(loaded.resources, snapshot.endpoints)
-    blocking = [i for i in findings if i.is_error and i.code != "IST0173"]
-    if blocking:
-        raise ConfigError(blocking)
-    from mesh.lab.topology import SERVICES
-
+    if not loaded.ok:
+        raise ConfigError(errors(loaded.issues))
     return compile_config(
-        loaded.resources, snapshot.endpoints, proxy, snapshot.version, services=SERVICES
+        loaded.resources, snapshot.endpoints, proxy, snapshot.version, services=snapshot.services
     )

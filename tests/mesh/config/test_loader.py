@@ -1,33 +1,12 @@
-"""The loader: documents, kinds, the camelCase mapping, types, durations and hostile input."""
+"""The loader: documents, kinds, schema errors with their lines, and hostile input."""
 
 from __future__ import annotations
 
 import pytest
 
-from mesh.config.loader import (
-    MAX_DOCUMENTS,
-    load_paths,
-    load_resources,
-    load_text,
-    parse_duration,
-    yaml_name,
-)
+from mesh.config.loader import MAX_DOCUMENTS, load_resources, load_text
 from mesh.config.model import DestinationRule, StringMatch, VirtualService
 from tests.helpers import doc, docs, load
-
-
-@pytest.mark.parametrize(
-    ("python", "yaml"),
-    [
-        ("consecutive_5xx_errors", "consecutive5xxErrors"),
-        ("http1_max_pending_requests", "http1MaxPendingRequests"),
-        ("use_source_ip", "useSourceIp"),
-        ("uri_regex_rewrite", "uriRegexRewrite"),
-        ("hosts", "hosts"),
-    ],
-)
-def test_one_naming_rule_maps_snake_to_camel(python: str, yaml: str) -> None:
-    assert yaml_name(python) == yaml
 
 
 @pytest.mark.parametrize("version", ["v1alpha3", "v1beta1", "v1"])
@@ -251,14 +230,6 @@ def test_issue_prints_istio_style() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("2.5s", 2.5), ("100ms", 0.1), ("1m", 60.0), ("1h", 3600.0), ("1m30s", 90.0), ("0.5s", 0.5)],
-)
-def test_durations(text: str, seconds: float) -> None:
-    assert parse_duration(text) == pytest.approx(seconds)
-
-
 def test_oversized_file_is_refused_without_parsing() -> None:
     result = load_text("#" * (1 << 20) + "x", "big.yaml")
     assert [i.code for i in result.issues] == ["MSH0004"]
@@ -283,29 +254,6 @@ def test_alias_bomb_is_refused_quickly() -> None:
 def test_binary_garbage_is_an_error_not_a_crash() -> None:
     result = load_text(b"\xff\xfe\x00garbage", "garbage.yaml")
     assert not result.ok
-
-
-def test_later_files_replace_earlier_definitions(tmp_path) -> None:
-    base = tmp_path / "a.yaml"
-    base.write_text(
-        doc(
-            "VirtualService",
-            "reviews",
-            "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews, subset: v1}",
-        )
-    )
-    change = tmp_path / "b.yaml"
-    change.write_text(
-        doc(
-            "VirtualService",
-            "reviews",
-            "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews, subset: v2}",
-        )
-    )
-    result = load_paths([base, change])
-    (resource,) = result.resources
-    assert resource.spec.http[0].route[0].destination.subset == "v2"
-    assert any(i.code == "MSH0005" for i in result.issues)
 
 
 def test_load_resources_from_plain_mappings() -> None:

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from mesh.config.loader import load_resources, load_text
 from mesh.config.validate import analyze
+from mesh.lab.topology import COURSE
 
 scalars = st.one_of(
     st.none(),
@@ -80,14 +81,14 @@ documents = st.fixed_dictionaries(
 def test_structured_documents_never_crash(docs: list[dict]) -> None:
     text = yaml.safe_dump_all(docs)
     result = load_text(text, "fuzz.yaml")
-    analyze(result.resources)
+    analyze(result.resources, COURSE)
     assert result.ok or any(i.is_error for i in result.issues)
     again = load_resources(docs)
-    analyze(again.resources)
+    analyze(again.resources, COURSE)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=200))
 def test_arbitrary_text_never_crashes(text: str) -> None:
     result = load_text(text, "fuzz.yaml")
-    analyze(result.resources)
+    analyze(result.resources, COURSE)

@@ -14,7 +14,8 @@ import pytest
 
 from mesh.lab import pod as podmod
 from mesh.lab.pod import ChildSpec, PodPorts, build_children, find_pod, supervise
-from mesh.lab.topology import BOOKINFO_PODS, Pod, ReadinessProbe
+from mesh.lab.topology import BOOKINFO_PODS
+from mesh.topology import Pod, ReadinessProbe
 
 REPO = Path(__file__).resolve().parents[3]
 PY = sys.executable
@@ -113,8 +114,7 @@ def test_sidecar_command_follows_the_cli_contract() -> None:
 def test_sidecar_probe_options_come_from_the_pods_readiness_probe() -> None:
     pod = Pod(
         "reviews-slow",
-        "reviews",
-        "v9",
+        {"app": "reviews", "version": "v9"},
         readiness=ReadinessProbe(
             path="/ready",
             initial_delay_seconds=2.5,

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from mesh.lab.topology import COURSE
 from mesh.manager.meshdir import MeshDir, read_json
 from mesh.manager.service import Manager, Settings, single_instance
 from mesh.snapshot import Snapshot
@@ -61,7 +62,7 @@ def snapshot(mesh) -> Snapshot:
 
 
 def manager(mesh, clock=None):
-    return Manager(mesh, clock=clock or Clock(), log=io.StringIO())
+    return Manager(mesh, topology=COURSE, clock=clock or Clock(), log=io.StringIO())
 
 
 def test_publishes_once_then_only_on_change(mesh):
@@ -151,7 +152,10 @@ def test_a_second_manager_on_the_same_directory_is_refused(mesh):
 def test_the_loop_reacts_to_files_and_to_expiring_records(mesh):
     stop = asyncio.Event()
     m = Manager(
-        mesh, Settings(quiet=0.05, max_delay=0.3, poll=0.5, heartbeat=0.2), log=io.StringIO()
+        mesh,
+        Settings(quiet=0.05, max_delay=0.3, poll=0.5, heartbeat=0.2),
+        topology=COURSE,
+        log=io.StringIO(),
     )
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_until_complete, args=(m.run(stop),), daemon=True)

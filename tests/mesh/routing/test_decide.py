@@ -420,7 +420,7 @@ def test_sticky_cookie_regex_from_the_course() -> None:
         + "---\n"
         + Path("scenarios/canary-sticky.yaml").read_text()
     )
-    from mesh.config.loader import load_paths
+    from mesh.manager.yaml_files import load_paths
 
     loaded = load_paths(["scenarios/reset.yaml", "scenarios/canary-sticky.yaml"])
     assert loaded.ok, loaded.issues

@@ -1,0 +1,294 @@
+"""``analyze(resources, topology)``: every semantic and cross-reference problem, Istio-style.
+
+Two layers, as in Istio: the webhook's per-resource checks (one module per kind:
+``virtual_service``, ``destination_rule``, ``gateway``; shared value checks in ``values``),
+dispatched by ``RESOURCE_CHECKS``, and the analyzers' cross-resource checks here
+(``IST0101`` missing host/subset/gateway, ``IST0109`` two mesh VirtualServices for a host,
+``IST0132`` host not in gateway, ``IST0145`` conflicting gateways, ``IST0173`` subset that
+selects no pods, ``IST0174`` DestinationRule for an unknown host), plus deprecations and the
+lab's own notes (fields the lab accepts but does not act on).
+
+Known hosts, pods and gateway pods come from the ``Topology`` passed in: the lab's, with the
+live registry's pods when a mesh runs, so ``reviews`` is a known host and IST0173 works
+without a running mesh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from mesh.config import hosts as hostnames
+from mesh.config import issues as codes
+from mesh.config.issues import Issue
+from mesh.config.loader import Resource
+from mesh.config.model import Destination, DestinationRule, Gateway, VirtualService
+from mesh.config.validate.destination_rule import check_destination_rule
+from mesh.config.validate.gateway import check_gateway
+from mesh.config.validate.virtual_service import check_virtual_service
+from mesh.topology import Pod, Topology
+
+# The per-resource checks of each kind (Istio's validation webhook): one entry per kind.
+RESOURCE_CHECKS: dict[str, Callable[[Resource, list[Issue]], None]] = {
+    "VirtualService": check_virtual_service,
+    "DestinationRule": check_destination_rule,
+    "Gateway": check_gateway,
+}
+
+
+def analyze(resources: Sequence[Resource], topology: Topology) -> list[Issue]:
+    """Every finding for these resources, given the Services and pods that exist."""
+    services = {hostnames.normalize(s.name) for s in topology.services}
+    pods = topology.app_pods
+    gateway_pods = [p.labels for p in topology.gateway_pods]
+    out: list[Issue] = []
+    seen: dict[tuple[str, str], Resource] = {}
+    for resource in resources:
+        key = (resource.kind, resource.name)
+        if key in seen:
+            first = seen[key]
+            out.append(
+                resource.issue(
+                    "Error",
+                    codes.SCHEMA_VALIDATION_ERROR,
+                    "",
+                    f"{resource.kind} {resource.name!r} is defined twice (first in {first.source.file}:{first.source.line})",
+                )
+            )
+            continue
+        seen[key] = resource
+        check = RESOURCE_CHECKS.get(resource.kind)
+        if check is not None:
+            check(resource, out)
+    unique = list(seen.values())
+    rules = [r for r in unique if r.kind == "DestinationRule"]
+    gateways = {r.name: r for r in unique if r.kind == "Gateway"}
+    subsets: dict[str, dict[str, Mapping[str, str]]] = {}
+    for rule in rules:
+        host = hostnames.normalize(rule.spec.host)
+        for subset in rule.spec.subsets:
+            subsets.setdefault(host, {})[subset.name] = subset.labels
+    _check_destination_refs(unique, services, subsets, out)
+    _check_gateway_bindings(unique, gateways, out)
+    _check_mesh_conflicts(unique, out)
+    _check_subsets_select_pods(rules, pods, services, out)
+    _check_gateway_selectors(gateways.values(), gateway_pods, out)
+    return out
+
+
+def _check_destination_refs(
+    resources: Sequence[Resource],
+    services: set[str],
+    subsets: Mapping[str, Mapping[str, Mapping[str, str]]],
+    out: list[Issue],
+) -> None:
+    for resource in resources:
+        if resource.kind != "VirtualService":
+            continue
+        spec: VirtualService = resource.spec
+        for i, route in enumerate(spec.http):
+            refs: list[tuple[str, Destination]] = [
+                (f"http[{i}].route[{k}].destination", d.destination)
+                for k, d in enumerate(route.route)
+                if d.destination is not None
+            ]
+            if route.mirror is not None:
+                refs.append((f"http[{i}].mirror", route.mirror))
+            refs += [
+                (f"http[{i}].mirrors[{k}].destination", m.destination)
+                for k, m in enumerate(route.mirrors)
+                if m.destination is not None
+            ]
+            for path, destination in refs:
+                if not destination.host:
+                    continue
+                host = hostnames.normalize(destination.host)
+                if host not in services:
+                    known = ", ".join(sorted(services))
+                    out.append(
+                        resource.issue(
+                            "Error",
+                            codes.REFERENCED_RESOURCE_NOT_FOUND,
+                            f"{path}.host",
+                            f"host {destination.host!r} is not a known service (known: {known})",
+                        )
+                    )
+                    continue
+                if destination.subset and destination.subset not in subsets.get(host, {}):
+                    defined = sorted(subsets.get(host, {}))
+                    hint = (
+                        f"defined subsets: {', '.join(defined)}"
+                        if defined
+                        else "no DestinationRule defines subsets for it: apply the DestinationRule first, or together"
+                    )
+                    out.append(
+                        resource.issue(
+                            "Error",
+                            codes.REFERENCED_RESOURCE_NOT_FOUND,
+                            f"{path}.subset",
+                            f'subset "{destination.subset}" is not defined for host {host} ({hint})',
+                        )
+                    )
+
+
+def _check_gateway_bindings(
+    resources: Sequence[Resource], gateways: Mapping[str, Resource], out: list[Issue]
+) -> None:
+    for resource in resources:
+        if resource.kind != "VirtualService":
+            continue
+        spec: VirtualService = resource.spec
+        bound = list(spec.gateways)
+        for route in spec.http:
+            for match in route.match:
+                bound += [g for g in match.gateways if g not in bound]
+        for i, name in enumerate(bound):
+            key = hostnames.gateway_key(name)
+            if key == "mesh":
+                continue
+            path = f"gateways[{i}]" if i < len(spec.gateways) else "http"
+            gateway = gateways.get(key)
+            if gateway is None:
+                out.append(
+                    resource.issue(
+                        "Error",
+                        codes.REFERENCED_RESOURCE_NOT_FOUND,
+                        path,
+                        f'gateway "{name}" is not defined'
+                        + (f" (defined: {', '.join(sorted(gateways))})" if gateways else ""),
+                    )
+                )
+                continue
+            server_hosts = [
+                hostnames.normalize(hostnames.strip_namespace(h))
+                for server in gateway.spec.servers
+                for h in server.hosts
+            ]
+            overlaps = any(
+                hostnames.intersect(hostnames.normalize(vs_host), server_host) is not None
+                for vs_host in spec.hosts
+                for server_host in server_hosts
+            )
+            if not overlaps:
+                out.append(
+                    resource.issue(
+                        "Warning",
+                        codes.HOST_NOT_FOUND_IN_GATEWAY,
+                        "hosts",
+                        f"none of the hosts {list(spec.hosts)} is served by gateway {key} "
+                        f"(its hosts: {server_hosts}): this VirtualService gets no traffic from it",
+                    )
+                )
+
+
+def _check_mesh_conflicts(resources: Sequence[Resource], out: list[Issue]) -> None:
+    owners: dict[str, Resource] = {}
+    for resource in resources:
+        if resource.kind != "VirtualService":
+            continue
+        spec: VirtualService = resource.spec
+        bound = [hostnames.gateway_key(g) for g in spec.gateways] or ["mesh"]
+        if "mesh" not in bound:
+            continue
+        for i, host in enumerate(spec.hosts):
+            name = hostnames.normalize(host)
+            other = owners.get(name)
+            if other is not None and other is not resource:
+                out.append(
+                    resource.issue(
+                        "Error",
+                        codes.CONFLICTING_MESH_GATEWAY_VS_HOSTS,
+                        f"hosts[{i}]",
+                        f"host {name} is also routed by VirtualService {other.name} "
+                        f"({other.source.file}:{other.source.line}); mesh VirtualServices for one "
+                        "host are not merged: keep one",
+                    )
+                )
+            else:
+                owners[name] = resource
+
+
+def _check_subsets_select_pods(
+    rules: Sequence[Resource], pods: Sequence[Pod], services: set[str], out: list[Issue]
+) -> None:
+    hosts_seen: dict[str, Resource] = {}
+    for resource in rules:
+        spec: DestinationRule = resource.spec
+        host = hostnames.normalize(spec.host)
+        if host.startswith("*"):
+            continue
+        if host in hosts_seen:
+            out.append(
+                resource.issue(
+                    "Warning",
+                    codes.SCHEMA_WARNING,
+                    "host",
+                    f"DestinationRule {hosts_seen[host].name} also configures host {host}: the lab uses the first",
+                )
+            )
+        hosts_seen.setdefault(host, resource)
+        if host not in services:
+            out.append(
+                resource.issue(
+                    "Warning",
+                    codes.UNKNOWN_DR_HOST,
+                    "host",
+                    f"host {spec.host!r} is not a known service: this DestinationRule has no effect",
+                )
+            )
+            continue
+        service_pods = [p for p in pods if hostnames.normalize(p.service) == host]
+        for i, subset in enumerate(spec.subsets):
+            if not subset.name:
+                continue
+            if not any(
+                all(p.labels.get(k) == v for k, v in subset.labels.items()) for p in service_pods
+            ):
+                out.append(
+                    resource.issue(
+                        "Error",
+                        codes.SUBSET_SELECTS_NO_PODS,
+                        f"subsets[{i}]",
+                        f'subset "{subset.name}" (labels {dict(subset.labels)}) selects no pods of '
+                        f"{host}: requests routed to it get 503 no healthy upstream (UH)",
+                    )
+                )
+
+
+def _check_gateway_selectors(
+    gateways: Iterable[Resource], gateway_pods: Sequence[Mapping[str, str]], out: list[Issue]
+) -> None:
+    claimed: dict[tuple[tuple[tuple[str, str], ...], int, str], Resource] = {}
+    for resource in gateways:
+        spec: Gateway = resource.spec
+        selector = dict(spec.selector)
+        if selector and not any(
+            all(p.get(k) == v for k, v in selector.items()) for p in gateway_pods
+        ):
+            out.append(
+                resource.issue(
+                    "Error",
+                    codes.REFERENCED_RESOURCE_NOT_FOUND,
+                    "selector",
+                    f"selector {selector} matches no gateway pod (the lab's gateway has labels "
+                    f"{dict(gateway_pods[0]) if gateway_pods else {}})",
+                )
+            )
+        key_selector = tuple(sorted(selector.items()))
+        for i, server in enumerate(spec.servers):
+            if server.port is None or server.port.number is None:
+                continue
+            for host in server.hosts:
+                key = (key_selector, server.port.number, hostnames.strip_namespace(host))
+                other = claimed.get(key)
+                if other is not None and other is not resource:
+                    out.append(
+                        resource.issue(
+                            "Error",
+                            codes.CONFLICTING_GATEWAYS,
+                            f"servers[{i}]",
+                            f"Gateway {other.name} already serves host {host} on port "
+                            f"{server.port.number} for the same selector",
+                        )
+                    )
+                else:
+                    claimed[key] = resource

@@ -1,0 +1,126 @@
+"""VirtualService: per-resource checks and rule order (IST0106, IST0133, IST0130, IST0131)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import ROUTE, assert_finding, findings, vs
+
+CASES = [
+    # (id, yaml, expected "Severity CODE path" prefix, message fragment)
+    ("clean", vs(f"hosts: [reviews]\nhttp:\n- {ROUTE}"), None, None),
+    (
+        "weights-negative",
+        vs(
+            "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews, subset: v1}\n    weight: -10\n  - destination: {host: reviews, subset: v2}\n    weight: 110"
+        ),
+        "Error IST0106 http[0].route[0].weight",
+        "cannot be negative",
+    ),
+    (
+        "weights-all-zero",
+        vs(
+            "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews, subset: v1}\n    weight: 0\n  - destination: {host: reviews, subset: v2}\n    weight: 0"
+        ),
+        "Error IST0106 http[0].route",
+        "all zero",
+    ),
+    (
+        "weights-not-100",
+        vs(
+            "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews, subset: v1}\n    weight: 70\n  - destination: {host: reviews, subset: v2}\n    weight: 20"
+        ),
+        "Warning IST0133 http[0].route",
+        "sum to 90",
+    ),
+    (
+        "abort-status-out-of-range",
+        vs(
+            "hosts: [reviews]\nhttp:\n- fault: {abort: {httpStatus: 700, percentage: {value: 50}}}\n  "
+            + ROUTE
+        ),
+        "Error IST0106 http[0].fault.abort.httpStatus",
+        "between 200 and 600",
+    ),
+    (
+        "fault-without-percentage",
+        vs("hosts: [reviews]\nhttp:\n- fault: {delay: {fixedDelay: 2s}}\n  " + ROUTE),
+        "Warning IST0133 http[0].fault.delay",
+        "never injected",
+    ),
+    (
+        "fault-empty",
+        vs("hosts: [reviews]\nhttp:\n- fault: {}\n  " + ROUTE),
+        "Error IST0106 http[0].fault",
+        "delay and/or abort",
+    ),
+    (
+        "redirect-not-3xx",
+        vs("hosts: [reviews]\nhttp:\n- redirect: {uri: /new, redirectCode: 200}"),
+        "Error IST0106 http[0].redirect.redirectCode",
+        "must be one of 301",
+    ),
+    (
+        "rule-after-catch-all",
+        vs(
+            f"hosts: [reviews]\nhttp:\n- {ROUTE}\n- match:\n  - headers: {{end-user: {{exact: tester}}}}\n  {ROUTE}"
+        ),
+        "Warning IST0130 http[1]",
+        "unreachable",
+    ),
+    (
+        "duplicate-match",
+        vs(
+            f"hosts: [reviews]\nhttp:\n- match:\n  - uri: {{prefix: /a}}\n  {ROUTE}\n- match:\n  - uri: {{prefix: /a}}\n  {ROUTE}"
+        ),
+        "Info IST0131 http[1].match[0]",
+        "ineffective",
+    ),
+    (
+        "star-host-on-mesh",
+        vs(f"hosts: ['*']\nhttp:\n- {ROUTE}"),
+        "Error IST0106 hosts[0]",
+        "not allowed",
+    ),
+    (
+        "route-and-redirect",
+        vs(f"hosts: [reviews]\nhttp:\n- redirect: {{uri: /x}}\n  {ROUTE}"),
+        "Error IST0106 http[0]",
+        "only one of",
+    ),
+    (
+        "retry-on-unknown",
+        vs(
+            f"hosts: [reviews]\nhttp:\n- retries: {{attempts: 3, retryOn: '5xx,sometimes'}}\n  {ROUTE}"
+        ),
+        "Error IST0106 http[0].retries.retryOn",
+        "sometimes",
+    ),
+    (
+        "empty-match-entry",
+        vs(f"hosts: [reviews]\nhttp:\n- match:\n  - {{}}\n  {ROUTE}"),
+        "Error IST0106 http[0].match[0]",
+        "may not be empty",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_finding(text: str, expected: str | None, fragment: str | None) -> None:
+    assert_finding(text, expected, fragment)
+
+
+def test_empty_uri_prefix_is_valid() -> None:
+    found = findings(vs(f"hosts: [reviews]\nhttp:\n- match:\n  - uri: {{prefix: ''}}\n  {ROUTE}"))
+    assert not [f for f in found if f.startswith("Error")]
+
+
+def test_without_headers_regex_star_means_absent_and_is_valid() -> None:
+    found = findings(
+        vs(
+            f"hosts: [reviews]\nhttp:\n- match:\n  - withoutHeaders: {{end-user: {{regex: '*'}}}}\n  {ROUTE}"
+        )
+    )
+    assert not [f for f in found if f.startswith("Error")]

@@ -1,0 +1,231 @@
+"""The shape of the package, checked: which part of mesh/ may import which, and no circles.
+
+Every ``import`` statement of every module under mesh/ counts — at the top, inside a
+function, under ``if TYPE_CHECKING`` — because each is a dependency someone has to
+understand. ``LAYERS`` lists the parts of the package from the bottom up: a module may import
+its own part and the parts of lower layers, never a part of its own layer or a higher one.
+A new part (a new package or top-level module) fails the check until it is placed here.
+
+Run it as a script for the whole picture (back edges and import circles, exit 1 on any):
+``.venv/bin/python -m tests.test_architecture``.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "mesh"
+
+LAYERS: tuple[tuple[str, ...], ...] = (
+    # Plain data with no mesh imports: the topology, the header lists.
+    ("mesh.headers", "mesh.topology"),
+    # The snapshot's format: endpoints, the service catalog.
+    ("mesh.snapshot",),
+    # The pure core, bottom up: Istio config (model, loader, validation, host names), the
+    # resilience primitives that read the model, the routing engine that uses both.
+    ("mesh.config",),
+    ("mesh.resilience",),
+    ("mesh.routing",),
+    # The two planes: neither imports the other.
+    ("mesh.sidecar", "mesh.manager"),
+    # What runs the planes: the lab, the console.
+    ("mesh.lab", "mesh.console"),
+    # The command lines.
+    ("mesh.cli",),
+)
+
+# Back edges allowed for now, each with why and until when: (importer, imported) module.
+BACK_EDGES_ALLOWED = {
+    # The apply transaction lives in the CLI today; issue 12 item 5 moves it beside the
+    # manager, and this entry goes with it.
+    ("mesh.lab.local", "mesh.cli.live"),
+}
+
+# Import circles allowed for now, each with why and until when.
+CIRCLES_ALLOWED = (
+    # The data plane (pipeline, downstream, upstream, telemetry) is being restructured
+    # (issue 12, item 1); its helper removes this entry when the circle is gone.
+    "mesh.sidecar",
+)
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules(root: Path = ROOT) -> dict[str, Path]:
+    return {module_name(p, root): p for p in sorted((root / PACKAGE).rglob("*.py"))}
+
+
+def imports_of(name: str, path: Path, known: Mapping[str, Path]) -> Iterator[tuple[str, int]]:
+    """(imported mesh module, line) for every import statement in ``path``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == PACKAGE:
+                    yield _existing(alias.name, known), node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            if target.split(".")[0] != PACKAGE:
+                continue
+            for alias in node.names:
+                # ``from mesh.config import hosts`` imports the module mesh.config.hosts.
+                submodule = f"{target}.{alias.name}"
+                yield (submodule if submodule in known else _existing(target, known)), node.lineno
+
+
+def _existing(name: str, known: Mapping[str, Path]) -> str:
+    while name not in known and "." in name:
+        name = name.rpartition(".")[0]
+    return name
+
+
+def graph(root: Path = ROOT) -> dict[str, list[tuple[str, int]]]:
+    known = modules(root)
+    return {name: sorted(set(imports_of(name, path, known))) for name, path in known.items()}
+
+
+def part_of(module: str) -> str:
+    """The part of the package a module belongs to: ``mesh.config.validate.values`` →
+    ``mesh.config``; a top-level module is its own part."""
+    return ".".join(module.split(".")[:2])
+
+
+def is_program(module: str) -> bool:
+    # ``python -m mesh.X``: a program wires the parts together (which topology a manager
+    # serves...), so it may import any part; nothing imports a program.
+    return module.endswith(".__main__")
+
+
+def layer_of(part: str) -> int | None:
+    for rank, parts in enumerate(LAYERS):
+        if part in parts:
+            return rank
+    return None
+
+
+def back_edges(edges: Mapping[str, Sequence[tuple[str, int]]]) -> list[str]:
+    """Every import that points sideways or up the layers, as readable lines."""
+    problems = []
+    for module, targets in sorted(edges.items()):
+        if module == PACKAGE:
+            continue
+        here = part_of(module)
+        rank = layer_of(here)
+        if rank is None:
+            problems.append(f"{module}: {here} is in no layer: place it in LAYERS")
+            continue
+        for target, line in targets:
+            if is_program(target):
+                problems.append(f"{module}:{line} imports the program {target}")
+                continue
+            there = part_of(target)
+            if there == here or is_program(module) or target == PACKAGE:
+                continue
+            other = layer_of(there)
+            if (module, target) in BACK_EDGES_ALLOWED:
+                continue
+            if other is None or other >= rank:
+                problems.append(f"{module}:{line} imports {target}: {there} is not below {here}")
+    return problems
+
+
+def circles(edges: Mapping[str, Sequence[tuple[str, int]]]) -> list[list[str]]:
+    """Strongly connected groups of modules (Tarjan), each a circle of imports."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target, _ in edges.get(node, ()):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            self_loop = any(t == node for t, _ in edges.get(node, ()))
+            if len(group) > 1 or self_loop:
+                found.append(sorted(group))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def unexpected_circles(edges: Mapping[str, Sequence[tuple[str, int]]]) -> list[list[str]]:
+    return [
+        group for group in circles(edges) if not all(part_of(m) in CIRCLES_ALLOWED for m in group)
+    ]
+
+
+# ---------------------------------------------------------------- the checks
+
+
+def test_every_import_points_down_the_layers() -> None:
+    assert back_edges(graph()) == []
+
+
+def test_no_import_circle_outside_the_allowed_ones() -> None:
+    assert unexpected_circles(graph()) == []
+
+
+def test_a_planted_back_edge_and_circle_are_caught(tmp_path: Path) -> None:
+    """The checks can fail: the pure core importing the lab, a circle of two modules."""
+    package = tmp_path / PACKAGE
+    for part in ("config", "lab"):
+        (package / part).mkdir(parents=True)
+        (package / part / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "config" / "a.py").write_text("from mesh.lab.topology import COURSE\n")
+    (package / "lab" / "topology.py").write_text("from mesh.lab import pod\n")
+    (package / "lab" / "pod.py").write_text("def f():\n    from mesh.lab.topology import X\n")
+    edges = graph(tmp_path)
+    assert back_edges(edges) == [
+        "mesh.config.a:1 imports mesh.lab.topology: mesh.lab is not below mesh.config"
+    ]
+    assert unexpected_circles(edges) == [["mesh.lab.pod", "mesh.lab.topology"]]
+
+
+def main() -> int:
+    edges = graph()
+    problems = back_edges(edges)
+    for problem in problems:
+        print(f"back edge: {problem}")
+    for group in circles(edges):
+        allowed = all(part_of(m) in CIRCLES_ALLOWED for m in group)
+        print(f"import circle{' (allowed for now)' if allowed else ''}: {' -> '.join(group)}")
+    print(f"{len(edges)} modules, {sum(len(t) for t in edges.values())} imports")
+    return 1 if problems or unexpected_circles(edges) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
