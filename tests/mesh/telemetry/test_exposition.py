@@ -1,0 +1,65 @@
+"""Text exposition of the request store, from plain values."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from mesh.telemetry.exposition import Family, RequestMetrics, escape, format_value, label_text
+
+
+def store() -> RequestMetrics:
+    return RequestMetrics(
+        Family("x_requests_total", "Requests."),
+        (Family("x_duration_ms", "Duration."), Family("x_bytes", "Bytes.")),
+        ("reporter", "code"),
+        (1, 10, 100),
+    )
+
+
+def test_counter_and_histograms_render_with_cumulative_buckets():
+    s = store()
+    s.record(("source", "200"), 0.5, 2000)
+    s.record(("source", "200"), 10, 5)
+    s.record(("source", "200"), 1000, 5)  # above the last bound: only +Inf
+    s.record(("source", "503"), 3, 0)
+    lines = s.render().splitlines()
+    assert "# TYPE x_requests_total counter" in lines
+    assert "# TYPE x_duration_ms histogram" in lines
+    assert 'x_requests_total{reporter="source",code="200"} 3' in lines
+    assert 'x_requests_total{reporter="source",code="503"} 1' in lines
+    assert 'x_duration_ms_bucket{reporter="source",code="200",le="1"} 1' in lines
+    assert (
+        'x_duration_ms_bucket{reporter="source",code="200",le="10"} 2' in lines
+    )  # le is inclusive
+    assert 'x_duration_ms_bucket{reporter="source",code="200",le="100"} 2' in lines
+    assert 'x_duration_ms_bucket{reporter="source",code="200",le="+Inf"} 3' in lines
+    assert 'x_duration_ms_sum{reporter="source",code="200"} 1010.5' in lines
+    assert 'x_duration_ms_count{reporter="source",code="200"} 3' in lines
+    assert 'x_bytes_bucket{reporter="source",code="200",le="10"} 2' in lines
+    assert 'x_bytes_sum{reporter="source",code="503"} 0' in lines
+    assert s.count(("source", "200")) == 3
+
+
+def test_every_line_is_valid_exposition():
+    s = store()
+    s.record(("a\\b", 'say "hi"\n'), 1, 1)
+    sample = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_]+="([^"\\]|\\.)*",?)*\})? \S+$')
+    for line in s.render().splitlines():
+        assert line.startswith("# ") or sample.match(line), line
+    assert 'reporter="a\\\\b",code="say \\"hi\\"\\n"' in s.render()
+
+
+def test_wrong_label_count_and_bad_buckets_are_refused():
+    s = store()
+    with pytest.raises(ValueError):
+        s.record(("source",), 1, 1)
+    with pytest.raises(ValueError):
+        RequestMetrics(Family("a", "a"), (), ("x",), (10, 1))
+
+
+def test_helpers():
+    assert escape('a"b') == 'a\\"b'
+    assert label_text(("a", "b"), (1, "x")) == 'a="1",b="x"'
+    assert format_value(3.0) == "3" and format_value(0.25) == "0.25"
