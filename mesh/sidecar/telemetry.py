@@ -1,31 +1,29 @@
 """Metrics and access log, recorded on the hot path as a few dict updates and one append.
 
 Primitives: ``Telemetry`` holds the counters (requests and a duration histogram keyed by
-Istio-style labels, outlier ejections, config versions) and renders them as Prometheus text
-exposition on demand; the access log is one formatted line per request appended to a list, handed
-four times a second to the writer thread, so a request never waits on a write.
-
-Why hand-written exposition instead of ``prometheus_client``: its labelled counters take a
-lock and a dict lookup chain per increment, several microseconds per request on a hot path
-where the whole per-hop budget is ~100 µs; here an increment is one tuple-keyed dict update.
+Istio-style labels, in a ``mesh.telemetry`` store, plus config versions) and renders them as
+Prometheus text exposition on demand; the access log is one formatted line per request appended
+to a list, handed four times a second to the writer thread, so a request never waits on a write.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from bisect import bisect_left
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any
+
+from mesh.telemetry.exposition import Family, RequestMetrics, escape
+from mesh.telemetry.istio import BUCKETS
 
 if TYPE_CHECKING:
     from mesh.sidecar.downstream import Exchange
     from mesh.sidecar.files import Writer
 
-# Istio's request duration buckets (milliseconds).
-DURATION_BUCKETS_MS: tuple[float, ...] = (
-    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000,
-)  # fmt: skip
+# Istio's request duration buckets (milliseconds): Envoy's defaults.
+DURATION_BUCKETS_MS: tuple[float, ...] = BUCKETS
+REQUESTS = Family("mesh_requests_total", "Requests handled by this proxy.")
+DURATION = Family("mesh_request_duration_milliseconds", "Request duration.")
 
 LABELS = (
     "reporter",
@@ -46,22 +44,13 @@ LOG_BATCH = 64
 LOG_HANDOVER = 1024
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _label_text(names: Iterable[str], values: Iterable[Any]) -> str:
-    return ",".join(f'{n}="{_escape(str(v))}"' for n, v in zip(names, values, strict=True))
-
-
 class Telemetry:
     """Counters, histogram, config gauges and the buffered access log of one sidecar."""
 
     def __init__(self, pod: str, source_workload: str, log: IO[str] | None) -> None:
         self.pod = pod
         self.source_workload = source_workload
-        self.requests: dict[tuple[Any, ...], int] = {}
-        self.durations: dict[tuple[Any, ...], list[float]] = {}
+        self.metrics = RequestMetrics(REQUESTS, (DURATION,), LABELS, DURATION_BUCKETS_MS)
         self.config_version: int | None = None
         self.config_applied = 0
         self.config_refused = 0
@@ -74,7 +63,6 @@ class Telemetry:
         self.writer: Writer | None = None
         self._stamp_sec = -1
         self._stamp = ""
-        self._nb = len(DURATION_BUCKETS_MS)
 
     def record(self, ex: Exchange, reporter: str) -> None:
         """One finished exchange: counters, histogram, and a queued access-log line."""
@@ -91,19 +79,7 @@ class Telemetry:
             status,
             flags,
         )
-        requests = self.requests
-        hist = self.durations.get(key)
-        if hist is None:
-            # buckets..., sum
-            hist = self.durations[key] = [0.0] * (self._nb + 1)
-            requests[key] = 1
-        else:
-            requests[key] += 1
-        nb = self._nb
-        idx = bisect_left(DURATION_BUCKETS_MS, ms)
-        if idx < nb:  # beyond the last bucket: only +Inf (derived from the count)
-            hist[idx] += 1
-        hist[nb] += ms
+        self.metrics.record(key, ms)
         if self.log is not None:
             # The line's fields now (references, no formatting); the text is made in batches
             # of LOG_BATCH (``_format``), warm in cache, which costs a fraction of one
@@ -184,30 +160,11 @@ class Telemetry:
     # --- exposition ---------------------------------------------------------------------
 
     def render(self, extra: Iterable[str] = ()) -> str:
-        out: list[str] = []
-        out.append("# HELP mesh_requests_total Requests handled by this proxy.")
-        out.append("# TYPE mesh_requests_total counter")
-        for key, n in sorted(self.requests.items(), key=lambda kv: str(kv[0])):
-            out.append(f"mesh_requests_total{{{_label_text(LABELS, key)}}} {n}")
-        out.append("# HELP mesh_request_duration_milliseconds Request duration.")
-        out.append("# TYPE mesh_request_duration_milliseconds histogram")
-        for key, hist in sorted(self.durations.items(), key=lambda kv: str(kv[0])):
-            labels = _label_text(LABELS, key)
-            cumulative = 0.0
-            for bound, count in zip(DURATION_BUCKETS_MS, hist, strict=False):
-                cumulative += count
-                out.append(
-                    f'mesh_request_duration_milliseconds_bucket{{{labels},le="{bound:g}"}} '
-                    f"{int(cumulative)}"
-                )
-            total = self.requests.get(key, 0)
-            out.append(f'mesh_request_duration_milliseconds_bucket{{{labels},le="+Inf"}} {total}')
-            out.append(f"mesh_request_duration_milliseconds_sum{{{labels}}} {hist[-1]:.3f}")
-            out.append(f"mesh_request_duration_milliseconds_count{{{labels}}} {total}")
+        out = self.metrics.render_lines()
         out.append("# HELP mesh_config_version Snapshot version applied by this proxy.")
         out.append("# TYPE mesh_config_version gauge")
         out.append(
-            f'mesh_config_version{{pod="{_escape(self.pod)}"}} '
+            f'mesh_config_version{{pod="{escape(self.pod)}"}} '
             f"{self.config_version if self.config_version is not None else -1}"
         )
         out.append("# TYPE mesh_config_applied_total counter")
