@@ -47,6 +47,7 @@ from mesh.manager.meshdir import (
     relevant,
     write_json,
 )
+from mesh.manager.observers import Observers
 from mesh.manager.registry import (
     RegistryRecord,
     next_expiry,
@@ -136,6 +137,7 @@ class Manager:
         self.config_read_at: float | None = None
         self.seen_signature: tuple[Any, ...] | None = None
         self.started_at = clock()
+        self.observers = Observers(mesh, self._say)
         self._recover()
 
     # -- state across restarts -------------------------------------------------------------
@@ -175,6 +177,7 @@ class Manager:
             self.write_status()
             return None
         records, problems = read_registry(self.mesh.registry)
+        self.observers.registry_read(records, now)
         self.registry_problems = problems
         self.expiry = next_expiry(records, now)
         endpoints = snapshot_endpoints(records, now)
@@ -203,6 +206,7 @@ class Manager:
             )
             if published is not None:
                 atomic_write(self.mesh.snapshot_file, published.to_json())
+                self.observers.published(self.published, published)
                 self.published = published
                 self.floor_version = published.version
                 self._say(
