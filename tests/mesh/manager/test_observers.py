@@ -120,18 +120,20 @@ def test_history_is_bounded_and_survives_a_restart(tmp_path):
 
 def test_the_manager_writes_both_files(tmp_path):
     mesh = MeshDir(tmp_path).create()
-    register(mesh, "reviews-v1")
-    m = Manager(mesh, clock=Clock(1001.0), log=io.StringIO())
+    pod = {
+        "pod": "reviews-v1", "service": "reviews", "labels": {"app": "reviews", "version": "v1"},
+        "address": "10.0.0.9", "port": 9080, "ready": True, "heartbeat": 1000.0, "ttl": 10.0,
+        "admin_address": "10.0.0.9", "admin_port": 15000,
+    }  # fmt: skip
+    (mesh.registry / "reviews-v1.json").write_text(json.dumps(pod))
+    m = Manager(mesh, clock=lambda: 1001.0, log=io.StringIO())
     m.evaluate()
-    (mesh.config / "dr.yaml").write_text(DR)
-    (mesh.config / "vs.yaml").write_text(VS.replace("SUBSET", "v1"))
+    (mesh.config / "dr.yaml").write_text(DR_YAML)
     m.evaluate()
     targets = json.loads((observe_dir(mesh) / "targets.json").read_text())
-    assert [g["labels"]["pod"] for g in targets] == []  # the test record has no admin port
+    labels = {"pod": "reviews-v1", "role": "sidecar", "app": "reviews", "version": "v1"}
+    assert targets == [{"targets": ["10.0.0.9:15000"], "labels": labels}]
     history = json.loads((observe_dir(mesh) / "history.json").read_text())
     assert [e["version"] for e in history] == [1, 2]
-    assert history[1]["changed"] == [
-        "DestinationRule default/reviews",
-        "VirtualService default/reviews",
-    ]
     assert history[0]["endpoints"]["added"] == ["reviews-v1"]
+    assert history[1]["changed"] == ["DestinationRule default/reviews"]
