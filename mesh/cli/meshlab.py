@@ -1,10 +1,12 @@
-"""meshlab: runs the lab (kind's role). ``meshlab up --local`` and ``meshlab status``.
+"""meshlab: runs the lab (kind's role). ``meshlab up --local``, ``meshlab status``, ``meshlab console``.
 
 ``up --local`` starts the whole lab as local processes (``mesh.lab.local.LocalLab``) in the
 foreground and stops every child on Ctrl-C or SIGTERM. ``status`` prints the proxy-status table
 and exits 0 only when every pod (and the gateway) is ready and synced. ``ready POD true|false``
 flips a pod's readiness probe (the readiness scenario). ``down`` stops a lab started in another
-terminal on the same mesh directory.
+terminal on the same mesh directory. ``console`` runs the console (Kiali's role) on a mesh
+directory in the foreground; ``up --local`` already starts one, with Prometheus when a
+``prometheus`` binary is on PATH.
 """
 
 from __future__ import annotations
@@ -53,7 +55,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     if baseline is not None and not baseline.is_file():
         print(f"meshlab: baseline {baseline} not found (--baseline PATH)", file=sys.stderr)
         return 2
-    lab = LocalLab(mesh_dir, gateway_port=args.gateway_port, out=sys.stdout, baseline=baseline)
+    lab = LocalLab(
+        mesh_dir,
+        gateway_port=args.gateway_port,
+        out=sys.stdout,
+        baseline=baseline,
+        console_port=args.console_port,
+        prometheus_port=args.prometheus_port,
+    )
     pid_file = lab.mesh.root / LAB_PID
     wrote_pid = False
     try:
@@ -65,9 +74,16 @@ def cmd_up(args: argparse.Namespace) -> int:
         pid_file.write_text(f"{os.getpid()}\n")
         wrote_pid = True
         url = lab.gateway_url
+        observe = lab.observability
+        seen = ""
+        if observe is not None:
+            seen = f"  console: {observe.console_url}/  (graph, timeline, traces; Zipkin API /api/v2)\n"
+            if observe.prometheus_binary is not None:
+                seen += f"  Prometheus: {observe.prometheus_url}/\n"
         print(
             f"lab ready: {url}/productpage  (Host: {HOSTS[0]}; blue-green test: "
             f"Host: {HOSTS[1]})\n"
+            f"{seen}"
             f"  curl -H 'Host: {HOSTS[0]}' {url}/productpage\n"
             f"  export MESH_DIR={lab.mesh.root}   # meshctl status | proxy-status | get\n"
             f"  {len(lab.plans)} pods + {GATEWAY_POD}; logs in {lab.mesh.logs}; Ctrl-C stops it",
@@ -156,6 +172,21 @@ def cmd_ready(args: argparse.Namespace) -> int:
     return 0 if response.status_code in (200, 503) else 1
 
 
+def cmd_console(args: argparse.Namespace) -> int:
+    from mesh.console.__main__ import main as console_main
+
+    argv = ["--mesh-dir", str(_mesh_dir(args)), "--port", str(args.port)]
+    argv += ["--prometheus", args.prometheus, "--bind", args.bind]
+    return console_main(argv, prog="meshlab console")
+
+
+def _env_port(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     mesh = MeshDir(_mesh_dir(args))
     try:
@@ -191,6 +222,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to become ready")
     p.add_argument("--baseline", default=str(BASELINE), help="scenario applied at start")
     p.add_argument("--no-baseline", action="store_true", help="start with the config as it is")
+    p.add_argument(
+        "--console-port", type=int, default=_env_port("CONSOLE_PORT", 20001),
+        help="the console (env CONSOLE_PORT, default 20001)",
+    )  # fmt: skip
+    p.add_argument(
+        "--prometheus-port", type=int, default=_env_port("PROMETHEUS_PORT", 9090),
+        help="Prometheus, when on PATH (env PROMETHEUS_PORT, default 9090)",
+    )  # fmt: skip
     p.set_defaults(handler=cmd_up)
     p = commands.add_parser("status", help="exit 0 only when every pod is ready and synced")
     p.add_argument("--mesh-dir", dest="mesh_dir", default=argparse.SUPPRESS)
@@ -200,6 +239,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("state", help="true|false|toggle")
     p.add_argument("--mesh-dir", dest="mesh_dir", default=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_ready)
+    p = commands.add_parser("console", help="run the console (Kiali's role) on a mesh directory")
+    p.add_argument("--mesh-dir", dest="mesh_dir", default=argparse.SUPPRESS)
+    p.add_argument(
+        "--port", type=int, default=_env_port("CONSOLE_PORT", 20001), help="default 20001"
+    )
+    p.add_argument(
+        "--prometheus",
+        default=f"http://127.0.0.1:{_env_port('PROMETHEUS_PORT', 9090)}",
+        help="Prometheus base URL",
+    )
+    p.add_argument("--bind", default="127.0.0.1", help="address to listen on")
+    p.set_defaults(handler=cmd_console)
     p = commands.add_parser("down", help="stop a local lab running in another terminal")
     p.add_argument("--mesh-dir", dest="mesh_dir", default=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_down)
@@ -208,9 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not 0 < getattr(args, "gateway_port", 1) < 65536:
-        print("meshlab: --gateway-port must be 1..65535", file=sys.stderr)
-        return 2
+    for option in ("gateway_port", "console_port", "prometheus_port"):
+        if not 0 < getattr(args, option, 1) < 65536:
+            print(f"meshlab: --{option.replace('_', '-')} must be 1..65535", file=sys.stderr)
+            return 2
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:

@@ -4,8 +4,10 @@ Primitives:
 
 - ``LocalLab``: a context manager that starts the manager, one ``python -m mesh.lab.pod``
   supervisor per pod of ``mesh.lab.topology.BOOKINFO_PODS`` (each on its own free loopback
-  ports) and the ingress gateway, applies the baseline scenario, and waits until every pod is
-  ready and every proxy runs the published version. ``stop()`` leaves no process behind.
+  ports), the ingress gateway, Prometheus (when a ``prometheus`` binary is on PATH) and the
+  console (``mesh.lab.prometheus.ObservabilityPlan``), applies the baseline scenario, and waits
+  until every pod is ready and every proxy runs the published version. ``stop()`` leaves no
+  process behind.
 - ``Child``: one supervised process in its own process group, logging to
   ``$MESH_DIR/logs/<name>.log``; stopped with SIGTERM to its group, SIGKILL after a grace,
   then any descendant that outlived its parent (recorded from /proc while it ran) is killed.
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mesh.lab.pod import PodPorts
+from mesh.lab.prometheus import INSTALL_HINT, ObservabilityPlan, find_binary
 from mesh.lab.topology import BOOKINFO_PODS, GATEWAY_LABELS, GATEWAY_POD, GATEWAY_PORT
 from mesh.manager.meshdir import NOT_A_PROXY, MeshDir, list_files
 from mesh.manager.observe import MeshState, ProxyRow
@@ -231,6 +234,9 @@ class LocalLab:
         grace: float = DEFAULT_GRACE,
         out: IO[str] | None = None,
         manager_args: Sequence[str] = (),
+        console_port: int | None = None,
+        prometheus_port: int | None = None,
+        observe: bool = True,
     ) -> None:
         self.mesh = MeshDir(Path(mesh_dir or ".mesh").resolve())
         self.gateway_port = gateway_port
@@ -247,6 +253,18 @@ class LocalLab:
                 pod, PodPorts(p[0], p[1], p[2], p[3]), dict((pod_env or {}).get(pod.name, {}))
             )
         self.gateway_admin_port = ports[-1]
+        # Console and Prometheus: given ports (meshlab up: 20001, 9090) or free ones (tests).
+        spare = free_ports(2)
+        self.observability = (
+            ObservabilityPlan(
+                self.mesh.root,
+                console_port or spare[0],
+                prometheus_port or spare[1],
+                find_binary(),
+            )
+            if observe
+            else None
+        )
         self.manager: Child | None = None
         self.children: dict[str, Child] = {}
         self._restarted: dict[str, float] = {}
@@ -283,6 +301,8 @@ class LocalLab:
         # The app must reach its sidecar and nothing else through a proxy from the host.
         for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
             env.pop(name, None)
+        if self.observability is not None:
+            env["ZIPKIN_ADDRESS"] = self.observability.collector_address
         env.update(extra or {})
         return env
 
@@ -342,16 +362,35 @@ class LocalLab:
         ]  # fmt: skip
         return self._child("gateway", argv)
 
+    def _start_observers(self) -> None:
+        plan = self.observability
+        if plan is None:
+            return
+        if plan.prometheus_binary is None:
+            self._say(INSTALL_HINT)
+        plan.prepare()
+        for name, argv in plan.processes(self.python):
+            child = self._child(name, argv)
+            child.start()
+            self.children[name] = child
+
     def start(self, timeout: float = 180.0) -> None:
         """Start everything, apply the baseline, wait until ready and synced (or raise)."""
-        if not port_free(self.gateway_port):
-            raise LabError(
-                f"port {self.gateway_port} on 127.0.0.1 is in use (another lab?); "
-                "choose one with --gateway-port"
-            )
+        wanted = [(self.gateway_port, "--gateway-port")]
+        if self.observability is not None:
+            wanted.append((self.observability.console_port, "--console-port"))
+            if self.observability.prometheus_binary is not None:
+                wanted.append((self.observability.prometheus_port, "--prometheus-port"))
+        for port, option in wanted:
+            if not port_free(port):
+                raise LabError(
+                    f"port {port} on 127.0.0.1 is in use (another lab? a system Prometheus?); "
+                    f"choose one with {option}"
+                )
         self._prepare_dir()
         try:
             self.start_manager()
+            self._start_observers()
             for plan in self.plans.values():
                 child = self._pod_child(plan)
                 child.start()

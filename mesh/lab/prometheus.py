@@ -1,6 +1,7 @@
 """A real Prometheus for the lab: its config, where to find the binary, how to run it.
 
-Primitives: ``config_yaml(targets_file)`` (scrape every proxy's admin port
+Primitives: ``ObservabilityPlan`` (what the local lab starts besides the pods: Prometheus and
+the console, with their ports), ``config_yaml(targets_file)`` (scrape every proxy's admin port
 ``/stats/prometheus`` every second; targets from the manager's file-SD list
 ``$MESH_DIR/observe/targets.json``, never a hand-kept list), ``find_binary()`` (``prometheus`` on
 PATH) with ``INSTALL_HINT`` when there is none, and ``argv(...)`` (the command line: loopback
@@ -13,6 +14,7 @@ this function's output for ``/mesh/observe/targets.json``; a test keeps them equ
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_PORT = 9090
@@ -54,3 +56,67 @@ def argv(binary: str, config_file: Path, data_dir: Path, address: str) -> list[s
         f"--web.listen-address={address}",
         "--log.level=warn",
     ]
+
+
+@dataclass(frozen=True)
+class ObservabilityPlan:
+    """What the local lab runs to be observed: Prometheus (when there is a binary) scraping
+    the manager's file-SD targets into ``$MESH_DIR/prometheus/``, and the console.
+
+    ``processes(python)`` gives ``(name, argv)`` pairs for the lab's supervisor;
+    ``prepare()`` writes Prometheus's config. Ports: ``console_port`` (20001 in ``meshlab up``),
+    ``prometheus_port`` (9090).
+    """
+
+    mesh_root: Path
+    console_port: int
+    prometheus_port: int
+    prometheus_binary: str | None
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def console_url(self) -> str:
+        return f"http://127.0.0.1:{self.console_port}"
+
+    @property
+    def collector_address(self) -> str:
+        """``ZIPKIN_ADDRESS`` for the proxies: the console's collector."""
+        return f"127.0.0.1:{self.console_port}"
+
+    @property
+    def directory(self) -> Path:
+        return self.mesh_root / "prometheus"
+
+    def prepare(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        targets = self.mesh_root / "observe" / "targets.json"
+        (self.directory / "prometheus.yml").write_text(config_yaml(targets))
+
+    def processes(self, python: str) -> list[tuple[str, list[str]]]:
+        found = []
+        if self.prometheus_binary is not None:
+            found.append(
+                (
+                    "prometheus",
+                    argv(
+                        self.prometheus_binary,
+                        self.directory / "prometheus.yml",
+                        self.directory / "data",
+                        f"127.0.0.1:{self.prometheus_port}",
+                    ),
+                )
+            )
+        found.append(
+            (
+                "console",
+                [
+                    python, "-m", "mesh.console", "--mesh-dir", str(self.mesh_root),
+                    "--port", str(self.console_port), "--bind", "127.0.0.1",
+                    "--prometheus", self.prometheus_url,
+                ],
+            )
+        )  # fmt: skip
+        return found
