@@ -2,7 +2,8 @@
 # Build meshlab:latest, the one image of every lab container, from compose/Dockerfile.
 #
 # Steps (each logged, each skipped when up to date):
-#   1. the base image (compose/build-base.sh: official Python image, else offline debootstrap);
+#   1. the base image (compose/build-base.sh: official Python image, else offline debootstrap),
+#      and on it the lab's Prometheus image (compose/build-prometheus.sh, Debian's package);
 #   2. the wheelhouse (compose/build-wheelhouse.sh);
 #   3. stage the build context in compose/.build/context: exactly the files the Dockerfile
 #      copies, laid out as in the repository. This machine's Docker has no BuildKit, and the
@@ -34,6 +35,9 @@ run_cmd() {
 START=$(date +%s)
 run_log "step 1/4: base image"
 BASE="$("${HERE}/build-base.sh")"
+
+run_log "step 1/4, part 2: the Prometheus image (Debian's package on that base)"
+"${HERE}/build-prometheus.sh" "$BASE"
 
 run_log "step 2/4: wheelhouse"
 "${HERE}/build-wheelhouse.sh"

@@ -16,7 +16,8 @@
 # The image must exist (compose/build-image.sh; `make up` builds it first).
 # Environment: DOCKER_COMPOSE (default: `docker compose` if the plugin exists, else
 # docker-compose), MESHLAB_PROJECT (meshlab), MESH_CONFIG_DIR (<repo>/lab-config),
-# MESHLAB_BASELINE (reset), WAIT_TIMEOUT (240 s), GATEWAY_PORT, GATEWAY_ADMIN_PORT, LOCUST_PORT.
+# MESHLAB_BASELINE (reset), WAIT_TIMEOUT (240 s), GATEWAY_PORT, GATEWAY_ADMIN_PORT, LOCUST_PORT,
+# PROMETHEUS_PORT, CONSOLE_PORT.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -131,7 +132,7 @@ wait_healthy() {
 # "address already in use"; say it before starting anything.
 check_ports() {
     local spec name port busy=0
-    for spec in GATEWAY_PORT:8080 LOCUST_PORT:8089 GATEWAY_ADMIN_PORT:15000; do
+    for spec in GATEWAY_PORT:8080 LOCUST_PORT:8089 GATEWAY_ADMIN_PORT:15000 PROMETHEUS_PORT:9090 CONSOLE_PORT:20001; do
         name="${spec%%:*}"
         port="${!name:-${spec#*:}}"
         if (: <"/dev/tcp/127.0.0.1/${port}") 2>/dev/null; then
@@ -144,12 +145,15 @@ check_ports() {
 
 print_urls() {
     local gw="${GATEWAY_PORT:-8080}" locust="${LOCUST_PORT:-8089}" admin="${GATEWAY_ADMIN_PORT:-15000}"
+    local console="${CONSOLE_PORT:-20001}" prometheus="${PROMETHEUS_PORT:-9090}"
     cat >&2 <<EOF
 [lab] lab ready
 [lab]   Bookinfo:       curl -H 'Host: bookinfo.local' http://localhost:${gw}/productpage
 [lab]                   (browser: add '127.0.0.1 bookinfo.local test.bookinfo.local' to /etc/hosts,
 [lab]                    then open http://bookinfo.local:${gw}/productpage)
 [lab]   Locust:         http://localhost:${locust}
+[lab]   Console:        http://localhost:${console}/   (graph, config timeline, traces)
+[lab]   Prometheus:     http://localhost:${prometheus}/
 [lab]   Gateway admin:  http://127.0.0.1:${admin}/stats/prometheus  /config_dump  /clusters
 [lab]   Config (YAML):  ${MESH_CONFIG_DIR}
 EOF

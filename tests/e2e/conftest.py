@@ -1,7 +1,8 @@
 """The compose lab, once for the e2e session: ``make up`` from whatever state, ``make down`` after.
 
 Uses its own compose project (``E2E_PROJECT``, default ``meshlab-e2e``), its own ports
-(``E2E_GATEWAY_PORT``, default 18080) and its own host config directory, so it neither collides
+(``E2E_GATEWAY_PORT``, default 18080; ``E2E_PROMETHEUS_PORT`` and ``E2E_CONSOLE_PORT``, default
+the gateway's + 10 and + 11) and its own host config directory, so it neither collides
 with a trainee's lab nor reads their YAML; ``MESHLAB_IMAGE`` names the image it builds and runs,
 so two checkouts can run their e2e sessions side by side.
 """
@@ -22,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_PORT = int(os.environ.get("E2E_GATEWAY_PORT", "18080"))
 LOCUST_PORT = int(os.environ.get("E2E_LOCUST_PORT", "18089"))
 PROJECT = os.environ.get("E2E_PROJECT", "meshlab-e2e")
+PROMETHEUS_PORT = int(os.environ.get("E2E_PROMETHEUS_PORT", str(GATEWAY_PORT + 10)))
+CONSOLE_PORT = int(os.environ.get("E2E_CONSOLE_PORT", str(GATEWAY_PORT + 11)))
 
 
 def _require_docker() -> None:
@@ -110,6 +113,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeLab]:
         "GATEWAY_PORT": str(GATEWAY_PORT),
         "LOCUST_PORT": str(LOCUST_PORT),
         "GATEWAY_ADMIN_PORT": str(GATEWAY_PORT + 1),
+        "PROMETHEUS_PORT": str(PROMETHEUS_PORT),
+        "CONSOLE_PORT": str(CONSOLE_PORT),
         "MESH_CONFIG_DIR": str(config_dir),
         "MESHLAB_PROJECT": PROJECT,
     }

@@ -1,0 +1,71 @@
+"""The compose lab's Prometheus and console: healthy containers, reachable on their loopback
+ports, Prometheus scraping every proxy it learns from the registry, the console showing the
+lab and accepting Zipkin spans."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+import requests
+
+from tests.e2e.conftest import CONSOLE_PORT, PROJECT, PROMETHEUS_PORT, ComposeLab
+
+pytestmark = pytest.mark.e2e
+PROXIES = 10  # nine Bookinfo pods and the gateway
+
+
+def health(service: str) -> str:
+    ids = subprocess.run(
+        ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}",
+         "--filter", f"label=com.docker.compose.service={service}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert len(ids) == 1, f"{service}: containers {ids}"
+    state = json.loads(
+        subprocess.run(
+            ["docker", "inspect", "-f", "{{json .State}}", ids[0]],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    return str(state.get("Health", {}).get("Status"))
+
+
+def test_prometheus_and_console_are_healthy_and_reachable(lab: ComposeLab):
+    assert health("prometheus") == "healthy"
+    assert health("console") == "healthy"
+    prometheus = f"http://127.0.0.1:{PROMETHEUS_PORT}"
+    assert requests.get(f"{prometheus}/-/ready", timeout=5).ok
+    deadline = time.monotonic() + 60
+    while True:
+        body = requests.get(
+            f"{prometheus}/api/v1/query", params={"query": 'up{job="mesh-proxies"}'}, timeout=5
+        ).json()
+        up = {r["metric"]["pod"]: r["value"][1] for r in body["data"]["result"]}
+        if len(up) == PROXIES and set(up.values()) == {"1"}:
+            break
+        assert time.monotonic() < deadline, f"scrape targets: {up}"
+        time.sleep(1)
+    assert "istio-ingressgateway" in up and "details-v2-failing" in up
+    console = f"http://127.0.0.1:{CONSOLE_PORT}"
+    graph = requests.get(f"{console}/api/graph?duration=30s", timeout=10).json()
+    assert graph["prometheus"]["ok"] is True, graph["prometheus"]
+    assert {"istio-ingressgateway", "productpage-v1", "reviews-v3"} <= {
+        n["id"] for n in graph["nodes"]
+    }
+    timeline = requests.get(f"{console}/api/timeline", timeout=10).json()
+    assert timeline and timeline[-1]["version"] == graph["config_version"]
+    span = {"traceId": "463ac35c9f6413ad", "id": "463ac35c9f6413ad", "name": "e2e", "timestamp": int(time.time() * 1e6),
+            "duration": 10, "localEndpoint": {"serviceName": "e2e.default"}}  # fmt: skip
+    assert requests.post(f"{console}/api/v2/spans", json=[span], timeout=5).status_code == 202
+    assert (
+        requests.get(f"{console}/api/v2/trace/463ac35c9f6413ad", timeout=5).json()[0]["name"]
+        == "e2e"
+    )
+    assert (
+        requests.post(f"{console}/api/v2/spans", json=[{"id": "x"}], timeout=5).status_code == 400
+    )
