@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "mesh"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    # Plain data with no mesh imports: the topology, the header lists.
-    ("mesh.headers", "mesh.topology"),
+    # Plain data with no mesh imports: the topology, the header lists, telemetry's shapes
+    # (Istio's metric labels, exposition, b3, Zipkin spans, the trace store).
+    ("mesh.headers", "mesh.topology", "mesh.telemetry"),
     # The snapshot's format: endpoints, the service catalog.
     ("mesh.snapshot",),
     # The pure core, bottom up: Istio config (model, loader, validation, host names), the
@@ -30,6 +31,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mesh.config",),
     ("mesh.resilience",),
     ("mesh.routing",),
+    # I/O helpers the planes use: the span sender.
+    ("mesh.spansender",),
     # The two planes: neither imports the other.
     ("mesh.sidecar", "mesh.manager"),
     # What runs the planes: the lab, the console.

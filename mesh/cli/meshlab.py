@@ -173,7 +173,7 @@ def cmd_ready(args: argparse.Namespace) -> int:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
-    from mesh.console.__main__ import main as console_main
+    from mesh.console.run import main as console_main
 
     argv = ["--mesh-dir", str(_mesh_dir(args)), "--port", str(args.port)]
     argv += ["--prometheus", args.prometheus, "--bind", args.bind]

@@ -5,5 +5,6 @@ collects traces itself on Zipkin's v2 API. Modules: ``app`` (routes, the ``Conso
 gathers the data), ``graph`` (the versioned-app graph, pure), ``config_view`` (configured
 shares and badges from the routing engine's compiled tables), ``prometheus`` (the client and
 the PromQL), ``collector`` (Zipkin's API), ``views`` (server-rendered HTML and SVG; the page's
-script only swaps fragments in). ``python -m mesh.console`` (or ``meshlab console``) runs it.
+script only swaps fragments in) and ``run`` (the command line: ``python -m mesh.console``,
+``meshlab console``).
 """

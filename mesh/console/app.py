@@ -66,7 +66,7 @@ def scenario_index(directory: Path | None) -> dict[str, set[str]]:
     index: dict[str, set[str]] = {}
     if directory is None or not directory.is_dir():
         return index
-    from mesh.config.loader import load_paths
+    from mesh.manager.yaml_files import load_paths
 
     for path in sorted(directory.glob("*.yaml")):
         try:

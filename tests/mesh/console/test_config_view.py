@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mesh.config.loader import load_paths
 from mesh.console.config_view import ConfigView, Proxy
 from mesh.lab.topology import BOOKINFO_PODS
+from mesh.manager.yaml_files import load_paths
 from mesh.snapshot import Endpoint, Snapshot
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"

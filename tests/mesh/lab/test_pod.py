@@ -368,6 +368,7 @@ def _compose_services() -> dict[str, dict]:
 def test_compose_runs_every_topology_pod_and_nothing_else() -> None:
     services = _compose_services()
     expected = {p.name for p in BOOKINFO_PODS} | {"manager", "istio-ingressgateway", "locust"}
+    expected |= {"prometheus", "console"}  # the lab's observers
     assert set(services) == expected
 
 
@@ -388,6 +389,9 @@ def test_compose_containers_are_unprivileged_healthchecked_and_share_the_mesh_vo
         assert svc["user"] == "1000:1000", name
         assert "healthcheck" in svc, name
         volumes = svc["volumes"]
+        if name == "prometheus":  # reads the scrape targets, writes nothing there
+            assert volumes == ["mesh:/mesh:ro"], name
+            continue
         assert "mesh:/mesh" in volumes, name
         assert any(v.endswith(":/mesh/config") for v in volumes), name
         assert not any("docker.sock" in v for v in volumes), name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+from mesh.lab.topology import COURSE
 from mesh.manager.meshdir import MeshDir
 from mesh.manager.observers import (
     ConfigHistory,
@@ -126,7 +127,7 @@ def test_the_manager_writes_both_files(tmp_path):
         "admin_address": "10.0.0.9", "admin_port": 15000,
     }  # fmt: skip
     (mesh.registry / "reviews-v1.json").write_text(json.dumps(pod))
-    m = Manager(mesh, clock=lambda: 1001.0, log=io.StringIO())
+    m = Manager(mesh, topology=COURSE, clock=lambda: 1001.0, log=io.StringIO())
     m.evaluate()
     (mesh.config / "dr.yaml").write_text(DR_YAML)
     m.evaluate()
