@@ -126,3 +126,32 @@ def table(
 
 def route(rt: RouteTable, host: str = "reviews", seed: int = 7, **request: object):
     return decide(rt, RequestView(host=host, **request), random.Random(seed))  # type: ignore[arg-type]
+
+
+CHROMIUM_HINT = "install them with: apt-get install -y chromium chromium-driver"
+
+
+def headless_chromium():  # type: ignore[no-untyped-def]
+    """Real headless Chromium through Debian's chromedriver (never Selenium Manager's
+    download). A missing browser fails the test with the install command, never a skip."""
+    import shutil
+
+    import pytest
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium = shutil.which("chromium")
+    driver_path = shutil.which("chromedriver")
+    if not chromium or not driver_path:
+        pytest.fail(
+            f"browser test needs chromium ({chromium}) and chromedriver ({driver_path}); "
+            + CHROMIUM_HINT,
+            pytrace=False,
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    driver.set_page_load_timeout(20)
+    return driver

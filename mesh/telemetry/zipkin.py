@@ -252,20 +252,28 @@ def envoy_tags(proxy: ProxyInfo, ex: Exchange) -> dict[str, str]:
     return tags
 
 
-def client_span(ctx: TraceContext, proxy: ProxyInfo, ex: Exchange, name: str) -> Span:
-    """The caller's proxy: ``ctx`` is the child context it made (``b3.child``) and sent up."""
+def proxy_span(
+    kind: str, ctx: TraceContext, proxy: ProxyInfo, ex: Exchange, name: str, *, shared: bool = False
+) -> Span:
+    """A proxy's span of one request: ``ctx`` says which span it is (its id and parent)."""
     return Span(
         trace_id=ctx.trace_id,
         id=ctx.span_id,
         parent_id=ctx.parent_id,
         name=name.lower(),
-        kind="CLIENT",
+        kind=kind,
         timestamp=ex.start_us,
-        duration=max(1, ex.duration_us),
+        duration=max(1, ex.duration_us),  # Zipkin: durations under one are rounded up
         local_endpoint=proxy.endpoint(),
         tags=envoy_tags(proxy, ex),
         debug=ctx.debug,
+        shared=shared,
     )
+
+
+def client_span(ctx: TraceContext, proxy: ProxyInfo, ex: Exchange, name: str) -> Span:
+    """The caller's proxy: ``ctx`` is the child context it made (``b3.child``) and sent up."""
+    return proxy_span("CLIENT", ctx, proxy, ex, name)
 
 
 def server_span(
@@ -273,19 +281,7 @@ def server_span(
 ) -> Span:
     """The callee's proxy: ``ctx`` is the context the request arrived with (the caller's
     client span, whose id this span shares), or a new root (``shared=False``)."""
-    return Span(
-        trace_id=ctx.trace_id,
-        id=ctx.span_id,
-        parent_id=ctx.parent_id,
-        name=name.lower(),
-        kind="SERVER",
-        timestamp=ex.start_us,
-        duration=max(1, ex.duration_us),
-        local_endpoint=proxy.endpoint(),
-        tags=envoy_tags(proxy, ex),
-        debug=ctx.debug,
-        shared=shared,
-    )
+    return proxy_span("SERVER", ctx, proxy, ex, name, shared=shared)
 
 
 # ---------------------------------------------------------------- the collector's parser

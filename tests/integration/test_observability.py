@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from mesh.manager.observers import observe_dir
 from mesh.telemetry import b3
 from mesh.telemetry.b3 import TraceContext
 from mesh.telemetry.zipkin import Exchange, ProxyInfo, client_span, operation_name, server_span
+from tests.helpers import headless_chromium
 
 pytestmark = pytest.mark.integration
 
@@ -344,19 +344,11 @@ def test_ejected_endpoints_from_the_sidecars_status(observed: ObservedLab):
 
 
 def test_console_page_in_chromium_shows_edges_and_a_trace_waterfall(observed: ObservedLab):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not driver_path:
-        pytest.fail(
-            "needs chromium and chromedriver: apt-get install -y chromium chromium-driver",
-            pytrace=False,
-        )
     # One trace as the proxies report it: gateway → productpage, productpage → reviews aborted (FI).
     import random
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     rng = random.Random(5)
     now_us = int(time.time() * 1e6)
@@ -377,12 +369,7 @@ def test_console_page_in_chromium_shows_edges_and_a_trace_waterfall(observed: Ob
     assert posted.status_code == 202
     wait_for(lambda: canary_edges(observed, 0.7), 60, "the canary edges")
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
-    driver.set_page_load_timeout(20)
+    driver = headless_chromium()
     try:
         driver.get(observed.console_url + "/")
         wait = WebDriverWait(driver, 20)

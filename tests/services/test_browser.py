@@ -6,21 +6,18 @@ install command, never a silent skip: CI must not go green without having looked
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from services.launch import free_port, start, stop
+from tests.helpers import headless_chromium
 
 pytestmark = pytest.mark.browser
-
-INSTALL_HINT = "install them with: apt-get install -y chromium chromium-driver"
 
 
 @pytest.fixture(scope="module")
@@ -53,21 +50,7 @@ def bookinfo_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
-    chromium = shutil.which("chromium")
-    driver_path = shutil.which("chromedriver")
-    if not chromium or not driver_path:
-        pytest.fail(
-            f"browser test needs chromium ({chromium}) and chromedriver ({driver_path}); "
-            + INSTALL_HINT,
-            pytrace=False,
-        )
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(argument)
-    # An explicit driver path keeps Selenium Manager from trying to download one.
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
-    driver.set_page_load_timeout(20)
+    driver = headless_chromium()
     try:
         yield driver
     finally:
