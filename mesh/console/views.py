@@ -24,7 +24,10 @@ from mesh.telemetry.istio import RESPONSE_FLAGS
 from mesh.telemetry.zipkin import Span
 
 APP_ORDER = {"istio-ingressgateway": 0, "productpage": 1, "details": 2, "reviews": 2, "ratings": 3}
-NODE_W, NODE_GAP_Y, COL_W, LINE_H = 300, 36, 560, 26
+# Pixel sizes of the graph (the SVG scales to the page width; ~2000 px for Bookinfo, so a
+# 1920-pixel projector shows it at full size).
+NODE_W, LABEL_W, LABEL_LINE, NODE_GAP_Y, LINE_H = 290, 360, 22, 24, 26
+COL_W = NODE_W + LABEL_W + 70
 PALETTE = ("#1f4e9c", "#b35900", "#2e7d32", "#7b1fa2", "#00838f", "#6d4c41", "#c2185b")
 OK, WARN, BAD = "#1b6b34", "#a15c00", "#b00020"
 DASHED = ' stroke-dasharray="8 6"'
@@ -139,51 +142,70 @@ def graph_svg(graph: Mapping[str, Any], prometheus_error: str | None = None) -> 
     if not nodes:
         return head + '<p class="empty">No pods registered yet: is the lab running?</p>'
     columns = _columns(graph)
-    placed: dict[str, tuple[float, float, float]] = {}  # id -> x, y, height
+    # Edge labels stand just left of their target, stacked when several edges arrive there;
+    # a node's slot is as tall as its box or its stack of labels.
+    incoming: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    known = {n["id"] for n in nodes}
+    for edge in graph["edges"]:
+        if edge["source"] in known and edge["target"] in known:
+            incoming[edge["target"]].append(edge)
+    label_h = {id(e): len(edge_lines(e)) * LABEL_LINE + 10 for e in graph["edges"]}
+    placed: dict[str, tuple[float, float, float]] = {}  # id -> x, y, box height
     heights: dict[int, float] = defaultdict(float)
     ordered = sorted(nodes, key=lambda n: (columns[n["id"]], n["app"], n.get("version") or ""))
     for node in ordered:
         col = columns[node["id"]]
-        lines = 2 + len(node["badges"]) + len(node["ejected"])
-        height = 20 + lines * LINE_H
-        y = 20 + heights[col]
-        placed[node["id"]] = (20 + col * COL_W, y, height)
-        heights[col] += height + NODE_GAP_Y + 40
-    width = 40 + (max(columns.values()) + 1) * COL_W
-    height = 40 + max(heights.values())
+        lines = 2 + len(node["badges"]) + 2 * len(node["ejected"])
+        box = 20 + lines * LINE_H
+        stack = sum(label_h[id(e)] + 6 for e in incoming[node["id"]])
+        slot = max(box, stack)
+        y = 20 + heights[col] + (slot - box) / 2
+        placed[node["id"]] = (20 + col * COL_W, y, box)
+        heights[col] += slot + NODE_GAP_Y
+    width = 40 + max(columns.values()) * COL_W + NODE_W
+    height = 20 + max(heights.values())
     parts = [
         f'<svg id="graph-svg" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
-        f'width="100%" role="img" aria-label="traffic graph">',
-        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" '
-        'markerHeight="8" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#333"/></marker></defs>',
+        f'width="100%" style="max-width:{width:.0f}px" role="img" aria-label="traffic graph">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerUnits="userSpaceOnUse" '
+        'markerWidth="16" markerHeight="16" orient="auto-start-reverse">'
+        '<path d="M 0 0 L 10 5 L 0 10 z" fill="#222"/></marker></defs>',
     ]
-    for edge in graph["edges"]:
-        if edge["source"] not in placed or edge["target"] not in placed:
-            continue
-        sx, sy, sh = placed[edge["source"]]
-        tx, ty, th = placed[edge["target"]]
-        x1, y1 = sx + NODE_W, sy + sh / 2
-        x2, y2 = tx, ty + th / 2
-        colour = _edge_colour(edge)
-        width_px = 2 + min(8, edge["rps"])
-        mid = (x1 + x2) / 2
-        parts.append(
-            f'<g class="edge" data-source="{_e(edge["source"])}" data-target="{_e(edge["target"])}">'
-            f'<path d="M {x1:.0f} {y1:.0f} C {mid:.0f} {y1:.0f}, {mid:.0f} {y2:.0f}, {x2 - 4:.0f} {y2:.0f}" '
-            f'fill="none" stroke="{colour}" stroke-width="{width_px:.1f}" marker-end="url(#arrow)"'
-            f"{DASHED if not edge['requests'] else ''}/>"
-        )
-        lx, ly = x1 + 18, y1 + (y2 - y1) * 0.5 - 10
-        lines = edge_lines(edge)
-        box_h = len(lines) * 22 + 8
-        parts.append(
-            f'<rect x="{lx - 4:.0f}" y="{ly - 18:.0f}" width="{min(COL_W - NODE_W - 30, 250):.0f}" '
-            f'height="{box_h}" fill="#ffffff" fill-opacity="0.92" stroke="{colour}"/>'
-        )
-        parts.append(f'<text class="edge-label" x="{lx:.0f}" y="{ly:.0f}" fill="#111">')
-        for i, line in enumerate(lines):
-            parts.append(f'<tspan x="{lx:.0f}" dy="{0 if i == 0 else 22}">{_e(line)}</tspan>')
-        parts.append("</text></g>")
+    labels: list[str] = []
+    for target, edges in incoming.items():
+        tx, ty, th = placed[target]
+        stack = sum(label_h[id(e)] + 6 for e in edges) - 6
+        label_y = ty + th / 2 - stack / 2
+        for edge in sorted(edges, key=lambda e: placed[e["source"]][1]):
+            sx, sy, sh = placed[edge["source"]]
+            box_h = label_h[id(edge)]
+            x1, y1 = sx + NODE_W, sy + sh / 2
+            x2, y2 = tx, label_y + box_h / 2
+            colour = _edge_colour(edge)
+            width_px = 2 + min(8, edge["rps"] / 5)
+            mid = (x1 + x2) / 2
+            parts.append(
+                f'<path class="edge-line" data-source="{_e(edge["source"])}" data-target="{_e(edge["target"])}" '
+                f'd="M {x1:.0f} {y1:.0f} C {mid:.0f} {y1:.0f}, {mid:.0f} {y2:.0f}, {x2 - 2:.0f} {y2:.0f}" '
+                f'fill="none" stroke="{colour}" stroke-width="{width_px:.1f}" marker-end="url(#arrow)"'
+                f"{DASHED if not edge['requests'] else ''}/>"
+            )
+            # Labels go on top of every line (drawn after them).
+            lx = tx - LABEL_W - 24
+            label = [
+                f'<g class="edge" data-source="{_e(edge["source"])}" data-target="{_e(edge["target"])}">'
+                f'<rect x="{lx:.0f}" y="{label_y:.0f}" width="{LABEL_W}" height="{box_h}" '
+                f'fill="#ffffff" stroke="{colour}" stroke-width="2"/>'
+                f'<text class="edge-label" x="{lx + 8:.0f}" y="{label_y + LABEL_LINE:.0f}" fill="#111">'
+            ]
+            for i, line in enumerate(edge_lines(edge)):
+                label.append(
+                    f'<tspan x="{lx + 8:.0f}" dy="{0 if i == 0 else LABEL_LINE}">{_e(line)}</tspan>'
+                )
+            label.append("</text></g>")
+            labels.append("".join(label))
+            label_y += box_h + 6
+    parts.extend(labels)
     for node in ordered:
         x, y, h = placed[node["id"]]
         ejected = bool(node["ejected"])
@@ -210,10 +232,11 @@ def graph_svg(graph: Mapping[str, Any], prometheus_error: str | None = None) -> 
         for ejection in node["ejected"]:
             parts.append(
                 f'<text x="{x + 14:.0f}" y="{line_y:.0f}" class="badge-bad">'
-                f"✗ EJECTED {_e(ejection['pod'])} by {_e(ejection['by'])}, "
-                f"{ejection['seconds_left']:.0f} s left</text>"
+                f"✗ EJECTED {_e(ejection['pod'])}</text>"
+                f'<text x="{x + 34:.0f}" y="{line_y + LINE_H:.0f}" class="badge-bad">'
+                f"by {_e(ejection['by'])}, {ejection['seconds_left']:.0f} s left</text>"
             )
-            line_y += LINE_H
+            line_y += 2 * LINE_H
         parts.append("</g>")
     parts.append("</svg>")
     legend = " · ".join(
@@ -255,16 +278,27 @@ def traffic_svg(
     if not per_app:
         return '<p class="empty">No requests in the last minutes: start Locust or curl the gateway.</p>'
     w, h, pad = 1100, 190, 60
+    # From the first request on (at least a minute), so a young lab's lines are not squeezed.
+    first = min(
+        (t for lines in per_app.values() for _, pts in lines for t, v in pts if v > 0),
+        default=start,
+    )
+    start = max(start, min(first - 5, end - 60))
     span = max(end - start, 1.0)
     markers = [e for e in timeline if start <= _unix(e.get("time")) <= end]
     out = []
     for app in sorted(per_app, key=lambda a: (APP_ORDER.get(a, 9), a)):
         lines = sorted(per_app[app])
         peak = max((v for _, pts in lines for _, v in pts if v == v), default=1.0) or 1.0
+        legend = " ".join(
+            f'<span style="color:{PALETTE[i % len(PALETTE)]}">■ {_e(version)} '
+            f"{next((v for _, v in reversed(points) if v == v), 0.0):.1f}/s</span>"
+            for i, (version, points) in enumerate(lines)
+        )
         parts = [
+            f'<p class="chart-legend"><b>{_e(app)}</b> {legend}</p>',
             f'<svg class="chart" data-app="{_e(app)}" viewBox="0 0 {w} {h + 40}" width="100%" '
             f'role="img" aria-label="{_e(app)} requests per second by version">',
-            f'<text x="4" y="22" class="chart-title">{_e(app)}</text>',
             f'<line x1="{pad}" y1="{h}" x2="{w - 10}" y2="{h}" stroke="#333"/>',
             f'<text x="4" y="{h}" class="axis">0</text><text x="4" y="48" class="axis">{peak:.1f}/s</text>',
         ]
@@ -275,20 +309,15 @@ def traffic_svg(
                 f'<line x1="{x:.0f}" y1="30" x2="{x:.0f}" y2="{h}" stroke="#555" stroke-dasharray="4 4"/>'
                 f'<text x="{x + 4:.0f}" y="{h + 22}" class="marker">{_e(label)}</text>'
             )
-        for i, (version, points) in enumerate(lines):
+        for i, (_version, points) in enumerate(lines):
             colour = PALETTE[i % len(PALETTE)]
             coords = " ".join(
                 f"{pad + (t - start) / span * (w - pad - 10):.1f},{h - (v / peak) * (h - 40):.1f}"
                 for t, v in points
-                if v == v
+                if v == v and t >= start
             )
             parts.append(
                 f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="3"/>'
-            )
-            last = next((v for _, v in reversed(points) if v == v), 0.0)
-            parts.append(
-                f'<text x="{w - 260 + (i % 3) * 85}" y="{22 + (i // 3) * 22}" fill="{colour}" class="legend">'
-                f"■ {_e(version)} {last:.1f}/s</text>"
             )
         parts.append("</svg>")
         out.append("".join(parts))
