@@ -24,15 +24,20 @@ from typing import Any
 from mesh.config import issues as codes
 from mesh.config.convert import Converter, did_you_mean, type_name
 from mesh.config.issues import Issue
-from mesh.config.model import SPEC_TYPES
+from mesh.config.model import GROUP_VERSIONS, SPEC_GROUPS, SPEC_TYPES
 
 MAX_FILE_BYTES = 1 << 20
 MAX_DOCUMENTS = 1000
 MAX_NODES_PER_DOCUMENT = 100_000
 
-ISTIO_GROUP = "networking.istio.io"
-ISTIO_VERSIONS = ("v1alpha3", "v1beta1", "v1")
-OTHER_ISTIO_KINDS = ("ServiceEntry", "Sidecar", "EnvoyFilter", "WorkloadEntry", "WorkloadGroup")
+OTHER_ISTIO_KINDS = (
+    "ServiceEntry",
+    "Sidecar",
+    "EnvoyFilter",
+    "WorkloadEntry",
+    "WorkloadGroup",
+    "RequestAuthentication",
+)
 METADATA_FIELDS = frozenset(
     {
         "name",
@@ -51,7 +56,11 @@ METADATA_FIELDS = frozenset(
     }
 )
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DEFAULT_NAMESPACE = "default"
+# Kinds whose metadata.namespace the lab honours (security policy is scoped by namespace:
+# istio-system is mesh-wide); the traffic kinds still live in the one namespace "default".
+NAMESPACED_KINDS = frozenset(k for k, g in SPEC_GROUPS.items() if g == "security.istio.io")
 
 
 @cache
@@ -220,14 +229,15 @@ def _document_issues(
             issue("Error", codes.SCHEMA_VALIDATION_ERROR, "missing apiVersion", kind=kind)
         ]
     group, _, version = api_version.rpartition("/")
-    if group != ISTIO_GROUP:
-        if kind in SPEC_TYPES:
+    kind_group = SPEC_GROUPS.get(kind)
+    if group not in GROUP_VERSIONS or (kind_group is not None and group != kind_group):
+        if kind_group is not None:
             return None, [
                 issue(
                     "Error",
                     codes.SCHEMA_VALIDATION_ERROR,
-                    f"apiVersion {api_version!r} is not an Istio networking version "
-                    f"(use networking.istio.io/v1, v1beta1 or v1alpha3)",
+                    f"apiVersion {api_version!r} is not an API version of {kind} "
+                    f"(use {_versions_hint(kind_group)})",
                     "apiVersion",
                     kind=kind,
                 )
@@ -261,12 +271,12 @@ def _document_issues(
             issue("Error", codes.SCHEMA_VALIDATION_ERROR, f"unknown kind {kind!r}{hint}", "kind")
         ]
     found: list[Issue] = []
-    if version not in ISTIO_VERSIONS:
+    if version not in GROUP_VERSIONS[group]:
         found.append(
             issue(
                 "Error",
                 codes.SCHEMA_VALIDATION_ERROR,
-                f"unknown apiVersion {api_version!r} (use {ISTIO_GROUP}/v1, v1beta1 or v1alpha3)",
+                f"unknown apiVersion {api_version!r} (use {_versions_hint(group)})",
                 "apiVersion",
                 kind=kind,
             )
@@ -301,7 +311,22 @@ def _document_issues(
                     )
                 )
         raw_ns = metadata.get("namespace")
-        if raw_ns is not None:
+        if raw_ns is not None and kind in NAMESPACED_KINDS:
+            if isinstance(raw_ns, str) and len(raw_ns) <= 63 and DNS1123_LABEL.match(raw_ns):
+                namespace = raw_ns
+            else:
+                found.append(
+                    issue(
+                        "Error",
+                        codes.SCHEMA_VALIDATION_ERROR,
+                        f"metadata.namespace {raw_ns!r} is not a valid namespace name "
+                        "(a DNS-1123 label: lowercase letters, digits and '-')",
+                        "metadata.namespace",
+                        kind=kind,
+                        name=name,
+                    )
+                )
+        elif raw_ns is not None:
             if raw_ns != DEFAULT_NAMESPACE:
                 found.append(
                     issue(
@@ -393,6 +418,11 @@ def _document_issues(
         lines=spec_lines,
     )
     return resource, found
+
+
+def _versions_hint(group: str) -> str:
+    versions = sorted(GROUP_VERSIONS[group], key=lambda v: (len(v), v))
+    return f"{group}/" + ", ".join(versions[:-1]) + " or " + versions[-1]
 
 
 def _nearest_line(lines: Mapping[str, int], path: str, default: int) -> int:
@@ -503,9 +533,9 @@ def later_files_win(result: LoadResult) -> LoadResult:
     earlier definition (as ``kubectl apply -f a.yaml -f b.yaml`` would), so
     ``-f scenarios/reset.yaml -f scenarios/dark-launch.yaml`` means "baseline, then dark
     launch". Twice in one file stays an error (``analyze`` reports it)."""
-    latest: dict[tuple[str, str], Resource] = {}
+    latest: dict[tuple[str, str, str], Resource] = {}
     for resource in result.resources:
-        key = (resource.kind, resource.name)
+        key = resource.key
         earlier = latest.get(key)
         if earlier is not None and earlier.source.file == resource.source.file:
             continue
@@ -521,9 +551,7 @@ def later_files_win(result: LoadResult) -> LoadResult:
         latest[key] = resource
     keep = {id(r) for r in latest.values()}
     result.resources = [
-        r
-        for r in result.resources
-        if id(r) in keep or latest[(r.kind, r.name)].source.file == r.source.file
+        r for r in result.resources if id(r) in keep or latest[r.key].source.file == r.source.file
     ]
     return result
 

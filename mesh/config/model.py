@@ -10,7 +10,9 @@ Primitives: ``StringMatch``; VirtualService (``HTTPMatchRequest``, ``HTTPRoute``
 ``HTTPRouteDestination``, ``Destination``, ``Headers``, ``HTTPRewrite``, ``HTTPRedirect``,
 ``HTTPDirectResponse``, ``HTTPRetry``, ``HTTPFaultInjection``, ``CorsPolicy``);
 DestinationRule (``Subset``, ``TrafficPolicy``, ``LoadBalancerSettings``,
-``ConnectionPoolSettings``, ``OutlierDetection``); Gateway (``Server``, ``Port``).
+``ConnectionPoolSettings``, ``OutlierDetection``); Gateway (``Server``, ``Port``);
+PeerAuthentication (``MutualTLS``); AuthorizationPolicy (``Rule``, ``Source``, ``Operation``,
+``Condition``). ``SPEC_TYPES`` and ``SPEC_GROUPS`` register each kind with its API group.
 """
 
 from __future__ import annotations
@@ -444,8 +446,125 @@ class Gateway:
     selector: Mapping[str, str] = field(default_factory=_empty_map)
 
 
+# ---------------------------------------------------------------- security.istio.io
+# PeerAuthentication and AuthorizationPolicy (istio/api security/v1beta1, served as v1 too).
+# A list written empty (``from: []``) stays distinct from one left out (None) where Istio's
+# validation tells them apart.
+
+MtlsModeName = Literal["UNSET", "DISABLE", "PERMISSIVE", "STRICT"]
+AuthorizationAction = Literal["ALLOW", "DENY", "AUDIT", "CUSTOM"]
+
+
+@dataclass(frozen=True, slots=True)
+class MutualTLS:
+    mode: MtlsModeName | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAuthentication:
+    selector: WorkloadSelector | None = None
+    mtls: MutualTLS | None = None
+    # Keys are the workload's (container) port numbers as written; validation checks them.
+    port_level_mtls: Mapping[str, MutualTLS] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyTargetReference:
+    group: str | None = None
+    kind: str | None = None
+    name: str | None = None
+    namespace: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    principals: tuple[str, ...] = ()
+    not_principals: tuple[str, ...] = ()
+    request_principals: tuple[str, ...] = ()
+    not_request_principals: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
+    not_namespaces: tuple[str, ...] = ()
+    service_accounts: tuple[str, ...] = ()
+    not_service_accounts: tuple[str, ...] = ()
+    ip_blocks: tuple[str, ...] = ()
+    not_ip_blocks: tuple[str, ...] = ()
+    remote_ip_blocks: tuple[str, ...] = ()
+    not_remote_ip_blocks: tuple[str, ...] = ()
+    trust_domains: tuple[str, ...] = ()
+    not_trust_domains: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    hosts: tuple[str, ...] = ()
+    not_hosts: tuple[str, ...] = ()
+    ports: tuple[str, ...] = ()
+    not_ports: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()
+    not_methods: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    not_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFrom:
+    source: Source | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleTo:
+    operation: Operation | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    key: str | None = None
+    values: tuple[str, ...] = ()
+    not_values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    from_: tuple[RuleFrom | None, ...] | None = field(default=None, metadata={"yaml": "from"})
+    to: tuple[RuleTo | None, ...] | None = None
+    when: tuple[Condition | None, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionProvider:
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationPolicy:
+    selector: WorkloadSelector | None = None
+    target_ref: PolicyTargetReference | None = None
+    target_refs: tuple[PolicyTargetReference, ...] = ()
+    rules: tuple[Rule | None, ...] | None = None
+    action: AuthorizationAction | None = None  # None = ALLOW, Istio's default
+    provider: ExtensionProvider | None = None
+
+
+NETWORKING_GROUP = "networking.istio.io"
+SECURITY_GROUP = "security.istio.io"
+
 SPEC_TYPES: dict[str, type] = {
     "VirtualService": VirtualService,
     "DestinationRule": DestinationRule,
     "Gateway": Gateway,
+    "PeerAuthentication": PeerAuthentication,
+    "AuthorizationPolicy": AuthorizationPolicy,
+}
+
+# The API group of each kind, and the versions the lab reads in each group.
+SPEC_GROUPS: dict[str, str] = {
+    "VirtualService": NETWORKING_GROUP,
+    "DestinationRule": NETWORKING_GROUP,
+    "Gateway": NETWORKING_GROUP,
+    "PeerAuthentication": SECURITY_GROUP,
+    "AuthorizationPolicy": SECURITY_GROUP,
+}
+GROUP_VERSIONS: dict[str, tuple[str, ...]] = {
+    NETWORKING_GROUP: ("v1alpha3", "v1beta1", "v1"),
+    SECURITY_GROUP: ("v1beta1", "v1"),
 }
