@@ -21,6 +21,23 @@ def doc(kind: str, name: str, spec: str) -> str:
     return f"{HEADER}kind: {kind}\nmetadata:\n  name: {name}\nspec:\n{body}\n"
 
 
+def security_doc(
+    kind: str,
+    name: str,
+    spec: str,
+    namespace: str = "default",
+    annotations: dict[str, str] | None = None,
+    api_version: str = "security.istio.io/v1",
+) -> str:
+    """A PeerAuthentication or AuthorizationPolicy document in ``namespace``."""
+    body = textwrap.indent(textwrap.dedent(spec).strip("\n"), "  ") or "  {}"
+    meta = f"metadata:\n  name: {name}\n  namespace: {namespace}\n"
+    if annotations:
+        meta += "  annotations:\n" + "".join(f'    {k}: "{v}"\n' for k, v in annotations.items())
+    spec_line = "spec:\n" + body if body.strip() != "{}" else "spec: {}"
+    return f"apiVersion: {api_version}\nkind: {kind}\n{meta}{spec_line}\n"
+
+
 def docs(*documents: str) -> str:
     return "---\n".join(documents)
 

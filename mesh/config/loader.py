@@ -102,6 +102,11 @@ class Resource:
     def key(self) -> tuple[str, str, str]:
         return (self.kind, self.namespace, self.name)
 
+    @property
+    def display_name(self) -> str:
+        """``foo/default`` for the namespaced (security) kinds, else the name."""
+        return f"{self.namespace}/{self.name}" if self.kind in NAMESPACED_KINDS else self.name
+
     def line_of(self, path: str) -> int:
         """Line of a spec field path (or of its nearest written parent)."""
         while path:
@@ -117,7 +122,7 @@ class Resource:
             code,
             message,
             kind=self.kind,
-            name=self.name,
+            name=self.display_name,
             file=self.source.file,
             line=self.line_of(path),
             path=path,
@@ -388,6 +393,8 @@ def _document_issues(
         if path.startswith("spec")
     }
     spec_lines[""] = lines.get("", source.line)
+    # metadata paths too (no spec field is called "metadata"): findings about annotations.
+    spec_lines.update((p, line) for p, line in lines.items() if p.startswith("metadata."))
     for path, message in converter.problems:
         found.append(
             Issue(
@@ -395,7 +402,7 @@ def _document_issues(
                 codes.SCHEMA_VALIDATION_ERROR,
                 message,
                 kind=kind,
-                name=name,
+                name=f"{namespace}/{name}" if kind in NAMESPACED_KINDS else name,
                 file=source.file,
                 line=_nearest_line(spec_lines, path, source.line),
                 path=path,

@@ -38,11 +38,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mesh.config.authz_values import contains_path_template
 from mesh.config.model import AuthorizationPolicy, Condition, Operation, Rule, Source
 from mesh.security.identity import SPIFFE_SCHEME
 from mesh.security.patterns import (
     Test,
-    contains_path_template,
     header_matcher,
     ip_matcher,
     namespace_regex,
@@ -53,7 +53,8 @@ from mesh.security.patterns import (
     trust_domain_matcher,
 )
 from mesh.security.policy import ROOT_NAMESPACE, PolicyResource, annotations
-from mesh.security.workload import Workload, selects
+from mesh.security.workload import has_proxy, selects
+from mesh.topology import Pod
 
 DRY_RUN_ANNOTATION = "istio.io/dry-run"
 DENIED_STATUS = 403
@@ -333,9 +334,9 @@ class AuthorizationPolicies:
             (r, compile_policy(r)) for r in resources if r.kind == "AuthorizationPolicy"
         ]
 
-    def for_workload(self, workload: Workload) -> tuple[CompiledPolicy, ...]:
-        """The policies the workload's sidecar enforces (none without a sidecar)."""
-        if not workload.sidecar:
+    def for_workload(self, workload: Pod) -> tuple[CompiledPolicy, ...]:
+        """The policies the pod's proxy enforces (none without a proxy)."""
+        if not has_proxy(workload):
             return ()
         chosen = []
         for resource, compiled in self._policies:

@@ -3,7 +3,8 @@
 Primitives: ``TRUST_DOMAIN`` (``cluster.local``), ``Identity`` (trust domain, namespace,
 service account) with its SPIFFE ``uri`` (``spiffe://cluster.local/ns/foo/sa/sleep``, the
 certificate's URI SAN) and its ``principal`` (``cluster.local/ns/foo/sa/sleep``, what
-AuthorizationPolicy ``principals`` and ``source.principal`` name), and ``IdentityError``.
+AuthorizationPolicy ``principals`` and ``source.principal`` name), ``pod_identity`` and
+``IdentityError``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-TRUST_DOMAIN = "cluster.local"
+from mesh.topology import CLUSTER_DOMAIN, Pod
+
+# Istio's trust domain defaults to the cluster's DNS domain.
+TRUST_DOMAIN = CLUSTER_DOMAIN
 SPIFFE_SCHEME = "spiffe://"
 
 # Kubernetes names: a namespace is a DNS-1123 label, a service account a DNS-1123 subdomain.
@@ -70,3 +74,8 @@ def parse_uri(text: str) -> Identity:
     if not text.startswith(SPIFFE_SCHEME):
         raise IdentityError(f"{text!r} is not a SPIFFE ID (it must start with spiffe://)")
     return parse_principal(text[len(SPIFFE_SCHEME) :])
+
+
+def pod_identity(pod: Pod, trust_domain: str = TRUST_DOMAIN) -> Identity:
+    """The identity a pod's certificate carries: its namespace and service account."""
+    return Identity(pod.namespace, pod.service_account, trust_domain)

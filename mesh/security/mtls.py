@@ -35,7 +35,8 @@ from mesh.config.model import (
     TrafficPolicy,
 )
 from mesh.security.policy import ROOT_NAMESPACE, PolicyResource, policy_key
-from mesh.security.workload import Workload, has_labels, selects
+from mesh.security.workload import has_labels, has_proxy, selects
+from mesh.topology import Pod
 
 
 class MtlsMode(StrEnum):
@@ -94,14 +95,14 @@ class PeerAuthentications:
     def namespace_policy(self, namespace: str) -> PolicyResource | None:
         return self._namespace.get(namespace)
 
-    def workload_policy(self, workload: Workload) -> PolicyResource | None:
+    def workload_policy(self, workload: Pod) -> PolicyResource | None:
         """The first workload-level policy of its namespace that selects it."""
         for resource in self._workload.get(workload.namespace, ()):
             if selects(resource.spec.selector, workload.labels):
                 return resource
         return None
 
-    def for_workload(self, workload: Workload, port: int | None = None) -> EffectiveMtls:
+    def for_workload(self, workload: Pod, port: int | None = None) -> EffectiveMtls:
         """What the workload's sidecar accepts on ``port`` (its container port)."""
         effective = EffectiveMtls(MtlsMode.PERMISSIVE)
         layers: tuple[tuple[Scope, PolicyResource | None], ...] = (
@@ -219,7 +220,7 @@ def endpoint_tls_mode(
 
 def client_tls(
     *,
-    server: Workload,
+    server: Pod,
     target_port: int,
     service_namespace: str,
     service_port: int,
@@ -245,7 +246,7 @@ def client_tls(
     endpoint_mode = endpoint_tls_mode(rule, subset, service_port)
     if endpoint_mode is not None:
         return ClientTLS.ISTIO_MUTUAL if endpoint_mode == "ISTIO_MUTUAL" else ClientTLS.PLAINTEXT
-    if not server.sidecar:
+    if not has_proxy(server):
         return ClientTLS.PLAINTEXT
     server_mode = peer_authentications.for_workload(server, target_port).mode
     return ClientTLS.PLAINTEXT if server_mode is MtlsMode.DISABLE else ClientTLS.ISTIO_MUTUAL
@@ -281,7 +282,7 @@ def connect(
     *,
     client_sidecar: bool,
     sends: ClientTLS,
-    server: Workload,
+    server: Pod,
     server_mode: MtlsMode,
     server_speaks_tls: bool = False,
 ) -> Outcome:
@@ -295,7 +296,7 @@ def connect(
             return Outcome(result, reason, 503, flag)
         return Outcome(result, reason)
 
-    if not server.sidecar:
+    if not has_proxy(server):
         if sends is ClientTLS.PLAINTEXT:
             return Outcome("plaintext", "the server has no sidecar: plaintext to the app")
         if sends in (ClientTLS.SIMPLE, ClientTLS.MUTUAL) and server_speaks_tls:
@@ -336,8 +337,8 @@ def connect(
 
 def reachability(
     *,
-    client: Workload,
-    server: Workload,
+    client: Pod,
+    server: Pod,
     target_port: int,
     service_port: int,
     peer_authentications: PeerAuthentications,
@@ -358,10 +359,10 @@ def reachability(
             rule=rule,
             subset=subset,
         )
-        if client.sidecar
+        if has_proxy(client)
         else ClientTLS.PLAINTEXT
     )
     server_mode = peer_authentications.for_workload(server, target_port).mode
     return connect(
-        client_sidecar=client.sidecar, sends=sends, server=server, server_mode=server_mode
+        client_sidecar=has_proxy(client), sends=sends, server=server, server_mode=server_mode
     )

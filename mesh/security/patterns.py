@@ -12,8 +12,8 @@ Primitives:
 - ``namespace_regex``, ``service_account_regex``, ``trust_domain_matcher``: the SPIFFE URI
   tests Istio generates for ``namespaces``, ``serviceAccounts`` and ``trustDomains``.
 
-Raises ``ValueError`` for values Istio's validation refuses (bad IP, bad template), so the
-analyzer and the evaluator agree on what is valid.
+Raises ``ValueError`` for values Istio's validation refuses (bad IP, bad template): the syntax
+is ``mesh.config.authz_values``, which the analyzer checks with.
 """
 
 from __future__ import annotations
@@ -22,13 +22,9 @@ import ipaddress
 import re
 from collections.abc import Callable
 
-Test = Callable[[str | None], bool]
+from mesh.config.authz_values import parse_ip_block, path_template_regex
 
-MATCH_ONE_TEMPLATE = "{*}"
-MATCH_ANY_TEMPLATE = "{**}"
-# RFC 3986 pchar without '/', as Envoy's URI template defines a literal.
-_LITERAL = "a-zA-Z0-9-._~%!$&'()+,;:@="
-_VALID_LITERAL = re.compile(f"^[{_LITERAL}]+$")
+Test = Callable[[str | None], bool]
 
 
 def string_matcher(pattern: str, *, ignore_case: bool = False) -> Test:
@@ -57,19 +53,6 @@ def _same(text: str) -> str:
     return text
 
 
-def parse_ip_block(block: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    """``10.1.2.3`` (one address) or ``10.1.0.0/16``; raises ``ValueError`` as Istio's
-    ``ValidateIPs`` does (``bad IP address``, ``bad CIDR range``)."""
-    try:
-        if "/" in block:
-            return ipaddress.ip_network(block, strict=False)
-        address = ipaddress.ip_address(block)
-    except ValueError as exc:
-        kind = "CIDR range" if "/" in block else "IP address"
-        raise ValueError(f"bad {kind} ({block}): {exc}") from None
-    return ipaddress.ip_network(address)
-
-
 def ip_matcher(block: str) -> Test:
     network = parse_ip_block(block)
 
@@ -87,42 +70,8 @@ def ip_matcher(block: str) -> Test:
     return test
 
 
-def contains_path_template(path: str) -> bool:
-    return MATCH_ONE_TEMPLATE in path or MATCH_ANY_TEMPLATE in path
-
-
-def check_path_template(path: str) -> None:
-    """Istio's ``CheckValidPathTemplate``: ``{**}`` last, no other ``{``/``}``, and with a
-    template, every other segment a valid literal. Raises ``ValueError``."""
-    has_template = contains_path_template(path)
-    seen_any = False
-    for glob in path.strip("/").split("/"):
-        if glob in (MATCH_ONE_TEMPLATE, MATCH_ANY_TEMPLATE):
-            if seen_any:
-                raise ValueError(f"invalid path template {path}: {{**}} is not the last operator")
-            seen_any = glob == MATCH_ANY_TEMPLATE
-            continue
-        if "{" in glob or "}" in glob:
-            raise ValueError(f"invalid path template {path}: '{{' or '}}' outside {{*}} and {{**}}")
-        if has_template and not _VALID_LITERAL.match(glob):
-            raise ValueError(
-                f"invalid path template {path}: segment {glob!r} is not a valid literal"
-            )
-
-
 def path_template_matcher(path: str) -> Test:
-    """Envoy's URI template: ``{*}`` one segment (``[literal]+``), ``{**}`` the rest
-    (``[literal/]*``), everything else literal."""
-    check_path_template(path)
-    regex = ""
-    for part in re.split(r"(\{\*\*\}|\{\*\})", path):
-        if part == MATCH_ANY_TEMPLATE:
-            regex += f"[{_LITERAL}/]*"
-        elif part == MATCH_ONE_TEMPLATE:
-            regex += f"[{_LITERAL}]+"
-        else:
-            regex += re.escape(part)
-    compiled = re.compile(regex)
+    compiled = re.compile(path_template_regex(path))
     return lambda value: value is not None and compiled.fullmatch(value) is not None
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-ROOT_NAMESPACE = "istio-system"
+from mesh.topology import ROOT_NAMESPACE
+
+__all__ = ["ROOT_NAMESPACE", "PolicyResource", "annotations", "policy_key"]
 
 
 class PolicyResource(Protocol):

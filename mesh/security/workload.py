@@ -1,8 +1,10 @@
-"""The facts about a workload that security decisions read, and Istio's workload selector.
+"""What security reads of a pod (``mesh.topology.Pod``): its selector match and its proxy.
 
-Primitives: ``Workload`` (name, namespace, labels, service account, whether a sidecar runs
-beside it) and ``selects(selector, labels)`` — Kubernetes' ``matchLabels``: every label of the
-selector present with the same value (an empty or missing selector selects everything).
+Primitives: ``selects(selector, labels)`` — Kubernetes' ``matchLabels``: every label of the
+selector present with the same value (no selector selects everything); ``has_labels`` (Istio
+treats a selector without labels as none: namespace- or mesh-wide); ``has_proxy(pod)`` —
+a pod with a sidecar (or a gateway proxy) speaks mTLS and enforces policy, one without
+(``sidecar.istio.io/inject: "false"``) speaks and accepts plaintext only.
 
 The topology (which pods exist) is passed in by the caller; nothing here reads it.
 """
@@ -10,32 +12,9 @@ The topology (which pods exist) is passed in by the caller; nothing here reads i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from mesh.config.model import WorkloadSelector
-from mesh.security.identity import TRUST_DOMAIN, Identity
-
-DEFAULT_SERVICE_ACCOUNT = "default"
-
-
-@dataclass(frozen=True, slots=True)
-class Workload:
-    """One pod as security sees it. ``service_account`` None: not known (the checks that need
-    it are skipped); ``sidecar`` False: out of the mesh (``sidecar.istio.io/inject: "false"``),
-    it speaks and accepts plaintext only and enforces no policy."""
-
-    name: str
-    namespace: str = "default"
-    labels: Mapping[str, str] = field(default_factory=dict)
-    service_account: str | None = DEFAULT_SERVICE_ACCOUNT
-    sidecar: bool = True
-
-    def identity(self, trust_domain: str = TRUST_DOMAIN) -> Identity:
-        """The identity its certificate carries (the pod's service account, ``default`` when
-        the topology does not say)."""
-        return Identity(
-            self.namespace, self.service_account or DEFAULT_SERVICE_ACCOUNT, trust_domain
-        )
+from mesh.topology import Pod
 
 
 def selects(selector: WorkloadSelector | None, labels: Mapping[str, str]) -> bool:
@@ -45,5 +24,8 @@ def selects(selector: WorkloadSelector | None, labels: Mapping[str, str]) -> boo
 
 
 def has_labels(selector: WorkloadSelector | None) -> bool:
-    """Istio treats a selector without labels as no selector (namespace- or mesh-wide)."""
     return selector is not None and bool(selector.match_labels)
+
+
+def has_proxy(pod: Pod) -> bool:
+    return pod.proxy != "none"

@@ -22,8 +22,13 @@ from mesh.config import issues as codes
 from mesh.config.issues import Issue
 from mesh.config.loader import Resource
 from mesh.config.model import Destination, DestinationRule, Gateway, VirtualService
+from mesh.config.validate.authorization_policy import (
+    check_authorization_policy,
+    check_dry_run_annotation,
+)
 from mesh.config.validate.destination_rule import check_destination_rule
 from mesh.config.validate.gateway import check_gateway
+from mesh.config.validate.peer_authentication import check_peer_authentication
 from mesh.config.validate.virtual_service import check_virtual_service
 from mesh.topology import Pod, Topology
 
@@ -32,6 +37,8 @@ RESOURCE_CHECKS: dict[str, Callable[[Resource, list[Issue]], None]] = {
     "VirtualService": check_virtual_service,
     "DestinationRule": check_destination_rule,
     "Gateway": check_gateway,
+    "PeerAuthentication": check_peer_authentication,
+    "AuthorizationPolicy": check_authorization_policy,
 }
 
 
@@ -41,9 +48,9 @@ def analyze(resources: Sequence[Resource], topology: Topology) -> list[Issue]:
     pods = topology.app_pods
     gateway_pods = [p.labels for p in topology.gateway_pods]
     out: list[Issue] = []
-    seen: dict[tuple[str, str], Resource] = {}
+    seen: dict[tuple[str, str, str], Resource] = {}
     for resource in resources:
-        key = (resource.kind, resource.name)
+        key = resource.key
         if key in seen:
             first = seen[key]
             out.append(
@@ -59,6 +66,7 @@ def analyze(resources: Sequence[Resource], topology: Topology) -> list[Issue]:
         check = RESOURCE_CHECKS.get(resource.kind)
         if check is not None:
             check(resource, out)
+        check_dry_run_annotation(resource, out)
     unique = list(seen.values())
     rules = [r for r in unique if r.kind == "DestinationRule"]
     gateways = {r.name: r for r in unique if r.kind == "Gateway"}

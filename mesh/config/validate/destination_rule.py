@@ -11,6 +11,7 @@ from mesh.config import issues as codes
 from mesh.config.issues import Issue
 from mesh.config.loader import Resource
 from mesh.config.model import (
+    ClientTLSSettings,
     DestinationRule,
     LoadBalancerSettings,
     OutlierDetection,
@@ -81,6 +82,7 @@ def check_traffic_policy(found: Findings, path: str, policy: TrafficPolicy) -> N
     if policy.outlier_detection is not None:
         check_outlier(found, f"{path}.outlierDetection", policy.outlier_detection)
     if policy.tls is not None:
+        check_client_tls(found, f"{path}.tls", policy.tls)
         found.info(
             f"{path}.tls", "tls is accepted and has no effect until mutual TLS lands in the lab"
         )
@@ -88,6 +90,8 @@ def check_traffic_policy(found: Findings, path: str, policy: TrafficPolicy) -> N
         lpath = f"{path}.portLevelSettings[{k}]"
         if level.port is None or not level.port.number:
             found.error(f"{lpath}.port", "port.number is required")
+        if level.tls is not None:
+            check_client_tls(found, f"{lpath}.tls", level.tls)
         if level.load_balancer is not None:
             check_load_balancer(found, f"{lpath}.loadBalancer", level.load_balancer)
         if level.outlier_detection is not None:
@@ -159,3 +163,33 @@ def check_outlier(found: Findings, path: str, outlier: OutlierDetection) -> None
         found.error(
             path, "consecutiveLocalOriginFailures needs splitExternalLocalOriginErrors: true"
         )
+
+
+def check_client_tls(found: Findings, path: str, tls: ClientTLSSettings) -> None:
+    """Istio's ``ValidateTLS`` for a DestinationRule's client TLS settings."""
+    if tls.insecure_skip_verify:
+        if tls.mode == "SIMPLE" and (
+            tls.ca_certificates or tls.credential_name or tls.subject_alt_names
+        ):
+            found.error(
+                path,
+                "cannot specify CaCertificates or CredentialName or SubjectAltNames when "
+                "InsecureSkipVerify is set true",
+            )
+        if tls.mode == "MUTUAL" and (tls.ca_certificates or tls.subject_alt_names):
+            found.error(
+                path,
+                "cannot specify CaCertificates or SubjectAltNames when InsecureSkipVerify is set true",
+            )
+    if tls.mode in ("SIMPLE", "MUTUAL") and tls.credential_name:
+        if tls.client_certificate or tls.ca_certificates or tls.private_key or tls.ca_crl:
+            found.error(
+                path,
+                "cannot specify client certificates or CA certificate or CA CRL If credentialName is set",
+            )
+        return
+    if tls.mode == "MUTUAL":
+        if not tls.client_certificate:
+            found.error(f"{path}.clientCertificate", "client certificate required for mutual tls")
+        if not tls.private_key:
+            found.error(f"{path}.privateKey", "private key required for mutual tls")

@@ -1,5 +1,5 @@
 """Checks of values that several kinds share: regexes, string matches, durations,
-percentages, header names, host and DNS-1123 names; and ``Findings``, the collector every
+percentages, header names, host and DNS-1123 names, workload selectors; and ``Findings``, the collector every
 check writes to.
 
 A rule about a field *type* (a ``StringMatch``, a ``Duration``, a ``Percent``, a header
@@ -15,7 +15,7 @@ import re2
 from mesh.config import issues as codes
 from mesh.config.issues import Issue
 from mesh.config.loader import Resource
-from mesh.config.model import StringMatch
+from mesh.config.model import StringMatch, WorkloadSelector
 
 MAX_REGEX_LENGTH = 1024
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -112,3 +112,21 @@ def check_header_name(found: Findings, path: str, name: str) -> None:
         )
     elif not HEADER_NAME.match(name):
         found.error(path, f"{name!r} is not a valid header name")
+
+
+def check_workload_selector(found: Findings, path: str, selector: WorkloadSelector | None) -> None:
+    """Istio's ``validateWorkloadSelector`` (PeerAuthentication, AuthorizationPolicy)."""
+    if selector is None:
+        return
+    for key, value in selector.match_labels.items():
+        if key == "":
+            found.error(
+                f"{path}.matchLabels", f'empty key is not supported in selector: "={value}"'
+            )
+        if "*" in key or "*" in (value or ""):
+            found.error(
+                f"{path}.matchLabels.{key}",
+                f'wildcard is not supported in selector: "{key}={value}"',
+            )
+    if not selector.match_labels:
+        found.warn(path, "workload selector specified without labels")

@@ -4,9 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from mesh.config.loader import MAX_DOCUMENTS, load_resources, load_text
-from mesh.config.model import DestinationRule, StringMatch, VirtualService
-from tests.helpers import doc, docs, load
+from mesh.config.loader import (
+    MAX_DOCUMENTS,
+    LoadResult,
+    later_files_win,
+    load_resources,
+    load_text,
+)
+from mesh.config.model import (
+    AuthorizationPolicy,
+    Condition,
+    DestinationRule,
+    MutualTLS,
+    PeerAuthentication,
+    Rule,
+    StringMatch,
+    VirtualService,
+    WorkloadSelector,
+)
+from tests.helpers import doc, docs, load, security_doc
 
 
 @pytest.mark.parametrize("version", ["v1alpha3", "v1beta1", "v1"])
@@ -265,3 +281,103 @@ def test_load_resources_from_plain_mappings() -> None:
     }
     result = load_resources([raw])
     assert result.ok and result.resources[0].spec.subsets[0].name == "v1"
+
+
+# ---------------------------------------------------------------- security.istio.io kinds
+
+
+@pytest.mark.parametrize("version", ["v1beta1", "v1"])
+def test_security_kinds_load_in_their_namespace(version: str) -> None:
+    text = security_doc(
+        "PeerAuthentication",
+        "default",
+        "selector:\n  matchLabels: {app: httpbin}\nmtls: {mode: STRICT}\n"
+        "portLevelMtls:\n  8080: {mode: DISABLE}\n",
+        "foo",
+        api_version=f"security.istio.io/{version}",
+    )
+    loaded = load(text)
+    assert loaded.issues == []
+    (resource,) = loaded.resources
+    assert resource.key == ("PeerAuthentication", "foo", "default")
+    assert resource.spec == PeerAuthentication(
+        selector=WorkloadSelector({"app": "httpbin"}),
+        mtls=MutualTLS("STRICT"),
+        port_level_mtls={"8080": MutualTLS("DISABLE")},
+    )
+
+
+def test_authorization_policy_keeps_empty_and_absent_lists_apart() -> None:
+    text = security_doc(
+        "AuthorizationPolicy",
+        "p",
+        "rules:\n- from: []\n  when:\n  - {key: source.ip, values: [10.0.0.1]}\n- {}\n",
+    )
+    (resource,) = load(text).resources
+    first, second = resource.spec.rules
+    assert first == Rule(from_=(), to=None, when=(Condition("source.ip", ("10.0.0.1",)),))
+    assert second == Rule()
+    assert load(security_doc("AuthorizationPolicy", "all", "{}")).resources[0].spec == (
+        AuthorizationPolicy()
+    )
+
+
+@pytest.mark.parametrize(
+    ("api_version", "expected"),
+    [
+        (
+            "networking.istio.io/v1",
+            "apiVersion 'networking.istio.io/v1' is not an API version of AuthorizationPolicy "
+            "(use security.istio.io/v1 or v1beta1)",
+        ),
+        (
+            "security.istio.io/v1alpha1",
+            "unknown apiVersion 'security.istio.io/v1alpha1' (use security.istio.io/v1 or v1beta1)",
+        ),
+    ],
+)
+def test_security_kinds_need_their_api_group(api_version: str, expected: str) -> None:
+    loaded = load(security_doc("AuthorizationPolicy", "p", "{}", api_version=api_version))
+    assert [i.message for i in loaded.issues] == [expected]
+    assert loaded.resources == []
+
+
+def test_a_traffic_kind_in_the_security_group_is_refused() -> None:
+    text = doc("VirtualService", "r", "hosts: [r]").replace(
+        "networking.istio.io/v1beta1", "security.istio.io/v1"
+    )
+    assert [i.message for i in load(text).issues] == [
+        "apiVersion 'security.istio.io/v1' is not an API version of VirtualService "
+        "(use networking.istio.io/v1, v1beta1 or v1alpha3)"
+    ]
+
+
+def test_request_authentication_is_skipped_with_an_info_line() -> None:
+    text = security_doc("RequestAuthentication", "jwt", "jwtRules: []")
+    loaded = load(text)
+    assert [(i.severity, i.message) for i in loaded.issues] == [
+        ("Info", "RequestAuthentication is not supported by the lab: skipped")
+    ]
+
+
+def test_bad_namespace_of_a_policy_is_an_error() -> None:
+    loaded = load(security_doc("PeerAuthentication", "default", "{}", "Foo_Bar"))
+    assert [i.message for i in loaded.issues] == [
+        "metadata.namespace 'Foo_Bar' is not a valid namespace name (a DNS-1123 label: "
+        "lowercase letters, digits and '-')"
+    ]
+
+
+def test_same_name_in_two_namespaces_are_two_policies() -> None:
+    first = docs(
+        security_doc("PeerAuthentication", "default", "mtls: {mode: STRICT}", "istio-system"),
+        security_doc("PeerAuthentication", "default", "mtls: {mode: PERMISSIVE}", "foo"),
+    )
+    second = security_doc("PeerAuthentication", "default", "mtls: {mode: DISABLE}", "foo")
+    result = LoadResult()
+    result.extend(load_text(first, "a.yaml"))
+    result.extend(load_text(second, "b.yaml"))
+    loaded = later_files_win(result)
+    modes = {r.namespace: r.spec.mtls.mode for r in loaded.resources}
+    assert modes == {"istio-system": "STRICT", "foo": "DISABLE"}
+    assert [i.message for i in loaded.issues] == ["replaces the definition in a.yaml:9"]

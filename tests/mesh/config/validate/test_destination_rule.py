@@ -54,6 +54,35 @@ CASES = [
         "Info MSH0002 trafficPolicy.tls",
         "no effect",
     ),
+    # Istio's ValidateTLS (pkg/config/validation/agent).
+    (
+        "tls-mutual-without-certificate",
+        doc("DestinationRule", "details", "host: details\ntrafficPolicy:\n  tls: {mode: MUTUAL}"),
+        "Error IST0106 trafficPolicy.tls.clientCertificate",
+        "client certificate required for mutual tls",
+    ),
+    (
+        "tls-credential-name-with-files",
+        doc(
+            "DestinationRule",
+            "details",
+            "host: details\ntrafficPolicy:\n  portLevelSettings:\n  - port: {number: 9080}\n"
+            "    tls: {mode: SIMPLE, credentialName: c, caCertificates: /etc/ca.pem}",
+        ),
+        "Error IST0106 trafficPolicy.portLevelSettings[0].tls",
+        "cannot specify client certificates or CA certificate or CA CRL If credentialName is set",
+    ),
+    (
+        "tls-insecure-skip-verify-with-san",
+        doc(
+            "DestinationRule",
+            "details",
+            "host: details\nsubsets:\n- name: v1\n  labels: {version: v1}\n  trafficPolicy:\n"
+            "    tls: {mode: SIMPLE, insecureSkipVerify: true, subjectAltNames: [a]}",
+        ),
+        "Error IST0106 subsets[0].trafficPolicy.tls",
+        "when InsecureSkipVerify is set true",
+    ),
 ]
 
 
