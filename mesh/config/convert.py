@@ -110,7 +110,15 @@ class Converter:
             if not isinstance(value, list):
                 self.fail(path, f"must be a list, not {type_name(value)}")
                 return ()
-            return tuple(self.convert(v, item, f"{path}[{i}]") for i, v in enumerate(value))
+            items = []
+            for i, v in enumerate(value):
+                if v is None and dataclasses.is_dataclass(item):
+                    # `- ` with nothing after it: a null entry where an object is required
+                    # (a model that can report a null entry itself types it ``X | None``).
+                    self.fail(f"{path}[{i}]", "must be a mapping, not null")
+                    continue
+                items.append(self.convert(v, item, f"{path}[{i}]"))
+            return tuple(items)
         if origin in (Mapping, dict) or hint is dict:
             _, item = typing.get_args(hint) or (str, Any)
             if value is None:

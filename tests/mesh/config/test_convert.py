@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mesh.config.convert import parse_duration, yaml_name
+from mesh.config.convert import Converter, parse_duration, yaml_name
+from mesh.config.model import AuthorizationPolicy, DestinationRule, Rule
 
 
 @pytest.mark.parametrize(
@@ -27,3 +28,18 @@ def test_one_naming_rule_maps_snake_to_camel(python: str, yaml: str) -> None:
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
+
+
+def test_a_null_list_entry_where_an_object_is_required_is_an_error_not_a_crash() -> None:
+    # Found by the loader fuzz test: `subsets: [null]` crashed the DestinationRule checks.
+    converter = Converter()
+    spec = converter.convert({"host": "reviews", "subsets": [None]}, DestinationRule, "")
+    assert spec == DestinationRule(host="reviews")
+    assert converter.problems == [("subsets[0]", "must be a mapping, not null")]
+
+
+def test_a_model_that_reports_null_entries_itself_keeps_them() -> None:
+    converter = Converter()
+    spec = converter.convert({"rules": [None, {}]}, AuthorizationPolicy, "")
+    assert spec == AuthorizationPolicy(rules=(None, Rule()))
+    assert converter.problems == []
