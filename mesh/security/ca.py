@@ -145,9 +145,11 @@ class MeshCA:
             chain.append(root)
         for cert, issuer in zip(chain, chain[1:], strict=False):
             if not signed_by(cert, issuer):
+                same_name = " (same name, another key)" if cert.issuer == issuer.subject else ""
                 raise CAError(
                     f"{CERT_CHAIN_FILE}: {cert.subject.rfc4514_string()} is not signed by "
-                    f"{issuer.subject.rfc4514_string()} (the chain must lead to {ROOT_CERT_FILE})"
+                    f"{issuer.subject.rfc4514_string()}{same_name} (the chain must lead to "
+                    f"{ROOT_CERT_FILE})"
                 )
         if not signed_by(root, root):
             raise CAError(f"{ROOT_CERT_FILE} is not a self-signed root certificate")
