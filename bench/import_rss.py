@@ -10,7 +10,7 @@ mapping the same file, e.g. all sidecars of one image on one host). Rows:
 - ``+ssl``: ``import ssl`` (maps libssl and libcrypto);
 - ``+cryptography``: what a workload needs to make a key and a CSR and read certificates
   (``cryptography.x509``, ``hazmat.primitives.asymmetric.ec``, ``serialization``, ``hashes``);
-- ``+mesh.security``: the lab's identity module (``cryptography`` plus the lab's code);
+- ``+mesh.security.ca``: the lab's CA and certificate code (``cryptography`` plus the lab's);
 - ``sidecar``: the sidecar's modules as it starts them today (``mesh.sidecar.lean`` blocks
   OpenSSL first), then the same with ``ssl``, and with ``ssl`` + ``cryptography``.
 
@@ -53,7 +53,7 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("+ssl", "import ssl"),
     ("+cryptography", CRYPTOGRAPHY),
     ("+ssl +cryptography", "import ssl\n" + CRYPTOGRAPHY),
-    ("+mesh.security.identity", "import mesh.security.identity"),
+    ("+mesh.security.ca (CA and certificates)", "import mesh.security.ca"),
     ("sidecar (lean: no OpenSSL, today)", SIDECAR_LEAN),
     ("sidecar +ssl", "import ssl\n" + SIDECAR),
     ("sidecar +ssl +cryptography", "import ssl\n" + CRYPTOGRAPHY + "\n" + SIDECAR),

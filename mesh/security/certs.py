@@ -13,7 +13,6 @@ Primitives:
   (and the expected one when given); its ``principal`` is what AuthorizationPolicy matches.
 - ``renewal_time(issued_at, not_after, ratio, jitter)``: Istio's agent renews when
   ``ratio`` (``SECRET_GRACE_PERIOD_RATIO``, 0.5) of the lifetime is left, ± ``jitter``.
-- ``client_cert_details(local, peer)``: the fields Envoy puts into ``X-Forwarded-Client-Cert``.
 
 Key material and serial numbers come from the operating system's CSPRNG inside
 ``cryptography``, never from a passed-in RNG; time is always passed in.
@@ -21,7 +20,6 @@ Key material and serial numbers come from the operating system's CSPRNG inside
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,7 +32,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from mesh.security.identity import Identity, IdentityError, parse_uri
-from mesh.security.xfcc import ClientCertDetails
 
 KeyType = Literal["ecdsa-p256", "rsa-2048"]
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -245,22 +242,6 @@ def renewal_time(
     received it: the CA backdates ``notBefore`` for clock skew)."""
     grace = min(1.0, max(0.0, ratio + jitter))
     return not_after - (not_after - issued_at) * grace
-
-
-def client_cert_details(local: x509.Certificate, peer: x509.Certificate) -> ClientCertDetails:
-    """What Envoy reads of a connection's certificates for ``X-Forwarded-Client-Cert``."""
-    try:
-        dns = peer.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        dns_names = dns.get_values_for_type(x509.DNSName)
-    except x509.ExtensionNotFound:
-        dns_names = []
-    return ClientCertDetails(
-        by=tuple(uris_of(local)),
-        hash=hashlib.sha256(peer.public_bytes(serialization.Encoding.DER)).hexdigest(),
-        subject=peer.subject.rfc4514_string(),
-        uris=tuple(uris_of(peer)),
-        dns=tuple(dns_names),
-    )
 
 
 def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

@@ -3,7 +3,6 @@ time (each refusal with its reason), renewal at half-life, and the XFCC details.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,13 +12,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from mesh.security.ca import MeshCA
 from mesh.security.certs import (
     CertificateError,
-    client_cert_details,
-    identity_of,
     load_csr,
     load_private_key,
     make_csr,
     new_private_key,
-    parse_certificates,
     private_key_pem,
     renewal_time,
     requested_uris,
@@ -141,16 +137,3 @@ def test_renewal_at_half_life_with_settable_ratio_and_jitter() -> None:
     # A two-minute certificate for a rotation demo: renewed one minute after it arrived.
     assert renewal_time(issued, NOW + timedelta(minutes=2)) == NOW + timedelta(minutes=1)
     assert renewal_time(issued, expires, ratio=0.9, jitter=0.5) == issued  # clamped to 1
-
-
-def test_client_cert_details_are_what_envoy_reads(ca: MeshCA) -> None:
-    (server,) = parse_certificates(issue(ca, HTTPBIN))
-    (client,) = parse_certificates(issue(ca, SLEEP))
-    details = client_cert_details(local=server, peer=client)
-    assert details.by == ("spiffe://cluster.local/ns/foo/sa/httpbin",)
-    assert details.uris == ("spiffe://cluster.local/ns/foo/sa/sleep",)
-    assert details.subject == "" and details.dns == ()
-    assert (
-        details.hash == hashlib.sha256(client.public_bytes(serialization.Encoding.DER)).hexdigest()
-    )
-    assert identity_of(client) == SLEEP
