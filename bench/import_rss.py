@@ -12,7 +12,8 @@ mapping the same file, e.g. all sidecars of one image on one host). Rows:
   (``cryptography.x509``, ``hazmat.primitives.asymmetric.ec``, ``serialization``, ``hashes``);
 - ``+mesh.security.ca``: the lab's CA and certificate code (``cryptography`` plus the lab's);
 - ``sidecar``: the sidecar's modules as it starts them today (``mesh.sidecar.lean`` blocks
-  OpenSSL first), then the same with ``ssl``, and with ``ssl`` + ``cryptography``.
+  OpenSSL first), then the same with ``ssl``, with ``ssl`` + ``cryptography``, and with
+  ``ssl`` + the security core a sidecar needs (authz, mtls, tlsinfo: no ``cryptography``).
 
 Each row is measured ``--rounds`` times; the median is printed.
 
@@ -47,6 +48,8 @@ CRYPTOGRAPHY = (
 )
 SIDECAR_LEAN = "from mesh.sidecar import lean\nlean.install()\nimport mesh.sidecar.server"
 SIDECAR = "import mesh.sidecar.server"
+# What a TLS-speaking sidecar would import of the security core (no cryptography).
+SECURITY = "import mesh.security.authz, mesh.security.mtls, mesh.security.tlsinfo"
 
 ROWS: tuple[tuple[str, str], ...] = (
     ("bare", ""),
@@ -57,6 +60,7 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("sidecar (lean: no OpenSSL, today)", SIDECAR_LEAN),
     ("sidecar +ssl", "import ssl\n" + SIDECAR),
     ("sidecar +ssl +cryptography", "import ssl\n" + CRYPTOGRAPHY + "\n" + SIDECAR),
+    ("sidecar +ssl +mesh.security (no crypto)", "import ssl\n" + SIDECAR + "\n" + SECURITY),
 )
 
 
@@ -77,7 +81,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, median of {args.rounds} fresh processes, KiB")
-    print(f"{'row':36} {'VmRSS':>7} {'RssAnon':>8} {'RssFile':>8} {'ΔRSS vs base':>13}")
+    print(f"{'row':42} {'VmRSS':>7} {'RssAnon':>8} {'RssFile':>8} {'ΔRSS vs base':>13}")
     bases: dict[str, int] = {}
     for name, imports in ROWS:
         samples = [measure(imports) for _ in range(args.rounds)]
@@ -85,10 +89,7 @@ def main() -> None:
         base_key = "sidecar" if name.startswith("sidecar") else "bare"
         bases.setdefault(base_key, row["VmRSS"])
         delta = row["VmRSS"] - bases[base_key]
-        print(
-            f"{name:36} {row['VmRSS']:7d} {row['RssAnon']:8d} {row['RssFile']:8d} "
-            f"{delta:+13d}"
-        )
+        print(f"{name:42} {row['VmRSS']:7d} {row['RssAnon']:8d} {row['RssFile']:8d} {delta:+13d}")
 
 
 if __name__ == "__main__":

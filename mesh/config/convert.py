@@ -72,6 +72,9 @@ def parse_duration(text: str) -> float:
 # ---------------------------------------------------------------- values → model
 
 
+_DROPPED = object()  # a list entry or mapping value that failed to convert
+
+
 class Converter:
     """Builds model dataclasses from plain values by type hint, collecting problems."""
 
@@ -80,6 +83,18 @@ class Converter:
 
     def fail(self, path: str, message: str) -> None:
         self.problems.append((path, message))
+
+    def _entry(self, value: Any, hint: Any, path: str) -> Any:
+        """One list entry or mapping value. One that failed (or is null where the model has
+        no ``| None``) is reported and dropped, so no check downstream trips on a hole: a
+        model that reports null entries itself types them ``X | None``."""
+        before = len(self.problems)
+        converted = self.convert(value, hint, path)
+        if converted is None and type(None) not in typing.get_args(hint):
+            if len(self.problems) == before:
+                self.fail(path, "must not be null")
+            return _DROPPED
+        return converted
 
     def convert(self, value: Any, hint: Any, path: str) -> Any:
         origin = typing.get_origin(hint)
@@ -110,15 +125,8 @@ class Converter:
             if not isinstance(value, list):
                 self.fail(path, f"must be a list, not {type_name(value)}")
                 return ()
-            items = []
-            for i, v in enumerate(value):
-                if v is None and dataclasses.is_dataclass(item):
-                    # `- ` with nothing after it: a null entry where an object is required
-                    # (a model that can report a null entry itself types it ``X | None``).
-                    self.fail(f"{path}[{i}]", "must be a mapping, not null")
-                    continue
-                items.append(self.convert(v, item, f"{path}[{i}]"))
-            return tuple(items)
+            items = (self._entry(v, item, f"{path}[{i}]") for i, v in enumerate(value))
+            return tuple(entry for entry in items if entry is not _DROPPED)
         if origin in (Mapping, dict) or hint is dict:
             _, item = typing.get_args(hint) or (str, Any)
             if value is None:
@@ -126,7 +134,8 @@ class Converter:
             if not isinstance(value, dict):
                 self.fail(path, f"must be a mapping, not {type_name(value)}")
                 return {}
-            return {str(k): self.convert(v, item, f"{path}.{k}") for k, v in value.items()}
+            entries = ((str(k), self._entry(v, item, f"{path}.{k}")) for k, v in value.items())
+            return {k: entry for k, entry in entries if entry is not _DROPPED}
         if hint is StringMatch:
             return self._string_match(value, path)
         if dataclasses.is_dataclass(hint):

@@ -46,8 +46,8 @@ from mesh.security.certs import (
     new_private_key,
     parse_certificates,
     private_key_pem,
-    requested_uris,
     signed_by,
+    uris_of,
 )
 from mesh.security.identity import TRUST_DOMAIN, Identity
 
@@ -104,20 +104,7 @@ class MeshCA:
             .not_valid_before(now - CLOCK_SKEW_GRACE)
             .not_valid_after(now + ttl)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_key_usage(ca=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .sign(key, hashes.SHA256())
         )
@@ -188,7 +175,7 @@ class MeshCA:
             csr = load_csr(csr_pem)
         except CertificateError as exc:
             raise CAError(f"CSR refused: {exc}") from None
-        asked = requested_uris(csr)
+        asked = uris_of(csr)
         others = [uri for uri in asked if uri != entitled.uri]
         if others:
             raise CAError(
@@ -220,20 +207,7 @@ class MeshCA:
                 critical=True,  # the subject is empty (RFC 5280, SPIFFE)
             )
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=True,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_key_usage(ca=False), critical=True)
             .add_extension(
                 x509.ExtendedKeyUsage(
                     [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
@@ -254,6 +228,21 @@ class MeshCA:
             not_before=not_before,
             not_after=not_after,
         )
+
+
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
+    """A CA signs certificates (and CRLs); a workload key signs and encrypts (Istio's)."""
+    return x509.KeyUsage(
+        digital_signature=not ca,
+        content_commitment=False,
+        key_encipherment=not ca,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 def _one(pem: bytes, name: str) -> x509.Certificate:

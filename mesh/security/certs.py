@@ -112,9 +112,10 @@ def load_csr(pem: bytes) -> x509.CertificateSigningRequest:
     return csr
 
 
-def requested_uris(csr: x509.CertificateSigningRequest) -> list[str]:
+def uris_of(signed: x509.Certificate | x509.CertificateSigningRequest) -> list[str]:
+    """The URI SANs of a certificate or of a certificate request."""
     try:
-        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        san = signed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return []
     return san.get_values_for_type(x509.UniformResourceIdentifier)
@@ -136,14 +137,6 @@ def parse_certificates(pem: bytes, what: str = "certificate") -> list[x509.Certi
 
 def certificates_pem(certs: Sequence[x509.Certificate]) -> bytes:
     return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
-
-
-def uris_of(cert: x509.Certificate) -> list[str]:
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    return san.get_values_for_type(x509.UniformResourceIdentifier)
 
 
 def identity_of(cert: x509.Certificate) -> Identity:

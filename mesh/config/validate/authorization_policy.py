@@ -17,6 +17,7 @@ carry ``istio.io/dry-run``, with a boolean).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from mesh.config import issues as codes
 from mesh.config.authz_values import check_path_template, parse_ip_block
@@ -244,39 +245,16 @@ def check_authorization_policy(resource: Resource, out: list[Issue]) -> None:
         if rule is None:
             found.error(path, f"`rule` must not be nil, found at rule {i}")
             continue
-        tcp_in_from = tcp_in_to = False  # Istio's tcpRulesInFrom / tcpRulesInTo
-        has_from = has_to = False
-        if rule.from_ is not None and not rule.from_:
-            found.error(f"{path}.from", f"`from` must not be empty, found at rule {i}")
-        for j, source_item in enumerate(rule.from_ or ()):
-            fpath = f"{path}.from[{j}]"
-            if source_item is None:
-                found.error(fpath, f"`from` must not be nil, found at rule {i}")
-            elif source_item.source is None:
-                found.error(f"{fpath}.source", f"`from.source` must not be nil, found at rule {i}")
-            else:
-                has_from = True
-                if _check_source(found, f"{fpath}.source", source_item.source, i):
-                    tcp_in_from = True
-        if rule.to is not None and not rule.to:
-            found.error(f"{path}.to", f"`to` must not be empty, found at rule {i}")
-        for j, to_item in enumerate(rule.to or ()):
-            tpath = f"{path}.to[{j}]"
-            if to_item is None:
-                found.error(tpath, f"`to` must not be nil, found at rule {i}")
-            elif to_item.operation is None:
-                found.error(
-                    f"{tpath}.operation", f"`to.operation` must not be nil, found at rule {i}"
-                )
-            else:
-                has_to = True
-                if _check_operation(found, f"{tpath}.operation", to_item.operation, i):
-                    tcp_in_to = True
+        sources = _entries(found, path, "from", "source", rule.from_, i)
+        operations = _entries(found, path, "to", "operation", rule.to, i)
+        # Istio's tcpRulesInFrom / tcpRulesInTo: a source or operation naming a TCP attribute.
+        tcp_in_from = any([_check_source(found, p, source, i) for p, source in sources])
+        tcp_in_to = any([_check_operation(found, p, operation, i) for p, operation in operations])
         for k, condition in enumerate(rule.when):
             if condition is not None:
                 check_condition(found, f"{path}.when[{k}]", condition)
         if action == "DENY" and (
-            (has_from and not has_to and not tcp_in_from) or (has_to and not tcp_in_to)
+            (sources and not operations and not tcp_in_from) or (operations and not tcp_in_to)
         ):
             found.warn(
                 path,
@@ -284,6 +262,28 @@ def check_authorization_policy(resource: Resource, out: list[Issue]) -> None:
                 "scope due to the use of only HTTP attributes in a DENY rule; it is recommended "
                 "to explicitly specify the port (the lab serves HTTP only: no effect here)",
             )
+
+
+def _entries(
+    found: Findings, path: str, field: str, inner: str, items: Sequence[Any] | None, rule: int
+) -> list[tuple[str, Any]]:
+    """Istio's nil checks of ``from``/``to``: not empty when written, no null entry, each
+    entry's ``source``/``operation`` set. Returns (path, value) of the entries to check."""
+    if items is not None and not items:
+        found.error(f"{path}.{field}", f"`{field}` must not be empty, found at rule {rule}")
+    present = []
+    for j, item in enumerate(items or ()):
+        where = f"{path}.{field}[{j}]"
+        value = getattr(item, inner) if item is not None else None
+        if item is None:
+            found.error(where, f"`{field}` must not be nil, found at rule {rule}")
+        elif value is None:
+            found.error(
+                f"{where}.{inner}", f"`{field}.{inner}` must not be nil, found at rule {rule}"
+            )
+        else:
+            present.append((f"{where}.{inner}", value))
+    return present
 
 
 def _check_custom(found: Findings, spec: AuthorizationPolicy) -> None:

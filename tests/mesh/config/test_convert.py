@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mesh.config.convert import Converter, parse_duration, yaml_name
-from mesh.config.model import AuthorizationPolicy, DestinationRule, Rule
+from mesh.config.model import AuthorizationPolicy, DestinationRule, Gateway, Rule
 
 
 @pytest.mark.parametrize(
@@ -35,7 +35,7 @@ def test_a_null_list_entry_where_an_object_is_required_is_an_error_not_a_crash()
     converter = Converter()
     spec = converter.convert({"host": "reviews", "subsets": [None]}, DestinationRule, "")
     assert spec == DestinationRule(host="reviews")
-    assert converter.problems == [("subsets[0]", "must be a mapping, not null")]
+    assert converter.problems == [("subsets[0]", "must not be null")]
 
 
 def test_a_model_that_reports_null_entries_itself_keeps_them() -> None:
@@ -43,3 +43,14 @@ def test_a_model_that_reports_null_entries_itself_keeps_them() -> None:
     spec = converter.convert({"rules": [None, {}]}, AuthorizationPolicy, "")
     assert spec == AuthorizationPolicy(rules=(None, Rule()))
     assert converter.problems == []
+
+
+def test_an_entry_that_fails_to_convert_is_reported_and_dropped() -> None:
+    # Found by the loader fuzz test: `servers: [false]` crashed the Gateway checks.
+    converter = Converter()
+    spec = converter.convert({"servers": [False], "selector": {"istio": 5}}, Gateway, "")
+    assert spec == Gateway()
+    assert converter.problems == [
+        ("servers[0]", "must be a mapping, not boolean False"),
+        ("selector.istio", 'must be a string, not integer 5 (quote it: "5")'),
+    ]

@@ -18,7 +18,7 @@ from mesh.security.certs import (
     new_private_key,
     private_key_pem,
     renewal_time,
-    requested_uris,
+    uris_of,
     verify_peer,
 )
 from mesh.security.identity import Identity
@@ -43,7 +43,7 @@ def test_the_key_and_csr_a_workload_makes() -> None:
     assert load_private_key(private_key_pem(key)).private_numbers() == key.private_numbers()
     csr = load_csr(make_csr(key, SLEEP))
     assert csr.subject == x509.Name([])
-    assert requested_uris(csr) == ["spiffe://cluster.local/ns/foo/sa/sleep"]
+    assert uris_of(csr) == ["spiffe://cluster.local/ns/foo/sa/sleep"]
 
 
 def refusal(chain: bytes, roots: list[x509.Certificate], now: datetime, **kw) -> CertificateError:
