@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import random
 import textwrap
+from datetime import UTC, datetime
 
+from mesh.config import issues as codes
+from mesh.config.issues import Issue
 from mesh.config.loader import LoadResult, load_text
 from mesh.config.validate import analyze
 from mesh.lab.topology import COURSE
 from mesh.routing import ProxyIdentity, RequestView, compile_config, decide
 from mesh.routing.table import RouteTable
+from mesh.security.identity import Identity
 from mesh.snapshot import Endpoint
+from mesh.topology import Pod, Topology
 
 HEADER = "apiVersion: networking.istio.io/v1beta1\n"
 
@@ -172,3 +177,37 @@ def headless_chromium():  # type: ignore[no-untyped-def]
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
     driver.set_page_load_timeout(20)
     return driver
+
+
+def istio_check(text: str) -> list[Issue]:
+    """Loader and analyzer findings for one policy document, with no workloads around."""
+    loaded = load_text(text, "test.yaml")
+    assert loaded.resources, [str(i) for i in loaded.issues]
+    return loaded.issues + analyze(loaded.resources, Topology())
+
+
+def istio_verdict(found: list[Issue]) -> tuple[bool, bool]:
+    """(valid, warned) as Istio's validation would say: an Istio error (IST0106), an Istio
+    warning (IST0133); the lab's own findings have other codes."""
+    errors = [i for i in found if i.severity == "Error" and i.code == codes.SCHEMA_VALIDATION_ERROR]
+    warnings = [i for i in found if i.severity == "Warning" and i.code == codes.SCHEMA_WARNING]
+    return not errors, bool(warnings)
+
+
+def task_pod(app: str, namespace: str, sidecar: bool = True) -> Pod:
+    """A pod of istio.io's security tasks: ``sleep``/``httpbin`` in a namespace, running as
+    the service account of its name, without sidecar in ``legacy``."""
+    return Pod(
+        f"{app}-{namespace}",
+        {"app": app, "version": "v1"},
+        namespace,
+        service_account=app,
+        proxy="sidecar" if sidecar else "none",
+    )
+
+
+# A fixed "now" for the certificate tests (the TLS handshake tests use the real clock, as
+# OpenSSL does), and the identities of istio.io's sleep and httpbin in foo.
+CERT_NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+SLEEP_ID = Identity("foo", "sleep")
+HTTPBIN_ID = Identity("foo", "httpbin")

@@ -5,21 +5,11 @@ from __future__ import annotations
 
 from mesh.config.loader import load_text
 from mesh.security.analysis import analyze_security
-from mesh.topology import Pod, Service, ServicePort, Topology
-from tests.helpers import doc, docs, security_doc
+from mesh.topology import Service, ServicePort, Topology
+from tests.helpers import doc, docs, security_doc, task_pod
 
 AP = "AuthorizationPolicy"
 PA = "PeerAuthentication"
-
-
-def pod(app: str, namespace: str, sidecar: bool = True) -> Pod:
-    return Pod(
-        f"{app}-{namespace}",
-        {"app": app, "version": "v1"},
-        namespace,
-        service_account=app,
-        proxy="sidecar" if sidecar else "none",
-    )
 
 
 TOPOLOGY = Topology(
@@ -29,7 +19,7 @@ TOPOLOGY = Topology(
         for ns in ("foo", "bar", "legacy")
     ),
     pods=tuple(
-        pod(app, ns, ns != "legacy")
+        task_pod(app, ns, ns != "legacy")
         for app in ("httpbin", "sleep")
         for ns in ("foo", "bar", "legacy")
     ),

@@ -3,7 +3,7 @@ CSRs, and every refusal a trainee can provoke (corrupted files, another pod's id
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from cryptography import x509
@@ -20,16 +20,9 @@ from mesh.security.ca import (
     MeshCA,
 )
 from mesh.security.certs import make_csr, new_private_key, parse_certificates, verify_peer
-from mesh.security.identity import Identity
+from tests.helpers import CERT_NOW, HTTPBIN_ID, SLEEP_ID
 
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-SLEEP = Identity("foo", "sleep")
-HTTPBIN = Identity("foo", "httpbin")
-
-
-@pytest.fixture(scope="module")
-def ca() -> MeshCA:
-    return MeshCA.create(NOW)
+NOW, SLEEP, HTTPBIN = CERT_NOW, SLEEP_ID, HTTPBIN_ID
 
 
 def test_root_is_a_ten_year_ca_named_after_the_trust_domain(ca: MeshCA) -> None:

@@ -3,7 +3,7 @@ time (each refusal with its reason), renewal at half-life, and the XFCC details.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from cryptography import x509
@@ -22,15 +22,9 @@ from mesh.security.certs import (
     verify_peer,
 )
 from mesh.security.identity import Identity
+from tests.helpers import CERT_NOW, HTTPBIN_ID, SLEEP_ID
 
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-SLEEP = Identity("foo", "sleep")
-HTTPBIN = Identity("foo", "httpbin")
-
-
-@pytest.fixture(scope="module")
-def ca() -> MeshCA:
-    return MeshCA.create(NOW)
+NOW, SLEEP, HTTPBIN = CERT_NOW, SLEEP_ID, HTTPBIN_ID
 
 
 def issue(ca: MeshCA, identity: Identity = SLEEP, ttl: timedelta = timedelta(hours=24)) -> bytes:

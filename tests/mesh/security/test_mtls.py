@@ -23,24 +23,13 @@ from mesh.security.mtls import (
     endpoint_tls_mode,
     reachability,
 )
-from mesh.topology import Pod
-from tests.helpers import doc, docs, security_doc
+from tests.helpers import doc, docs, security_doc, task_pod
 
 PA = "PeerAuthentication"
 
 
-def pod(app: str, namespace: str, sidecar: bool = True) -> Pod:
-    return Pod(
-        f"{app}-{namespace}",
-        {"app": app, "version": "v1"},
-        namespace,
-        service_account=app,
-        proxy="sidecar" if sidecar else "none",
-    )
-
-
-SLEEP = {ns: pod("sleep", ns, sidecar=ns != "legacy") for ns in ("foo", "bar", "legacy")}
-HTTPBIN = {ns: pod("httpbin", ns, sidecar=ns != "legacy") for ns in ("foo", "bar", "legacy")}
+SLEEP = {ns: task_pod("sleep", ns, sidecar=ns != "legacy") for ns in ("foo", "bar", "legacy")}
+HTTPBIN = {ns: task_pod("httpbin", ns, sidecar=ns != "legacy") for ns in ("foo", "bar", "legacy")}
 
 
 def policies(*documents: str) -> PeerAuthentications:

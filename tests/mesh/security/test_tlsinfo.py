@@ -16,9 +16,9 @@ from mesh.security.certs import make_csr, new_private_key, private_key_pem
 from mesh.security.identity import Identity, IdentityError
 from mesh.security.tlsinfo import client_cert_details, peer_identity, subject_rfc2253
 from mesh.security.xfcc import forward_client_cert
+from tests.helpers import HTTPBIN_ID, SLEEP_ID
 
-SLEEP = Identity("foo", "sleep")
-HTTPBIN = Identity("foo", "httpbin")
+SLEEP, HTTPBIN = SLEEP_ID, HTTPBIN_ID
 
 
 def context(
@@ -77,7 +77,7 @@ DAY = timedelta(hours=24)
 
 
 @pytest.fixture(scope="module")
-def ca() -> MeshCA:
+def ca() -> MeshCA:  # overrides the shared one: OpenSSL checks dates against the real clock
     return MeshCA.create(NOW)
 
 

@@ -14,9 +14,7 @@ import pytest
 from mesh.config import issues as codes
 from mesh.config.issues import Issue
 from mesh.config.loader import load_text
-from mesh.config.validate import analyze
-from mesh.topology import Topology
-from tests.helpers import security_doc
+from tests.helpers import istio_check, istio_verdict, security_doc
 
 AP = "AuthorizationPolicy"
 PA = "PeerAuthentication"
@@ -31,19 +29,6 @@ rules:
   to:
   - operation: {ports: ["8080"], methods: [GET, DELETE]}
 """
-
-
-def check(text: str) -> list[Issue]:
-    loaded = load_text(text, "test.yaml")
-    assert loaded.resources, [str(i) for i in loaded.issues]
-    return loaded.issues + analyze(loaded.resources, Topology())
-
-
-def istio_verdict(found: list[Issue]) -> tuple[bool, bool]:
-    """(valid, warned) as Istio's validation would say."""
-    errors = [i for i in found if i.severity == "Error" and i.code == codes.SCHEMA_VALIDATION_ERROR]
-    warnings = [i for i in found if i.severity == "Warning" and i.code == codes.SCHEMA_WARNING]
-    return not errors, bool(warnings)
 
 
 # (name, annotations, spec, valid, warning) — Istio's TestValidateAuthorizationPolicy.
@@ -389,7 +374,7 @@ rules:
 def test_istio_authorization_policy_table(
     annotations: dict[str, str] | None, spec: str, valid: bool, warning: bool
 ) -> None:
-    found = check(security_doc(AP, "name", spec, "namespace", annotations))
+    found = istio_check(security_doc(AP, "name", spec, "namespace", annotations))
     assert istio_verdict(found) == (valid, warning), [str(i) for i in found]
 
 
@@ -401,7 +386,7 @@ def lines(found: list[Issue]) -> list[str]:
 
 
 def test_custom_is_refused_with_a_lab_error_even_when_istio_accepts_it() -> None:
-    found = check(
+    found = istio_check(
         security_doc(AP, "ext-authz", "action: CUSTOM\nprovider: {name: my-authz}\nrules: [{}]\n")
     )
     refused = [i for i in found if i.code == codes.NOT_SUPPORTED and i.is_error]
@@ -425,7 +410,7 @@ def test_errors_point_at_the_field_with_file_line_and_path() -> None:
               paths: ["/api/{**}/x/{*}"]
         """,
     )
-    found = [i for i in check(text) if i.is_error]
+    found = [i for i in istio_check(text) if i.is_error]
     assert lines(found) == [
         "Error IST0106 test.yaml:11 rules[0].from[0].source.ipBlocks[1]: bad IP address "
         "(300.1.2.3): '300.1.2.3' does not appear to be an IPv4 or IPv6 address",
@@ -460,7 +445,7 @@ def test_dry_run_annotation_on_another_kind_is_an_error_at_its_line() -> None:
     text = security_doc(
         PA, "default", "mtls: {mode: STRICT}\n", "foo", {"istio.io/dry-run": "true"}
     )
-    found = [i for i in check(text) if i.is_error]
+    found = [i for i in istio_check(text) if i.is_error]
     assert lines(found) == [
         "Error IST0106 test.yaml:7 metadata.annotations.istio.io/dry-run: PeerAuthentication "
         "does not support the annotation istio.io/dry-run: remove it (only "
@@ -493,4 +478,4 @@ def test_a_valid_policy_from_istio_docs_has_no_error() -> None:
         """,
         "foo",
     )
-    assert [i for i in check(text) if i.is_error] == []
+    assert [i for i in istio_check(text) if i.is_error] == []
