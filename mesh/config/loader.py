@@ -24,7 +24,7 @@ from typing import Any
 from mesh.config import issues as codes
 from mesh.config.convert import Converter, did_you_mean, type_name
 from mesh.config.issues import Issue
-from mesh.config.model import GROUP_VERSIONS, SPEC_GROUPS, SPEC_TYPES
+from mesh.config.model import GROUP_VERSIONS, SECURITY_GROUP, SPEC_GROUPS, SPEC_TYPES
 
 MAX_FILE_BYTES = 1 << 20
 MAX_DOCUMENTS = 1000
@@ -60,7 +60,7 @@ DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DEFAULT_NAMESPACE = "default"
 # Kinds whose metadata.namespace the lab honours (security policy is scoped by namespace:
 # istio-system is mesh-wide); the traffic kinds still live in the one namespace "default".
-NAMESPACED_KINDS = frozenset(k for k, g in SPEC_GROUPS.items() if g == "security.istio.io")
+NAMESPACED_KINDS = frozenset(k for k, g in SPEC_GROUPS.items() if g == SECURITY_GROUP)
 
 
 @cache

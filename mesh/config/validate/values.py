@@ -14,11 +14,11 @@ import re2
 
 from mesh.config import issues as codes
 from mesh.config.issues import Issue
+from mesh.config.loader import DNS1123_LABEL as DNS1123_LABEL  # shared with namespaces
 from mesh.config.loader import Resource
 from mesh.config.model import StringMatch, WorkloadSelector
 
 MAX_REGEX_LENGTH = 1024
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
 WILDCARD_HOST = re.compile(
     r"^(\*|(\*\.)?[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*)$"
