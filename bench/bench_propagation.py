@@ -23,12 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from mesh.cli.live import apply_resources, snapshot_has
 from mesh.config.loader import load_text
 from mesh.lab.local import Child, LocalLab, descendants, free_ports, stop_children
-from mesh.manager.meshdir import MeshDir
+from mesh.lab.topology import COURSE
+from mesh.manager.apply import apply_resources, snapshot_has
 from mesh.manager.observe import MeshState
 from mesh.manager.registry import is_fresh
+from mesh.meshdir import MeshDir
 
 DR = """\
 apiVersion: networking.istio.io/v1beta1
@@ -86,8 +87,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def apply_text(mesh: MeshDir, text: str) -> tuple[float, dict]:
     result = load_text(text, "<bench>")
-    with contextlib.redirect_stderr(io.StringIO()):
-        outcome = apply_resources(mesh, result.resources, result.issues, io.StringIO())
+    outcome = apply_resources(mesh, result.resources, result.issues, COURSE)
     if outcome.code != 0:
         raise SystemExit(f"apply failed: {[str(i) for i in outcome.issues]}")
     return time.perf_counter(), outcome.expected
@@ -109,7 +109,7 @@ def wait_all(
         ):
             version, published_at = state.snapshot.version, time.perf_counter()
         if version is not None:
-            if all(int((state.statuses.get(p) or {}).get("version") or 0) >= version for p in pods):
+            if all(_applied(state, p) >= version for p in pods):
                 LAGGARDS.append(_laggard(state, pods))
                 return published_at, time.perf_counter()
         time.sleep(0.002)
@@ -119,12 +119,21 @@ def wait_all(
 LAGGARDS: list[tuple[float, str]] = []
 
 
+def _applied(state: MeshState, pod: str) -> int:
+    status = state.statuses.get(pod)
+    return (status.version or 0) if status else 0
+
+
+def _applied_at(state: MeshState, pod: str) -> float:
+    status = state.statuses.get(pod)
+    return (status.applied_at or 0.0) if status else 0.0
+
+
 def _laggard(state: MeshState, pods: list[str]) -> tuple[float, str]:
     """(ms from snapshot generation to the slowest sidecar's applied_at, that pod)."""
     generated = state.snapshot.generated_at if state.snapshot else 0.0
-    worst = max(pods, key=lambda p: float((state.statuses.get(p) or {}).get("applied_at") or 0))
-    applied = float((state.statuses.get(worst) or {}).get("applied_at") or 0)
-    return (applied - generated) * 1000, worst
+    worst = max(pods, key=lambda p: _applied_at(state, p))
+    return (_applied_at(state, worst) - generated) * 1000, worst
 
 
 def propagation(

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_sidecar import bench_resources  # noqa: E402
 
+from mesh.config.loader import normal_documents  # noqa: E402
 from mesh.routing import ProxyIdentity, compile_snapshot  # noqa: E402
 from mesh.sidecar.downstream import ConnTracker, Downstream  # noqa: E402
 from mesh.sidecar.pipeline import Runtime, start_routed  # noqa: E402
@@ -62,7 +63,7 @@ def main() -> int:
     telemetry = Telemetry("bench", "client-v1", None)
     rt = Runtime(loop, pool, telemetry, random.Random(1))
     ep = Endpoint("up", "bench", "127.0.0.1", 1, {"app": "bench", "version": "v1"})
-    snap = Snapshot(1, tuple(bench_resources("bench")), (ep,))
+    snap = Snapshot(1, normal_documents(bench_resources("bench")), (ep,))
     rt.install(compile_snapshot(snap, ProxyIdentity("bench", {"app": "client"})))
     up = UpstreamConn(pool, ep.key)
     up.connection_made(Sink())

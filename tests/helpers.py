@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 from mesh.config import issues as codes
 from mesh.config.issues import Issue
-from mesh.config.loader import LoadResult, load_text
+from mesh.config.loader import load_text
+from mesh.config.resource import LoadResult
 from mesh.config.validate import analyze
 from mesh.lab.topology import COURSE
 from mesh.routing import ProxyIdentity, RequestView, compile_config, decide
@@ -211,3 +212,25 @@ def task_pod(app: str, namespace: str, sidecar: bool = True) -> Pod:
 CERT_NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SLEEP_ID = Identity("foo", "sleep")
 HTTPBIN_ID = Identity("foo", "httpbin")
+
+
+# A hand-edited multi-document config file: comments, a separator with a comment.
+HAND_EDITED = """\
+# my hand-written file
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata:
+  name: reviews   # keep me?
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+--- # second document
+apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews  # a comment that must survive
+  subsets: [{name: v1, labels: {version: v1}}]
+"""

@@ -2,9 +2,9 @@
 endpoints.
 
 Primitives: ``resolve_mesh(args)`` (``--mesh-dir``, ``$MESH_DIR``, or ``./.mesh`` when
-``meshlab up --local`` made one), ``apply_resources`` / ``delete_keys`` (read, plan, validate
-the *whole* resulting config, write — all under the exclusive config lock), and
-``wait_synced`` (poll the snapshot and every proxy's status until the change is everywhere).
+``meshlab up --local`` made one) and one handler per command. The handlers parse arguments,
+read the input files, and print; the apply transaction itself (lock, plan, validate, commit,
+wait for sync) is the control plane's: ``mesh.manager.apply``.
 
 Exit codes: 0 ok; 1 refused or not found (nothing written); 2 no mesh, or ``--wait`` timed out.
 """
@@ -17,7 +17,6 @@ import json
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,27 +24,28 @@ import yaml
 
 from mesh.config.issues import Issue
 from mesh.lab.topology import COURSE
-from mesh.manager.compile import blocking, resource_key, sort_resources
+from mesh.manager.apply import (
+    NO_MESH,
+    OK,
+    REFUSED,
+    Outcome,
+    apply_resources,
+    delete_keys,
+    plural_ref,
+    wait_synced,
+)
 from mesh.manager.configdir import (
     KINDS,
     ConfigFile,
     Key,
-    Plan,
-    ResourceNameError,
-    commit,
-    kind_ref,
     normalize_kind,
     parse_file,
-    plan_apply,
-    plan_delete,
     read_files,
 )
-from mesh.manager.meshdir import MeshDir, MeshDirError, config_lock, mark_applied
 from mesh.manager.observe import ManagerView, MeshState, age, table
-from mesh.manager.registry import is_fresh, validation_topology
-from mesh.snapshot import Snapshot
+from mesh.manager.registry import is_fresh
+from mesh.meshdir import MeshDir, MeshDirError
 
-OK, REFUSED, NO_MESH = 0, 1, 2
 DEFAULT_LOCAL_MESH = Path(".mesh")
 
 
@@ -67,29 +67,8 @@ def _err(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _plural_ref(kind: str) -> str:
-    return f"{KINDS[kind]}.networking.istio.io"
-
-
-def _key_text(key: Key) -> str:
-    kind, namespace, name = key
-    return f"{kind_ref(kind)}/{name}" + (f" -n {namespace}" if namespace != "default" else "")
-
-
-@dataclass
-class Outcome:
-    """What an apply or delete did (or would have done), for printing and for ``--wait``."""
-
-    code: int
-    issues: list[Issue] = field(default_factory=list)
-    plan: Plan | None = None
-    expected: dict[Key, dict[str, Any] | None] = field(default_factory=dict)
-    written_at: float = 0.0
-    message: str = ""
-
-
 def _load_input(sources: Sequence[str], stdin: TextIO) -> tuple[list[Any], list[Issue], str]:
-    from mesh.config.loader import load_text
+    from mesh.config.loader import latest_definitions, load_text
     from mesh.manager.yaml_files import load_paths
 
     resources: list[Any] = []
@@ -108,208 +87,14 @@ def _load_input(sources: Sequence[str], stdin: TextIO) -> tuple[list[Any], list[
             result = load_paths([path])
         resources.extend(result.resources)
         issues.extend(result.issues)
-    return later_files_win(resources), issues, ""
+    return latest_definitions(resources), issues, ""
 
 
-def later_files_win(resources: Sequence[Any]) -> list[Any]:
-    """The loader's rule for several files: a resource defined again in a later file replaces
-    the earlier one (``-f reset.yaml -f dark-launch.yaml``: baseline, then dark launch); twice
-    in one file stays for ``analyze`` to report."""
-    latest: dict[tuple[str, str], Any] = {}
-    for res in resources:
-        earlier = latest.get((res.kind, res.name))
-        if earlier is None or earlier.source.file != res.source.file:
-            latest[(res.kind, res.name)] = res
-    return [
-        r
-        for r in resources
-        if latest[(r.kind, r.name)] is r or latest[(r.kind, r.name)].source.file == r.source.file
-    ]
-
-
-def _validate(mesh: MeshDir, plan: Plan, incoming: Sequence[Any], now: float) -> list[Issue]:
-    """Findings on the whole config as it would be: kept documents plus the incoming ones."""
-    from mesh.config.loader import load_text
-    from mesh.config.validate import analyze
-
-    resources: list[Any] = []
-    issues: list[Issue] = []
-    for name, text in sorted(plan.kept.items()):
-        if not text.strip():
-            continue
-        result = load_text(text, str(mesh.config / name))
-        resources.extend(result.resources)
-        issues.extend(result.issues)
-    # The manager loads config/ with load_paths, in file-name order: same rule here.
-    resources = later_files_win(resources)
-    resources.extend(incoming)
-    state = MeshState.read(mesh, with_snapshot=False)
-    if resources:
-        issues.extend(analyze(resources, validation_topology(COURSE, state.records, now)))
-    return issues
-
-
-def _print_issues(issues: Sequence[Issue], out: TextIO) -> None:
-    for issue in issues:
-        print(str(issue), file=out)
-
-
-# -- apply / delete ---------------------------------------------------------------------------
-
-
-def apply_resources(
-    mesh: MeshDir,
-    resources: Sequence[Any],
-    input_issues: Sequence[Issue],
-    out: TextIO,
-    *,
-    prune: bool = False,
-) -> Outcome:
-    """Validate the resulting config and write it, or write nothing. Prints kubectl lines."""
-    if not resources and not any(i.is_error for i in input_issues):
-        _print_issues(input_issues, sys.stderr)
-        _err("error: no objects passed to apply")
-        return Outcome(REFUSED, list(input_issues))
-    with config_lock(mesh):
-        files = read_files(mesh.config)
-        try:
-            plan = plan_apply(files, [r.raw for r in resources], prune=prune)
-        except ResourceNameError as exc:
-            _err(f"error: {exc}; nothing applied")
-            return Outcome(REFUSED)
-        now = time.time()
-        issues = [*input_issues, *_validate(mesh, plan, resources, now)]
-        refused = blocking(issues)
-        if refused:
-            _print_issues(issues, sys.stderr)
-            _err(
-                f"error: {len(refused)} error(s) in the resulting config; nothing applied "
-                "(the mesh keeps its current config)"
-            )
-            return Outcome(REFUSED, issues, plan)
-        _print_issues(issues, sys.stderr)  # warnings (IST0173 ...) do not stop an apply
-        commit(mesh.config, plan)
-        if plan.changes:
-            mark_applied(mesh)
-        written_at = time.time()
-    expected: dict[Key, dict[str, Any] | None] = {
-        resource_key(r.raw): sort_resources([r.raw])[0] for r in resources
-    }
-    expected.update({key: None for key, action in plan.outcomes if action == "pruned"})
-    for key, action in plan.outcomes:
-        print(f"{_key_text(key)} {action}", file=out)
-    return Outcome(OK, issues, plan, expected, written_at)
-
-
-def delete_keys(mesh: MeshDir, keys: Sequence[Key], out: TextIO) -> Outcome:
-    with config_lock(mesh):
-        files = read_files(mesh.config)
-        plan = plan_delete(files, keys)
-        missing = [key for key, action in plan.outcomes if action == "not found"]
-        found = [key for key, action in plan.outcomes if action == "deleted"]
-        issues: list[Issue] = []
-        if found:
-            issues = _validate(mesh, plan, [], time.time())
-            refused = blocking(issues)
-            if refused:
-                _print_issues(refused, sys.stderr)
-                names = ", ".join(_key_text(k) for k in found)
-                _err(f"error: deleting {names} would leave the config broken; nothing deleted")
-                return Outcome(REFUSED, issues, plan)
-            commit(mesh.config, plan)
-            mark_applied(mesh)
-        written_at = time.time()
-    for key in found:
-        print(f'{kind_ref(key[0])} "{key[2]}" deleted', file=out)
-    for key in missing:
-        _err(f'Error from server (NotFound): {_plural_ref(key[0])} "{key[2]}" not found')
-    expected: dict[Key, dict[str, Any] | None] = {key: None for key in found}
-    return Outcome(REFUSED if missing else OK, issues, plan, expected, written_at)
-
-
-# -- waiting for propagation ------------------------------------------------------------------
-
-
-def snapshot_has(snapshot: Snapshot, expected: Mapping[Key, Mapping[str, Any] | None]) -> bool:
-    """Does ``snapshot`` hold every expected resource (None: the resource is gone)?"""
-    present = {resource_key(r): r for r in snapshot.resources}
-    for key, raw in expected.items():
-        if raw is None:
-            if key in present:
-                return False
-        elif present.get(key) != raw:
-            return False
-    return True
-
-
-def wait_synced(
-    mesh: MeshDir,
-    expected: Mapping[Key, Mapping[str, Any] | None],
-    since: float,
-    timeout: float,
-    out: TextIO,
-    *,
-    clock: Callable[[], float] = time.time,
-    interval: float = 0.02,
-) -> int:
-    """Until the manager published ``expected`` and every live proxy applied that version."""
-    deadline = time.monotonic() + timeout
-    version: int | None = None
-    lagging: list[str] = []
-    manager = ManagerView.from_status(None, clock())
-    while True:
-        now = clock()
-        state = MeshState.read(mesh)
-        manager = ManagerView.from_status(state.manager, now)
-        snap = state.snapshot
-        if version is None and snap is not None:
-            # Either the snapshot visibly holds the change, or the manager read config/ after
-            # the write, accepted it and this is what it published (content compared by the
-            # manager's loader may differ in form from ours, e.g. YAML timestamps).
-            read_after = manager.config_read_at is not None and manager.config_read_at >= since
-            if snapshot_has(snap, expected) or (
-                read_after and not manager.rejected and manager.version == snap.version
-            ):
-                version = snap.version
-        if version is None and manager.rejected_at is not None and manager.rejected_at >= since:
-            _err("error: the manager refused the config; the mesh keeps its previous version:")
-            for issue in manager.rejected:
-                _err("  " + str(Issue.from_json(issue)))
-            return NO_MESH
-        if version is not None:
-            lagging = []
-            for record in state.records:
-                if not is_fresh(record, now):
-                    continue  # a dead pod is out of the mesh, not a laggard
-                status = state.statuses.get(record.pod) or {}
-                try:
-                    applied = int(status.get("version"))  # type: ignore[arg-type]
-                except (TypeError, ValueError):
-                    applied = None
-                if applied is None or applied < version:
-                    error = status.get("error")
-                    at = "no status" if applied is None else f"at version {applied}"
-                    lagging.append(f"{record.pod} ({at}{f', error: {error}' if error else ''})")
-            if not lagging:
-                count = sum(1 for r in state.records if is_fresh(r, now))
-                print(f"synced: version {version} applied by {count} proxies", file=out)
-                return OK
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(interval)
-    if version is None:
-        why = (
-            "the manager is not running"
-            if not manager.alive
-            else "the manager has not published it yet"
-        )
-        _err(f"error: timed out after {timeout:g}s: {why}")
-    else:
-        _err(
-            f"error: timed out after {timeout:g}s waiting for version {version}; "
-            f"not synced: {', '.join(lagging)}"
-        )
-    return NO_MESH
+def _show(outcome: Outcome, out: TextIO) -> int:
+    """Print what a transaction reports (findings and refusals on stderr) and its exit code."""
+    for line in outcome.lines:
+        print(line.text, file=sys.stderr if line.err else out)
+    return outcome.code
 
 
 # -- command handlers -------------------------------------------------------------------------
@@ -339,13 +124,14 @@ def cmd_apply(args: argparse.Namespace, mesh: MeshDir) -> int:
         _err(problem)
         return REFUSED
     try:
-        outcome = apply_resources(mesh, resources, issues, sys.stdout, prune=args.prune)
+        outcome = apply_resources(mesh, resources, issues, COURSE, prune=args.prune)
     except MeshDirError as exc:
         _err(f"error: {exc}")
         return NO_MESH
-    if outcome.code != OK or not args.wait:
+    if _show(outcome, sys.stdout) != OK or not args.wait:
         return outcome.code
-    return wait_synced(mesh, outcome.expected, outcome.written_at, args.timeout, sys.stdout)
+    synced = wait_synced(mesh, outcome.expected, outcome.written_at, args.timeout)
+    return _show(synced, sys.stdout)
 
 
 def _keys_from_files(sources: Sequence[str]) -> tuple[list[Key], str]:
@@ -390,13 +176,14 @@ def cmd_delete(args: argparse.Namespace, mesh: MeshDir) -> int:
         _err(problem)
         return REFUSED
     try:
-        outcome = delete_keys(mesh, keys, sys.stdout)
+        outcome = delete_keys(mesh, keys, COURSE)
     except MeshDirError as exc:
         _err(f"error: {exc}")
         return NO_MESH
-    if outcome.code != OK or not args.wait or not outcome.expected:
+    if _show(outcome, sys.stdout) != OK or not args.wait or not outcome.expected:
         return outcome.code
-    return wait_synced(mesh, outcome.expected, outcome.written_at, args.timeout, sys.stdout)
+    synced = wait_synced(mesh, outcome.expected, outcome.written_at, args.timeout)
+    return _show(synced, sys.stdout)
 
 
 def _hosts(raw: Mapping[str, Any]) -> str:
@@ -449,7 +236,7 @@ def cmd_get(args: argparse.Namespace, mesh: MeshDir) -> int:
     found.sort(key=lambda item: item[0])
     if args.name and not found:
         _err(
-            f'Error from server (NotFound): {_plural_ref(kind or "VirtualService")} "{args.name}" not found'
+            f'Error from server (NotFound): {plural_ref(kind or "VirtualService")} "{args.name}" not found'
         )
         return REFUSED
     raws = [raw for _key, raw, _m in found]

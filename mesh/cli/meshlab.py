@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mesh.lab.local import BASELINE
 from mesh.lab.topology import BOOKINFO_PODS, GATEWAY_PORT
-from mesh.manager.meshdir import MeshDir
+from mesh.meshdir import MeshDir
 
 DEFAULT_MESH_DIR = ".mesh"
 LAB_PID = "lab.pid"

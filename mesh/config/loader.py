@@ -1,12 +1,13 @@
 """YAML text (or plain mappings) → typed ``Resource`` objects, with every schema problem found.
 
-Primitives: ``Source`` (file, line, document index), ``Resource`` (kind, name, the raw
-document, the typed spec and a field-path → line map), ``LoadResult`` (resources plus
-``Issue``s), ``load_text`` (one YAML text), ``load_resources`` (already-parsed documents) and
-``later_files_win`` (the rule for several files applied in order). Reading files is the
+Primitives (the types, ``Resource`` and ``LoadResult``, are in ``mesh.config.resource``):
+``load_text`` (one YAML text), ``load_resources`` (already-parsed documents),
+``later_files_win`` / ``latest_definitions`` (the rule for several files applied in order)
+and ``normal_documents`` (the normal form the manager publishes). Reading files is the
 caller's: ``mesh.manager.yaml_files.load_paths`` reads files and folders and calls these.
 
-Each document's envelope is checked here (apiVersion, kind, metadata); its spec is converted
+Documents are split and parsed by ``mesh.config.yaml_documents``; each document's envelope
+is checked here (apiVersion, kind, metadata); its spec is converted
 by ``mesh.config.convert`` (the one camelCase ↔ snake_case mapping, driven by the model's type
 hints). Unknown fields are errors with a did-you-mean hint (Lab decision 9); wrong types, bad
 durations and duplicate keys are errors with the field path and line. Input is bounded (size,
@@ -16,19 +17,25 @@ documents, nodes) so a hostile file gets a clear refusal instead of a hang.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from functools import cache
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from mesh.config import issues as codes
 from mesh.config.convert import Converter, did_you_mean, type_name
-from mesh.config.issues import Issue
-from mesh.config.model import GROUP_VERSIONS, SECURITY_GROUP, SPEC_GROUPS, SPEC_TYPES
+from mesh.config.issues import ConfigError, Issue
+from mesh.config.model import GROUP_VERSIONS, SPEC_GROUPS, SPEC_TYPES
+from mesh.config.normal_form import to_normal
+from mesh.config.resource import NAMESPACED_KINDS, LoadResult, Resource, Source
+from mesh.config.yaml_documents import (
+    MAX_NODES_PER_DOCUMENT,
+    NotYaml,
+    TooLarge,
+    read_document,
+    split_documents,
+)
 
 MAX_FILE_BYTES = 1 << 20
 MAX_DOCUMENTS = 1000
-MAX_NODES_PER_DOCUMENT = 100_000
 
 OTHER_ISTIO_KINDS = (
     "ServiceEntry",
@@ -58,141 +65,6 @@ METADATA_FIELDS = frozenset(
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DEFAULT_NAMESPACE = "default"
-# Kinds whose metadata.namespace the lab honours (security policy is scoped by namespace:
-# istio-system is mesh-wide); the traffic kinds still live in the one namespace "default".
-NAMESPACED_KINDS = frozenset(k for k, g in SPEC_GROUPS.items() if g == SECURITY_GROUP)
-
-
-@cache
-def _yaml() -> Any:
-    """PyYAML, imported on first use: sidecars load snapshots (JSON) and never parse YAML, and
-    not importing it keeps about 2 MB off every proxy's resident memory."""
-    import yaml
-
-    return yaml
-
-
-def _fast_loader() -> Any:
-    # libyaml's composer when PyYAML was built with it (about 10x faster), same nodes and marks.
-    yaml = _yaml()
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    file: str = ""
-    line: int = 0
-    index: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Resource:
-    """One Istio resource: its identity, raw document, typed spec and where it was written."""
-
-    kind: str
-    api_version: str
-    name: str
-    namespace: str
-    raw: Mapping[str, Any]
-    spec: Any
-    source: Source = Source()
-    lines: Mapping[str, int] = field(default_factory=dict)
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.kind, self.namespace, self.name)
-
-    @property
-    def display_name(self) -> str:
-        """``foo/default`` for the namespaced (security) kinds, else the name."""
-        return f"{self.namespace}/{self.name}" if self.kind in NAMESPACED_KINDS else self.name
-
-    def line_of(self, path: str) -> int:
-        """Line of a spec field path (or of its nearest written parent)."""
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            cut = max(path.rfind("."), path.rfind("["))
-            path = path[:cut] if cut > 0 else ""
-        return self.lines.get("", self.source.line)
-
-    def issue(self, severity: codes.Severity, code: str, path: str, message: str) -> Issue:
-        return Issue(
-            severity,
-            code,
-            message,
-            kind=self.kind,
-            name=self.display_name,
-            file=self.source.file,
-            line=self.line_of(path),
-            path=path,
-        )
-
-
-@dataclass
-class LoadResult:
-    resources: list[Resource] = field(default_factory=list)
-    issues: list[Issue] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not any(issue.is_error for issue in self.issues)
-
-    def extend(self, other: LoadResult) -> None:
-        self.resources.extend(other.resources)
-        self.issues.extend(other.issues)
-
-
-# ---------------------------------------------------------------- YAML nodes → values
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class _NodeReader:
-    """Turns one composed YAML document into plain values, recording each path's line."""
-
-    def __init__(self) -> None:
-        self.lines: dict[str, int] = {}
-        self.problems: list[tuple[str, int, str]] = []  # (path, line, message)
-        self.nodes = 0
-        yaml = _yaml()
-        self._mapping, self._sequence, self._scalar_node = (
-            yaml.MappingNode,
-            yaml.SequenceNode,
-            yaml.ScalarNode,
-        )
-        self._dump = yaml.safe_dump
-        self._scalars = yaml.SafeLoader("")
-
-    def read(self, node: Any, path: str) -> Any:
-        self.nodes += 1
-        if self.nodes > MAX_NODES_PER_DOCUMENT:
-            raise _TooLarge
-        self.lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, self._mapping):
-            result: dict[str, Any] = {}
-            self._scalars.flatten_mapping(node)
-            for key_node, value_node in node.value:
-                key = self._scalar(key_node)
-                key_text = str(key) if not isinstance(key, str) else key
-                child = f"{path}.{key_text}" if path else key_text
-                if key_text in result:
-                    self.problems.append(
-                        (child, key_node.start_mark.line + 1, f"duplicate key {key_text!r}")
-                    )
-                result[key_text] = self.read(value_node, child)
-            return result
-        if isinstance(node, self._sequence):
-            return [self.read(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
-        return self._scalar(node)
-
-    def _scalar(self, node: Any) -> Any:
-        if isinstance(node, self._scalar_node):
-            return self._scalars.construct_object(node, deep=True)
-        # A mapping or list used as a key: YAML allows it, Kubernetes does not.
-        return self._dump(self._scalars.construct_object(node, deep=True)).strip()
 
 
 # ---------------------------------------------------------------- documents
@@ -442,7 +314,7 @@ def _nearest_line(lines: Mapping[str, int], path: str, default: int) -> int:
 
 
 def load_text(text: str | bytes, filename: str = "<input>") -> LoadResult:
-    """Load every document of one YAML text."""
+    """Load every document of one YAML text (up to its first YAML syntax error)."""
     result = LoadResult()
     size = len(text)
     if size > MAX_FILE_BYTES:
@@ -463,75 +335,56 @@ def load_text(text: str | bytes, filename: str = "<input>") -> LoadResult:
                 Issue("Error", codes.YAML_SYNTAX, f"file is not UTF-8 text: {exc}", file=filename)
             )
             return result
-    try:
-        documents = _yaml().compose_all(text, Loader=_fast_loader())
-        for index, node in enumerate(documents):
-            if index >= MAX_DOCUMENTS:
-                result.issues.append(
-                    Issue(
-                        "Error",
-                        codes.INPUT_TOO_LARGE,
-                        f"more than {MAX_DOCUMENTS} documents in one file: refused",
-                        file=filename,
-                    )
-                )
-                return LoadResult(issues=result.issues)
-            if node is None:
-                continue
-            reader = _NodeReader()
-            source = Source(filename, node.start_mark.line + 1, index)
-            try:
-                data = reader.read(node, "")
-            except _TooLarge:
-                result.issues.append(
-                    Issue(
-                        "Error",
-                        codes.INPUT_TOO_LARGE,
-                        f"document {index + 1} expands to more than {MAX_NODES_PER_DOCUMENT} "
-                        "YAML nodes (anchors/aliases?): refused",
-                        file=filename,
-                        line=source.line,
-                    )
-                )
-                continue
-            if data is None:
-                continue
-            resource, found = _document_issues(data, source, reader.lines)
-            for path, line, message in reader.problems:
-                found.append(
-                    Issue(
-                        "Error",
-                        codes.SCHEMA_VALIDATION_ERROR,
-                        message,
-                        kind=str(data.get("kind", "")) if isinstance(data, dict) else "",
-                        file=filename,
-                        line=line,
-                        path=path.removeprefix("spec."),
-                    )
-                )
-                resource = None
-            result.issues.extend(found)
-            if resource is not None:
-                result.resources.append(resource)
-    except _yaml().YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        context = getattr(exc, "context", None)
-        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
-        detail = f"{context}, {problem}" if context else problem
+    documents = split_documents(text)
+    if len(documents) > MAX_DOCUMENTS:
         result.issues.append(
             Issue(
                 "Error",
-                codes.YAML_SYNTAX,
-                f"invalid YAML at {where}{detail}",
+                codes.INPUT_TOO_LARGE,
+                f"more than {MAX_DOCUMENTS} documents in one file: refused",
                 file=filename,
-                line=mark.line + 1 if mark else 0,
             )
         )
-    except RecursionError:
-        result.issues.append(
-            Issue("Error", codes.INPUT_TOO_LARGE, "YAML nested too deeply: refused", file=filename)
-        )
+        return result
+    for index, document in enumerate(documents):
+        try:
+            read = read_document(document, filename)
+        except NotYaml as exc:
+            result.issues.append(exc.issue)
+            break  # the rest of the stream is not trustworthy either
+        except TooLarge:
+            result.issues.append(
+                Issue(
+                    "Error",
+                    codes.INPUT_TOO_LARGE,
+                    f"document {index + 1} expands to more than {MAX_NODES_PER_DOCUMENT} "
+                    "YAML nodes (anchors/aliases?): refused",
+                    file=filename,
+                    line=document.line,
+                )
+            )
+            continue
+        if read is None or read[0] is None:
+            continue
+        data, first_line, reader = read
+        source = Source(filename, first_line, index)
+        resource, found = _document_issues(data, source, reader.lines)
+        for path, line, message in reader.problems:
+            found.append(
+                Issue(
+                    "Error",
+                    codes.SCHEMA_VALIDATION_ERROR,
+                    message,
+                    kind=str(data.get("kind", "")) if isinstance(data, dict) else "",
+                    file=filename,
+                    line=line,
+                    path=path.removeprefix("spec."),
+                )
+            )
+            resource = None
+        result.issues.extend(found)
+        if resource is not None:
+            result.resources.append(resource)
     return result
 
 
@@ -539,15 +392,25 @@ def later_files_win(result: LoadResult) -> LoadResult:
     """Files are applied in order: a resource defined again in a later file replaces the
     earlier definition (as ``kubectl apply -f a.yaml -f b.yaml`` would), so
     ``-f scenarios/reset.yaml -f scenarios/dark-launch.yaml`` means "baseline, then dark
-    launch". Twice in one file stays an error (``analyze`` reports it)."""
+    launch". Twice in one file stays an error (``analyze`` reports it). Each replacement is
+    noted (Info MSH0005)."""
+    result.resources = latest_definitions(result.resources, result.issues)
+    return result
+
+
+def latest_definitions(
+    resources: Sequence[Resource], replaced: list[Issue] | None = None
+) -> list[Resource]:
+    """``resources`` with every definition replaced by a later file's left out, in order;
+    with ``replaced``, an Info MSH0005 is added to it for each replacement."""
     latest: dict[tuple[str, str, str], Resource] = {}
-    for resource in result.resources:
+    for resource in resources:
         key = resource.key
         earlier = latest.get(key)
         if earlier is not None and earlier.source.file == resource.source.file:
             continue
-        if earlier is not None:
-            result.issues.append(
+        if earlier is not None and replaced is not None:
+            replaced.append(
                 resource.issue(
                     "Info",
                     codes.OVERRIDDEN,
@@ -557,10 +420,16 @@ def later_files_win(result: LoadResult) -> LoadResult:
             )
         latest[key] = resource
     keep = {id(r) for r in latest.values()}
-    result.resources = [
-        r for r in result.resources if id(r) in keep or latest[r.key].source.file == r.source.file
-    ]
-    return result
+    return [r for r in resources if id(r) in keep or latest[r.key].source.file == r.source.file]
+
+
+def normal_documents(raws: Iterable[Mapping[str, Any]]) -> tuple[dict[str, Any], ...]:
+    """Istio documents → their normal form, as the manager publishes them (for tools and
+    tests that write a snapshot by hand). Raises ``ConfigError`` if one does not load."""
+    result = load_resources(raws)
+    if not result.ok:
+        raise ConfigError(result.issues)
+    return tuple(to_normal(r) for r in result.resources)
 
 
 def load_resources(raws: Iterable[Mapping[str, Any]], filename: str = "<snapshot>") -> LoadResult:

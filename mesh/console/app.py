@@ -24,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from mesh.config.normal_form import to_normal
 from mesh.console import views
 from mesh.console.collector import add_routes
 from mesh.console.config_view import ConfigView, Proxy
@@ -36,9 +37,9 @@ from mesh.console.prometheus import (
     security_query,
     traffic_query,
 )
-from mesh.manager.meshdir import NOT_A_PROXY, MeshDir, list_files, read_json
 from mesh.manager.observers import HISTORY_FILE, observe_dir, read_history, resource_digest
-from mesh.manager.registry import RegistryRecord, is_fresh, read_registry
+from mesh.manager.registry import is_fresh, read_registry
+from mesh.meshdir import NOT_A_PROXY, MeshDir, RegistryRecord, list_files, read_json
 from mesh.snapshot import Snapshot, SnapshotError
 from mesh.telemetry.traces import Query, TraceStore
 
@@ -74,7 +75,8 @@ def scenario_index(directory: Path | None) -> dict[str, set[str]]:
         except Exception:  # a broken scenario file must not break the console
             continue
         for resource in result.resources:
-            plain = json.loads(json.dumps(resource.raw, sort_keys=True, default=str))
+            # The snapshot holds each resource in normal form: digest the same form.
+            plain = json.loads(json.dumps(to_normal(resource), sort_keys=True, default=str))
             index.setdefault(resource_digest(plain), set()).add(path.stem)
     return index
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import io
 import os
 import signal
 import socket
@@ -35,11 +34,11 @@ from typing import IO, Any
 
 from mesh.lab.pod import PodPorts
 from mesh.lab.prometheus import INSTALL_HINT, ObservabilityPlan, find_binary
-from mesh.lab.topology import BOOKINFO_PODS, GATEWAY_LABELS, GATEWAY_POD, GATEWAY_PORT
-from mesh.manager.meshdir import NOT_A_PROXY, MeshDir, list_files
+from mesh.lab.topology import BOOKINFO_PODS, COURSE, GATEWAY_LABELS, GATEWAY_POD, GATEWAY_PORT
 from mesh.manager.observe import MeshState, ProxyRow
 from mesh.manager.service import single_instance
-from mesh.topology import Pod
+from mesh.meshdir import NOT_A_PROXY, MeshDir, list_files
+from mesh.topology import Pod, Topology
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BASELINE = REPO_ROOT / "scenarios" / "reset.yaml"
@@ -228,6 +227,7 @@ class LocalLab:
         *,
         gateway_port: int = GATEWAY_PORT,
         pods: Sequence[Pod] = BOOKINFO_PODS,
+        topology: Topology = COURSE,
         pod_env: Mapping[str, Mapping[str, str]] | None = None,
         baseline: Path | None = BASELINE,
         python: str = sys.executable,
@@ -239,6 +239,9 @@ class LocalLab:
         observe: bool = True,
     ) -> None:
         self.mesh = MeshDir(Path(mesh_dir or ".mesh").resolve())
+        # What this process validates applies against; `python -m mesh.manager` serves the
+        # course topology too (a lab of other workloads has to tell the manager the same).
+        self.topology = topology
         self.gateway_port = gateway_port
         self.baseline = baseline
         self.python = python
@@ -502,20 +505,20 @@ class LocalLab:
     def apply(
         self, *paths: str | Path, wait: bool = True, timeout: float = 30.0, prune: bool = False
     ) -> tuple[int, str]:
-        """``meshctl apply -f PATH... [--wait]`` in-process: (exit code, everything it printed)."""
-        from mesh.cli.live import apply_resources, wait_synced
+        """``meshctl apply -f PATH... [--wait]`` in-process: (exit code, everything it would
+        print)."""
+        from mesh.manager.apply import apply_resources, wait_synced
         from mesh.manager.yaml_files import load_paths
 
-        buffer = io.StringIO()
-        with contextlib.redirect_stderr(buffer):
-            result = load_paths([Path(p) for p in paths])
-            outcome = apply_resources(
-                self.mesh, result.resources, result.issues, buffer, prune=prune
-            )
-            code = outcome.code
-            if code == 0 and wait:
-                code = wait_synced(self.mesh, outcome.expected, outcome.written_at, timeout, buffer)
-        return code, buffer.getvalue()
+        result = load_paths([Path(p) for p in paths])
+        outcome = apply_resources(
+            self.mesh, result.resources, result.issues, self.topology, prune=prune
+        )
+        text = outcome.text
+        if outcome.code == 0 and wait:
+            synced = wait_synced(self.mesh, outcome.expected, outcome.written_at, timeout)
+            return synced.code, text + synced.text
+        return outcome.code, text
 
     def set_ready(self, pod: str, ready: bool) -> dict[str, Any]:
         """Flip a pod's app readiness (``POST /health/toggle?ready=...`` on the app port)."""

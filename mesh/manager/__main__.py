@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mesh.lab.topology import COURSE
-from mesh.manager.meshdir import MeshDir, read_json
 from mesh.manager.service import Manager, Settings, single_instance
+from mesh.meshdir import MeshDir, read_manager_status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,12 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def healthcheck(mesh: MeshDir, max_age: float) -> int:
-    status = read_json(mesh.manager_status) or {}
-    try:
-        age = time.time() - float(status.get("heartbeat"))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    status = read_manager_status(mesh)
+    if status is None or status.heartbeat is None:
         print("manager: no heartbeat", file=sys.stderr)
         return 1
+    age = time.time() - status.heartbeat
     if age > max_age:
         print(f"manager: last heartbeat {age:.1f} s ago", file=sys.stderr)
         return 1

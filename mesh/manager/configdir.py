@@ -2,9 +2,10 @@
 
 Pure planning (text in, text out), then one small I/O step:
 
-- ``parse_file(name, text)`` splits a YAML stream into ``Doc``s, keeping each document's text
-  exactly as written, so removing one resource from a hand-edited multi-document file leaves
-  the others (and their comments) untouched.
+- ``parse_file(name, text)`` splits a YAML stream into ``Doc``s with the loader's splitter
+  (``mesh.config.yaml_documents``), keeping each document's text exactly as written, so
+  removing one resource from a hand-edited multi-document file leaves the others (and their
+  comments) untouched.
 - ``plan_apply(files, incoming)`` / ``plan_delete(files, keys)``: which files to write or
   remove and, per resource, ``created`` / ``configured`` / ``unchanged`` / ``deleted`` /
   ``not found``. A resource replaces the one of the same kind, namespace and name *wherever
@@ -27,8 +28,9 @@ from typing import Any
 
 import yaml
 
+from mesh.config.yaml_documents import plain_document, split_documents
 from mesh.manager.compile import DEFAULT_NAMESPACE, resource_key
-from mesh.manager.meshdir import CONFIG_SUFFIXES, atomic_remove, atomic_write, list_files
+from mesh.meshdir import CONFIG_SUFFIXES, atomic_remove, atomic_write, list_files
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
 
@@ -55,9 +57,6 @@ for _kind, _plural in KINDS.items():
 
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-# A line that starts a new YAML document ("---", "--- # c", "--- !tag"); "...": a document end.
-DOC_START = re.compile(r"^---(?:[ \t].*)?$")
-DOC_END = re.compile(r"^\.\.\.[ \t]*$")
 
 
 def normalize_kind(text: str) -> str | None:
@@ -117,71 +116,15 @@ class ConfigFile:
     docs: tuple[Doc, ...] = ()
 
 
-def split_documents(text: str) -> list[str]:
-    """The documents of a YAML stream, each with its own text (separators dropped)."""
-    docs: list[list[str]] = [[]]
-    for line in text.splitlines(keepends=True):
-        bare = line.rstrip("\r\n")
-        if DOC_START.match(bare):
-            docs.append([])
-            rest = bare[3:].strip()
-            if rest and not rest.startswith("#"):
-                docs[-1].append(rest + "\n")  # "--- !tag" or "--- {inline}" content
-            continue
-        if DOC_END.match(bare):
-            docs.append([])
-            continue
-        docs[-1].append(line)
-    return ["".join(d) for d in docs if _has_content("".join(d))]
-
-
-def _has_content(text: str) -> bool:
-    return any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines())
-
-
-MAX_NODES = 100_000  # the loader's bound too: aliases must not expand into a YAML bomb
-
-
-class _TooBig(Exception):
-    pass
-
-
-def _count_nodes(node: yaml.Node, budget: list[int]) -> None:
-    """Count nodes with aliases expanded (as JSON would), giving up beyond ``MAX_NODES``."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise _TooBig
-        if isinstance(current, yaml.SequenceNode):
-            stack.extend(current.value)
-        elif isinstance(current, yaml.MappingNode):
-            for key, value in current.value:
-                stack.extend((key, value))
-
-
-def safe_load(chunk: str) -> Any:
-    """``yaml.safe_load`` of one document, or None if it is not YAML or expands too far."""
-    try:
-        node = yaml.compose(chunk, Loader=yaml.SafeLoader)
-        if node is None:
-            return None
-        _count_nodes(node, [MAX_NODES])
-        return yaml.safe_load(chunk)
-    except (yaml.YAMLError, _TooBig, RecursionError, ValueError):
-        return None
-
-
 def parse_file(name: str, text: str) -> ConfigFile:
     docs = []
-    for chunk in split_documents(text):
+    for document in split_documents(text):
         # An unparsable document is kept as written (the loader reports it).
-        data = safe_load(chunk)
+        data = plain_document(document)
         if isinstance(data, Mapping) and data.get("kind") in KINDS:
-            docs.append(Doc(chunk, resource_key(data), _plain(data)))
+            docs.append(Doc(document.text, resource_key(data), _plain(data)))
         else:
-            docs.append(Doc(chunk))
+            docs.append(Doc(document.text))
     return ConfigFile(name, text, tuple(docs))
 
 
@@ -274,7 +217,7 @@ def plan_apply(
     for key, raw in changed.items():
         target = canonical_name(key)
         previous = plan.writes.get(target, kept.get(target, ""))
-        chunks = split_documents(previous or "")
+        chunks = [d.text for d in split_documents(previous or "")]
         plan.writes[target] = join_documents([*chunks, dump_resource(raw)])
     return plan
 

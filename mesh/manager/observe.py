@@ -19,8 +19,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mesh.manager.meshdir import NOT_A_PROXY, MeshDir, list_files, read_json
-from mesh.manager.registry import RegistryRecord, is_fresh, read_registry
+from mesh.manager.registry import is_fresh, read_registry
+from mesh.meshdir import (
+    NOT_A_PROXY,
+    RECORD_SUFFIX,
+    ManagerStatus,
+    MeshDir,
+    ProxyStatus,
+    RegistryRecord,
+    list_files,
+    read_json,
+    read_snapshot,
+)
 from mesh.snapshot import Snapshot, SnapshotError
 
 MANAGER_DOWN_AFTER = 6.0  # seconds without a heartbeat (it beats every second)
@@ -44,31 +54,17 @@ class ProxyRow:
         return self.status == SYNCED and self.ready
 
 
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _float(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def proxy_row(
     pod: str,
     record: RegistryRecord | None,
-    status: Mapping[str, Any] | None,
+    status: ProxyStatus | None,
     published: tuple[int, str] | None,
     now: float,
 ) -> ProxyRow:
-    role = (record.role if record else None) or str((status or {}).get("role") or "sidecar")
+    role = (record.role if record else None) or (status.role if status else "sidecar")
     fresh = record is not None and is_fresh(record, now)
     ready = bool(fresh and record is not None and record.ready)
-    version = _int((status or {}).get("version"))
+    version = status.version if status else None
     if record is None:
         return ProxyRow(pod, role, version, STALE, False, "not in the registry", False)
     if not fresh:
@@ -76,23 +72,22 @@ def proxy_row(
         return ProxyRow(pod, role, version, STALE, False, f"registry heartbeat {age:.0f}s old")
     if status is None:
         return ProxyRow(pod, role, None, STALE, ready, "no status reported yet")
-    beat = _float(status.get("heartbeat"))
+    beat = status.heartbeat
     if beat is not None and now - beat > STATUS_STALE_AFTER:
         return ProxyRow(pod, role, version, STALE, ready, f"status heartbeat {now - beat:.0f}s old")
     if published is None:
         return ProxyRow(pod, role, version, STALE, ready, "nothing published yet")
     pub_version, pub_hash = published
-    error = status.get("error")
-    if error and _int(status.get("error_version")) == pub_version:
-        return ProxyRow(pod, role, version, ERROR, ready, str(error))
-    if version == pub_version or (pub_hash and status.get("hash") == pub_hash):
+    if status.error and status.error_version == pub_version:
+        return ProxyRow(pod, role, version, ERROR, ready, status.error)
+    if version == pub_version or (pub_hash and status.hash == pub_hash):
         return ProxyRow(pod, role, version, SYNCED, ready)
     return ProxyRow(pod, role, version, STALE, ready, f"published version is {pub_version}")
 
 
 def proxy_rows(
     records: Iterable[RegistryRecord],
-    statuses: Mapping[str, Mapping[str, Any]],
+    statuses: Mapping[str, ProxyStatus],
     published: tuple[int, str] | None,
     now: float,
 ) -> list[ProxyRow]:
@@ -103,46 +98,51 @@ def proxy_rows(
 
 @dataclass(frozen=True)
 class ManagerView:
+    """The manager as ``meshctl status`` tells it: its status file, and whether it is alive
+    (a heartbeat within ``MANAGER_DOWN_AFTER``)."""
+
+    status: ManagerStatus
     alive: bool
-    pid: int | None
-    version: int | None
-    hash: str | None
-    published_at: float | None
     heartbeat_age: float | None
-    rejected_at: float | None
-    config_read_at: float | None = None
-    rejected: tuple[dict[str, Any], ...] = ()
-    warnings: tuple[dict[str, Any], ...] = ()
 
     @classmethod
-    def from_status(cls, data: Mapping[str, Any] | None, now: float) -> ManagerView:
-        data = data or {}
-        beat = _float(data.get("heartbeat"))
+    def from_status(cls, data: Mapping[str, Any] | ManagerStatus | None, now: float) -> ManagerView:
+        status = data if isinstance(data, ManagerStatus) else ManagerStatus.from_json(data)
+        beat = status.heartbeat
         age = None if beat is None else max(0.0, now - beat)
-        rejected = data.get("rejected")
-        rejected = rejected if isinstance(rejected, Mapping) else {}
-        issues = rejected.get("issues")
-        warnings = data.get("warnings")
-        return cls(
-            alive=age is not None and age <= MANAGER_DOWN_AFTER,
-            pid=_int(data.get("pid")),
-            version=_int(data.get("version")),
-            hash=data.get("hash") if isinstance(data.get("hash"), str) else None,
-            published_at=_float(data.get("published_at")),
-            heartbeat_age=age,
-            rejected_at=_float(rejected.get("at")),
-            config_read_at=_float(data.get("config_read_at")),
-            rejected=tuple(i for i in issues or () if isinstance(i, dict)),
-            warnings=tuple(w for w in warnings or () if isinstance(w, dict)),
-        )
+        return cls(status, age is not None and age <= MANAGER_DOWN_AFTER, age)
+
+    @property
+    def pid(self) -> int | None:
+        return self.status.pid
+
+    @property
+    def version(self) -> int | None:
+        return self.status.version
+
+    @property
+    def config_read_at(self) -> float | None:
+        return self.status.config_read_at
+
+    @property
+    def rejected_at(self) -> float | None:
+        return self.status.rejected_at
+
+    @property
+    def rejected(self) -> tuple[dict[str, Any], ...]:
+        return self.status.rejected_issues
+
+    @property
+    def warnings(self) -> tuple[dict[str, Any], ...]:
+        return self.status.warnings
 
 
 @dataclass
 class MeshState:
     records: list[RegistryRecord] = field(default_factory=list)
     registry_problems: list[str] = field(default_factory=list)
-    statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
-    manager: dict[str, Any] | None = None
+    statuses: dict[str, ProxyStatus] = field(default_factory=dict)
+    manager: ManagerStatus | None = None
     snapshot: Snapshot | None = None
     snapshot_error: str = ""
 
@@ -150,16 +150,18 @@ class MeshState:
     def read(cls, mesh: MeshDir, *, with_snapshot: bool = True) -> MeshState:
         state = cls()
         state.records, state.registry_problems = read_registry(mesh.registry)
-        for path in list_files(mesh.status, (".json",)):
+        for path in list_files(mesh.status, (RECORD_SUFFIX,)):
             if path.name in NOT_A_PROXY:
                 continue
             data = read_json(path)
             if data is not None:
-                state.statuses[str(data.get("pod") or path.stem)] = data
-        state.manager = read_json(mesh.manager_status)
+                status = ProxyStatus.from_json(data, pod=path.stem)
+                state.statuses[status.pod] = status
+        manager = read_json(mesh.manager_status)
+        state.manager = None if manager is None else ManagerStatus.from_json(manager)
         if with_snapshot:
             try:
-                state.snapshot = Snapshot.from_json(mesh.snapshot_file.read_bytes())
+                state.snapshot = read_snapshot(mesh)
             except FileNotFoundError:
                 state.snapshot = None
             except (OSError, SnapshotError) as exc:
@@ -169,9 +171,9 @@ class MeshState:
     def published(self) -> tuple[int, str] | None:
         if self.snapshot is not None:
             return self.snapshot.version, self.snapshot.hash
-        manager = self.manager or {}
-        version = _int(manager.get("version"))
-        return (version, str(manager.get("hash") or "")) if version is not None else None
+        manager = self.manager or ManagerStatus()
+        version = manager.version
+        return (version, manager.hash or "") if version is not None else None
 
     def rows(self, now: float) -> list[ProxyRow]:
         return proxy_rows(self.records, self.statuses, self.published(), now)

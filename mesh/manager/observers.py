@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from mesh.manager.compile import resource_key
-from mesh.manager.meshdir import MeshDir, atomic_write
-from mesh.manager.registry import RegistryRecord, is_fresh
+from mesh.manager.registry import is_fresh
+from mesh.meshdir import MeshDir, RegistryRecord, atomic_write
 from mesh.snapshot import Snapshot
 
 OBSERVE_DIR = "observe"

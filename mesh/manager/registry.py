@@ -1,6 +1,6 @@
 """The pod registry: one record per pod, written by its sidecar, read by the manager and meshctl.
 
-Primitives: ``RegistryRecord`` (one ``registry/<pod>.json``, parsed and checked),
+Primitives (the record itself, ``RegistryRecord``, is the planes' contract: ``mesh.meshdir``):
 ``is_fresh(record, now)`` (heartbeat younger than its TTL), ``snapshot_endpoints(records, now)``
 (what routing may send traffic to: fresh, ready, not a gateway), ``validation_topology``
 (the topology the validator assumes, with the live pods) and ``next_expiry`` (when the
@@ -13,90 +13,12 @@ Time is wall-clock unix time: heartbeats are written by other processes (other c
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
-from mesh.manager.meshdir import list_files
+from mesh.meshdir import RECORD_SUFFIX, RecordError, RegistryRecord, list_files
 from mesh.snapshot import Endpoint
 from mesh.topology import Topology
-
-DEFAULT_TTL = 10.0
-ROLES = ("sidecar", "gateway")
-
-
-class RecordError(ValueError):
-    """A registry file that is not a usable record."""
-
-
-@dataclass(frozen=True, slots=True)
-class RegistryRecord:
-    pod: str
-    service: str
-    address: str
-    port: int
-    labels: Mapping[str, str] = field(default_factory=dict)
-    ready: bool = False
-    heartbeat: float = 0.0
-    ttl: float = DEFAULT_TTL
-    role: str = "sidecar"
-    admin_address: str = ""
-    admin_port: int = 0
-
-    @property
-    def expires_at(self) -> float:
-        return self.heartbeat + self.ttl
-
-    def endpoint(self) -> Endpoint:
-        return Endpoint(
-            pod=self.pod,
-            service=self.service,
-            address=self.address,
-            port=self.port,
-            labels=dict(self.labels),
-            ready=self.ready,
-        )
-
-    @classmethod
-    def from_json(cls, data: Any, *, source: str = "") -> RegistryRecord:
-        where = f"{source}: " if source else ""
-        if not isinstance(data, Mapping):
-            raise RecordError(f"{where}not a JSON object")
-        try:
-            labels = data.get("labels") or {}
-            if not isinstance(labels, Mapping):
-                raise TypeError("labels must be an object")
-            ttl = float(data.get("ttl") or DEFAULT_TTL)
-            heartbeat = float(data.get("heartbeat") or 0.0)
-            # A gateway is nobody's upstream: it may register without a service port.
-            port = int(data["port"]) if data.get("port") is not None else 0
-            role = str(data.get("role") or "sidecar")
-            record = cls(
-                pod=str(data["pod"]),
-                service=str(data.get("service") or labels.get("app") or ""),
-                address=str(data["address"]),
-                port=port,
-                labels={str(k): str(v) for k, v in labels.items()},
-                ready=data.get("ready") is True,
-                heartbeat=heartbeat,
-                ttl=ttl,
-                role=role,
-                admin_address=str(data.get("admin_address") or data.get("address") or ""),
-                admin_port=int(data.get("admin_port") or 0),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RecordError(f"{where}bad registry record: {exc!r}") from None
-        if not record.pod:
-            raise RecordError(f"{where}bad registry record: pod is required")
-        if not 0 < record.port < 65536 and not (record.role == "gateway" and record.port == 0):
-            raise RecordError(f"{where}bad registry record: port must be 1..65535")
-        if not (math.isfinite(ttl) and ttl > 0 and math.isfinite(heartbeat)):
-            raise RecordError(f"{where}bad registry record: heartbeat and ttl > 0 must be numbers")
-        if role not in ROLES:
-            raise RecordError(f"{where}bad registry record: role {role!r} not in {ROLES}")
-        return record
 
 
 def is_fresh(record: RegistryRecord, now: float) -> bool:
@@ -170,7 +92,7 @@ def parse_records(
 
 def read_registry(directory: Path) -> tuple[list[RegistryRecord], list[str]]:
     raw: list[tuple[str, bytes]] = []
-    for path in list_files(directory, (".json",)):
+    for path in list_files(directory, (RECORD_SUFFIX,)):
         try:
             raw.append((path.name, path.read_bytes()))
         except OSError:

@@ -33,27 +33,31 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mesh.config.issues import Issue
-from mesh.manager.compile import blocking, next_snapshot, next_version
+from mesh.config.normal_form import to_normal
+from mesh.manager.compile import blocking, next_snapshot
 from mesh.manager.debounce import Debouncer
-from mesh.manager.meshdir import (
-    APPLIED_MARKER,
-    CONFIG_SUFFIXES,
-    MeshDir,
-    atomic_write,
-    config_lock,
-    dir_signature,
-    list_files,
-    read_json,
-    relevant,
-    write_json,
-)
 from mesh.manager.observers import Observers
 from mesh.manager.registry import (
-    RegistryRecord,
     next_expiry,
     read_registry,
     snapshot_endpoints,
     validation_topology,
+)
+from mesh.meshdir import (
+    APPLIED_MARKER,
+    CONFIG_SUFFIXES,
+    RECORD_SUFFIX,
+    ManagerStatus,
+    MeshDir,
+    RegistryRecord,
+    config_lock,
+    dir_signature,
+    list_files,
+    publish_snapshot,
+    read_manager_status,
+    read_snapshot,
+    relevant,
+    write_json,
 )
 from mesh.snapshot import Snapshot, SnapshotError
 from mesh.topology import Topology
@@ -145,18 +149,15 @@ class Manager:
     def _recover(self) -> None:
         """Continue from the snapshot on disk and the last status (version continuity)."""
         try:
-            self.published = Snapshot.from_json(self.mesh.snapshot_file.read_bytes())
+            self.published = read_snapshot(self.mesh)
             self.last_good = self.published.resources
         except FileNotFoundError:
             self.published = None
         except (OSError, SnapshotError) as exc:
             self._say(f"existing snapshot unreadable ({exc}); it will be replaced")
             self.published = None
-        status = read_json(self.mesh.manager_status) or {}
-        try:
-            self.floor_version = int(status.get("version") or 0)
-        except (TypeError, ValueError):
-            self.floor_version = 0
+        status = read_manager_status(self.mesh) or ManagerStatus()
+        self.floor_version = status.version or 0
         if self.published is not None:
             self.floor_version = max(self.floor_version, self.published.version)
 
@@ -191,7 +192,8 @@ class Manager:
             if self.rejected is not None:
                 self._say("config accepted again")
             self.rejected = None
-            raws = tuple(r.raw for r in resources)
+            # Published in normal form: a sidecar loads it without parsing or validating.
+            raws = tuple(to_normal(r) for r in resources)
             self.last_good = raws
         self.warnings = [i.to_json() for i in issues if not i.is_error or i not in refused]
         published = None
@@ -205,7 +207,7 @@ class Manager:
                 services=self.topology.services,
             )
             if published is not None:
-                atomic_write(self.mesh.snapshot_file, published.to_json())
+                publish_snapshot(self.mesh, published)
                 self.observers.published(self.published, published)
                 self.published = published
                 self.floor_version = published.version
@@ -226,7 +228,7 @@ class Manager:
             # read now (meshctl apply --wait relies on it).
             self.config_read_at = self.clock()
             signature = dir_signature(self.mesh.config, CONFIG_SUFFIXES)
-            registry_signature = dir_signature(self.mesh.registry, (".json",))
+            registry_signature = dir_signature(self.mesh.registry, (RECORD_SUFFIX,))
             self.seen_signature = (signature, registry_signature)
             if signature != cache.signature:
                 try:
@@ -262,26 +264,26 @@ class Manager:
 
     # -- status ----------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> ManagerStatus:
         snap = self.published
-        return {
-            "version": snap.version if snap else self.floor_version or None,
-            "hash": snap.hash if snap else None,
-            "published_at": snap.generated_at if snap else None,
-            "heartbeat": self.clock(),
-            "pid": os.getpid(),
-            "started_at": self.started_at,
-            "config_read_at": self.config_read_at,
-            "rejected": self.rejected,
-            "warnings": self.warnings,
-            "endpoints": self.endpoint_count,
-            "registry_problems": self.registry_problems,
-        }
+        return ManagerStatus(
+            version=snap.version if snap else self.floor_version or None,
+            hash=snap.hash if snap else None,
+            published_at=snap.generated_at if snap else None,
+            heartbeat=self.clock(),
+            pid=os.getpid(),
+            started_at=self.started_at,
+            config_read_at=self.config_read_at,
+            rejected=self.rejected,
+            warnings=tuple(self.warnings),
+            endpoints=self.endpoint_count,
+            registry_problems=tuple(self.registry_problems),
+        )
 
     def write_status(self) -> None:
         try:
             # Rewritten every heartbeat: atomic for readers, no fsync (the snapshot has one).
-            write_json(self.mesh.manager_status, self.status(), durable=False)
+            write_json(self.mesh.manager_status, self.status().to_json(), durable=False)
         except OSError as exc:
             self._say(f"cannot write {self.mesh.manager_status}: {exc}")
 
@@ -313,7 +315,7 @@ class Manager:
                     next_poll = now + settings.poll
                     current = (
                         dir_signature(self.mesh.config, CONFIG_SUFFIXES),
-                        dir_signature(self.mesh.registry, (".json",)),
+                        dir_signature(self.mesh.registry, (RECORD_SUFFIX,)),
                     )
                     if current != self.seen_signature:
                         poke()
@@ -359,7 +361,7 @@ class Manager:
             if os.path.basename(path) == APPLIED_MARKER:
                 return True
             parent = os.path.basename(os.path.dirname(path))
-            suffixes = CONFIG_SUFFIXES if parent == "config" else (".json",)
+            suffixes = CONFIG_SUFFIXES if parent == "config" else (RECORD_SUFFIX,)
             return relevant(path, suffixes)
 
         while not stop.is_set():
@@ -396,16 +398,6 @@ async def _first(*events: asyncio.Event) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
-
-
-def next_free_version(mesh: MeshDir) -> int:
-    """The version the next publish would get (for tools and tests)."""
-    status = read_json(mesh.manager_status) or {}
-    snap = read_json(mesh.snapshot_file) or {}
-    try:
-        return next_version(int(status.get("version") or 0), int(snap.get("version") or 0))
-    except (TypeError, ValueError):
-        return 1
 
 
 @contextlib.contextmanager

@@ -6,7 +6,8 @@ Primitives: ``ProxyIdentity`` (who the table is for: a sidecar or a gateway, by 
 rules for a set of host names), ``RouteTable`` (vhosts per listener plus every reachable
 ``Cluster``).
 
-Which rules a proxy gets is decided here, as Istio's route.go does: a sidecar gets the
+``compile_snapshot`` is what a proxy runs on each published snapshot: no YAML, no
+validation, no topology of its own. Which rules a proxy gets is decided here, as Istio's route.go does: a sidecar gets the
 VirtualServices bound to ``mesh`` (the default), a gateway gets those naming one of the
 Gateways that select it, with hosts narrowed to the Gateway server's (``intersect``);
 match-level ``gateways`` and ``sourceLabels`` filter match entries per proxy. A service with
@@ -21,8 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mesh.config import hosts as hostnames
-from mesh.config.issues import SCHEMA_VALIDATION_ERROR, ConfigError, Issue, errors
-from mesh.config.loader import Resource, load_resources
+from mesh.config.issues import SCHEMA_VALIDATION_ERROR, ConfigError, Issue
 from mesh.config.model import (
     NO_POLICY,
     Destination,
@@ -35,6 +35,8 @@ from mesh.config.model import (
     VirtualService,
     share,
 )
+from mesh.config.normal_form import NormalFormError, from_normal
+from mesh.config.resource import Resource
 from mesh.resilience.retry import DEFAULT_RETRY, RetryPolicy
 from mesh.routing.decision import NO_HEADER_OPS, Cluster, Forward, HeaderOps
 from mesh.routing.match import HeaderRegexSets, RequestMatcher, compile_match, compile_regex
@@ -571,14 +573,16 @@ def _selects(gateway: Gateway, proxy: ProxyIdentity) -> bool:
 
 
 def compile_snapshot(snapshot: Snapshot, proxy: ProxyIdentity) -> RouteTable:
-    """Compile a published snapshot for one proxy: the manager validated it already.
+    """Build one proxy's table from a published snapshot alone: its resources in normal form
+    (the manager parsed and validated them), its endpoints and its service catalog.
 
-    Raises ``ConfigError`` when the snapshot's resources do not load (the caller keeps its
-    last good table).
+    Raises ``ConfigError`` when a resource is not in normal form or cannot be compiled (the
+    caller keeps its last good table).
     """
-    loaded = load_resources(snapshot.resources)
-    if not loaded.ok:
-        raise ConfigError(errors(loaded.issues))
+    try:
+        resources = [from_normal(doc, i) for i, doc in enumerate(snapshot.resources)]
+    except NormalFormError as exc:
+        raise ConfigError([Issue("Error", SCHEMA_VALIDATION_ERROR, str(exc))]) from None
     return compile_config(
-        loaded.resources, snapshot.endpoints, proxy, snapshot.version, services=snapshot.services
+        resources, snapshot.endpoints, proxy, snapshot.version, services=snapshot.services
     )

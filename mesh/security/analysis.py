@@ -30,7 +30,6 @@ from collections.abc import Iterable, Sequence
 
 from mesh.config import issues as codes
 from mesh.config.issues import Issue
-from mesh.config.loader import Resource
 from mesh.config.model import (
     AuthorizationPolicy,
     ClientTLSSettings,
@@ -39,6 +38,7 @@ from mesh.config.model import (
     Source,
     TrafficPolicy,
 )
+from mesh.config.resource import Resource
 from mesh.security.identity import IdentityError, parse_principal
 from mesh.security.mtls import MtlsMode, PeerAuthentications
 from mesh.security.patterns import string_matcher

@@ -11,8 +11,8 @@ Modules, from the wire inwards:
 - ``telemetry``: Prometheus counters/histogram and the access log.
 - ``prober``: Kubernetes readiness probing of the pod's app.
 - ``server``: the process (listeners, snapshot watcher, registry/status heartbeat, admin).
-- ``inotify``, ``files``, ``lean``: directory watching, atomic writes on a writer thread,
-  keeping the process small.
+- ``inotify``, ``files``, ``memory_budget``: directory watching, the shared directory's
+  writes on a writer thread (what is written: ``mesh.meshdir``), keeping the process small.
 - ``testing``: real sidecars and scriptable upstreams for tests and benchmarks.
 
 The routing decisions themselves come from the pure engine (``mesh.routing``,

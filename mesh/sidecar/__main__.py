@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 if __name__ == "__main__":
-    # Before anything imports asyncio, ssl or hashlib: no OpenSSL in the proxy (lean.py).
-    from mesh.sidecar import lean
+    # Before anything imports asyncio, ssl or hashlib: no OpenSSL in the proxy.
+    from mesh.sidecar import memory_budget
 
-    lean.install()
-    lean.tune_malloc()
+    memory_budget.stub_out_openssl()
+    memory_budget.tune_malloc()
 
 import argparse  # noqa: E402
 import os  # noqa: E402

@@ -1,41 +1,17 @@
-"""The sidecar's side of the shared mesh directory: registry record and status file.
+"""The sidecar's file writes off the event loop: ``Writer``, one background thread.
 
-Both are JSON written atomically (temp file in the same directory, then ``os.replace``), so
-a reader (the manager, ``meshctl``) sees the old file or the new one, never half of one.
+What is written (registry record, status file) and how (atomically) is the planes'
+contract, ``mesh.meshdir``; this module only keeps the writes off the request path.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
-import os
 import queue
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-_serial = itertools.count()
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique name per process and write (not ``tempfile``: it drags shutil, bz2 and lzma
-    # into the proxy's memory for one name).
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{next(_serial)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            # dumps, not dump: the one-shot C encoder (dump iterates in Python).
-            fh.write(json.dumps(data, sort_keys=True))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def remove_quietly(path: Path) -> None:

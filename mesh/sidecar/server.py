@@ -37,16 +37,17 @@ from pathlib import Path
 from typing import Any
 
 from mesh.config import ConfigError
+from mesh.meshdir import MeshDir, ProxyStatus, RegistryRecord, write_json
 from mesh.routing import ProxyIdentity, compile_snapshot
-from mesh.sidecar import lean
+from mesh.sidecar import memory_budget
 from mesh.sidecar.downstream import ConnTracker, Downstream, Exchange
-from mesh.sidecar.files import Writer, remove_quietly, write_json_atomic
+from mesh.sidecar.files import Writer, remove_quietly
 from mesh.sidecar.inotify import DirWatch, watch_dir
 from mesh.sidecar.pipeline import Runtime, start_inbound, start_routed
 from mesh.sidecar.prober import ProbeSpec, ProbeState, run_prober
 from mesh.sidecar.telemetry import Telemetry, open_log
 from mesh.sidecar.upstream import Pool
-from mesh.snapshot import SNAPSHOT_FILE, Snapshot, SnapshotError
+from mesh.snapshot import Snapshot, SnapshotError
 
 POLL_INTERVAL = 1.0
 HOUSEKEEPING_INTERVAL = 0.25
@@ -155,10 +156,9 @@ class Sidecar:
         self.listener_error: str | None = None
         self.writer = Writer()
         self.telemetry.writer = self.writer
-        mesh = options.mesh_dir
-        self.snapshot_dir = mesh / "snapshot"
-        self.registry_path = mesh / "registry" / f"{options.pod}.json"
-        self.status_path = mesh / "status" / f"{options.pod}.json"
+        self.mesh = MeshDir(options.mesh_dir)
+        self.registry_path = self.mesh.registry_file(options.pod)
+        self.status_path = self.mesh.status_file(options.pod)
 
     # --- readiness ----------------------------------------------------------------------
 
@@ -187,46 +187,44 @@ class Sidecar:
         port = o.inbound_port
         if o.gateway and port is None and self.gateway_listeners:
             port = min(self.gateway_listeners)
-        record = {
-            "pod": o.pod,
-            "service": o.service_name,
-            "labels": dict(o.labels),
-            "address": o.advertise_address or o.bind_address,
-            "port": port,
-            "ready": self.ready,
-            "heartbeat": time.time(),
-            "ttl": o.registry_ttl,
-            "admin_port": o.admin_port,
-            "admin_address": o.advertise_address or o.bind_address,
-            "role": o.role,
-        }
-        self.writer.submit(_write, self.registry_path, record)
+        record = RegistryRecord(
+            pod=o.pod,
+            service=o.service_name,
+            labels=dict(o.labels),
+            address=o.advertise_address or o.bind_address,
+            port=port or 0,
+            ready=self.ready,
+            heartbeat=time.time(),
+            ttl=o.registry_ttl,
+            admin_port=o.admin_port,
+            admin_address=o.advertise_address or o.bind_address,
+            role=o.role,
+        )
+        self.writer.submit(_write, self.registry_path, record.to_json())
 
     def write_status(self) -> None:
         snap = self.snapshot
-        status = {
-            "pod": self.options.pod,
-            "role": self.options.role,
-            "version": snap.version if snap else None,
-            "hash": snap.hash if snap else None,
-            "applied_at": self.applied_at,
-            "ready": self.ready,
-            "error": self.error,
-            "error_version": self.error_version,
-            "heartbeat": time.time(),
-        }
-        if self.probe_state is not None and self.probe_state.last_error:
-            status["probe_error"] = self.probe_state.last_error
-        if self.listener_error:
-            status["listener_error"] = self.listener_error
-        self.writer.submit(_write, self.status_path, status)
+        status = ProxyStatus(
+            pod=self.options.pod,
+            role=self.options.role,
+            version=snap.version if snap else None,
+            hash=snap.hash if snap else None,
+            applied_at=self.applied_at,
+            ready=self.ready,
+            error=self.error,
+            error_version=self.error_version,
+            heartbeat=time.time(),
+            probe_error=self.probe_state.last_error if self.probe_state is not None else None,
+            listener_error=self.listener_error,
+        )
+        self.writer.submit(_write, self.status_path, status.to_json())
 
     # --- config ----------------------------------------------------------------------------
 
     def reload(self) -> None:
         """Apply the snapshot file if it changed; refuse it (keeping the last good one) if it
         cannot be parsed or compiled."""
-        path = self.snapshot_dir / SNAPSHOT_FILE
+        path = self.mesh.snapshot_file
         try:
             st = path.stat()
             sig = (st.st_ino, st.st_mtime_ns, st.st_size)
@@ -270,7 +268,7 @@ class Sidecar:
         # surviving object (modules, the table) out of the collector's sight so that the
         # full collections the request path triggers stay short, and hand freed heap pages
         # back to the OS (memory budget).
-        self.loop.call_later(0.5, lean.settle)
+        self.loop.call_later(0.5, memory_budget.settle)
 
     def _refuse(self, version: int | None, message: str) -> None:
         self.error = message
@@ -282,9 +280,9 @@ class Sidecar:
     async def watch(self) -> None:
         """inotify on the snapshot directory (the directory: an atomic rename replaces the
         file's inode), plus a stat poll every second as a safety net."""
-        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        self.mesh.snapshot_dir.mkdir(parents=True, exist_ok=True)
         self.reload()
-        self._watch = watch_dir(self.loop, self.snapshot_dir, self.reload)
+        self._watch = watch_dir(self.loop, self.mesh.snapshot_dir, self.reload)
         if self._watch is None:
             print(f"sidecar {self.options.pod}: inotify unavailable; polling", file=sys.stderr)
         await self._poll()
@@ -396,7 +394,7 @@ class Sidecar:
             self.telemetry.flush_log(self.writer)
             n += 1
             if n % 40 == 0:
-                lean.trim()  # every 10 s: freed heap back to the OS (memory budget)
+                memory_budget.trim()  # every 10 s: freed heap back to the OS (memory budget)
             if n % 4 == 0:
                 for listener in self.listeners:
                     for conn in list(listener.conns):
@@ -507,7 +505,8 @@ def _json_reply(ex: Exchange, data: Any) -> None:
 
 def _write(path: Path, data: dict[str, Any]) -> None:
     try:
-        write_json_atomic(path, data)
+        # Rewritten every heartbeat: atomic for readers, no fsync (nothing is lost by a crash).
+        write_json(path, data, durable=False)
     except OSError as exc:
         print(f"sidecar: cannot write {path}: {exc}", file=sys.stderr)
 

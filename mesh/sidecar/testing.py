@@ -1,7 +1,8 @@
 """Helpers to run real sidecars in tests and benchmarks (shipped in the package, as aiohttp
 ships ``test_utils``): free ports, snapshot writing, a sidecar subprocess, tiny upstreams.
 
-Primitives: ``free_port()``, ``write_snapshot(mesh_dir, version, resources, endpoints)``,
+Primitives: ``free_port()``, ``write_snapshot(mesh_dir, version, resources, endpoints)``
+(Istio documents published in the manager's normal form),
 ``SidecarProcess`` (``python -m mesh.sidecar`` with the DESIGN.md command line, waited on
 until its admin port answers), ``Upstream`` (a threaded loopback HTTP server whose behaviour
 per request is a Python function: answer, refuse, reset, hang, close mid-body), and
@@ -23,7 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mesh.snapshot import SNAPSHOT_FILE, Endpoint, Snapshot
+from mesh.config.loader import normal_documents
+from mesh.meshdir import MeshDir, atomic_write, read_json
+from mesh.snapshot import Endpoint, Snapshot
+from mesh.topology import Service
 
 
 def free_port() -> int:
@@ -42,30 +46,23 @@ def write_snapshot(
     version: int,
     resources: Iterable[Mapping[str, Any]],
     endpoints: Iterable[Endpoint],
+    services: Iterable[Service] = (),
 ) -> None:
-    """Publish a snapshot the way the manager does (temp file + fsync + os.replace)."""
-    res = tuple(dict(r) for r in resources)
+    """Publish Istio documents the way the manager does: in normal form, atomically."""
+    res = normal_documents(resources)
     eps = tuple(endpoints)
-    snap = Snapshot(version, res, eps, Snapshot.content_hash(res, eps), time.time())
+    catalog = tuple(services)
+    digest = Snapshot.content_hash(res, eps, catalog)
+    snap = Snapshot(version, res, eps, digest, time.time(), catalog)
     write_raw_snapshot(mesh_dir, snap.to_json().encode())
 
 
 def write_raw_snapshot(mesh_dir: Path, data: bytes) -> None:
-    d = mesh_dir / "snapshot"
-    d.mkdir(parents=True, exist_ok=True)
-    tmp = d / f".{SNAPSHOT_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, d / SNAPSHOT_FILE)
+    atomic_write(MeshDir(mesh_dir).snapshot_file, data)
 
 
 def read_status(mesh_dir: Path, pod: str) -> dict[str, Any] | None:
-    try:
-        return json.loads((mesh_dir / "status" / f"{pod}.json").read_text())
-    except (OSError, ValueError):
-        return None
+    return read_json(MeshDir(mesh_dir).status_file(pod))
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:

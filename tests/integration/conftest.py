@@ -18,9 +18,9 @@ import pytest
 import requests
 
 from mesh.lab.local import BASELINE, LocalLab, free_ports
-from mesh.manager.meshdir import MeshDir
 from mesh.manager.observe import MeshState
 from mesh.manager.registry import read_registry
+from mesh.meshdir import MeshDir
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mesh.manager.meshdir import read_json
+from mesh.meshdir import read_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

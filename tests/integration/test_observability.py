@@ -27,8 +27,8 @@ import yaml
 
 from mesh.lab.local import free_ports
 from mesh.lab.prometheus import config_yaml, find_binary
-from mesh.manager.meshdir import MeshDir
 from mesh.manager.observers import observe_dir
+from mesh.meshdir import MeshDir
 from mesh.telemetry import b3
 from mesh.telemetry.b3 import TraceContext
 from mesh.telemetry.zipkin import Exchange, ProxyInfo, client_span, operation_name, server_span

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from mesh.config import hosts as hostnames
 from mesh.config import issues as codes
 from mesh.config.issues import Issue
-from mesh.config.loader import Resource
 from mesh.config.model import Destination, DestinationRule, Gateway, VirtualService
+from mesh.config.resource import Resource
 from mesh.config.validate.authorization_policy import (
     check_authorization_policy,
     check_dry_run_annotation,

@@ -22,7 +22,6 @@ from typing import Any
 from mesh.config import issues as codes
 from mesh.config.authz_values import check_path_template, parse_ip_block
 from mesh.config.issues import Issue
-from mesh.config.loader import Resource
 from mesh.config.model import (
     AuthorizationPolicy,
     Condition,
@@ -30,6 +29,7 @@ from mesh.config.model import (
     PolicyTargetReference,
     Source,
 )
+from mesh.config.resource import Resource
 from mesh.config.validate.values import Findings, check_workload_selector
 
 DRY_RUN_ANNOTATION = "istio.io/dry-run"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from mesh.config import issues as codes
 from mesh.config.issues import Issue
-from mesh.config.loader import Resource
 from mesh.config.model import (
     ClientTLSSettings,
     DestinationRule,
@@ -17,6 +16,7 @@ from mesh.config.model import (
     OutlierDetection,
     TrafficPolicy,
 )
+from mesh.config.resource import Resource
 from mesh.config.validate.values import DNS1123_LABEL, WILDCARD_HOST, Findings, check_duration
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from mesh.config import hosts as hostnames
 from mesh.config.issues import Issue
-from mesh.config.loader import Resource
 from mesh.config.model import Gateway
+from mesh.config.resource import Resource
 from mesh.config.validate.values import WILDCARD_HOST, Findings
 
 SERVER_PROTOCOLS = ("HTTP", "HTTPS", "GRPC", "GRPC-WEB", "HTTP2", "MONGO", "TCP", "TLS")

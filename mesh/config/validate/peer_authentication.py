@@ -6,8 +6,8 @@ empty when written, ports 1..65535; the selector's labels.
 from __future__ import annotations
 
 from mesh.config.issues import Issue
-from mesh.config.loader import Resource
 from mesh.config.model import PeerAuthentication
+from mesh.config.resource import Resource
 from mesh.config.validate.values import Findings, check_workload_selector
 
 

@@ -15,8 +15,8 @@ import re2
 from mesh.config import issues as codes
 from mesh.config.issues import Issue
 from mesh.config.loader import DNS1123_LABEL as DNS1123_LABEL  # shared with namespaces
-from mesh.config.loader import Resource
 from mesh.config.model import StringMatch, WorkloadSelector
+from mesh.config.resource import Resource
 
 MAX_REGEX_LENGTH = 1024
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")

@@ -12,7 +12,6 @@ from __future__ import annotations
 from mesh.config import hosts as hostnames
 from mesh.config import issues as codes
 from mesh.config.issues import Issue
-from mesh.config.loader import Resource
 from mesh.config.model import (
     CorsPolicy,
     Destination,
@@ -23,6 +22,7 @@ from mesh.config.model import (
     HTTPRoute,
     VirtualService,
 )
+from mesh.config.resource import Resource
 from mesh.config.retry_on import unknown_retry_tokens
 from mesh.config.validate.values import (
     DNS1123_LABEL,

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from mesh.cli.meshctl import main
-from mesh.manager.meshdir import MeshDir
+from mesh.meshdir import MeshDir
 
 GATEWAY = """\
 apiVersion: networking.istio.io/v1beta1

@@ -8,7 +8,7 @@ import time
 from mesh.cli.meshlab import main
 from mesh.lab.local import GATEWAY_POD
 from mesh.lab.topology import BOOKINFO_PODS
-from mesh.manager.meshdir import MeshDir
+from mesh.meshdir import MeshDir
 
 
 def fake_lab(root, *, version=3, unready=()):

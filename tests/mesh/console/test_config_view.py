@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mesh.config.normal_form import to_normal
 from mesh.console.config_view import ConfigView, Proxy
 from mesh.lab.topology import BOOKINFO_PODS
 from mesh.manager.yaml_files import load_paths
@@ -19,8 +20,7 @@ def view(*scenarios: str) -> ConfigView:
     result = load_paths([SCENARIOS / f"{name}.yaml" for name in ("reset", *scenarios)])
     latest = {}
     for resource in result.resources:  # later files win, as meshctl apply does
-        meta = resource.raw["metadata"]
-        latest[(resource.raw["kind"], meta.get("namespace"), meta["name"])] = resource.raw
+        latest[resource.key] = to_normal(resource)  # the snapshot's form, as the manager's
     endpoints = tuple(
         Endpoint(p.name, p.service, "127.0.0.1", 9000 + i, p.labels)
         for i, p in enumerate(BOOKINFO_PODS)

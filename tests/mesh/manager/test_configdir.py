@@ -8,8 +8,8 @@ from mesh.manager.configdir import (
     parse_file,
     plan_apply,
     plan_delete,
-    split_documents,
 )
+from tests.helpers import HAND_EDITED as HAND
 
 
 def vs(name, subset="v1"):
@@ -26,35 +26,6 @@ def vs(name, subset="v1"):
 
 def text(*raws):
     return "---\n".join(yaml.safe_dump(r, sort_keys=False) for r in raws)
-
-
-HAND = """\
-# my hand-written file
-apiVersion: networking.istio.io/v1beta1
-kind: VirtualService
-metadata:
-  name: reviews   # keep me?
-spec:
-  hosts: [reviews]
-  http:
-  - route:
-    - destination: {host: reviews, subset: v1}
---- # second document
-apiVersion: networking.istio.io/v1beta1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews  # a comment that must survive
-  subsets: [{name: v1, labels: {version: v1}}]
-"""
-
-
-def test_split_keeps_each_documents_text():
-    chunks = split_documents(HAND)
-    assert len(chunks) == 2
-    assert chunks[0].startswith("# my hand-written file")
-    assert "a comment that must survive" in chunks[1]
-    assert split_documents("---\n# only a comment\n---\n") == []
 
 
 def test_apply_creates_in_canonical_file():

@@ -1,5 +1,5 @@
 from mesh.manager.observe import ManagerView, age, proxy_row, table
-from mesh.manager.registry import RegistryRecord
+from mesh.meshdir import ProxyStatus, RegistryRecord
 
 NOW = 1000.0
 
@@ -21,7 +21,7 @@ def rec(**kw):
 def status(**kw):
     data = {"pod": "reviews-v1", "version": 5, "hash": "h5", "heartbeat": NOW - 1, "error": None}
     data.update(kw)
-    return data
+    return ProxyStatus.from_json(data)
 
 
 def test_synced_when_the_published_version_is_applied():

@@ -6,7 +6,6 @@ import io
 import json
 
 from mesh.lab.topology import COURSE
-from mesh.manager.meshdir import MeshDir
 from mesh.manager.observers import (
     ConfigHistory,
     diff_snapshots,
@@ -15,8 +14,8 @@ from mesh.manager.observers import (
     resource_digest,
     scrape_groups,
 )
-from mesh.manager.registry import RegistryRecord
 from mesh.manager.service import Manager
+from mesh.meshdir import MeshDir, RegistryRecord
 from mesh.snapshot import Endpoint, Snapshot
 
 DR_YAML = """\

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from mesh.lab.topology import COURSE
-from mesh.manager.meshdir import MeshDir, read_json
 from mesh.manager.service import Manager, Settings, single_instance
+from mesh.meshdir import MeshDir, read_json
 from mesh.snapshot import Snapshot
 
 DR = """\

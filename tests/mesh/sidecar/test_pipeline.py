@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from mesh.config.loader import normal_documents
 from mesh.routing import HeaderOps, ProxyIdentity, compile_snapshot
 from mesh.sidecar.clusters import Load
 from mesh.sidecar.downstream import Exchange
@@ -31,7 +32,7 @@ from .test_downstream import make
 
 
 def snapshot(resources, endpoints, version=1):  # type: ignore[no-untyped-def]
-    return Snapshot(version, tuple(resources), tuple(endpoints))
+    return Snapshot(version, normal_documents(resources), tuple(endpoints))
 
 
 def ep(pod, port, version="v1"):  # type: ignore[no-untyped-def]

@@ -1,9 +1,10 @@
+import json
 import multiprocessing
 import os
 
 import pytest
 
-from mesh.manager.meshdir import (
+from mesh.meshdir import (
     MeshDir,
     MeshDirError,
     atomic_write,
@@ -12,6 +13,7 @@ from mesh.manager.meshdir import (
     list_files,
     read_json,
     relevant,
+    write_json,
 )
 
 
@@ -75,3 +77,11 @@ def test_exclusive_lock_times_out_and_shared_reader_goes_on(tmp_path):
         holder.join(10)
     with config_lock(mesh, timeout=1) as locked:
         assert locked
+
+
+def test_atomic_json_leaves_no_temp_files_and_makes_its_directory(tmp_path):
+    target = tmp_path / "status" / "p.json"
+    for i in range(3):
+        write_json(target, {"version": i}, durable=False)
+    assert json.loads(target.read_text()) == {"version": 2}
+    assert os.listdir(target.parent) == ["p.json"]

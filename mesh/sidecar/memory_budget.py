@@ -1,8 +1,11 @@
-"""Keep OpenSSL out of the sidecar process, to stay inside its memory budget.
+"""What keeps a proxy inside its memory budget (30 MB): no OpenSSL, malloc tuned for a small
+long-running process, the collector settled after each config, freed heap handed back.
+
+Primitives: ``stub_out_openssl()``, ``tune_malloc()``, ``settle()``, ``trim()``.
 
 The data plane speaks plain HTTP only (DestinationRule ``tls`` is a no-op in the lab, Lab
 decision 7), yet ``asyncio``/uvloop import ``ssl`` and ``hashlib`` loads ``_hashlib``: both
-map ``libcrypto`` (about 4 MB of RSS per proxy, an eighth of the 30 MB budget). ``install()``
+map ``libcrypto`` (about 4 MB of RSS per proxy, an eighth of the 30 MB budget). ``stub_out_openssl()``
 runs before those imports: ``hashlib`` falls back to CPython's built-in SHA-2 (the snapshot's
 content hash needs nothing else), and ``ssl`` is a stub carrying the few names uvloop reads at
 import time; actually using TLS raises. When ``ssl`` or ``hashlib`` is already loaded (a test
@@ -64,13 +67,13 @@ _CONSTANTS = (
 )
 
 
-def install() -> bool:
+def stub_out_openssl() -> bool:
     """Block OpenSSL for this process; True when done (False: already loaded)."""
     if "ssl" in sys.modules or "hashlib" in sys.modules or "_hashlib" in sys.modules:
         return False
     sys.modules["_hashlib"] = None  # type: ignore[assignment]  # hashlib: built-in fallbacks
     sys.modules["_ssl"] = None  # type: ignore[assignment]
-    stub = types.ModuleType("ssl", "Stub: no TLS in the mesh sidecar (mesh.sidecar.lean).")
+    stub = types.ModuleType("ssl", "Stub: no TLS in the mesh sidecar (mesh.sidecar.memory_budget).")
     for cls in (SSLError, SSLZeroReturnError, SSLWantReadError, SSLWantWriteError,
                 SSLSyscallError, SSLEOFError, CertificateError):  # fmt: skip
         setattr(stub, cls.__name__, cls)
