@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mesh.lab.topology import COURSE
-from mesh.manager.service import Manager, Settings, single_instance
+from mesh.manager.service import Manager, ManagerTimings, single_instance
 from mesh.meshdir import MeshDir, read_manager_status
 
 
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"manager: cannot use {args.mesh_dir}: {exc}", file=sys.stderr)
         return 2
-    settings = Settings(
+    settings = ManagerTimings(
         quiet=args.debounce,
         max_delay=max(0.5, args.debounce * 5),
         poll=args.poll,

@@ -32,8 +32,8 @@ from mesh.config.validate import analyze
 from mesh.manager.compile import blocking, resource_key, sort_resources
 from mesh.manager.configdir import (
     KINDS,
+    ChangePlan,
     Key,
-    Plan,
     ResourceNameError,
     commit,
     kind_ref,
@@ -67,7 +67,7 @@ class Outcome:
     code: int
     lines: list[Line] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
-    plan: Plan | None = None
+    plan: ChangePlan | None = None
     expected: Expected = field(default_factory=dict)
     written_at: float = 0.0
 
@@ -97,7 +97,7 @@ def expected_state(resources: Sequence[Resource]) -> Expected:
 
 
 def validate_plan(
-    mesh: MeshDir, plan: Plan, incoming: Sequence[Resource], topology: Topology, now: float
+    mesh: MeshDir, plan: ChangePlan, incoming: Sequence[Resource], topology: Topology, now: float
 ) -> list[Issue]:
     """Findings on the whole config as it would be: kept documents plus the incoming ones."""
     resources: list[Resource] = []

@@ -10,8 +10,9 @@ Pure planning (text in, text out), then one small I/O step:
   remove and, per resource, ``created`` / ``configured`` / ``unchanged`` / ``deleted`` /
   ``not found``. A resource replaces the one of the same kind, namespace and name *wherever
   it lives* (any file name), and lands in ``<kind>-<name>.yaml``.
-- ``Plan.kept``: the existing documents the plan keeps, per file — with the incoming resources
-  this is the whole resulting config, which must validate before anything is written.
+- ``ChangePlan.kept``: the existing documents the plan keeps, per file — with the incoming
+  resources this is the whole resulting config, which must validate before anything is
+  written.
 - ``canonical_name(key)``: a resource's file name, only for names that are DNS-1123 (so no
   ``../`` or ``/`` ever reaches the filesystem).
 - ``read_files(config_dir)`` / ``commit(config_dir, plan)``: the I/O, atomic per file.
@@ -142,7 +143,7 @@ def join_documents(chunks: Iterable[str]) -> str:
 
 
 @dataclass
-class Plan:
+class ChangePlan:
     """What to write (``None`` removes the file) and the per-resource outcome, in input order."""
 
     writes: dict[str, str | None] = field(default_factory=dict)
@@ -179,7 +180,7 @@ def locate(files: Sequence[ConfigFile]) -> dict[Key, list[tuple[str, Doc]]]:
 
 def plan_apply(
     files: Sequence[ConfigFile], incoming: Sequence[Mapping[str, Any]], *, prune: bool = False
-) -> Plan:
+) -> ChangePlan:
     """Replace or create each incoming resource. Raises ``ResourceNameError`` for a bad name.
 
     ``prune``: the resulting config is exactly the input; every other document goes
@@ -211,7 +212,7 @@ def plan_apply(
         kept, touched = _without(files, set(changed))
         # What validation sees: every existing document not superseded by the input.
         validation = _without(files, set(latest))[0]
-    plan = Plan(outcomes=outcomes, kept=validation)
+    plan = ChangePlan(outcomes=outcomes, kept=validation)
     for name in touched:
         plan.writes[name] = kept[name] or None
     for key, raw in changed.items():
@@ -236,11 +237,11 @@ def _only(files: Sequence[ConfigFile], keys: set[Key]) -> tuple[dict[str, str], 
     return kept, touched
 
 
-def plan_delete(files: Sequence[ConfigFile], keys: Sequence[Key]) -> Plan:
+def plan_delete(files: Sequence[ConfigFile], keys: Sequence[Key]) -> ChangePlan:
     where = locate(files)
     present = {k for k in keys if k in where}
     kept, touched = _without(files, present)
-    plan = Plan(kept=kept)
+    plan = ChangePlan(kept=kept)
     seen: set[Key] = set()
     for key in keys:
         if key in seen:
@@ -263,7 +264,7 @@ def read_files(config_dir: Path) -> list[ConfigFile]:
     return files
 
 
-def commit(config_dir: Path, plan: Plan) -> None:
+def commit(config_dir: Path, plan: ChangePlan) -> None:
     """Write new files first, then removals: a crash in between duplicates, never loses."""
     for name, text in sorted(plan.writes.items()):
         if text is not None:

@@ -66,7 +66,11 @@ INTERNAL_ERROR = "MSH0100"
 
 
 @dataclass
-class Settings:
+class ManagerTimings:
+    """How the loop waits: a burst of events is evaluated after ``quiet`` seconds without one
+    (at most ``max_delay`` after the first), directories are polled every ``poll`` seconds,
+    and status/manager.json is rewritten every ``heartbeat`` seconds."""
+
     quiet: float = 0.1
     max_delay: float = 0.5
     poll: float = 1.0
@@ -118,14 +122,14 @@ class Manager:
     def __init__(
         self,
         mesh: MeshDir,
-        settings: Settings | None = None,
+        settings: ManagerTimings | None = None,
         *,
         topology: Topology,
         clock: Callable[[], float] = time.time,
         log: TextIO | None = None,
     ) -> None:
         self.mesh = mesh
-        self.settings = settings or Settings()
+        self.settings = settings or ManagerTimings()
         self.topology = topology
         self.clock = clock
         self.log = log if log is not None else sys.stderr

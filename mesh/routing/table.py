@@ -3,11 +3,13 @@
 Primitives: ``ProxyIdentity`` (who the table is for: a sidecar or a gateway, by labels),
 ``WeightedPicker`` (smooth weighted round-robin, Lab decision 3), ``CompiledRule`` (one
 ``http[]`` entry with compiled matchers and resolved clusters), ``VirtualHost`` (ordered
-rules for a set of host names), ``RouteTable`` (vhosts per listener plus every reachable
-``Cluster``).
+rules for a set of host names; ``MatchPlan``: the rules a header pattern can match),
+``RouteConfig`` (the vhosts of one port, Envoy's RouteConfiguration), ``RouteTable`` (the
+mesh's RouteConfig, a gateway's per server port, and every reachable ``Cluster``).
 
 ``compile_snapshot`` is what a proxy runs on each published snapshot: no YAML, no
-validation, no topology of its own. Which rules a proxy gets is decided here, as Istio's route.go does: a sidecar gets the
+validation, no topology of its own. Which rules a proxy gets is decided here, as Istio's
+route.go does: a sidecar gets the
 VirtualServices bound to ``mesh`` (the default), a gateway gets those naming one of the
 Gateways that select it, with hosts narrowed to the Gateway server's (``intersect``);
 match-level ``gateways`` and ``sourceLabels`` filter match entries per proxy. A service with
@@ -116,7 +118,7 @@ class CompiledRule:
     forwards: dict[tuple[int, str, str, str | None], Forward] = field(default_factory=dict)
 
 
-Plan = tuple[tuple[CompiledRule, tuple[RequestMatcher, ...]], ...]
+MatchPlan = tuple[tuple[CompiledRule, tuple[RequestMatcher, ...]], ...]
 
 
 @dataclass(slots=True)
@@ -132,7 +134,7 @@ class VirtualHost:
     names: tuple[str, ...]
     rules: list[CompiledRule]
     relevant: frozenset[str] = frozenset()
-    plans: dict[frozenset[str], Plan] = field(default_factory=dict)
+    plans: dict[frozenset[str], MatchPlan] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.set_rules(self.rules)
@@ -145,7 +147,7 @@ class VirtualHost:
         )
         self.plans = {}
 
-    def plan(self, headers: Mapping[str, str]) -> Plan:
+    def plan(self, headers: Mapping[str, str]) -> MatchPlan:
         present = self.relevant.intersection(headers)
         plan = self.plans.get(present)
         if plan is None:
@@ -161,8 +163,9 @@ class VirtualHost:
 
 
 @dataclass(slots=True)
-class Listener:
-    """The vhosts reachable on one port: exact names, wildcard suffixes, then ``*``."""
+class RouteConfig:
+    """The vhosts reachable on one port (Envoy's RouteConfiguration): exact names, wildcard
+    suffixes, then ``*``."""
 
     exact: dict[str, VirtualHost] = field(default_factory=dict)
     suffixes: list[tuple[str, VirtualHost]] = field(default_factory=list)  # longest first
@@ -207,8 +210,8 @@ class Listener:
 class RouteTable:
     version: int
     proxy: ProxyIdentity
-    mesh: Listener
-    gateway_listeners: dict[int, Listener]
+    mesh: RouteConfig
+    gateway_routes: dict[int, RouteConfig]
     clusters: dict[str, Cluster]
     resources: tuple[Resource, ...] = ()
 
@@ -216,18 +219,18 @@ class RouteTable:
         """The vhost a request for ``host`` reaches (a gateway's: on its listener for
         ``port``)."""
         if self.proxy.gateway:
-            listener = self.gateway_listeners.get(port or 80)
+            listener = self.gateway_routes.get(port or 80)
             return listener.resolve(host) if listener is not None else None
         return self.mesh.resolve(host)
 
     @property
     def gateway_ports(self) -> tuple[int, ...]:
-        return tuple(sorted(self.gateway_listeners))
+        return tuple(sorted(self.gateway_routes))
 
     def describe(self) -> dict[str, object]:
         """A JSON-able view for ``/config_dump``."""
 
-        def vhosts(listener: Listener) -> list[dict[str, object]]:
+        def vhosts(listener: RouteConfig) -> list[dict[str, object]]:
             seen: dict[int, VirtualHost] = {}
             for vhost in [*listener.exact.values(), *(v for _, v in listener.suffixes)]:
                 seen[id(vhost)] = vhost
@@ -255,7 +258,7 @@ class RouteTable:
             "version": self.version,
             "proxy": self.proxy.pod,
             "mesh": vhosts(self.mesh),
-            "gateway": {str(port): vhosts(lst) for port, lst in self.gateway_listeners.items()},
+            "gateway": {str(port): vhosts(lst) for port, lst in self.gateway_routes.items()},
             "clusters": {
                 name: {
                     "host": c.host,
@@ -465,7 +468,7 @@ def compile_config(
     clusters = _ClusterBuilder(destination_rules, endpoints)
     regex_sets = HeaderRegexSets()
 
-    mesh = Listener()
+    mesh = RouteConfig()
     if not proxy.gateway:
         for resource in virtual_services:
             spec: VirtualService = resource.spec
@@ -497,7 +500,7 @@ def compile_config(
             rule.targets = (RouteTarget(target_cluster, NO_HEADER_OPS, NO_HEADER_OPS),)
             mesh.add(service, VirtualHost((service,), [rule]))
 
-    gateway_listeners: dict[int, Listener] = {}
+    gateway_routes: dict[int, RouteConfig] = {}
     if proxy.gateway:
         for gateway_name, gateway_spec in sorted(gateways.items()):
             if not _selects(gateway_spec, proxy):
@@ -505,7 +508,7 @@ def compile_config(
             for server in gateway_spec.servers:
                 if server.port is None or server.port.number is None:
                     continue
-                listener = gateway_listeners.setdefault(server.port.number, Listener())
+                listener = gateway_routes.setdefault(server.port.number, RouteConfig())
                 server_hosts = [
                     hostnames.normalize(hostnames.strip_namespace(h)) for h in server.hosts
                 ]
@@ -552,7 +555,7 @@ def compile_config(
         version=version,
         proxy=proxy,
         mesh=mesh,
-        gateway_listeners=gateway_listeners,
+        gateway_routes=gateway_routes,
         clusters=clusters.clusters,
         resources=tuple(resources),
     )

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from mesh.lab.topology import COURSE
-from mesh.manager.service import Manager, Settings, single_instance
+from mesh.manager.service import Manager, ManagerTimings, single_instance
 from mesh.meshdir import MeshDir, read_json
 from mesh.snapshot import Snapshot
 
@@ -153,7 +153,7 @@ def test_the_loop_reacts_to_files_and_to_expiring_records(mesh):
     stop = asyncio.Event()
     m = Manager(
         mesh,
-        Settings(quiet=0.05, max_delay=0.3, poll=0.5, heartbeat=0.2),
+        ManagerTimings(quiet=0.05, max_delay=0.3, poll=0.5, heartbeat=0.2),
         topology=COURSE,
         log=io.StringIO(),
     )
