@@ -31,9 +31,10 @@ test: install ## Run every test: unit, integration (local processes), e2e (compo
 test-fast: install ## Run the unit tests only (no processes, no Docker, no browser)
 	$(PY) -m pytest -m "not integration and not e2e and not browser" $(PYTEST_ARGS)
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check, mypy on mesh/ (strict on the pure core)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: install ## ruff format and autofix
 	$(VENV)/bin/ruff format .

@@ -1,7 +1,9 @@
-"""Builders shared by the tests: YAML for resources, loading and compiling in one call."""
+"""Builders shared by the tests: YAML for resources, loading and compiling in one call, a
+sidecar downstream connection driven by hand."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import textwrap
 from datetime import UTC, datetime
@@ -15,6 +17,7 @@ from mesh.lab.topology import COURSE
 from mesh.routing import ProxyIdentity, RequestView, compile_config, decide
 from mesh.routing.table import RouteTable
 from mesh.security.identity import Identity
+from mesh.sidecar.downstream import ConnTracker, Downstream, Exchange
 from mesh.snapshot import Endpoint
 from mesh.topology import Pod, Topology
 
@@ -234,3 +237,69 @@ spec:
   host: reviews  # a comment that must survive
   subsets: [{name: v1, labels: {version: v1}}]
 """
+
+
+# ---------------------------------------------------------------- a sidecar downstream by hand
+
+
+class FakeTransport(asyncio.Transport):
+    """Records what a protocol writes; peer 10.0.0.9."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out = b""
+        self.closed = False
+        self.aborted = False
+        self.paused = False
+
+    def write(self, data: bytes) -> None:  # type: ignore[override]
+        self.out += bytes(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def is_closing(self) -> bool:
+        return self.closed or self.aborted
+
+    def get_extra_info(self, name, default=None):  # type: ignore[no-untyped-def]
+        return ("10.0.0.9", 5555) if name == "peername" else default
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+
+class Tracker(ConnTracker):
+    """Records finished exchanges and bad-request statuses."""
+
+    def __init__(self) -> None:
+        super().__init__(None)  # type: ignore[arg-type]
+        self.done: list[Exchange] = []
+        self.bad: list[int] = []
+
+    def on_exchange_done(self, ex: Exchange) -> None:
+        self.done.append(ex)
+
+    def on_bad_request(self, ex: Exchange, status: int) -> None:
+        self.bad.append(status)
+
+
+def make_downstream(handler=None):  # type: ignore[no-untyped-def]
+    """A ``Downstream`` connection on a ``FakeTransport``: (conn, transport, tracker, the
+    exchanges the default handler saw — it answers 200 with the request target)."""
+    seen: list[Exchange] = []
+
+    def default(ex: Exchange) -> None:
+        seen.append(ex)
+        ex.reply(200, ex.url)
+
+    tracker = Tracker()
+    conn = Downstream(handler or default, tracker, 80)
+    transport = FakeTransport()
+    conn.connection_made(transport)
+    return conn, transport, tracker, seen

@@ -186,8 +186,13 @@ def cmd_delete(args: argparse.Namespace, mesh: MeshDir) -> int:
     return _show(synced, sys.stdout)
 
 
+def _spec(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    spec = raw.get("spec")
+    return spec if isinstance(spec, Mapping) else {}
+
+
 def _hosts(raw: Mapping[str, Any]) -> str:
-    spec = raw.get("spec") if isinstance(raw.get("spec"), Mapping) else {}
+    spec = _spec(raw)
     kind = raw.get("kind")
     if kind == "VirtualService":
         hosts = spec.get("hosts") or []
@@ -204,7 +209,7 @@ def _hosts(raw: Mapping[str, Any]) -> str:
 
 
 def _gateways(raw: Mapping[str, Any]) -> str:
-    spec = raw.get("spec") if isinstance(raw.get("spec"), Mapping) else {}
+    spec = _spec(raw)
     if raw.get("kind") != "VirtualService":
         return ""
     gateways = spec.get("gateways")

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mesh.lab.local import BASELINE
-from mesh.lab.topology import BOOKINFO_PODS, GATEWAY_PORT
+from mesh.lab.topology import BOOKINFO_PODS, GATEWAY_POD, GATEWAY_PORT
 from mesh.meshdir import MeshDir
 
 DEFAULT_MESH_DIR = ".mesh"
@@ -38,7 +38,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from mesh.lab.local import GATEWAY_POD, HOSTS, LabError, LocalLab
+    from mesh.lab.local import HOSTS, LabError, LocalLab
 
     stop = {"signal": 0}
 
@@ -108,7 +108,6 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from mesh.cli.live import proxy_status_table
-    from mesh.lab.local import GATEWAY_POD
     from mesh.manager.observe import ManagerView, MeshState
 
     mesh = MeshDir(_mesh_dir(args))

@@ -19,7 +19,8 @@ from typing import Any
 
 from mesh.config import hosts as hostnames
 from mesh.config.issues import Issue
-from mesh.config.loader import LoadResult, load_resources
+from mesh.config.loader import load_resources
+from mesh.config.resource import LoadResult
 from mesh.config.validate import analyze
 from mesh.lab.topology import COURSE, GATEWAY_LABELS, SERVICE_PORT
 from mesh.manager.yaml_files import load_paths

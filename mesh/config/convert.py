@@ -138,7 +138,7 @@ class Converter:
             return {k: entry for k, entry in entries if entry is not _DROPPED}
         if hint is StringMatch:
             return self._string_match(value, path)
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             return self.dataclass_of(value, hint, path)
         return self._scalar(value, hint, path)
 
@@ -207,7 +207,7 @@ class Converter:
             else:
                 self.fail(f"{path}.{kind}", f"must be a string, not {type_name(raw)}")
                 return None
-        return StringMatch(kind, raw)  # type: ignore[arg-type]
+        return StringMatch(kind, raw)
 
     def dataclass_of(self, value: Any, cls: type, path: str) -> Any:
         if value is None:

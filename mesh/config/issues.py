@@ -80,7 +80,7 @@ class Issue:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Issue:
-        return cls(**{k: data[k] for k in cls.__slots__ if k in data})  # type: ignore[attr-defined]
+        return cls(**{k: data[k] for k in cls.__slots__ if k in data})
 
 
 def errors(issues: Iterable[Issue]) -> list[Issue]:

@@ -119,7 +119,7 @@ def _decode(value: Any, hint: Any) -> Any:
     if origin in (Mapping, dict):
         item = typing.get_args(hint)[1]
         return {key: _decode(v, item) for key, v in value.items()}
-    if dataclasses.is_dataclass(hint):
-        hints = _hints(hint)  # type: ignore[arg-type]
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        hints = _hints(hint)
         return hint(**{name: _decode(v, hints[name]) for name, v in value.items()})
     return value

@@ -171,7 +171,8 @@ class Child:
 
     def reap_leftovers(self) -> None:
         """SIGKILL descendants that outlived the child (same pid *and* start time only)."""
-        for pid, start in self.seen | (descendants(self.proc.pid) if self.running else set()):
+        live = descendants(self.proc.pid) if self.proc is not None and self.running else set()
+        for pid, start in self.seen | live:
             stat = _proc_stat(pid)
             if stat is not None and stat[1] == start:
                 with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -130,7 +130,8 @@ def parse_file(name: str, text: str) -> ConfigFile:
 
 
 def _plain(raw: Mapping[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(raw, default=str))
+    plain: dict[str, Any] = json.loads(json.dumps(raw, default=str))
+    return plain
 
 
 def dump_resource(raw: Mapping[str, Any]) -> str:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from mesh.config import issues as codes
 from mesh.config.issues import Issue
-from mesh.config.loader import MAX_FILE_BYTES, LoadResult, later_files_win, load_text
+from mesh.config.loader import MAX_FILE_BYTES, later_files_win, load_text
+from mesh.config.resource import LoadResult
 
 YAML_SUFFIXES = (".yaml", ".yml")
 

@@ -56,7 +56,13 @@ class RoundRobin(Balancer):
     def __init__(self) -> None:
         self.cursor = 0
 
-    def pick(self, endpoints, request, rng, exclude=()):  # type: ignore[no-untyped-def]
+    def pick(
+        self,
+        endpoints: Sequence[Endpoint],
+        request: RequestView,
+        rng: random.Random,
+        exclude: Collection[str] = (),
+    ) -> Endpoint | None:
         pool = _candidates(endpoints, exclude)
         if not pool:
             return None
@@ -65,7 +71,13 @@ class RoundRobin(Balancer):
 
 
 class RandomPick(Balancer):
-    def pick(self, endpoints, request, rng, exclude=()):  # type: ignore[no-untyped-def]
+    def pick(
+        self,
+        endpoints: Sequence[Endpoint],
+        request: RequestView,
+        rng: random.Random,
+        exclude: Collection[str] = (),
+    ) -> Endpoint | None:
         pool = _candidates(endpoints, exclude)
         return pool[rng.randrange(len(pool))] if pool else None
 
@@ -77,7 +89,13 @@ class LeastRequest(Balancer):
         self.active: dict[str, int] = {}
         self.cursor = 0
 
-    def pick(self, endpoints, request, rng, exclude=()):  # type: ignore[no-untyped-def]
+    def pick(
+        self,
+        endpoints: Sequence[Endpoint],
+        request: RequestView,
+        rng: random.Random,
+        exclude: Collection[str] = (),
+    ) -> Endpoint | None:
         pool = _candidates(endpoints, exclude)
         if not pool:
             return None
@@ -177,7 +195,13 @@ class ConsistentHash(Balancer):
         self._ring = ring
         self._points = [point for point, _ in ring]
 
-    def pick(self, endpoints, request, rng, exclude=()):  # type: ignore[no-untyped-def]
+    def pick(
+        self,
+        endpoints: Sequence[Endpoint],
+        request: RequestView,
+        rng: random.Random,
+        exclude: Collection[str] = (),
+    ) -> Endpoint | None:
         pool = _candidates(endpoints, exclude)
         if not pool:
             return None

@@ -57,7 +57,8 @@ def regex_fullmatch(regex: re2._Regexp) -> ValuePredicate:
 
     def matches(value: str) -> bool:
         encoded = value.encode()
-        return match(anchor, encoded, 0, len(encoded))[0][0] != -1
+        found: bool = match(anchor, encoded, 0, len(encoded))[0][0] != -1
+        return found
 
     return matches
 

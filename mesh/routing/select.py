@@ -136,8 +136,8 @@ def _rewrite_path(rule: CompiledRule, target: str, path: str, matched_prefix: st
         return rewrite.uri + query
     if rule.uri_regex is not None and rewrite.uri_regex_rewrite is not None:
         substitution = rewrite.uri_regex_rewrite.rewrite
-        new_path = rule.uri_regex.sub(substitution, path)  # type: ignore[attr-defined]
-        return new_path + query
+        rewritten: str = rule.uri_regex.sub(substitution, path)
+        return rewritten + query
     return target
 
 

@@ -22,13 +22,12 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from mesh.config import hosts as hostnames
 from mesh.config.issues import SCHEMA_VALIDATION_ERROR, ConfigError, Issue
 from mesh.config.model import (
-    NO_POLICY,
     Destination,
-    DestinationRule,
     Gateway,
     HeaderOperations,
     Headers,
@@ -41,11 +40,11 @@ from mesh.config.normal_form import NormalFormError, from_normal
 from mesh.config.resource import Resource
 from mesh.resilience.retry import DEFAULT_RETRY, RetryPolicy
 from mesh.routing.decision import NO_HEADER_OPS, Cluster, Forward, HeaderOps
+from mesh.routing.destinations import ClusterBuilder, labels_match
 from mesh.routing.match import HeaderRegexSets, RequestMatcher, compile_match, compile_regex
 from mesh.snapshot import Endpoint, Snapshot
 from mesh.topology import Service
 
-DEFAULT_SERVICE_PORT = 9080
 # Entries kept by the per-table memos (authority -> vhost, request -> Forward) before they
 # start over: bounded whatever names and paths clients send.
 MEMO_LIMIT = 256
@@ -111,7 +110,7 @@ class CompiledRule:
     mirrors: tuple[tuple[Cluster, float], ...] = ()
     request_headers: HeaderOps = NO_HEADER_OPS
     response_headers: HeaderOps = NO_HEADER_OPS
-    uri_regex: object | None = None  # compiled RE2 for uriRegexRewrite
+    uri_regex: Any = None  # compiled RE2 for uriRegexRewrite (google-re2 has no types)
     direct_body: bytes = b""
     # (target index, path, authority, matched prefix) -> its Forward, for rules whose
     # answer rolls nothing (no fault, no mirror): built once, not per request (``_act``).
@@ -291,84 +290,12 @@ def _headers(headers: Headers | None) -> tuple[HeaderOps, HeaderOps]:
     return header_ops(headers.request), header_ops(headers.response)
 
 
-def labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
-class _ClusterBuilder:
-    """Resolves destinations to clusters: DestinationRule subsets, policies, endpoints."""
-
-    def __init__(self, rules: Sequence[DestinationRule], endpoints: Sequence[Endpoint]) -> None:
-        self.rules: dict[str, DestinationRule] = {}
-        self.wildcard_rules: list[tuple[str, DestinationRule]] = []
-        for rule in rules:
-            host = hostnames.normalize(rule.host)
-            if host.startswith("*"):
-                self.wildcard_rules.append((host, rule))
-            else:
-                self.rules.setdefault(host, rule)
-        self.wildcard_rules.sort(key=lambda item: -len(item[0]))
-        self.endpoints: dict[str, list[Endpoint]] = {}
-        for endpoint in endpoints:
-            if endpoint.ready:
-                self.endpoints.setdefault(hostnames.normalize(endpoint.service), []).append(
-                    endpoint
-                )
-        self.clusters: dict[str, Cluster] = {}
-
-    def rule_for(self, host: str) -> DestinationRule | None:
-        rule = self.rules.get(host)
-        if rule is not None:
-            return rule
-        for pattern, candidate in self.wildcard_rules:
-            if hostnames.host_matches(pattern, host):
-                return candidate
-        return None
-
-    def cluster(self, destination: Destination) -> Cluster:
-        host = hostnames.normalize(destination.host)
-        if not host:
-            # Envoy refuses a route to a cluster without a name (it NACKs the push): a proxy
-            # cannot build this, whatever let it through.
-            raise ConfigError(
-                [Issue("Error", SCHEMA_VALIDATION_ERROR, "destination host is required")]
-            )
-        port = (
-            destination.port.number
-            if destination.port is not None and destination.port.number
-            else DEFAULT_SERVICE_PORT
-        )
-        subset_name = destination.subset or None
-        name = f"outbound|{port}|{subset_name or ''}|{hostnames.fqdn(host)}"
-        cached = self.clusters.get(name)
-        if cached is not None:
-            return cached
-        rule = self.rule_for(host)
-        policy = (rule.traffic_policy or NO_POLICY) if rule is not None else NO_POLICY
-        endpoints = self.endpoints.get(host, [])
-        defined = True
-        if subset_name is not None:
-            subset = (
-                next((s for s in rule.subsets if s.name == subset_name), None) if rule else None
-            )
-            if subset is None:
-                defined = False
-                endpoints = []
-            else:
-                endpoints = [e for e in endpoints if labels_match(subset.labels, e.labels)]
-                policy = policy.overridden_by(subset.traffic_policy)
-        policy = policy.for_port(port)
-        built = Cluster(name, host, subset_name, port, tuple(endpoints), policy, defined)
-        self.clusters[name] = built
-        return built
-
-
 def _compile_rule(
     vs_name: str,
     index: int,
     route: HTTPRoute,
     matchers: tuple[RequestMatcher, ...],
-    clusters: _ClusterBuilder,
+    clusters: ClusterBuilder,
 ) -> CompiledRule:
     request_ops, response_ops = _headers(route.headers)
     compiled = CompiledRule(
@@ -465,7 +392,7 @@ def compile_config(
     virtual_services = [r for r in resources if r.kind == "VirtualService"]
     destination_rules = [r.spec for r in resources if r.kind == "DestinationRule"]
     gateways = {r.name: r.spec for r in resources if r.kind == "Gateway"}
-    clusters = _ClusterBuilder(destination_rules, endpoints)
+    clusters = ClusterBuilder(destination_rules, endpoints)
     regex_sets = HeaderRegexSets()
 
     mesh = RouteConfig()
@@ -524,15 +451,15 @@ def compile_config(
                     bound = [hostnames.gateway_key(g) for g in spec.gateways]
                     if gateway_name not in bound:
                         continue
-                    names = set()
+                    narrowed_hosts: set[str] = set()
                     for vs_host in spec.hosts:
                         for server_host in server_hosts:
                             narrowed = hostnames.intersect(
                                 hostnames.normalize(vs_host), server_host
                             )
                             if narrowed is not None:
-                                names.add(narrowed)
-                    if not names:
+                                narrowed_hosts.add(narrowed)
+                    if not narrowed_hosts:
                         continue  # IST0132: no overlap with this server
                     rules = []
                     for index, route in enumerate(spec.http):
@@ -540,7 +467,7 @@ def compile_config(
                         if matchers is None:
                             continue
                         rules.append(_compile_rule(resource.name, index, route, matchers, clusters))
-                    for name in sorted(names):
+                    for name in sorted(narrowed_hosts):
                         merged.setdefault(name, []).extend(rules)
                 for name, rules in merged.items():
                     existing = (

@@ -23,10 +23,15 @@ from mesh.routing.match import compile_string_match
 Pairs = list[tuple[bytes, bytes]]
 
 
+def _origin_is(allowed: str) -> Callable[[str], bool]:
+    """The deprecated ``allowOrigin`` entry: one origin exactly, or ``*`` for any."""
+    return lambda origin: allowed == "*" or origin == allowed
+
+
 @lru_cache(maxsize=256)
 def _origin_matchers(policy: Any) -> tuple[Callable[[str], bool], ...]:
     matchers = [compile_string_match(m) for m in policy.allow_origins]
-    matchers += [(lambda o, v=v: v == "*" or o == v) for v in policy.allow_origin]
+    matchers += [_origin_is(v) for v in policy.allow_origin]
     return tuple(matchers)
 
 

@@ -147,7 +147,8 @@ class SidecarProcess:
 
     def applied_version(self) -> int | None:
         try:
-            return self.admin_json("/config_dump").get("version")
+            version = self.admin_json("/config_dump").get("version")
+            return int(version) if version is not None else None
         except (OSError, AssertionError, ValueError):
             return None
 
@@ -381,7 +382,7 @@ class Upstream:
                 action = self.behaviour(req)
                 if isinstance(action, list):  # several steps: e.g. [partial bytes, "hang"]
                     for step in action[:-1]:
-                        conn.sendall(step)
+                        conn.sendall(step.encode() if isinstance(step, str) else step)
                     action = action[-1]
                 if action is None:
                     conn.sendall(ok(f"{self.name} {method} {target}".encode(), 200,

@@ -55,15 +55,3 @@ def test_live_pods_replace_the_app_pods_and_bring_their_services() -> None:
     assert [p.labels for p in live.gateway_pods] == [GATEWAY_LABELS]
     assert live.service_names == COURSE.service_names | {"new"}
     assert COURSE.with_app_pods([]).app_pods == ()
-
-
-def test_the_course_topology_is_istio_s_bookinfo_plus_the_course_pods() -> None:
-    assert sorted(COURSE.service_names) == ["details", "productpage", "ratings", "reviews"]
-    assert [p.name for p in COURSE.pods_of("details")] == [
-        "details-v1",
-        "details-v2",
-        "details-v2-failing",
-    ]
-    assert {p.service_account for p in COURSE.pods_of("reviews")} == {"bookinfo-reviews"}
-    (gateway,) = COURSE.gateway_pods
-    assert gateway.namespace == "istio-system"

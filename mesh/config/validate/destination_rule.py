@@ -68,7 +68,7 @@ def check_traffic_policy(found: Findings, path: str, policy: TrafficPolicy) -> N
         for section, settings in (("tcp", pool.tcp), ("http", pool.http)):
             if settings is None:
                 continue
-            for field_name in settings.__slots__:  # type: ignore[attr-defined]
+            for field_name in settings.__slots__:
                 value = getattr(settings, field_name)
                 if isinstance(value, int) and not isinstance(value, bool) and value < 0:
                     found.error(

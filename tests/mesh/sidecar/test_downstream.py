@@ -2,79 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from mesh.sidecar.downstream import (
     MAX_HEADER_BYTES,
-    ConnTracker,
-    Downstream,
     Exchange,
     chunk,
     new_request_id,
 )
-
-
-class FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.out = b""
-        self.closed = False
-        self.aborted = False
-        self.paused = False
-
-    def write(self, data: bytes) -> None:  # type: ignore[override]
-        self.out += bytes(data)
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.aborted = True
-
-    def is_closing(self) -> bool:
-        return self.closed or self.aborted
-
-    def get_extra_info(self, name, default=None):  # type: ignore[no-untyped-def]
-        return ("10.0.0.9", 5555) if name == "peername" else default
-
-    def pause_reading(self) -> None:
-        self.paused = True
-
-    def resume_reading(self) -> None:
-        self.paused = False
-
-
-class Tracker(ConnTracker):
-    def __init__(self) -> None:
-        super().__init__(None)  # type: ignore[arg-type]
-        self.done: list[Exchange] = []
-        self.bad: list[int] = []
-
-    def on_exchange_done(self, ex: Exchange) -> None:
-        self.done.append(ex)
-
-    def on_bad_request(self, ex: Exchange, status: int) -> None:
-        self.bad.append(status)
-
-
-def make(handler=None):  # type: ignore[no-untyped-def]
-    seen: list[Exchange] = []
-
-    def default(ex: Exchange) -> None:
-        seen.append(ex)
-        ex.reply(200, ex.url)
-
-    tracker = Tracker()
-    conn = Downstream(handler or default, tracker, 80)
-    transport = FakeTransport()
-    conn.connection_made(transport)
-    return conn, transport, tracker, seen
+from tests.helpers import make_downstream
 
 
 def test_parses_head_and_answers_keep_alive():
-    conn, t, tracker, seen = make()
+    conn, t, tracker, seen = make_downstream()
     conn.data_received(b"GET /a?b=1 HTTP/1.1\r\nHost: X\r\nEnd-User: jason\r\nA: 1\r\nA: 2\r\n\r\n")
     ex = seen[0]
     assert ex.method == "GET" and ex.url == b"/a?b=1" and ex.http11 and ex.keep_alive
@@ -87,7 +27,7 @@ def test_parses_head_and_answers_keep_alive():
 
 def test_pipelined_requests_run_in_order_one_at_a_time():
     pending: list[Exchange] = []
-    conn, t, _, _ = make(lambda ex: pending.append(ex))
+    conn, t, _, _ = make_downstream(lambda ex: pending.append(ex))
     conn.data_received(b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n")
     assert [e.url for e in pending] == [b"/1"]  # the second waits for the first
     assert t.paused  # and reading stops while requests queue up
@@ -108,7 +48,7 @@ def test_pipelined_requests_run_in_order_one_at_a_time():
     ],
 )
 def test_unparseable_requests_get_an_error_and_close(data, status):
-    conn, t, tracker, seen = make()
+    conn, t, tracker, seen = make_downstream()
     conn.data_received(data)
     assert t.out.startswith(b"HTTP/1.1 %d " % status)
     assert b"connection: close" in t.out and t.closed
@@ -119,7 +59,7 @@ def test_unparseable_requests_get_an_error_and_close(data, status):
 
 def test_broken_chunked_body_of_running_exchange_answers_400():
     pending: list[Exchange] = []
-    conn, t, _, _ = make(lambda ex: pending.append(ex))
+    conn, t, _, _ = make_downstream(lambda ex: pending.append(ex))
     conn.data_received(b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel")
     assert len(pending) == 1 and not pending[0].request_done
     conn.data_received(b"loXXX")
@@ -138,7 +78,7 @@ def test_request_body_buffered_then_streamed_to_sink_with_replay_copy():
             self.data += chunk(data) if chunked else data
 
     pending: list[Exchange] = []
-    conn, _, _, _ = make(lambda ex: pending.append(ex))
+    conn, _, _, _ = make_downstream(lambda ex: pending.append(ex))
     conn.data_received(b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n")
     ex = pending[0]
     sink = Sink()
@@ -153,7 +93,7 @@ def test_request_body_buffered_then_streamed_to_sink_with_replay_copy():
 
 def test_big_body_is_not_kept_for_replay():
     pending: list[Exchange] = []
-    conn, _, _, _ = make(lambda ex: pending.append(ex))
+    conn, _, _, _ = make_downstream(lambda ex: pending.append(ex))
     body = b"x" * 70_000
     conn.data_received(b"POST / HTTP/1.1\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
     assert not pending[0].replayable
@@ -161,7 +101,7 @@ def test_big_body_is_not_kept_for_replay():
 
 def test_response_reframing_for_http10_and_head():
     pending: list[Exchange] = []
-    conn, t, _, _ = make(lambda ex: pending.append(ex))
+    conn, t, _, _ = make_downstream(lambda ex: pending.append(ex))
     conn.data_received(b"GET / HTTP/1.0\r\n\r\n")
     ex = pending[0]
     from mesh.sidecar.downstream import CHUNKED
@@ -176,13 +116,13 @@ def test_response_reframing_for_http10_and_head():
 def test_header_timeout_and_idle_timeout_ticks():
     # A sweep right after the accept is not a period of silence: never cut before the
     # timeout (2 s here), at most one sweep after it.
-    conn, t, _, _ = make()
+    conn, t, _, _ = make_downstream()
     conn.tick(2, 5)
     conn.tick(2, 5)
     assert t.out == b""
     conn.tick(2, 5)
     assert t.out.startswith(b"HTTP/1.1 408") and t.closed
-    conn, t, _, _ = make()
+    conn, t, _, _ = make_downstream()
     conn.data_received(b"GET / HTTP/1.1\r\n\r\n")  # answered; now idle
     for _ in range(5):
         conn.tick(2, 5)
@@ -200,7 +140,7 @@ def test_request_ids_are_uuid4():
 
 def test_upstream_headers_drop_hop_by_hop_and_connection_listed():
     pending: list[Exchange] = []
-    conn, _, _, _ = make(lambda ex: pending.append(ex))
+    conn, _, _, _ = make_downstream(lambda ex: pending.append(ex))
     conn.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: x-hop\r\nX-Hop: 1\r\n"
                        b"TE: trailers\r\nKeep-Alive: 5\r\nX-Keep: 2\r\n\r\n")  # fmt: skip
     lines = pending[0].upstream_headers([b"x-extra: 1\r\n"])

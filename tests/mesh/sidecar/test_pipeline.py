@@ -27,8 +27,7 @@ from mesh.sidecar.pipeline import (
 from mesh.sidecar.telemetry import Telemetry
 from mesh.sidecar.upstream import CONNECT_FAILURE, TIMEOUT, Attempt, Pool
 from mesh.snapshot import Endpoint, Snapshot
-
-from .test_downstream import make
+from tests.helpers import make_downstream
 
 
 def snapshot(resources, endpoints, version=1):  # type: ignore[no-untyped-def]
@@ -66,7 +65,7 @@ def runtime(loop, resources, endpoints):  # type: ignore[no-untyped-def]
 
 def exchange(raw: bytes) -> Exchange:
     pending: list[Exchange] = []
-    conn, _, _, _ = make(lambda ex: pending.append(ex))
+    conn, _, _, _ = make_downstream(lambda ex: pending.append(ex))
     conn.data_received(raw)
     return pending[0]
 

@@ -6,13 +6,12 @@ import io
 import re
 
 from mesh.sidecar.telemetry import Telemetry
-
-from .test_downstream import make
+from tests.helpers import make_downstream
 
 
 def finished_exchange(status=200, flags="", labels=("reviews-v2", "reviews", "v2")):  # type: ignore[no-untyped-def]
     pending = []
-    conn, _, _, _ = make(lambda ex: pending.append(ex))
+    conn, _, _, _ = make_downstream(lambda ex: pending.append(ex))
     conn.data_received(
         b"GET http://reviews:9080/r HTTP/1.1\r\nuser-agent: t\r\nx-request-id: r1\r\n\r\n"
     )

@@ -1,0 +1,44 @@
+"""The model's own behaviour: percentages, and how traffic policies layer."""
+
+from __future__ import annotations
+
+from mesh.config.model import (
+    LoadBalancerSettings,
+    OutlierDetection,
+    Percent,
+    PortSelector,
+    PortTrafficPolicy,
+    TrafficPolicy,
+    share,
+)
+
+
+def test_share_prefers_percentage_then_the_deprecated_percent_then_the_default() -> None:
+    assert share(Percent(12.5), 50) == 0.125
+    assert share(None, 50) == 0.5
+    assert share(None, None, default=1.0) == 1.0
+
+
+def test_a_subset_policy_overrides_field_by_field() -> None:
+    rule = TrafficPolicy(
+        load_balancer=LoadBalancerSettings(simple="RANDOM"),
+        outlier_detection=OutlierDetection(consecutive_5xx_errors=3),
+    )
+    subset = TrafficPolicy(load_balancer=LoadBalancerSettings(simple="LEAST_REQUEST"))
+    merged = rule.overridden_by(subset)
+    assert merged.load_balancer == subset.load_balancer
+    assert merged.outlier_detection == rule.outlier_detection
+    assert rule.overridden_by(None) is rule
+
+
+def test_port_level_settings_apply_to_their_port_only() -> None:
+    policy = TrafficPolicy(
+        load_balancer=LoadBalancerSettings(simple="RANDOM"),
+        port_level_settings=(
+            PortTrafficPolicy(
+                port=PortSelector(9080), load_balancer=LoadBalancerSettings(simple="ROUND_ROBIN")
+            ),
+        ),
+    )
+    assert policy.for_port(9080).load_balancer == LoadBalancerSettings(simple="ROUND_ROBIN")
+    assert policy.for_port(8000) is policy

@@ -1,0 +1,65 @@
+"""The normal form: every resource the lab ships survives the trip to a sidecar unchanged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mesh.config.loader import load_text
+from mesh.config.normal_form import NormalFormError, from_normal, to_normal
+from tests.helpers import doc
+
+SCENARIOS = sorted(Path(__file__).resolve().parents[3].joinpath("scenarios").glob("*.yaml"))
+
+EVERY_KIND_OF_FIELD = doc(
+    "VirtualService",
+    "reviews",
+    """
+    hosts: [reviews]
+    http:
+    - match:
+      - headers: {end-user: {exact: tester}, cookie: {regex: "^(.*?;)?(x=1)(;.*)?$"}}
+        uri: {prefix: /api}
+        withoutHeaders: {x-skip: {}}
+      fault:
+        delay: {fixedDelay: 2.5s, percentage: {value: 50}}
+        abort: {httpStatus: 503, percentage: {value: 0.5}}
+      retries: {attempts: 3, perTryTimeout: 100ms, retryOn: "5xx,503"}
+      timeout: 1m30s
+      corsPolicy: {allowOrigins: [{exact: "https://a.example"}], maxAge: 24h}
+      headers: {request: {set: {x-a: "1"}, remove: [x-b]}}
+      route:
+      - destination: {host: reviews, subset: v2, port: {number: 9080}}
+        weight: 100
+    """,
+)
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
+def test_every_scenario_round_trips_through_json(path: Path) -> None:
+    loaded = load_text(path.read_text(), str(path))
+    assert loaded.resources
+    for resource in loaded.resources:
+        back = from_normal(json.loads(json.dumps(to_normal(resource))))
+        assert (back.spec, back.key) == (resource.spec, resource.key)
+
+
+def test_durations_percentages_and_string_matches_keep_their_values() -> None:
+    (resource,) = load_text(EVERY_KIND_OF_FIELD).resources
+    normal = json.loads(json.dumps(to_normal(resource)))
+    route = normal["spec"]["http"][0]
+    assert route["timeout"] == 90.0
+    assert route["fault"]["delay"]["fixed_delay"] == 2.5
+    assert route["match"][0]["without_headers"] == {"x-skip": {}}
+    assert from_normal(normal).spec == resource.spec
+
+
+def test_a_document_not_in_normal_form_is_refused() -> None:
+    (resource,) = load_text(EVERY_KIND_OF_FIELD).resources
+    istio_spelling = dict(resource.raw)
+    with pytest.raises(NormalFormError):
+        from_normal(istio_spelling)
+    with pytest.raises(NormalFormError):
+        from_normal({"kind": "Sidecar", "metadata": {}, "spec": {}})
