@@ -7,6 +7,9 @@
    manager's snapshot, snapshot -> the last sidecar.
 2. Memory: RSS sum of every process of the whole local lab (``meshlab up --local``: manager,
    9 pods = supervisor + gunicorn + sidecar each, gateway), and of the propagation setup.
+3. A sidecar's snapshot load: its RSS in the running lab, and the time to load the lab's
+   published snapshot (``Snapshot.from_json`` + ``compile_snapshot``, what a sidecar does on
+   every change) in a fresh process that imported what a sidecar imports.
 
 Run: ``.venv/bin/python bench/bench_propagation.py [--sidecars 20] [--applies 50]``
 """
@@ -16,8 +19,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -198,7 +203,47 @@ def propagation(
     return total, manager_part, memory
 
 
-def lab_memory(python: str) -> tuple[tuple[int, int], int]:
+# Run in a fresh interpreter: what a sidecar imports, then its load of one snapshot, N times.
+SNAPSHOT_LOAD = r"""
+import json, statistics, sys, time
+started = time.perf_counter()
+import mesh.sidecar.server
+from mesh.routing import ProxyIdentity, compile_snapshot
+from mesh.snapshot import Snapshot
+imported = time.perf_counter() - started
+data = open(sys.argv[1], "rb").read()
+proxy = ProxyIdentity("productpage-v1", {"app": "productpage", "version": "v1"})
+times = []
+for _ in range(int(sys.argv[2])):
+    t = time.perf_counter()
+    compile_snapshot(Snapshot.from_json(data), proxy)
+    times.append(time.perf_counter() - t)
+rss = int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0])
+print(json.dumps({"import_ms": imported * 1000, "first_ms": times[0] * 1000,
+                  "median_ms": statistics.median(times) * 1000, "rss_kib": rss}))
+"""
+
+
+def sidecar_rss_kib(root: str) -> list[int]:
+    """RSS of every ``mesh.sidecar`` process (not the gateway) of the lab in ``root``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            if (
+                b"mesh.sidecar" in argv
+                and b"--gateway" not in argv
+                and root.encode() in b" ".join(argv)
+            ):
+                status = Path(f"/proc/{entry}/status").read_text()
+                found.append(int(status.split("VmRSS:")[1].split()[0]))
+    return found
+
+
+def lab_memory(python: str) -> tuple[tuple[int, int], int, list[int], bytes]:
+    """(RSS and PSS sums, processes, each sidecar's RSS, the published snapshot)."""
     with tempfile.TemporaryDirectory(prefix="meshlab-bench-lab-") as root:
         lab = LocalLab(Path(root) / "mesh", gateway_port=free_ports(1)[0], python=python,
                        out=io.StringIO())  # fmt: skip
@@ -206,7 +251,20 @@ def lab_memory(python: str) -> tuple[tuple[int, int], int]:
             time.sleep(2.0)
             everyone = [*lab.children.values(), *([lab.manager] if lab.manager else [])]
             pids = tree(everyone)
-            return memory_kib(pids), len(pids)
+            sidecars = sidecar_rss_kib(str(lab.mesh.root))
+            return memory_kib(pids), len(pids), sidecars, lab.mesh.snapshot_file.read_bytes()
+
+
+def snapshot_load(python: str, snapshot: bytes, runs: int = 200) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile(suffix=".json") as handle:
+        handle.write(snapshot)
+        handle.flush()
+        out = subprocess.run(
+            [python, "-c", SNAPSHOT_LOAD, handle.name, str(runs)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    result: dict[str, float] = json.loads(out.stdout)
+    return result
 
 
 def main() -> int:
@@ -242,9 +300,19 @@ def main() -> int:
     label = f"manager + {args.sidecars} sidecars ({args.sidecars + 1} processes)"
     print(f"{label:<52}{memory[0] / 1024:>10.0f}{memory[1] / 1024:>10.0f}")
     if not args.skip_lab:
-        (rss, pss), processes = lab_memory(python)
+        (rss, pss), processes, sidecars, snapshot = lab_memory(python)
         label = f"whole local lab, meshlab up --local ({processes} processes)"
         print(f"{label:<52}{rss / 1024:>10.0f}{pss / 1024:>10.0f}")
+        load = snapshot_load(python, snapshot)
+        print(
+            f"\nsidecar: RSS in the running lab median {statistics.median(sidecars) / 1024:.1f} "
+            f"MiB, max {max(sidecars) / 1024:.1f} MiB ({len(sidecars)} sidecars)"
+        )
+        print(
+            f"snapshot load ({len(snapshot)} bytes, the lab's baseline + endpoints): first "
+            f"{load['first_ms']:.1f} ms, median of 200 {load['median_ms']:.2f} ms; the sidecar's "
+            f"imports {load['import_ms']:.0f} ms; that process's RSS {load['rss_kib'] / 1024:.1f} MiB"
+        )
     return 0
 
 
