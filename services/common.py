@@ -3,10 +3,10 @@
 Primitives:
 
 - ``init_service(app, service, config, defaults)``: fills ``app.config`` (defaults, then the
-  environment, then the ``config`` dict), builds the per-app ``Runtime`` and installs the knobs
+  environment, then the ``config`` dict), builds the per-app ``AppState`` and installs the knobs
   (``FAIL_MODE``, ``EXTRA_LATENCY_MS``, ``START_UNREADY_SECONDS``), the ``/health`` endpoints
   and the ``x-served-by`` response header.
-- ``Runtime``: the knobs' mutable state, one per app in ``app.extensions`` (readiness flag,
+- ``AppState``: the knobs' mutable state, one per app in ``app.extensions`` (readiness flag,
   failure RNG) and the app's ``requests`` session.
 - ``forward_headers()``: the inbound headers named in ``mesh.headers.PROPAGATED_HEADERS``.
 - ``fetch(url, headers, timeout, attempts)`` -> ``Reply``: one upstream call the Bookinfo way
@@ -72,7 +72,7 @@ class FailMode:
 
 
 @dataclass
-class Runtime:
+class AppState:
     """The knobs' per-app state and the HTTP client (gunicorn threads share it, hence the lock)."""
 
     served_by: str
@@ -104,7 +104,7 @@ class Reply:
         return self.status == 200
 
 
-def runtime() -> Runtime:
+def app_state() -> AppState:
     return current_app.extensions[EXTENSION]
 
 
@@ -153,7 +153,7 @@ def init_service(
     load_settings(app, {"SERVICE_NAME": service, **COMMON_DEFAULTS, **defaults}, config)
     cfg = app.config
     seed = str(cfg["FAIL_SEED"])
-    state = Runtime(
+    state = AppState(
         served_by=f"{cfg['SERVICE_NAME']}-{cfg['SERVICE_VERSION']}",
         fail_mode=FailMode.parse(str(cfg["FAIL_MODE"])),
         rng=random.Random(int(seed)) if seed else random.Random(),
@@ -176,7 +176,7 @@ def _apply_knobs() -> Response | None:
     latency_ms = float(current_app.config["EXTRA_LATENCY_MS"])
     if latency_ms > 0:
         time.sleep(latency_ms / 1000)
-    state = runtime()
+    state = app_state()
     mode = state.fail_mode
     if mode and state.rng.random() < mode.fraction:  # random() < 1.0 always holds
         body = jsonify(error=f"failure injected by FAIL_MODE on {state.served_by}")
@@ -186,7 +186,7 @@ def _apply_knobs() -> Response | None:
 
 
 def _health() -> tuple[Response, int]:
-    state = runtime()
+    state = app_state()
     ready, reason = state.readiness()
     body = {
         "status": "Ready" if ready else "NotReady",
@@ -201,7 +201,7 @@ def _health() -> tuple[Response, int]:
 
 def _toggle() -> tuple[Response, int]:
     """Flip readiness, or set it with ``?ready=true|false`` (form field works too)."""
-    state = runtime()
+    state = app_state()
     wanted = request.values.get("ready")
     with state.lock:
         if wanted is None:
@@ -218,7 +218,7 @@ def _add_served_by(response: Response) -> Response:
 
 def served_by_chain() -> list[str]:
     """This service, then what each upstream reported, in call order."""
-    return [runtime().served_by, *g.get("upstream_served_by", [])]
+    return [app_state().served_by, *g.get("upstream_served_by", [])]
 
 
 def forward_headers() -> dict[str, str]:
@@ -233,7 +233,7 @@ def fetch(url: str, headers: dict[str, str], timeout: float, attempts: int = 1) 
     the last status is reported, or 500 when nothing answered. Only the response that was
     finally used contributes to x-served-by.
     """
-    session = runtime().http
+    session = app_state().http
     reply, served_by = Reply(500), ""
     for _ in range(max(1, attempts)):
         try:
