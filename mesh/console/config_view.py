@@ -105,12 +105,12 @@ class ConfigView:
 
 
 def _rules(table: RouteTable) -> Iterable[CompiledRule]:
-    listeners = [table.mesh, *table.gateway_listeners.values()]
+    route_configs = [table.mesh, *table.gateway_routes.values()]
     seen: set[int] = set()
-    for listener in listeners:
-        vhosts = [*listener.exact.values(), *(v for _, v in listener.suffixes)]
-        if listener.catch_all is not None:
-            vhosts.append(listener.catch_all)
+    for routes in route_configs:
+        vhosts = [*routes.exact.values(), *(v for _, v in routes.suffixes)]
+        if routes.catch_all is not None:
+            vhosts.append(routes.catch_all)
         for vhost in vhosts:
             for rule in vhost.rules:
                 if id(rule) not in seen:
