@@ -124,7 +124,9 @@ class MeshCA:
             chain = parse_certificates(chain_pem, CERT_CHAIN_FILE) if chain_pem else [signing]
         except CertificateError as exc:
             raise CAError(str(exc)) from None
-        if key.public_key().public_numbers() != signing.public_key().public_numbers():
+        # Public keys compare by value, and a certificate of another key type (Ed25519...)
+        # is simply not equal (it has no public_numbers to compare).
+        if key.public_key() != signing.public_key():
             raise CAError(f"{CA_KEY_FILE} is not the key of {CA_CERT_FILE}")
         if chain[0] != signing:
             raise CAError(f"{CERT_CHAIN_FILE} must start with {CA_CERT_FILE}")

@@ -227,3 +227,26 @@ def test_a_corrupted_ca_file_is_refused_with_the_file_named(
 def test_an_expired_supplied_ca_is_refused(ca: MeshCA) -> None:
     with pytest.raises(CAError, match=r"ca-cert.pem expired at"):
         MeshCA.load(intermediate_ca(ca), NOW + timedelta(days=400))
+
+
+def test_a_ca_certificate_of_another_key_type_is_refused_not_a_crash(ca: MeshCA) -> None:
+    """An Ed25519 ca-cert.pem beside the EC ca-key.pem: a clear refusal, not an exception
+    from comparing keys of two types."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    other = ed25519.Ed25519PrivateKey.generate()
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cluster.local")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(other.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(other, None)
+    )
+    files = {**intermediate_ca(ca), CA_CERT_FILE: cert.public_bytes(serialization.Encoding.PEM)}
+    with pytest.raises(CAError, match="ca-key.pem is not the key of ca-cert.pem"):
+        MeshCA.load(files, NOW)
