@@ -240,7 +240,7 @@ def build_graph(
 def parse_ejections(pod: str, status: Mapping[str, Any]) -> list[Ejection]:
     """The ``ejected`` field of ``status/<pod>.json``: ``[{"pod": NAME, "until": UNIX}]``
     (other fields ignored); missing or malformed entries are skipped."""
-    found = []
+    found: list[Ejection] = []
     entries = status.get("ejected")
     if not isinstance(entries, list):
         return found

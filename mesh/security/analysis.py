@@ -45,7 +45,7 @@ from mesh.security.patterns import string_matcher
 from mesh.security.workload import has_labels, has_proxy, selects
 from mesh.topology import ROOT_NAMESPACE, Pod, Topology
 
-_IDENTITY_FIELDS = ("principals", "not_principals", "namespaces", "not_namespaces")
+_IDENTITY_FIELDS: tuple[str, ...] = ("principals", "not_principals", "namespaces", "not_namespaces")
 _IDENTITY_FIELDS += ("service_accounts", "not_service_accounts")
 _IDENTITY_FIELDS += ("trust_domains", "not_trust_domains")
 _IDENTITY_KEYS = (

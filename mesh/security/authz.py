@@ -52,7 +52,8 @@ from mesh.security.patterns import (
     string_matcher,
     trust_domain_matcher,
 )
-from mesh.security.policy import ROOT_NAMESPACE, PolicyResource, annotations
+from mesh.security.policy import ROOT_NAMESPACE, PolicyResource
+from mesh.security.policy import annotations as policy_annotations  # the bare name is __future__'s
 from mesh.security.workload import has_proxy, selects
 from mesh.topology import Pod
 
@@ -303,7 +304,7 @@ class CompiledPolicy:
 def is_dry_run(resource: PolicyResource) -> bool:
     """The annotation's value as Go's ``strconv.ParseBool`` reads it (validation refuses
     anything else)."""
-    value = annotations(resource).get(DRY_RUN_ANNOTATION)
+    value = policy_annotations(resource).get(DRY_RUN_ANNOTATION)
     return str(value) in ("1", "t", "T", "TRUE", "true", "True")
 
 

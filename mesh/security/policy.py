@@ -5,8 +5,8 @@ Primitives: ``PolicyResource`` (kind, name, namespace, spec, raw document — th
 to the whole mesh), ``annotations(resource)`` and ``policy_key(resource)``.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: it would bind the name this module's
+# ``annotations`` function needs (every annotation below is valid at run time anyway).
 from collections.abc import Mapping
 from typing import Any, Protocol
 

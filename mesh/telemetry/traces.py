@@ -118,7 +118,7 @@ class TraceStore:
         names = {
             span.service_name for t in self.traces.values() for span in t.spans if span.service_name
         }
-        return sorted(names)  # type: ignore[type-var]
+        return sorted(names)
 
     def remote_services(self, service: str) -> list[str]:
         names = {
@@ -129,7 +129,7 @@ class TraceStore:
             and span.remote_endpoint is not None
             and span.remote_endpoint.service_name
         }
-        return sorted(names)  # type: ignore[type-var]
+        return sorted(names)
 
     def span_names(self, service: str) -> list[str]:
         service = service.lower()
@@ -139,7 +139,7 @@ class TraceStore:
             for span in t.spans
             if span.service_name == service and span.name
         }
-        return sorted(names)  # type: ignore[type-var]
+        return sorted(names)
 
     def trace(self, trace_id: str) -> list[Span] | None:
         trace = self.traces.get(trace_id.lower())
