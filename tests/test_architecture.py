@@ -278,10 +278,14 @@ def test_modules_import_no_other_test_module() -> None:
     found = []
     for path in sorted((ROOT / "tests").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            # Only the tests' own modules count: aiohttp.test_utils is another package's.
             if isinstance(node, ast.ImportFrom):
-                names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+                module = node.module or ""
+                if node.level == 0 and module.split(".")[0] != "tests":
+                    continue
+                names = [module] + [f"{module}.{a.name}" for a in node.names]
             elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
+                names = [a.name for a in node.names if a.name.split(".")[0] == "tests"]
             else:
                 continue
             if any(n.rpartition(".")[2].startswith("test_") for n in names):
