@@ -63,6 +63,8 @@ CIRCLES_ALLOWED = (
 NOT_MIRRORED = {
     "mesh/cli/meshctl.py": "argument dispatch only: tests/mesh/cli/test_live.py and "
     "test_offline.py run its main()",
+    "mesh/console/__main__.py": "calls mesh.console.run.main (tests/mesh/console/test_run.py); "
+    "tests/integration/test_observability.py runs python -m mesh.console",
     "mesh/headers.py": "constants: tests/services/test_common.py checks the propagation",
     "mesh/lab/local.py": "starts real processes: tests/integration/test_lab_processes.py and "
     "test_lab_scenarios.py",
