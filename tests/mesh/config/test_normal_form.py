@@ -9,7 +9,7 @@ import pytest
 
 from mesh.config.loader import load_text
 from mesh.config.normal_form import NormalFormError, from_normal, to_normal
-from tests.helpers import doc
+from tests.helpers import doc, security_doc
 
 SCENARIOS = sorted(Path(__file__).resolve().parents[3].joinpath("scenarios").glob("*.yaml"))
 
@@ -63,3 +63,47 @@ def test_a_document_not_in_normal_form_is_refused() -> None:
         from_normal(istio_spelling)
     with pytest.raises(NormalFormError):
         from_normal({"kind": "Sidecar", "metadata": {}, "spec": {}})
+
+
+SECURITY_POLICIES = "---\n".join(
+    (
+        security_doc(
+            "AuthorizationPolicy",
+            "httpbin",
+            """
+            selector: {matchLabels: {app: httpbin}}
+            action: DENY
+            rules:
+            - from: [{source: {principals: ["cluster.local/ns/foo/sa/sleep"], notNamespaces: [bar]}}]
+              to: [{operation: {methods: [GET], paths: ["/headers*"]}}]
+              when: [{key: "request.headers[x-token]", values: [admin]}]
+            - {}
+            """,
+            namespace="foo",
+        ),
+        security_doc("AuthorizationPolicy", "allow-nothing", "{}", namespace="foo"),
+        security_doc("AuthorizationPolicy", "allow-none", "rules: []", namespace="bar"),
+        security_doc(
+            "PeerAuthentication",
+            "default",
+            """
+            selector: {matchLabels: {app: httpbin}}
+            mtls: {mode: STRICT}
+            portLevelMtls: {"8080": {mode: DISABLE}}
+            """,
+            namespace="istio-system",
+        ),
+    )
+)
+
+
+def test_security_policies_round_trip_with_their_namespace() -> None:
+    """The manager publishes PeerAuthentication and AuthorizationPolicy too: ``from:`` (a
+    Python keyword), port keys, and an empty rule list that is not a missing one survive."""
+    loaded = load_text(SECURITY_POLICIES)
+    assert loaded.ok and len(loaded.resources) == 4, [str(i) for i in loaded.issues]
+    for resource in loaded.resources:
+        back = from_normal(json.loads(json.dumps(to_normal(resource))))
+        assert (back.spec, back.key) == (resource.spec, resource.key)
+    by_name = {r.name: r for r in loaded.resources}
+    assert by_name["allow-none"].spec.rules == () and by_name["allow-nothing"].spec.rules is None
