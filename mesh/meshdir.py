@@ -4,7 +4,9 @@ Everything the manager, the sidecars and ``meshctl`` exchange goes through files
 this module is the one place that spells them:
 
 - ``MeshDir``: the layout (``config/``, ``registry/<pod>.json``, ``snapshot/snapshot.json``,
-  ``status/<pod>.json``, ``status/manager.json``, ``logs/``).
+  ``status/<pod>.json``, ``status/manager.json``, ``observe/targets.json`` and
+  ``observe/history.json`` (the manager's output for Prometheus and the console, formats in
+  ``mesh.manager.observers``), ``logs/``).
 - ``atomic_write(path, data)``: a temp file in the same directory (unique per process and
   write; not ``tempfile``, which would drag shutil, bz2 and lzma into every proxy's memory),
   optional fsync, ``os.replace``, fsync of the directory. Readers never see a half-written
@@ -83,6 +85,20 @@ class MeshDir:
     @property
     def manager_status(self) -> Path:
         return self.status / MANAGER_STATUS
+
+    @property
+    def observe(self) -> Path:
+        """Apart from ``status/`` (every other file there is a proxy's) and ``snapshot/``
+        (which every sidecar watches)."""
+        return self.root / "observe"
+
+    @property
+    def scrape_targets(self) -> Path:
+        return self.observe / "targets.json"
+
+    @property
+    def config_history(self) -> Path:
+        return self.observe / "history.json"
 
     @property
     def logs(self) -> Path:

@@ -37,9 +37,17 @@ from mesh.console.prometheus import (
     security_query,
     traffic_query,
 )
-from mesh.manager.observers import HISTORY_FILE, observe_dir, read_history, resource_digest
+from mesh.manager.observers import read_history, resource_digest
 from mesh.manager.registry import is_fresh, read_registry
-from mesh.meshdir import NOT_A_PROXY, MeshDir, RegistryRecord, list_files, read_json
+from mesh.meshdir import (
+    NOT_A_PROXY,
+    RECORD_SUFFIX,
+    MeshDir,
+    RegistryRecord,
+    list_files,
+    read_json,
+    read_snapshot,
+)
 from mesh.snapshot import Snapshot, SnapshotError
 from mesh.telemetry.traces import Query, TraceStore
 
@@ -111,7 +119,7 @@ class Console:
 
     def snapshot(self) -> Snapshot | None:
         try:
-            return Snapshot.from_json(self.mesh.snapshot_file.read_bytes())
+            return read_snapshot(self.mesh)
         except (OSError, SnapshotError):
             return None
 
@@ -122,7 +130,7 @@ class Console:
 
     def ejections(self) -> list[Ejection]:
         found: list[Ejection] = []
-        for path in list_files(self.mesh.status, (".json",)):
+        for path in list_files(self.mesh.status, (RECORD_SUFFIX,)):
             if path.name in NOT_A_PROXY:
                 continue
             status = read_json(path)
@@ -141,7 +149,7 @@ class Console:
         return self._view
 
     def timeline(self) -> list[dict[str, Any]]:
-        entries = read_history(observe_dir(self.mesh) / HISTORY_FILE)
+        entries = read_history(self.mesh.config_history)
         if self._scenarios is None:
             self._scenarios = scenario_index(self.settings.scenarios)
         for entry in entries:

@@ -17,6 +17,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from mesh.meshdir import MeshDir
+
 DEFAULT_PORT = 9090
 SCRAPE_INTERVAL = "1s"
 INSTALL_HINT = (
@@ -92,7 +94,7 @@ class ObservabilityPlan:
 
     def prepare(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        targets = self.mesh_root / "observe" / "targets.json"
+        targets = MeshDir(self.mesh_root).scrape_targets
         (self.directory / "prometheus.yml").write_text(config_yaml(targets))
 
     def processes(self, python: str) -> list[tuple[str, list[str]]]:

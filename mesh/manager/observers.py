@@ -1,7 +1,6 @@
 """What the manager writes for the lab's observers: Prometheus scrape targets, config history.
 
-Both live in ``$MESH_DIR/observe/`` (``OBSERVE_DIR``), apart from ``status/`` (whose every
-other file is a proxy's) and ``snapshot/`` (which every sidecar watches):
+Both live in ``$MESH_DIR/observe/`` (``MeshDir.scrape_targets``, ``MeshDir.config_history``):
 
 - ``targets.json``: Prometheus file-based service discovery (``file_sd_configs``): one target
   group per fresh registry record, the proxy's admin address (``/stats/prometheus``), with the
@@ -32,15 +31,8 @@ from mesh.manager.registry import is_fresh
 from mesh.meshdir import MeshDir, RegistryRecord, atomic_write
 from mesh.snapshot import Snapshot
 
-OBSERVE_DIR = "observe"
-TARGETS_FILE = "targets.json"
-HISTORY_FILE = "history.json"
 HISTORY_LIMIT = 500
 TARGET_LABELS = ("app", "version", "namespace")
-
-
-def observe_dir(mesh: MeshDir) -> Path:
-    return mesh.root / OBSERVE_DIR
 
 
 def iso_time(unix: float) -> str:
@@ -74,7 +66,7 @@ class ScrapeTargets:
     """Keeps ``observe/targets.json`` equal to the registry's fresh proxies."""
 
     def __init__(self, mesh: MeshDir) -> None:
-        self.path = observe_dir(mesh) / TARGETS_FILE
+        self.path = mesh.scrape_targets
         self.written: str | None = None
 
     def update(self, records: Iterable[RegistryRecord], now: float) -> bool:
@@ -144,7 +136,7 @@ class ConfigHistory:
     """The bounded timeline in ``observe/history.json``."""
 
     def __init__(self, mesh: MeshDir, limit: int = HISTORY_LIMIT) -> None:
-        self.path = observe_dir(mesh) / HISTORY_FILE
+        self.path = mesh.config_history
         self.limit = limit
         self.entries: list[dict[str, Any]] = read_history(self.path)[-limit:]
 

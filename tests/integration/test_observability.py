@@ -27,7 +27,6 @@ import yaml
 
 from mesh.lab.local import free_ports
 from mesh.lab.prometheus import config_yaml, find_binary
-from mesh.manager.observers import observe_dir
 from mesh.meshdir import MeshDir
 from mesh.telemetry import b3
 from mesh.telemetry.b3 import TraceContext
@@ -190,7 +189,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObservedLab]:
         lab.procs["manager"] = _start(
             "manager", [sys.executable, "-m", "mesh.manager", "--mesh-dir", str(mesh.root)], logs
         )
-        targets = observe_dir(mesh) / "targets.json"
+        targets = mesh.scrape_targets
         wait_for(
             lambda: len(json.loads(targets.read_text())) == len(admin),
             30,

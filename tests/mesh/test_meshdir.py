@@ -1,6 +1,7 @@
 import json
 import multiprocessing
 import os
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,11 @@ def test_atomic_json_leaves_no_temp_files_and_makes_its_directory(tmp_path):
         write_json(target, {"version": i}, durable=False)
     assert json.loads(target.read_text()) == {"version": 2}
     assert os.listdir(target.parent) == ["p.json"]
+
+
+def test_the_observers_files_are_where_compose_prometheus_reads_them():
+    """compose/prometheus.yml names /mesh/observe/targets.json (the mesh volume at /mesh)."""
+    compose = (Path(__file__).resolve().parents[2] / "compose" / "prometheus.yml").read_text()
+    mesh = MeshDir(Path("/mesh"))
+    assert f'"{mesh.scrape_targets}"' in compose
+    assert mesh.config_history == Path("/mesh/observe/history.json")

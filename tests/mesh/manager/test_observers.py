@@ -10,7 +10,6 @@ from mesh.manager.observers import (
     ConfigHistory,
     diff_snapshots,
     iso_time,
-    observe_dir,
     resource_digest,
     scrape_groups,
 )
@@ -114,7 +113,7 @@ def test_history_is_bounded_and_survives_a_restart(tmp_path):
     assert history.versions == [3, 4, 5]
     again = ConfigHistory(mesh, limit=3)
     assert again.versions == [3, 4, 5]
-    (observe_dir(mesh) / "history.json").write_text("garbage")
+    (mesh.config_history).write_text("garbage")
     assert ConfigHistory(mesh).versions == []  # unreadable: starts over, no crash
 
 
@@ -130,10 +129,10 @@ def test_the_manager_writes_both_files(tmp_path):
     m.evaluate()
     (mesh.config / "dr.yaml").write_text(DR_YAML)
     m.evaluate()
-    targets = json.loads((observe_dir(mesh) / "targets.json").read_text())
+    targets = json.loads((mesh.scrape_targets).read_text())
     labels = {"pod": "reviews-v1", "role": "sidecar", "app": "reviews", "version": "v1"}
     assert targets == [{"targets": ["10.0.0.9:15000"], "labels": labels}]
-    history = json.loads((observe_dir(mesh) / "history.json").read_text())
+    history = json.loads((mesh.config_history).read_text())
     assert [e["version"] for e in history] == [1, 2]
     assert history[0]["endpoints"]["added"] == ["reviews-v1"]
     assert history[1]["changed"] == ["DestinationRule default/reviews"]
