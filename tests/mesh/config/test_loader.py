@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mesh.config.loader import (
-    MAX_DOCUMENTS,
-    LoadResult,
-    later_files_win,
-    load_resources,
-    load_text,
-)
+from mesh.config.loader import MAX_DOCUMENTS, later_files_win, load_resources, load_text
 from mesh.config.model import (
     AuthorizationPolicy,
     Condition,
@@ -22,6 +16,7 @@ from mesh.config.model import (
     VirtualService,
     WorkloadSelector,
 )
+from mesh.config.resource import LoadResult
 from tests.helpers import doc, docs, load, security_doc
 
 
