@@ -192,10 +192,14 @@ def istio_check(text: str) -> list[Issue]:
 
 def istio_verdict(found: list[Issue]) -> tuple[bool, bool]:
     """(valid, warned) as Istio's validation would say: an Istio error (IST0106), an Istio
-    warning (IST0133); the lab's own findings have other codes."""
+    warning (IST0133, and the webhook's rule-order warnings IST0130/IST0131); the lab's own
+    findings have other codes."""
     errors = [i for i in found if i.severity == "Error" and i.code == codes.SCHEMA_VALIDATION_ERROR]
-    warnings = [i for i in found if i.severity == "Warning" and i.code == codes.SCHEMA_WARNING]
+    warnings = [i for i in found if i.severity == "Warning" and i.code in ISTIO_WARNINGS]
     return not errors, bool(warnings)
+
+
+ISTIO_WARNINGS = frozenset({codes.SCHEMA_WARNING, codes.UNREACHABLE_RULE, codes.INEFFECTIVE_MATCH})
 
 
 def task_pod(app: str, namespace: str, sidecar: bool = True) -> Pod:

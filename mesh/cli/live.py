@@ -23,6 +23,7 @@ from typing import Any, TextIO
 import yaml
 
 from mesh.config.issues import Issue
+from mesh.config.validate.analyzer import ALLOW_DANGLING
 from mesh.lab.topology import COURSE
 from mesh.manager.apply import (
     NO_MESH,
@@ -42,6 +43,7 @@ from mesh.manager.configdir import (
     parse_file,
     read_files,
 )
+from mesh.manager.findings import count_text, print_issues
 from mesh.manager.observe import ManagerView, MeshState, age, table
 from mesh.manager.registry import is_fresh
 from mesh.meshdir import MeshDir, MeshDirError
@@ -124,7 +126,14 @@ def cmd_apply(args: argparse.Namespace, mesh: MeshDir) -> int:
         _err(problem)
         return REFUSED
     try:
-        outcome = apply_resources(mesh, resources, issues, COURSE, prune=args.prune)
+        outcome = apply_resources(
+            mesh,
+            resources,
+            issues,
+            COURSE,
+            prune=args.prune,
+            allow_dangling=args.allow_dangling,
+        )
     except MeshDirError as exc:
         _err(f"error: {exc}")
         return NO_MESH
@@ -152,7 +161,10 @@ def _keys_from_files(sources: Sequence[str]) -> tuple[list[Key], str]:
                     return [], f"error: cannot read {p}: {exc}"
         keys.extend(doc.key for f in files for doc in f.docs if doc.key is not None)
     if not keys:
-        return [], "error: no Istio resources (VirtualService, DestinationRule, Gateway) found"
+        return (
+            [],
+            "error: no Istio resources (VirtualService, DestinationRule, Gateway, ServiceEntry) found",
+        )
     return keys, ""
 
 
@@ -169,7 +181,9 @@ def cmd_delete(args: argparse.Namespace, mesh: MeshDir) -> int:
             return REFUSED
         kind = normalize_kind(args.kind)
         if kind is None:
-            _err(f"error: unknown kind {args.kind!r}; use one of {', '.join(KINDS)} (vs, dr, gw)")
+            _err(
+                f"error: unknown kind {args.kind!r}; use one of {', '.join(KINDS)} (vs, dr, gw, se)"
+            )
             return REFUSED
         keys, problem = [(kind, "default", name) for name in args.names], ""
     if problem:
@@ -194,7 +208,7 @@ def _spec(raw: Mapping[str, Any]) -> Mapping[str, Any]:
 def _hosts(raw: Mapping[str, Any]) -> str:
     spec = _spec(raw)
     kind = raw.get("kind")
-    if kind == "VirtualService":
+    if kind in ("VirtualService", "ServiceEntry"):
         hosts = spec.get("hosts") or []
     elif kind == "DestinationRule":
         hosts = [spec.get("host", "")]
@@ -222,7 +236,9 @@ def cmd_get(args: argparse.Namespace, mesh: MeshDir) -> int:
     if args.kind and args.kind.lower() != "all":
         kind = normalize_kind(args.kind)
         if kind is None:
-            _err(f"error: unknown kind {args.kind!r}; use one of {', '.join(KINDS)} (vs, dr, gw)")
+            _err(
+                f"error: unknown kind {args.kind!r}; use one of {', '.join(KINDS)} (vs, dr, gw, se)"
+            )
             return REFUSED
     files: list[ConfigFile] = read_files(mesh.config)
     now = time.time()
@@ -292,16 +308,21 @@ def cmd_status(args: argparse.Namespace, mesh: MeshDir) -> int:
         print(f"published: unreadable snapshot: {state.snapshot_error}")
     else:
         print("published: nothing yet")
+    warnings = [Issue.from_json(w) for w in manager.warnings]
     if manager.rejected:
+        refused = [Issue.from_json(i) for i in manager.rejected]
         when = age(now - manager.rejected_at) if manager.rejected_at else "?"
         keep = f"version {snap.version}" if snap else "nothing"
-        print(f"REJECTED config ({when} ago); the mesh keeps serving {keep}. Why:")
-        for issue in manager.rejected:
-            print("  " + str(Issue.from_json(issue)))
-    else:
-        print("config: accepted (no errors)")
-    for warning in manager.warnings:
-        print("  " + str(Issue.from_json(warning)))
+        print(
+            f"config: REJECTED ({when} ago), {count_text(refused)}; the mesh keeps serving "
+            f"{keep}. Why:"
+        )
+        print_issues(refused, sys.stdout, indent="  ")
+    elif state.manager is not None:
+        print(f"config: accepted, {count_text(warnings)}")
+        print_issues([w for w in warnings if w.severity != "Info"], sys.stdout, indent="  ")
+        if any(w.severity == "Info" for w in warnings):
+            print(f"  (notes: meshctl analyze {mesh.config} shows them with their files)")
     rows = state.rows(now)
     counts = {s: sum(1 for r in rows if r.status == s) for s in ("SYNCED", "STALE", "ERROR")}
     ready = sum(1 for r in rows if r.ready)
@@ -397,10 +418,20 @@ def register(commands: Any) -> None:
         action="store_true",
         help="delete every applied resource that is not in the input",
     )
+    p.add_argument(
+        "--allow-dangling",
+        action="store_true",
+        help=(
+            "apply references to subsets, hosts or gateways that are not defined (as Istio "
+            f"does: requests get 503 NC or 404 NR); marks the resources {ALLOW_DANGLING}"
+        ),
+    )
     p.set_defaults(handler=cmd_apply)
 
     p = commands.add_parser("delete", help="delete resources from the live mesh")
-    p.add_argument("kind", nargs="?", help="virtualservice|vs, destinationrule|dr, gateway|gw")
+    p.add_argument(
+        "kind", nargs="?", help="virtualservice|vs, destinationrule|dr, gateway|gw, serviceentry|se"
+    )
     p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("-f", "--filename", action="append", metavar="PATH")
     p.add_argument("--wait", action="store_true")
@@ -408,7 +439,9 @@ def register(commands: Any) -> None:
     p.set_defaults(handler=cmd_delete)
 
     p = commands.add_parser("get", help="list applied resources")
-    p.add_argument("kind", nargs="?", help="virtualservice|vs, destinationrule|dr, gateway|gw")
+    p.add_argument(
+        "kind", nargs="?", help="virtualservice|vs, destinationrule|dr, gateway|gw, serviceentry|se"
+    )
     p.add_argument("name", nargs="?")
     p.add_argument("-o", "--output", choices=("table", "yaml", "json"), default="table")
     p.set_defaults(handler=cmd_get)

@@ -27,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     offline.register(commands)
     live.register(commands)
+    for command in commands.choices.values():
+        # Also after the command, as kubectl takes its global flags (meshctl analyze --mesh-dir D).
+        command.add_argument(
+            "--mesh-dir", default=argparse.SUPPRESS, help="the live mesh directory (env MESH_DIR)"
+        )
     return parser
 
 

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from mesh.config import hosts as hostnames
-from mesh.config.issues import Issue
+from mesh.config.issues import SKIPPED_KIND
 from mesh.config.loader import load_resources
 from mesh.config.resource import LoadResult
 from mesh.config.validate import analyze
 from mesh.lab.topology import COURSE, GATEWAY_LABELS, SERVICE_PORT
+from mesh.manager.findings import live_note, print_issues, sort_issues, split_by_file, worst
 from mesh.manager.yaml_files import load_paths
+from mesh.meshdir import MeshDir
 from mesh.routing import Forward, ProxyIdentity, RequestView, compile_config, decide
 from mesh.routing.table import RouteTable
 from mesh.snapshot import SNAPSHOT_FILE, Endpoint, Snapshot, SnapshotError
@@ -37,6 +39,11 @@ def register(commands: Any) -> None:
         "analyze", help="validate Istio YAML files or folders, Istio-analyzer style"
     )
     analyze_cmd.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
+    analyze_cmd.add_argument(
+        "--offline",
+        action="store_true",
+        help="analyze the files alone, not together with the live config of --mesh-dir",
+    )
     analyze_cmd.set_defaults(handler=run_analyze)
 
     route = commands.add_parser(
@@ -65,11 +72,6 @@ def register(commands: Any) -> None:
     route.set_defaults(handler=run_route)
 
 
-def _print_issues(issues: list[Issue]) -> None:
-    for issue in issues:
-        print(issue)
-
-
 def registry_topology(mesh_dir: str) -> Topology:
     """What the analyzer should assume for a live mesh: the lab's Services with every fresh
     pod, ready or not (IST0173 asks whether pods exist), or the lab's pods when none is
@@ -81,21 +83,38 @@ def registry_topology(mesh_dir: str) -> Topology:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
+    """Findings about the given files, analyzed with the live config of ``--mesh-dir`` (as
+    ``istioctl analyze`` does with the cluster) unless ``--offline``. Exit 1 on an Error in
+    the files; findings on live resources the files do not touch are summarised in one note."""
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         print(f"meshctl analyze: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 1
-    loaded = load_paths(args.paths)
-    topology = registry_topology(args.mesh_dir) if args.mesh_dir else COURSE
-    findings = loaded.issues + analyze(loaded.resources, topology)
-    findings.sort(key=lambda i: (i.file, i.line, i.path))
-    shown = [i for i in findings if i.severity != "Info" or i.code != "MSH0003"]
-    if not [i for i in shown if i.severity != "Info"]:
-        _print_issues(shown)
+    given = load_paths(args.paths)
+    files = {r.source.file for r in given.resources} | {i.file for i in given.issues if i.file}
+    mesh_dir = None if args.offline else args.mesh_dir
+    resources = list(given.resources)
+    issues = list(given.issues)
+    live_config = MeshDir(Path(mesh_dir)).config if mesh_dir else None
+    if mesh_dir and live_config is not None:
+        if not Path(mesh_dir).is_dir():
+            print(f"meshctl analyze: no mesh directory at {mesh_dir}", file=sys.stderr)
+            return 2
+        live = load_paths([live_config]) if live_config.is_dir() else LoadResult()
+        replaced = {(r.kind, r.namespace, r.name) for r in given.resources}
+        resources = [r for r in live.resources if r.key not in replaced] + resources
+        issues += live.issues
+    topology = registry_topology(mesh_dir) if mesh_dir else COURSE
+    issues += analyze(resources, topology)
+    mine, elsewhere = split_by_file(issues, files)
+    shown = [i for i in sort_issues(mine) if i.code != SKIPPED_KIND]
+    print_issues(shown, sys.stdout)
+    if worst(shown) in (None, "Info"):
         print("✔ No validation issues found")
-        return 0
-    _print_issues(shown)
-    return 1 if any(i.is_error for i in findings) else 0
+    note = live_note(elsewhere, str(live_config)) if live_config is not None else None
+    if note:
+        print(note)
+    return 1 if worst(mine) == "Error" else 0
 
 
 def _parse_headers(raw_headers: list[str]) -> dict[str, str] | str:
@@ -176,7 +195,7 @@ def run_route(args: argparse.Namespace) -> int:
         return 2
     loaded = simulated.loaded
     findings = loaded.issues + analyze(loaded.resources, simulated.topology)
-    blocking = [i for i in findings if i.is_error and i.code != "IST0173"]
+    blocking = [i for i in findings if i.is_error]
     if blocking:
         print("meshctl route: the config has errors; fix them first:", file=sys.stderr)
         for issue in blocking:

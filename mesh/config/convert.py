@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from mesh.config.model import DurationMarker, StringMatch
+from mesh.config.model import DurationMarker, HTTPMatchRequest, StringMatch
 
 # ---------------------------------------------------------------- names
 
@@ -88,6 +88,10 @@ class Converter:
         """One list entry or mapping value. One that failed (or is null where the model has
         no ``| None``) is reported and dropped, so no check downstream trips on a hole: a
         model that reports null entries itself types them ``X | None``."""
+        if value is None and hint is StringMatch:
+            # A null match is not {} (presence): Istio refuses it ("cannot be null").
+            self.fail(path, "may not be null (use {} to match any value)")
+            return _DROPPED
         before = len(self.problems)
         converted = self.convert(value, hint, path)
         if converted is None and type(None) not in typing.get_args(hint):
@@ -125,8 +129,16 @@ class Converter:
             if not isinstance(value, list):
                 self.fail(path, f"must be a list, not {type_name(value)}")
                 return ()
-            items = (self._entry(v, item, f"{path}[{i}]") for i, v in enumerate(value))
-            return tuple(entry for entry in items if entry is not _DROPPED)
+            items = []
+            for i, v in enumerate(value):
+                if v is None and item is HTTPMatchRequest:
+                    # Istio skips a null match entry: it matches like an empty one.
+                    items.append(HTTPMatchRequest())
+                    continue
+                entry = self._entry(v, item, f"{path}[{i}]")
+                if entry is not _DROPPED:
+                    items.append(entry)
+            return tuple(items)
         if origin in (Mapping, dict) or hint is dict:
             _, item = typing.get_args(hint) or (str, Any)
             if value is None:

@@ -26,7 +26,6 @@ UNREACHABLE_RULE = "IST0130"
 INEFFECTIVE_MATCH = "IST0131"
 HOST_NOT_FOUND_IN_GATEWAY = "IST0132"
 SCHEMA_WARNING = "IST0133"
-DEPRECATED = "IST0135"  # Istio: DeprecatedAnnotation/field; the lab uses it for deprecated fields
 CONFLICTING_GATEWAYS = "IST0145"
 SUBSET_SELECTS_NO_PODS = "IST0173"
 UNKNOWN_DR_HOST = "IST0174"
@@ -38,6 +37,8 @@ INPUT_TOO_LARGE = "MSH0004"
 OVERRIDDEN = "MSH0005"
 MTLS_CONFLICT = "MSH0006"  # Kiali's mTLS validations (DestinationRule vs PeerAuthentication)
 UNKNOWN_SERVICE_ACCOUNT = "MSH0007"  # Kiali's "Service Account not found for this principal"
+# Where the lab deliberately differs from Istio (README, "Lab decisions"): always said.
+LAB_DECISION = "MSH0008"
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,6 @@ MAX_FILE_BYTES = 1 << 20
 MAX_DOCUMENTS = 1000
 
 OTHER_ISTIO_KINDS = (
-    "ServiceEntry",
     "Sidecar",
     "EnvoyFilter",
     "WorkloadEntry",

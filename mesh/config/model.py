@@ -132,6 +132,7 @@ class HTTPRedirect:
     derive_port: Literal["FROM_PROTOCOL_DEFAULT", "FROM_REQUEST_PORT"] | None = None
     scheme: str | None = None
     redirect_code: int | None = None
+    prefix_rewrite: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,12 +224,50 @@ class HTTPRoute:
 
 
 @dataclass(frozen=True, slots=True)
+class RouteDestination:
+    destination: Destination | None = None
+    weight: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class L4MatchAttributes:
+    destination_subnets: tuple[str, ...] = ()
+    port: int | None = None
+    source_subnet: str | None = None
+    source_labels: Mapping[str, str] = field(default_factory=_empty_map)
+    gateways: tuple[str, ...] = ()
+    source_namespace: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TLSMatchAttributes:
+    sni_hosts: tuple[str, ...] = ()
+    destination_subnets: tuple[str, ...] = ()
+    port: int | None = None
+    source_labels: Mapping[str, str] = field(default_factory=_empty_map)
+    gateways: tuple[str, ...] = ()
+    source_namespace: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TCPRoute:
+    match: tuple[L4MatchAttributes, ...] = ()
+    route: tuple[RouteDestination, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TLSRoute:
+    match: tuple[TLSMatchAttributes, ...] = ()
+    route: tuple[RouteDestination, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class VirtualService:
     hosts: tuple[str, ...] = ()
     gateways: tuple[str, ...] = ()
     http: tuple[HTTPRoute, ...] = ()
-    tls: tuple[Any, ...] = ()  # TLS and TCP routes are accepted but not served by the lab
-    tcp: tuple[Any, ...] = ()
+    tls: tuple[TLSRoute, ...] = ()  # TLS and TCP routes are validated but not served by the lab
+    tcp: tuple[TCPRoute, ...] = ()
     export_to: tuple[str, ...] = ()
 
 
@@ -236,10 +275,17 @@ class VirtualService:
 
 
 @dataclass(frozen=True, slots=True)
+class CookieAttribute:
+    name: str = ""
+    value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HTTPCookie:
     name: str = ""
     path: str | None = None
     ttl: Duration | None = None
+    attributes: tuple[CookieAttribute, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,18 +315,68 @@ LBSimple = Literal[
 
 
 @dataclass(frozen=True, slots=True)
+class LocalityDistribute:
+    from_: str | None = field(default=None, metadata={"yaml": "from"})
+    to: Mapping[str, int] = field(default_factory=_empty_map)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalityFailover:
+    from_: str | None = field(default=None, metadata={"yaml": "from"})
+    to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LocalityLoadBalancerSetting:
+    distribute: tuple[LocalityDistribute, ...] = ()
+    failover: tuple[LocalityFailover, ...] = ()
+    failover_priority: tuple[str, ...] = ()
+    enabled: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneAwareLoadBalancerSetting:
+    enabled: bool | None = None
+    failover: tuple[LocalityFailover, ...] = ()
+    failover_priority: tuple[str, ...] = ()
+    min_cluster_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WarmupConfiguration:
+    duration: Duration | None = None
+    minimum_percent: float | None = None
+    aggression: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LoadBalancerSettings:
     simple: LBSimple | None = None
     consistent_hash: ConsistentHashLB | None = None
-    locality_lb_setting: Any = None
+    locality_lb_setting: LocalityLoadBalancerSetting | None = None
+    zone_aware_lb_setting: ZoneAwareLoadBalancerSetting | None = None
     warmup_duration_secs: Duration | None = None
+    warmup: WarmupConfiguration | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TcpKeepalive:
+    probes: int | None = None
+    time: Duration | None = None
+    interval: Duration | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionKeepalive:
+    interval: Duration | None = None
+    timeout: Duration | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class TCPSettings:
     max_connections: int | None = None
     connect_timeout: Duration | None = None
-    tcp_keepalive: Any = None
+    tcp_keepalive: TcpKeepalive | None = None
     max_connection_duration: Duration | None = None
     idle_timeout: Duration | None = None
 
@@ -295,6 +391,7 @@ class HTTPSettings:
     h2_upgrade_policy: Literal["DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"] | None = None
     use_client_protocol: bool | None = None
     max_concurrent_streams: int | None = None
+    http2_keep_alive: ConnectionKeepalive | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +411,7 @@ class OutlierDetection:
     base_ejection_time: Duration | None = None
     max_ejection_percent: int | None = None
     min_health_percent: int | None = None
+    outlier_detection_http_error_codes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,14 +437,34 @@ class PortTrafficPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class TunnelSettings:
+    protocol: str | None = None
+    target_host: str | None = None
+    target_port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyProtocol:
+    version: Literal["V1", "V2"] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryBudget:
+    percent: float | None = None
+    min_retry_concurrency: int | None = None
+    budget_interval: Duration | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TrafficPolicy:
     load_balancer: LoadBalancerSettings | None = None
     connection_pool: ConnectionPoolSettings | None = None
     outlier_detection: OutlierDetection | None = None
     tls: ClientTLSSettings | None = None
     port_level_settings: tuple[PortTrafficPolicy, ...] = ()
-    tunnel: Any = None
-    proxy_protocol: Any = None
+    tunnel: TunnelSettings | None = None
+    proxy_protocol: ProxyProtocol | None = None
+    retry_budget: RetryBudget | None = None
 
     def overridden_by(self, other: TrafficPolicy | None) -> TrafficPolicy:
         """This policy with ``other``'s set fields on top (a subset inherits field by field)."""
@@ -360,6 +478,7 @@ class TrafficPolicy:
             port_level_settings=other.port_level_settings or self.port_level_settings,
             tunnel=other.tunnel or self.tunnel,
             proxy_protocol=other.proxy_protocol or self.proxy_protocol,
+            retry_budget=other.retry_budget or self.retry_budget,
         )
 
     def for_port(self, port: int) -> TrafficPolicy:
@@ -411,6 +530,13 @@ class Port:
 
 
 @dataclass(frozen=True, slots=True)
+class TLSCertificate:
+    server_certificate: str | None = None
+    private_key: str | None = None
+    ca_certificates: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ServerTLSSettings:
     https_redirect: bool | None = None
     mode: (
@@ -425,9 +551,19 @@ class ServerTLSSettings:
     credential_name: str | None = None
     credential_names: tuple[str, ...] = ()
     subject_alt_names: tuple[str, ...] = ()
-    min_protocol_version: str | None = None
-    max_protocol_version: str | None = None
+    min_protocol_version: Literal["TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"] | None = (
+        None
+    )
+    max_protocol_version: Literal["TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"] | None = (
+        None
+    )
     cipher_suites: tuple[str, ...] = ()
+    ca_crl: str | None = None
+    ca_cert_credential_name: str | None = None
+    tls_certificates: tuple[TLSCertificate, ...] = ()
+    verify_certificate_spki: tuple[str, ...] = ()
+    verify_certificate_hash: tuple[str, ...] = ()
+    insecure_skip_verify: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -548,12 +684,53 @@ class AuthorizationPolicy:
 NETWORKING_GROUP = "networking.istio.io"
 SECURITY_GROUP = "security.istio.io"
 
+# ---------------------------------------------------------------- ServiceEntry
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePort:
+    number: int | None = None
+    protocol: str | None = None
+    name: str | None = None
+    target_port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadEntry:
+    address: str | None = None
+    ports: Mapping[str, int] = field(default_factory=_empty_map)
+    labels: Mapping[str, str] = field(default_factory=_empty_map)
+    network: str | None = None
+    locality: str | None = None
+    weight: int | None = None
+    service_account: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceEntryWorkloadSelector:
+    labels: Mapping[str, str] = field(default_factory=_empty_map)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceEntry:
+    hosts: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()
+    ports: tuple[ServicePort, ...] = ()
+    location: Literal["MESH_EXTERNAL", "MESH_INTERNAL"] | None = None
+    resolution: Literal["NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN", "DYNAMIC_DNS"] | None = None
+    endpoints: tuple[WorkloadEntry, ...] = ()
+    workload_selector: ServiceEntryWorkloadSelector | None = None
+    export_to: tuple[str, ...] = ()
+    subject_alt_names: tuple[str, ...] = ()
+
+
 SPEC_TYPES: dict[str, type] = {
     "VirtualService": VirtualService,
     "DestinationRule": DestinationRule,
     "Gateway": Gateway,
     "PeerAuthentication": PeerAuthentication,
     "AuthorizationPolicy": AuthorizationPolicy,
+    "ServiceEntry": ServiceEntry,
 }
 
 # The API group of each kind, and the versions the lab reads in each group.
@@ -563,6 +740,7 @@ SPEC_GROUPS: dict[str, str] = {
     "Gateway": NETWORKING_GROUP,
     "PeerAuthentication": SECURITY_GROUP,
     "AuthorizationPolicy": SECURITY_GROUP,
+    "ServiceEntry": NETWORKING_GROUP,
 }
 GROUP_VERSIONS: dict[str, tuple[str, ...]] = {
     NETWORKING_GROUP: ("v1alpha3", "v1beta1", "v1"),

@@ -2,7 +2,8 @@
 ones Istio accepts, and bare status codes (``"5xx,503"``).
 
 Primitives: ``parse_retry_on(text)`` → (condition tokens, status codes), used by the retry
-policy (``mesh.resilience.retry``), and ``unknown_retry_tokens(text)``, used by validation.
+policy (``mesh.resilience.retry``), and ``invalid_retry_policies(text)``, Istio's validation
+rule (the text split on commas exactly as written; a bare number must be an HTTP status).
 """
 
 from __future__ import annotations
@@ -44,6 +45,20 @@ def parse_retry_on(text: str) -> tuple[frozenset[str], frozenset[int]]:
     return frozenset(tokens), frozenset(codes)
 
 
-def unknown_retry_tokens(text: str) -> list[str]:
-    tokens, _ = parse_retry_on(text)
-    return sorted(t for t in tokens if t not in HTTP_RETRY_TOKENS | GRPC_RETRY_TOKENS)
+# The codes Go's net/http has a status text for: what Istio accepts as a bare retryOn status.
+KNOWN_HTTP_STATUSES = frozenset(
+    [100, 101, 102, 103, *range(200, 209), 226, *range(300, 306), 307, 308]
+    + [*range(400, 419), 421, 422, 423, 424, 425, 426, 428, 429, 431, 451]
+    + [*range(500, 509), 510, 511]
+)
+
+
+def invalid_retry_policies(text: str) -> list[str]:
+    """Istio's ValidateHTTPRetry: each comma-separated policy, as written (no trimming: Istio
+    refuses ``"5xx, reset"``), is an Envoy condition or a known HTTP status."""
+    known = HTTP_RETRY_TOKENS | GRPC_RETRY_TOKENS
+    return [
+        policy
+        for policy in text.split(",")
+        if policy not in known and not (policy.isdigit() and int(policy) in KNOWN_HTTP_STATUSES)
+    ]

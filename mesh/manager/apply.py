@@ -7,6 +7,11 @@ transaction reports. Primitives:
   topology)``: under the exclusive config lock, read ``config/``, plan the change
   (``configdir``), validate the *whole* resulting config against the topology (with the
   registry's live pods), then write it all or nothing and tell the manager ("publish now").
+  What an apply reports is the contract in README ("apply and status output"): the findings
+  about what you applied, kubectl's line per resource, and once, a note when live resources
+  you did not touch still carry warnings; a refusal names every error that refuses it,
+  including the errors the change causes in live resources.
+- ``with_annotation(resource, name, value)``: ``--allow-dangling`` marks what it applies.
 - ``wait_synced(mesh, expected, since, timeout)``: poll the snapshot and every live proxy's
   status until the manager published the change and every proxy applied that version.
 - ``snapshot_has(snapshot, expected)``: does a snapshot hold the expected resources (in the
@@ -19,6 +24,7 @@ to show, in order, in kubectl's and istioctl's words.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +35,7 @@ from mesh.config.loader import latest_definitions, load_text
 from mesh.config.normal_form import to_normal
 from mesh.config.resource import Resource
 from mesh.config.validate import analyze
+from mesh.config.validate.analyzer import ALLOW_DANGLING
 from mesh.manager.compile import blocking, resource_key, sort_resources
 from mesh.manager.configdir import (
     KINDS,
@@ -41,6 +48,7 @@ from mesh.manager.configdir import (
     plan_delete,
     read_files,
 )
+from mesh.manager.findings import live_note, sort_issues, split_by_file
 from mesh.manager.observe import ManagerView, MeshState
 from mesh.manager.registry import is_fresh, validation_topology
 from mesh.meshdir import MeshDir, config_lock, mark_applied
@@ -74,8 +82,8 @@ class Outcome:
     def say(self, text: str, *, err: bool = False) -> None:
         self.lines.append(Line(text, err))
 
-    def report(self, issues: Sequence[Issue]) -> None:
-        self.lines.extend(Line(str(issue), True) for issue in issues)
+    def report(self, issues: Sequence[Issue], indent: str = "") -> None:
+        self.lines.extend(Line(f"{indent}{issue}", True) for issue in issues)
 
     @property
     def text(self) -> str:
@@ -124,14 +132,19 @@ def apply_resources(
     topology: Topology,
     *,
     prune: bool = False,
+    allow_dangling: bool = False,
 ) -> Outcome:
     """Validate the resulting config and write it, or write nothing (``MeshDirError`` when the
-    config lock cannot be had)."""
+    config lock cannot be had). ``allow_dangling``: references to subsets, hosts or gateways
+    that are not defined are applied, as Istio does, with a warning each."""
+    if allow_dangling:
+        resources = [with_annotation(r, ALLOW_DANGLING, "true") for r in resources]
     if not resources and not any(i.is_error for i in input_issues):
         outcome = Outcome(REFUSED, issues=list(input_issues))
         outcome.report(input_issues)
         outcome.say("error: no objects passed to apply", err=True)
         return outcome
+    given = {r.source.file for r in resources} | {i.file for i in input_issues if i.file}
     with config_lock(mesh):
         files = read_files(mesh.config)
         try:
@@ -141,10 +154,18 @@ def apply_resources(
             outcome.say(f"error: {exc}; nothing applied", err=True)
             return outcome
         issues = [*input_issues, *validate_plan(mesh, plan, resources, topology, time.time())]
+        mine, elsewhere = split_by_file(issues, given)
         refused = blocking(issues)
         if refused:
             outcome = Outcome(REFUSED, issues=issues, plan=plan)
-            outcome.report(issues)
+            outcome.report(sort_issues(mine))
+            caused = blocking(elsewhere)
+            if caused:
+                outcome.say(
+                    "error: with this change, live resources you did not give would break:",
+                    err=True,
+                )
+                outcome.report(sort_issues(caused), indent="  ")
             outcome.say(
                 f"error: {len(refused)} error(s) in the resulting config; nothing applied "
                 "(the mesh keeps its current config)",
@@ -158,10 +179,24 @@ def apply_resources(
     expected = expected_state(resources)
     expected.update({key: None for key, action in plan.outcomes if action == "pruned"})
     outcome = Outcome(OK, issues=issues, plan=plan, expected=expected, written_at=written_at)
-    outcome.report(issues)  # warnings (IST0173 ...) do not stop an apply
+    outcome.report(sort_issues(mine))  # warnings (IST0173 ...) do not stop an apply
     for key, action in plan.outcomes:
         outcome.say(f"{key_text(key)} {action}")
+    note = live_note(elsewhere, str(mesh.config))
+    if note:
+        outcome.say(note, err=True)
     return outcome
+
+
+def with_annotation(resource: Resource, name: str, value: str) -> Resource:
+    """``resource`` with ``metadata.annotations[name] = value`` in its document."""
+    raw = dict(resource.raw)
+    metadata = dict(raw.get("metadata") or {})
+    annotations = dict(metadata.get("annotations") or {})
+    annotations[name] = value
+    metadata["annotations"] = annotations
+    raw["metadata"] = metadata
+    return dataclasses.replace(resource, raw=raw)
 
 
 def delete_keys(mesh: MeshDir, keys: Sequence[Key], topology: Topology) -> Outcome:
@@ -176,7 +211,7 @@ def delete_keys(mesh: MeshDir, keys: Sequence[Key], topology: Topology) -> Outco
             refused = blocking(issues)
             if refused:
                 outcome = Outcome(REFUSED, issues=issues, plan=plan)
-                outcome.report(refused)
+                outcome.report(sort_issues(refused))
                 names = ", ".join(key_text(k) for k in found)
                 outcome.say(
                     f"error: deleting {names} would leave the config broken; nothing deleted",

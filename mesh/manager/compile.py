@@ -2,8 +2,8 @@
 
 Primitives:
 
-- ``blocking(issues)``: the findings that refuse a config — every error except IST0173 (a
-  subset that selects no pods yet; Lab decision 10: rollouts start that way).
+- ``blocking(issues)``: the findings that refuse a config: every error (a subset that selects
+  no pods yet, IST0173, is a warning: Lab decision 10).
 - ``resource_key(raw)`` / ``sort_resources(raws)``: the deterministic order of resources in a
   snapshot (kind, namespace, name), so the content hash only changes when content does.
 - ``next_snapshot(published, raws, endpoints, now, services=...)``: a new ``Snapshot`` (with
@@ -19,16 +19,15 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mesh.config.issues import SUBSET_SELECTS_NO_PODS, Issue
+from mesh.config.issues import Issue
 from mesh.snapshot import Endpoint, Snapshot
 from mesh.topology import Service
 
-NON_BLOCKING = frozenset({SUBSET_SELECTS_NO_PODS})
 DEFAULT_NAMESPACE = "default"
 
 
 def blocking(issues: Iterable[Issue]) -> list[Issue]:
-    return [i for i in issues if i.is_error and i.code not in NON_BLOCKING]
+    return [i for i in issues if i.is_error]
 
 
 def resource_key(raw: Mapping[str, Any]) -> tuple[str, str, str]:

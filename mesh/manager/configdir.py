@@ -40,6 +40,7 @@ KINDS: dict[str, str] = {
     "VirtualService": "virtualservices",
     "DestinationRule": "destinationrules",
     "Gateway": "gateways",
+    "ServiceEntry": "serviceentries",
 }
 KIND_ALIASES: dict[str, str] = {
     "virtualservice": "VirtualService",
@@ -51,6 +52,9 @@ KIND_ALIASES: dict[str, str] = {
     "gateway": "Gateway",
     "gateways": "Gateway",
     "gw": "Gateway",
+    "serviceentry": "ServiceEntry",
+    "serviceentries": "ServiceEntry",
+    "se": "ServiceEntry",
 }
 for _kind, _plural in KINDS.items():
     KIND_ALIASES[f"{_kind.lower()}.{GROUP}"] = _kind

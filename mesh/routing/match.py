@@ -149,6 +149,15 @@ def _combine(conditions: list[Condition]) -> Condition:
     return test_all
 
 
+# The pseudo-headers a header match may name, read from the request's attributes.
+PSEUDO_HEADERS: dict[str, Callable[[RequestView], str]] = {
+    ":method": lambda r: r.method,
+    ":path": lambda r: r.path,
+    ":authority": lambda r: r.host,
+    ":scheme": lambda r: r.scheme,
+}
+
+
 def compile_match(
     match: HTTPMatchRequest, regex_sets: HeaderRegexSets | None = None
 ) -> RequestMatcher:
@@ -171,6 +180,12 @@ def compile_match(
         wanted_port = match.port
         conditions.append(lambda r, p, c: r.port == wanted_port)
     for raw_name, header_match in match.headers.items():
+        pseudo = PSEUDO_HEADERS.get(raw_name.lower())
+        if pseudo is not None:
+            # Envoy matches :method, :path, :authority, :scheme as headers too (Istio allows them).
+            pseudo_ok = compile_string_match(header_match) if header_match.kind else None
+            conditions.append(lambda r, p, c, get=pseudo, ok=pseudo_ok: ok is None or ok(get(r)))
+            continue
         conditions.append(_header_condition(raw_name.lower(), header_match, regex_sets))
     for raw_name, header_match in match.without_headers.items():
         conditions.append(_without_header_condition(raw_name.lower(), header_match))
@@ -179,7 +194,9 @@ def compile_match(
     if not conditions:  # e.g. only sourceLabels/gateways, already applied at compile time
         conditions.append(lambda r, p, c: True)
     uri_prefix = match.uri.value if match.uri is not None and match.uri.kind == "prefix" else None
-    required = frozenset(name.lower() for name in match.headers)
+    required = frozenset(
+        name.lower() for name in match.headers if name.lower() not in PSEUDO_HEADERS
+    )
     return RequestMatcher(_combine(conditions), uri_prefix, required)
 
 

@@ -4,9 +4,15 @@ Two layers, as in Istio: the webhook's per-resource checks (one module per kind:
 ``virtual_service``, ``destination_rule``, ``gateway``; shared value checks in ``values``),
 dispatched by ``RESOURCE_CHECKS``, and the analyzers' cross-resource checks here
 (``IST0101`` missing host/subset/gateway, ``IST0109`` two mesh VirtualServices for a host,
-``IST0132`` host not in gateway, ``IST0145`` conflicting gateways, ``IST0173`` subset that
-selects no pods, ``IST0174`` DestinationRule for an unknown host), plus deprecations and the
-lab's own notes (fields the lab accepts but does not act on).
+``IST0112`` a multi-port destination without a port, ``IST0132`` host not in gateway,
+``IST0145`` conflicting gateways, ``IST0173`` subset that selects no pods, ``IST0174``
+DestinationRule for an unknown host), plus the lab's own notes (``MSH0008``: where the lab
+deliberately differs, README "Lab decisions").
+
+Hosts are the topology's Services and the hosts of the ServiceEntries among the resources.
+A resource annotated ``meshlab.io/allow-dangling: "true"`` (``meshctl apply
+--allow-dangling``) gets its dangling references (IST0101: a subset, host or gateway that is
+not defined) as warnings: it is applied, and requests fail as in Istio (503 NC, 404 NR).
 
 Known hosts, pods and gateway pods come from the ``Topology`` passed in: the lab's, with the
 live registry's pods when a mesh runs, so ``reviews`` is a known host and IST0173 works
@@ -20,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from mesh.config import hosts as hostnames
 from mesh.config import issues as codes
 from mesh.config.issues import Issue
-from mesh.config.model import Destination, DestinationRule, Gateway, VirtualService
+from mesh.config.model import Destination, DestinationRule, Gateway, ServiceEntry, VirtualService
 from mesh.config.resource import Resource
 from mesh.config.validate.authorization_policy import (
     check_authorization_policy,
@@ -29,6 +35,7 @@ from mesh.config.validate.authorization_policy import (
 from mesh.config.validate.destination_rule import check_destination_rule
 from mesh.config.validate.gateway import check_gateway
 from mesh.config.validate.peer_authentication import check_peer_authentication
+from mesh.config.validate.service_entry import check_service_entry
 from mesh.config.validate.virtual_service import check_virtual_service
 from mesh.topology import Pod, Topology
 
@@ -39,7 +46,42 @@ RESOURCE_CHECKS: dict[str, Callable[[Resource, list[Issue]], None]] = {
     "Gateway": check_gateway,
     "PeerAuthentication": check_peer_authentication,
     "AuthorizationPolicy": check_authorization_policy,
+    "ServiceEntry": check_service_entry,
 }
+
+
+ALLOW_DANGLING = "meshlab.io/allow-dangling"
+
+
+def allows_dangling(resource: Resource) -> bool:
+    metadata = resource.raw.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    return (
+        isinstance(annotations, Mapping) and str(annotations.get(ALLOW_DANGLING)).lower() == "true"
+    )
+
+
+def dangling(resource: Resource, path: str, message: str) -> Issue:
+    """IST0101 for a reference that does not resolve: an error, or a warning when the
+    resource allows it (Istio's behaviour: applied, and requests fail)."""
+    if allows_dangling(resource):
+        return resource.issue(
+            "Warning",
+            codes.REFERENCED_RESOURCE_NOT_FOUND,
+            path,
+            f"{message} [applied anyway: {ALLOW_DANGLING}]",
+        )
+    return resource.issue("Error", codes.REFERENCED_RESOURCE_NOT_FOUND, path, message)
+
+
+def service_entry_hosts(resources: Sequence[Resource]) -> dict[str, Resource]:
+    """Normalised host → the ServiceEntry that declares it."""
+    hosts: dict[str, Resource] = {}
+    for resource in resources:
+        if resource.kind == "ServiceEntry":
+            for host in resource.spec.hosts:
+                hosts.setdefault(hostnames.normalize(host), resource)
+    return hosts
 
 
 def analyze(resources: Sequence[Resource], topology: Topology) -> list[Issue]:
@@ -68,6 +110,12 @@ def analyze(resources: Sequence[Resource], topology: Topology) -> list[Issue]:
             check(resource, out)
         check_dry_run_annotation(resource, out)
     unique = list(seen.values())
+    entries = service_entry_hosts(unique)
+    ports = {
+        hostnames.normalize(s.name): tuple(p.number for p in s.ports) for s in topology.services
+    }
+    for host, entry in entries.items():
+        ports.setdefault(host, tuple(p.number for p in entry.spec.ports if p.number))
     rules = [r for r in unique if r.kind == "DestinationRule"]
     gateways = {r.name: r for r in unique if r.kind == "Gateway"}
     subsets: dict[str, dict[str, Mapping[str, str]]] = {}
@@ -75,17 +123,28 @@ def analyze(resources: Sequence[Resource], topology: Topology) -> list[Issue]:
         host = hostnames.normalize(rule.spec.host)
         for subset in rule.spec.subsets:
             subsets.setdefault(host, {})[subset.name] = subset.labels
-    _check_destination_refs(unique, services, subsets, out)
+    _check_destination_refs(unique, services, entries, ports, subsets, out)
     _check_gateway_bindings(unique, gateways, out)
     _check_mesh_conflicts(unique, out)
-    _check_subsets_select_pods(rules, pods, services, out)
+    _check_subsets_select_pods(rules, pods, services, entries, out)
     _check_gateway_selectors(gateways.values(), gateway_pods, out)
+    _check_service_entries(entries, services, out)
     return out
+
+
+def _known_host(host: str, services: set[str], entries: Mapping[str, Resource]) -> bool:
+    if host in services or host in entries:
+        return True
+    return any(
+        pattern.startswith("*") and hostnames.host_matches(pattern, host) for pattern in entries
+    )
 
 
 def _check_destination_refs(
     resources: Sequence[Resource],
     services: set[str],
+    entries: Mapping[str, Resource],
+    ports: Mapping[str, tuple[int, ...]],
     subsets: Mapping[str, Mapping[str, Mapping[str, str]]],
     out: list[Issue],
 ) -> None:
@@ -106,36 +165,94 @@ def _check_destination_refs(
                 for k, m in enumerate(route.mirrors)
                 if m.destination is not None
             ]
-            for path, destination in refs:
-                if not destination.host:
-                    continue
-                host = hostnames.normalize(destination.host)
-                if host not in services:
-                    known = ", ".join(sorted(services))
-                    out.append(
-                        resource.issue(
-                            "Error",
-                            codes.REFERENCED_RESOURCE_NOT_FOUND,
-                            f"{path}.host",
-                            f"host {destination.host!r} is not a known service (known: {known})",
-                        )
-                    )
-                    continue
-                if destination.subset and destination.subset not in subsets.get(host, {}):
-                    defined = sorted(subsets.get(host, {}))
-                    hint = (
-                        f"defined subsets: {', '.join(defined)}"
-                        if defined
-                        else "no DestinationRule defines subsets for it: apply the DestinationRule first, or together"
-                    )
-                    out.append(
-                        resource.issue(
-                            "Error",
-                            codes.REFERENCED_RESOURCE_NOT_FOUND,
-                            f"{path}.subset",
-                            f'subset "{destination.subset}" is not defined for host {host} ({hint})',
-                        )
-                    )
+            _check_refs(resource, refs, services, entries, ports, subsets, out)
+        for field_name, l4_routes in (("tcp", spec.tcp), ("tls", spec.tls)):
+            for i, l4 in enumerate(l4_routes):
+                l4_refs = [
+                    (f"{field_name}[{i}].route[{k}].destination", d.destination)
+                    for k, d in enumerate(l4.route)
+                    if d.destination is not None
+                ]
+                _check_refs(resource, l4_refs, services, entries, ports, subsets, out)
+
+
+def _check_refs(
+    resource: Resource,
+    refs: Sequence[tuple[str, Destination]],
+    services: set[str],
+    entries: Mapping[str, Resource],
+    ports: Mapping[str, tuple[int, ...]],
+    subsets: Mapping[str, Mapping[str, Mapping[str, str]]],
+    out: list[Issue],
+) -> None:
+    for path, destination in refs:
+        if not destination.host:
+            continue
+        host = hostnames.normalize(destination.host)
+        if not _known_host(host, services, entries):
+            known = ", ".join(sorted({*services, *entries}))
+            out.append(
+                dangling(
+                    resource,
+                    f"{path}.host",
+                    f"host {destination.host!r} is not a known service or ServiceEntry "
+                    f"host (known: {known}); Istio would route it to a cluster that does "
+                    "not exist: 503 NC",
+                )
+            )
+            continue
+        _check_port_selector(resource, path, host, destination, ports, out)
+        if destination.subset and destination.subset not in subsets.get(host, {}):
+            defined = sorted(subsets.get(host, {}))
+            hint = (
+                f"defined subsets: {', '.join(defined)}"
+                if defined
+                else "no DestinationRule defines subsets for it"
+            )
+            out.append(
+                dangling(
+                    resource,
+                    f"{path}.subset",
+                    f'subset "{destination.subset}" is not defined for host {host} '
+                    f"({hint}). Apply the DestinationRule first, or in the same apply "
+                    "(meshctl apply -f dr.yaml -f vs.yaml); Istio would accept this and "
+                    "answer 503 NC (meshctl apply --allow-dangling shows that)",
+                )
+            )
+
+
+def _check_port_selector(
+    resource: Resource,
+    path: str,
+    host: str,
+    destination: Destination,
+    ports: Mapping[str, tuple[int, ...]],
+    out: list[Issue],
+) -> None:
+    """Istio's destinationhosts analyzer: IST0112 when the port is ambiguous, IST0101 when
+    the port is not the service's."""
+    known = ports.get(host, ())
+    number = destination.port.number if destination.port is not None else None
+    if number is None:
+        if len(known) > 1:
+            out.append(
+                resource.issue(
+                    "Error",
+                    codes.PORT_SELECTOR_REQUIRED,
+                    f"{path}.port",
+                    f"This VirtualService routes to a service {host!r} that exposes multiple "
+                    f"ports {list(known)}. Specifying a port in the destination is required to "
+                    "disambiguate.",
+                )
+            )
+    elif known and number not in known:
+        out.append(
+            dangling(
+                resource,
+                f"{path}.port",
+                f"port {number} is not a port of {host} (its ports: {list(known)})",
+            )
+        )
 
 
 def _check_gateway_bindings(
@@ -157,9 +274,8 @@ def _check_gateway_bindings(
             gateway = gateways.get(key)
             if gateway is None:
                 out.append(
-                    resource.issue(
-                        "Error",
-                        codes.REFERENCED_RESOURCE_NOT_FOUND,
+                    dangling(
+                        resource,
                         path,
                         f'gateway "{name}" is not defined'
                         + (f" (defined: {', '.join(sorted(gateways))})" if gateways else ""),
@@ -216,7 +332,11 @@ def _check_mesh_conflicts(resources: Sequence[Resource], out: list[Issue]) -> No
 
 
 def _check_subsets_select_pods(
-    rules: Sequence[Resource], pods: Sequence[Pod], services: set[str], out: list[Issue]
+    rules: Sequence[Resource],
+    pods: Sequence[Pod],
+    services: set[str],
+    entries: Mapping[str, Resource],
+    out: list[Issue],
 ) -> None:
     hosts_seen: dict[str, Resource] = {}
     for resource in rules:
@@ -235,14 +355,16 @@ def _check_subsets_select_pods(
             )
         hosts_seen.setdefault(host, resource)
         if host not in services:
-            out.append(
-                resource.issue(
-                    "Warning",
-                    codes.UNKNOWN_DR_HOST,
-                    "host",
-                    f"host {spec.host!r} is not a known service: this DestinationRule has no effect",
+            if not _known_host(host, services, entries):
+                out.append(
+                    resource.issue(
+                        "Warning",
+                        codes.UNKNOWN_DR_HOST,
+                        "host",
+                        f"host {spec.host!r} is not a known service or ServiceEntry host: this "
+                        "DestinationRule has no effect",
+                    )
                 )
-            )
             continue
         service_pods = [p for p in pods if hostnames.normalize(p.service) == host]
         for i, subset in enumerate(spec.subsets):
@@ -253,11 +375,13 @@ def _check_subsets_select_pods(
             ):
                 out.append(
                     resource.issue(
-                        "Error",
+                        "Warning",
                         codes.SUBSET_SELECTS_NO_PODS,
                         f"subsets[{i}]",
                         f'subset "{subset.name}" (labels {dict(subset.labels)}) selects no pods of '
-                        f"{host}: requests routed to it get 503 no healthy upstream (UH)",
+                        f"{host}: requests routed to it get 503 no healthy upstream (UH). Istio "
+                        "reports this as an error; the lab warns (Lab decision 10): a rollout "
+                        "starts with a subset whose pods are not deployed yet",
                     )
                 )
 
@@ -300,3 +424,39 @@ def _check_gateway_selectors(
                     )
                 else:
                     claimed[key] = resource
+
+
+def _check_service_entries(
+    entries: Mapping[str, Resource], services: set[str], out: list[Issue]
+) -> None:
+    """What a ServiceEntry host resolves to in the lab (Lab decision 11)."""
+    reported: set[int] = set()
+    for host, resource in entries.items():
+        if id(resource) in reported:
+            continue
+        reported.add(id(resource))
+        spec: ServiceEntry = resource.spec
+        if host in services:
+            continue  # a ServiceEntry naming a lab Service adds nothing to resolve
+        if spec.endpoints:
+            addresses = ", ".join(e.address or "?" for e in spec.endpoints)
+            out.append(
+                resource.issue(
+                    "Info",
+                    codes.LAB_DECISION,
+                    "endpoints",
+                    f"requests for {', '.join(spec.hosts)} go to {addresses} (Lab decision 11)",
+                )
+            )
+        else:
+            out.append(
+                resource.issue(
+                    "Info",
+                    codes.LAB_DECISION,
+                    "hosts",
+                    f"the lab has no outside network: requests for {', '.join(spec.hosts)} get "
+                    "503 no healthy upstream (UH), as Envoy answers when a name resolves to no "
+                    "address; give endpoints (a lab container or process) to reach one "
+                    "(Lab decision 11)",
+                )
+            )

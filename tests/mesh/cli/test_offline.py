@@ -57,7 +57,7 @@ def test_analyze_warnings_exit_0(tmp_path, capsys) -> None:
     code, out, _ = run(
         capsys, "analyze", str(SCENARIOS / "reset.yaml"), str(SCENARIOS / "circuit-breaker.yaml")
     )
-    assert code == 0 and "Warning [IST0135]" in out and "consecutiveErrors" in out
+    assert code == 0 and "Warning [IST0133]" in out and "consecutiveErrors" in out
 
 
 def test_analyze_missing_path_and_garbage_never_trace(tmp_path, capsys) -> None:
@@ -244,7 +244,7 @@ def test_analyze_with_a_live_registry_knows_which_pods_exist(tmp_path, capsys) -
     code, out, _ = run(
         capsys, "--mesh-dir", str(tmp_path), "analyze", str(SCENARIOS / "reset.yaml")
     )
-    assert code == 1
+    assert code == 0  # IST0173 is a warning in the lab (Lab decision 10)
     reviews = [line for line in out.splitlines() if "(DestinationRule reviews " in line]
     assert [line.split(") ")[1].split(":")[0] for line in reviews] == ["subsets[1]", "subsets[2]"]
-    assert all(line.startswith("Error [IST0173]") for line in reviews)
+    assert all(line.startswith("Warning [IST0173]") for line in reviews)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mesh.config.retry_on import parse_retry_on, unknown_retry_tokens
+from mesh.config.retry_on import invalid_retry_policies, parse_retry_on
 
 
 def test_bare_status_codes_mean_retriable_status_codes() -> None:
@@ -12,5 +12,8 @@ def test_bare_status_codes_mean_retriable_status_codes() -> None:
 
 
 def test_unknown_tokens_are_named_sorted() -> None:
-    assert unknown_retry_tokens("5xx,sometimes,unavailable,always") == ["always", "sometimes"]
-    assert unknown_retry_tokens("connect-failure,cancelled,409") == []
+    assert invalid_retry_policies("5xx,sometimes,unavailable,always") == ["sometimes", "always"]
+    assert invalid_retry_policies("connect-failure,cancelled,409") == []
+    # Istio splits on commas as written and knows only real HTTP statuses.
+    assert invalid_retry_policies("5xx, reset") == [" reset"]
+    assert invalid_retry_policies("599,5xx,") == ["599", ""]

@@ -27,9 +27,9 @@ def vs(name, subset="v1", namespace=None):
 EP = Endpoint("reviews-v1", "reviews", "127.0.0.1", 9080, {"app": "reviews", "version": "v1"})
 
 
-def test_ist0173_does_not_block_but_other_errors_do():
+def test_warnings_do_not_block_but_errors_do():
     issues = [
-        Issue("Error", "IST0173", "subset selects no pods"),
+        Issue("Warning", "IST0173", "subset selects no pods"),
         Issue("Warning", "IST0133", "weights"),
     ]
     assert blocking(issues) == []

@@ -521,3 +521,25 @@ def test_gateway_merging_two_virtual_services_keeps_header_rules() -> None:
                        headers={"end-user": "jason"})) == "reviews/v2"  # fmt: skip
     assert label(route(rt, "shop.example", path="/b", port=80)) == "404 NR"
     assert label(route(rt, "shop.example", path="/a", port=80)) == "reviews/v1"
+
+
+def test_pseudo_header_match_reads_the_request() -> None:
+    """Istio accepts ``headers: {':method': {exact: POST}}``; Envoy matches it on the method."""
+    rt = table(
+        doc(
+            "VirtualService",
+            "reviews",
+            """
+            hosts: [reviews]
+            http:
+            - match:
+              - headers: {':method': {exact: POST}}
+              route: [{destination: {host: reviews}}]
+            - route: [{destination: {host: reviews}}]
+            """,
+        ),
+        endpoints=pods("reviews:v1"),
+    )
+    post, get = route(rt, method="POST"), route(rt, method="GET")
+    assert isinstance(post, Forward) and isinstance(get, Forward)
+    assert (post.rule_index, get.rule_index) == (0, 1)

@@ -7,8 +7,60 @@ import pytest
 
 from tests.helpers import ROUTE, assert_finding, doc, docs, findings, pods, vs
 
+CNN = doc(
+    "ServiceEntry",
+    "cnn",
+    """
+    hosts: [edition.cnn.com]
+    ports:
+    - {number: 80, name: http-port, protocol: HTTP}
+    - {number: 443, name: https-port, protocol: HTTPS}
+    resolution: DNS
+    """,
+)
 CASES = [
     # (id, yaml, expected "Severity CODE path" prefix, message fragment)
+    (
+        "service-entry-host-is-known",
+        docs(
+            CNN,
+            vs(
+                "hosts: [edition.cnn.com]\nhttp:\n- route:\n  - destination: {host: edition.cnn.com, port: {number: 80}}"
+            ),
+        ),
+        "Info MSH0008 hosts",
+        "503 no healthy upstream (UH)",
+    ),
+    (
+        "multi-port-destination-needs-a-port",
+        docs(
+            CNN,
+            vs(
+                "hosts: [edition.cnn.com]\nhttp:\n- route:\n  - destination: {host: edition.cnn.com}"
+            ),
+        ),
+        "Error IST0112 http[0].route[0].destination.port",
+        "exposes multiple ports [80, 443]",
+    ),
+    (
+        "destination-port-not-the-services",
+        vs(
+            "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews, port: {number: 8080}}"
+        ),
+        "Error IST0101 http[0].route[0].destination.port",
+        "port 8080 is not a port of reviews",
+    ),
+    (
+        "allow-dangling-makes-a-warning",
+        vs(
+            "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews, subset: v9}"
+        ).replace(
+            "  name: reviews\n",
+            "  name: reviews\n  annotations: {meshlab.io/allow-dangling: 'true'}\n",
+        ),
+        "Warning IST0101 http[0].route[0].destination.subset",
+        "applied anyway",
+    ),
     (
         "subset-undefined",
         vs("hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews, subset: v9}"),
@@ -60,7 +112,7 @@ CASES = [
             "reviews",
             "host: reviews\nsubsets:\n- {name: v9, labels: {version: v9}}",
         ),
-        "Error IST0173 subsets[0]",
+        "Warning IST0173 subsets[0]",
         "selects no pods",
     ),
     (
@@ -110,6 +162,6 @@ def test_live_endpoints_decide_ist0173() -> None:
     )
     found = findings(text, endpoints=pods("reviews:v1"))
     assert [f for f in found if "IST0173" in f] == [
-        f for f in found if f.startswith("Error IST0173 subsets[1]")
+        f for f in found if f.startswith("Warning IST0173 subsets[1]")
     ]
     assert len([f for f in found if "IST0173" in f]) == 1

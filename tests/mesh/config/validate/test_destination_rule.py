@@ -25,7 +25,7 @@ CASES = [
             "details",
             "host: details\ntrafficPolicy:\n  outlierDetection: {consecutiveErrors: 2}",
         ),
-        "Warning IST0135 trafficPolicy.outlierDetection.consecutiveErrors",
+        "Warning IST0133 trafficPolicy.outlierDetection.consecutiveErrors",
         "deprecated",
     ),
     (
@@ -35,8 +35,8 @@ CASES = [
             "details",
             "host: details\ntrafficPolicy:\n  outlierDetection: {maxEjectionPercent: 120}",
         ),
-        "Error IST0106 trafficPolicy.outlierDetection",
-        "between 0 and 100",
+        "Error IST0106 trafficPolicy.outlierDetection.maxEjectionPercent",
+        "not in range 0..100",
     ),
     (
         "empty-traffic-policy",
@@ -51,7 +51,7 @@ CASES = [
             "details",
             "host: details\ntrafficPolicy:\n  tls: {mode: ISTIO_MUTUAL}",
         ),
-        "Info MSH0002 trafficPolicy.tls",
+        "Info MSH0008 trafficPolicy.tls",
         "no effect",
     ),
     # Istio's ValidateTLS (pkg/config/validation/agent).

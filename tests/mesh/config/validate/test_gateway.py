@@ -16,7 +16,7 @@ CASES = [
             "selector: {istio: ingressgateway}\nservers:\n- port: {number: 8080, protocol: HTTP}\n  hosts: ['*']",
         ),
         "Error IST0106 servers[0].port.name",
-        "required",
+        "must be set",
     ),
 ]
 
