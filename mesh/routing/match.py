@@ -183,8 +183,7 @@ def compile_match(
         pseudo = PSEUDO_HEADERS.get(raw_name.lower())
         if pseudo is not None:
             # Envoy matches :method, :path, :authority, :scheme as headers too (Istio allows them).
-            pseudo_ok = compile_string_match(header_match) if header_match.kind else None
-            conditions.append(lambda r, p, c, get=pseudo, ok=pseudo_ok: ok is None or ok(get(r)))
+            conditions.append(_pseudo_header_condition(pseudo, header_match))
             continue
         conditions.append(_header_condition(raw_name.lower(), header_match, regex_sets))
     for raw_name, header_match in match.without_headers.items():
@@ -222,6 +221,15 @@ def _header_condition(
         return value is not None and value_ok(value)
 
     return condition
+
+
+def _pseudo_header_condition(
+    read: Callable[[RequestView], str], header_match: StringMatch
+) -> Condition:
+    if not header_match.kind:  # {}: the pseudo-header is always there
+        return lambda r, p, c: True
+    matches = compile_string_match(header_match)
+    return lambda r, p, c: matches(read(r))
 
 
 def _without_header_condition(name: str, header_match: StringMatch) -> Condition:

@@ -26,7 +26,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from mesh.config import hosts as hostnames
 from mesh.config import issues as codes
 from mesh.config.issues import Issue
-from mesh.config.model import Destination, DestinationRule, Gateway, ServiceEntry, VirtualService
+from mesh.config.model import (
+    Destination,
+    DestinationRule,
+    Gateway,
+    ServiceEntry,
+    TCPRoute,
+    TLSRoute,
+    VirtualService,
+)
 from mesh.config.resource import Resource
 from mesh.config.validate.authorization_policy import (
     check_authorization_policy,
@@ -166,14 +174,17 @@ def _check_destination_refs(
                 if m.destination is not None
             ]
             _check_refs(resource, refs, services, entries, ports, subsets, out)
-        for field_name, l4_routes in (("tcp", spec.tcp), ("tls", spec.tls)):
-            for i, l4 in enumerate(l4_routes):
-                l4_refs = [
-                    (f"{field_name}[{i}].route[{k}].destination", d.destination)
-                    for k, d in enumerate(l4.route)
-                    if d.destination is not None
-                ]
-                _check_refs(resource, l4_refs, services, entries, ports, subsets, out)
+        l4_routes: list[tuple[str, TCPRoute | TLSRoute]] = [
+            *((f"tcp[{i}]", r) for i, r in enumerate(spec.tcp)),
+            *((f"tls[{i}]", r) for i, r in enumerate(spec.tls)),
+        ]
+        for l4_path, l4 in l4_routes:
+            l4_refs = [
+                (f"{l4_path}.route[{k}].destination", d.destination)
+                for k, d in enumerate(l4.route)
+                if d.destination is not None
+            ]
+            _check_refs(resource, l4_refs, services, entries, ports, subsets, out)
 
 
 def _check_refs(

@@ -191,11 +191,14 @@ def check_connection_pool(found: Findings, path: str, pool: ConnectionPoolSettin
         keepalive = http.http2_keep_alive
         if keepalive is not None:
             kpath = f"{hpath}.http2KeepAlive"
-            for value, what in ((keepalive.interval, "interval"), (keepalive.timeout, "timeout")):
-                if value is None:
+            for duration, what in (
+                (keepalive.interval, "interval"),
+                (keepalive.timeout, "timeout"),
+            ):
+                if duration is None:
                     found.error(kpath, f"http2 keepalive {what} is required")
                 else:
-                    check_duration(found, f"{kpath}.{what}", value)
+                    check_duration(found, f"{kpath}.{what}", duration)
     tcp = pool.tcp
     if tcp is not None:
         tpath = f"{path}.tcp"
