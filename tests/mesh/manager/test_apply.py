@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
+from mesh.config.loader import load_text
 from mesh.lab.topology import COURSE
 from mesh.manager.apply import (
     OK,
@@ -18,7 +20,7 @@ from mesh.manager.apply import (
 )
 from mesh.meshdir import MeshDir
 from mesh.snapshot import Snapshot
-from tests.helpers import BOOKINFO_RULES, ROUTE, docs, load, vs
+from tests.helpers import BOOKINFO_RULES, ROUTE, doc, docs, load, vs
 
 
 @pytest.fixture
@@ -79,3 +81,32 @@ def test_waiting_without_a_manager_says_so(mesh: MeshDir) -> None:
     outcome = wait_synced(mesh, {}, 0.0, 0.05)
     assert outcome.code == 2
     assert outcome.text == "error: timed out after 0.05s: the manager is not running\n"
+
+
+DANGLING = doc("VirtualService", "reviews", f"hosts: [reviews]\nhttp:\n- {ROUTE}")
+# The course runs ratings v1 only: a v2 subset selects no pods (IST0173, a warning).
+RATINGS_V2 = doc(
+    "DestinationRule", "ratings", "host: ratings\nsubsets:\n- {name: v2, labels: {version: v2}}"
+)
+
+
+def test_findings_about_earlier_applies_are_one_note_not_repeated(mesh: MeshDir) -> None:
+    rules = load_text(docs(BOOKINFO_RULES, RATINGS_V2), "rules.yaml")
+    first = apply_resources(mesh, rules.resources, rules.issues, COURSE)
+    assert first.code == OK and "Warning [IST0173]" in first.text
+    vs_only = load_text(DANGLING, "vs.yaml")
+    second = apply_resources(mesh, vs_only.resources, vs_only.issues, COURSE)
+    assert second.code == OK
+    assert "IST0173" not in second.text
+    (note,) = [line for line in second.lines if line.text.startswith("note: the live config")]
+    assert note.err and note is second.lines[-1]
+
+
+def test_allow_dangling_writes_the_annotation_and_applies_with_a_warning(mesh: MeshDir) -> None:
+    loaded = load_text(DANGLING, "vs.yaml")
+    refused = apply_resources(mesh, loaded.resources, loaded.issues, COURSE)
+    assert refused.code == REFUSED and "Error [IST0101]" in refused.text
+    applied = apply_resources(mesh, loaded.resources, loaded.issues, COURSE, allow_dangling=True)
+    assert applied.code == OK and "Warning [IST0101]" in applied.text
+    written = yaml.safe_load((mesh.config / "virtualservice-reviews.yaml").read_text())
+    assert written["metadata"]["annotations"] == {"meshlab.io/allow-dangling": "true"}

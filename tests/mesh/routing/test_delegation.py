@@ -4,9 +4,11 @@ the delegate's rules, each with the root's match and the root's settings it leav
 from __future__ import annotations
 
 from mesh.config.delegation import merge_matches
+from mesh.config.loader import normal_documents
 from mesh.config.model import HTTPMatchRequest, StringMatch
-from mesh.routing import Forward, LocalReply
-from tests.helpers import BOOKINFO_RULES, doc, docs, route, table
+from mesh.routing import Forward, LocalReply, ProxyIdentity, compile_snapshot
+from mesh.snapshot import Snapshot
+from tests.helpers import BOOKINFO_PODS, BOOKINFO_RULES, doc, docs, load, route, table
 
 ROOT = doc(
     "VirtualService",
@@ -73,3 +75,12 @@ def test_match_conflicts_follow_istio() -> None:
     assert merged == (
         HTTPMatchRequest(uri=StringMatch("prefix", "/b"), headers={"x": StringMatch("exact", "1")}),
     )
+
+
+def test_a_root_and_its_delegate_published_in_normal_form_merge_in_the_sidecar() -> None:
+    documents = normal_documents(r.raw for r in load(docs(ROOT, DELEGATE, SUBSETS)).resources)
+    snapshot = Snapshot(1, documents, tuple(BOOKINFO_PODS))
+    table = compile_snapshot(snapshot, ProxyIdentity("p", {"app": "productpage"}))
+    jason = route(table, path="/reviews/0", headers={"end-user": "jason"})
+    assert isinstance(jason, Forward) and jason.cluster.subset == "v2"
+    assert jason.timeout == 3.0
