@@ -136,6 +136,34 @@ BOOKINFO_PODS = pods(
 )
 
 
+# A root VirtualService whose /reviews rule delegates to ``reviews-rules`` (Istio's
+# delegation): one delegate rule within the root's prefix, one outside it, one catch-all.
+DELEGATING_ROOT = doc(
+    "VirtualService",
+    "bookinfo",
+    """
+    hosts: [reviews]
+    http:
+    - match: [{uri: {prefix: /reviews}}]
+      timeout: 3s
+      delegate: {name: reviews-rules}
+    - route: [{destination: {host: reviews, subset: v1}}]
+    """,
+)
+REVIEWS_DELEGATE = doc(
+    "VirtualService",
+    "reviews-rules",
+    """
+    http:
+    - match: [{uri: {prefix: /reviews/0}, headers: {end-user: {exact: jason}}}]
+      route: [{destination: {host: reviews, subset: v2}}]
+    - match: [{uri: {prefix: /ratings}}]
+      route: [{destination: {host: reviews, subset: v3}}]
+    - route: [{destination: {host: reviews, subset: v3}}]
+    """,
+)
+
+
 def table(
     text: str, proxy: ProxyIdentity | None = None, endpoints: list[Endpoint] | None = None
 ) -> RouteTable:

@@ -191,10 +191,8 @@ def check_connection_pool(found: Findings, path: str, pool: ConnectionPoolSettin
         keepalive = http.http2_keep_alive
         if keepalive is not None:
             kpath = f"{hpath}.http2KeepAlive"
-            for duration, what in (
-                (keepalive.interval, "interval"),
-                (keepalive.timeout, "timeout"),
-            ):
+            durations = {"interval": keepalive.interval, "timeout": keepalive.timeout}
+            for what, duration in durations.items():
                 if duration is None:
                     found.error(kpath, f"http2 keepalive {what} is required")
                 else:

@@ -9,39 +9,14 @@ from mesh.config.model import (
     Destination,
     HTTPMatchRequest,
     HTTPMirrorPolicy,
+    HTTPRetry,
     HTTPRoute,
     HTTPRouteDestination,
     StringMatch,
     VirtualService,
 )
-from tests.helpers import BOOKINFO_RULES, doc, docs, load
+from tests.helpers import BOOKINFO_RULES, DELEGATING_ROOT, REVIEWS_DELEGATE, doc, docs, load
 
-ROOT = doc(
-    "VirtualService",
-    "bookinfo",
-    """
-    hosts: [reviews]
-    http:
-    - name: root
-      match: [{uri: {prefix: /reviews}}]
-      timeout: 3s
-      retries: {attempts: 2}
-      delegate: {name: reviews-rules}
-    - route: [{destination: {host: reviews, subset: v1}}]
-    """,
-)
-DELEGATE = doc(
-    "VirtualService",
-    "reviews-rules",
-    """
-    http:
-    - name: jason
-      match: [{uri: {prefix: /reviews/0}}]
-      timeout: 1s
-      route: [{destination: {host: reviews, subset: v2}}]
-    - route: [{destination: {host: reviews, subset: v3}}]
-    """,
-)
 PLAIN = doc(
     "VirtualService",
     "ratings",
@@ -66,7 +41,7 @@ def to(subset: str) -> tuple[HTTPRouteDestination, ...]:
 
 
 def test_delegates_are_consumed_and_other_resources_pass_unchanged() -> None:
-    resources = load(docs(ROOT, DELEGATE, PLAIN, BOOKINFO_RULES)).resources
+    resources = load(docs(DELEGATING_ROOT, REVIEWS_DELEGATE, PLAIN, BOOKINFO_RULES)).resources
     merged = merge_delegates(resources)
     assert [r.name for r in merged] == ["bookinfo", "ratings", "reviews", "productpage"]
     untouched = [r for r in resources if r.name in ("ratings", "reviews", "productpage")]
@@ -74,21 +49,29 @@ def test_delegates_are_consumed_and_other_resources_pass_unchanged() -> None:
 
 
 def test_a_delegating_rule_becomes_the_delegates_rules_in_its_place() -> None:
-    merged = merge_delegates(load(docs(ROOT, DELEGATE)).resources)
-    (root,) = merged
+    (root,) = merge_delegates(load(docs(DELEGATING_ROOT, REVIEWS_DELEGATE)).resources)
     spec: VirtualService = root.spec
-    assert [r.name for r in spec.http] == ["root-jason", "root", None]
-    jason, rest, fallback = spec.http
-    assert jason.match == (prefix("/reviews/0"),)  # within the root's /reviews
+    jason, rest, fallback = spec.http  # the delegate's /ratings rule is outside /reviews
+    jason_match = HTTPMatchRequest(
+        uri=StringMatch("prefix", "/reviews/0"), headers={"end-user": StringMatch("exact", "jason")}
+    )
+    assert jason.match == (jason_match,)
     assert rest.match == (prefix("/reviews"),)  # the delegate's catch-all takes the root's
-    assert (jason.timeout, rest.timeout) == (1.0, 3.0)  # set in the delegate, else the root's
-    assert jason.retries == rest.retries and jason.retries is not None
-    assert jason.delegate is None and fallback.route == to("v1")
+    assert (jason.route, rest.route, fallback.route) == (to("v2"), to("v3"), to("v1"))
+    assert jason.timeout == rest.timeout == 3.0  # the root's, which the delegate leaves unset
+    assert jason.delegate is None and rest.delegate is None
 
 
 def test_a_delegate_that_does_not_exist_drops_its_rule() -> None:
-    (root,) = merge_delegates(load(ROOT).resources)
+    (root,) = merge_delegates(load(DELEGATING_ROOT).resources)
     assert [r.route for r in root.spec.http] == [to("v1")]
+
+
+def test_a_merged_rule_keeps_what_the_delegate_sets_and_joins_the_names() -> None:
+    root = HTTPRoute(name="root", match=(prefix("/a"),), timeout=3.0, retries=HTTPRetry(2))
+    merged = merge_route(root, HTTPRoute(name="leaf", route=to("v2"), timeout=1.0))
+    assert merged is not None
+    assert (merged.name, merged.timeout, merged.retries) == ("root-leaf", 1.0, HTTPRetry(2))
 
 
 def test_a_merged_rule_keeps_its_own_mirrors_else_takes_the_roots() -> None:

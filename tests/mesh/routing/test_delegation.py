@@ -8,32 +8,18 @@ from mesh.config.loader import normal_documents
 from mesh.config.model import HTTPMatchRequest, StringMatch
 from mesh.routing import Forward, LocalReply, ProxyIdentity, compile_snapshot
 from mesh.snapshot import Snapshot
-from tests.helpers import BOOKINFO_PODS, BOOKINFO_RULES, doc, docs, load, route, table
+from tests.helpers import (
+    BOOKINFO_PODS,
+    BOOKINFO_RULES,
+    DELEGATING_ROOT,
+    REVIEWS_DELEGATE,
+    docs,
+    load,
+    route,
+    table,
+)
 
-ROOT = doc(
-    "VirtualService",
-    "bookinfo",
-    """
-    hosts: [reviews]
-    http:
-    - match: [{uri: {prefix: /reviews}}]
-      timeout: 3s
-      delegate: {name: reviews-rules}
-    - route: [{destination: {host: reviews, subset: v1}}]
-    """,
-)
-DELEGATE = doc(
-    "VirtualService",
-    "reviews-rules",
-    """
-    http:
-    - match: [{uri: {prefix: /reviews/0}, headers: {end-user: {exact: jason}}}]
-      route: [{destination: {host: reviews, subset: v2}}]
-    - match: [{uri: {prefix: /ratings}}]
-      route: [{destination: {host: reviews, subset: v3}}]
-    - route: [{destination: {host: reviews, subset: v3}}]
-    """,
-)
+ROOT, DELEGATE = DELEGATING_ROOT, REVIEWS_DELEGATE
 SUBSETS = BOOKINFO_RULES  # reviews v1, v2, v3
 
 
