@@ -40,8 +40,8 @@ format: install ## ruff format and autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-up-local: install ## Run the whole lab as local processes (no Docker); Ctrl-C stops it
-	$(VENV)/bin/meshlab up --local
+up-local: install ## Run the whole lab as local processes (PROFILE=..., WORKLOADS=...); Ctrl-C stops it
+	$(VENV)/bin/meshlab up --local $(if $(WORKLOADS),--workloads $(WORKLOADS),$(if $(PROFILE),--profile $(PROFILE)))
 
 status-local: install ## Is every pod of the local lab ready and synced? (meshlab status)
 	$(VENV)/bin/meshlab status

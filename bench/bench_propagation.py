@@ -30,11 +30,13 @@ from pathlib import Path
 
 from mesh.config.loader import load_text
 from mesh.lab.local import Child, LocalLab, descendants, free_ports, stop_children
-from mesh.lab.topology import COURSE
+from mesh.lab.workloads import lab_entries, lab_workloads
 from mesh.manager.apply import apply_resources, snapshot_has
 from mesh.manager.observe import MeshState
 from mesh.manager.registry import is_fresh
 from mesh.meshdir import MeshDir
+
+COURSE = lab_workloads(lab_entries("course")).topology
 
 DR = """\
 apiVersion: networking.istio.io/v1beta1
@@ -210,6 +212,7 @@ started = time.perf_counter()
 import mesh.sidecar.server
 from mesh.routing import ProxyIdentity, compile_snapshot
 from mesh.snapshot import Snapshot
+
 imported = time.perf_counter() - started
 data = open(sys.argv[1], "rb").read()
 proxy = ProxyIdentity("productpage-v1", {"app": "productpage", "version": "v1"})

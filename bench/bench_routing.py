@@ -18,9 +18,11 @@ import timeit
 
 from mesh.config.loader import load_text
 from mesh.config.validate import analyze
-from mesh.lab.topology import COURSE
+from mesh.lab.workloads import lab_entries, lab_workloads
 from mesh.routing import ProxyIdentity, RequestView, compile_config, decide
 from mesh.snapshot import Endpoint
+
+COURSE = lab_workloads(lab_entries("course")).topology
 
 
 def vs_with_rules(rules: int) -> str:

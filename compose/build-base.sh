@@ -127,7 +127,7 @@ trap cleanup EXIT
 START=$(date +%s)
 run_log "debootstrap ${DEBIAN_SUITE} from ${MIRROR} into ${ROOTFS}"
 run_cmd $SUDO "$DEBOOTSTRAP" --variant=minbase \
-    --include=python3,python3-venv,ca-certificates \
+    --include=python3,python3-venv,ca-certificates,curl \
     "$DEBIAN_SUITE" "$ROOTFS" "$MIRROR" >&2
 
 run_log "trimming apt caches, docs and man pages"

@@ -21,7 +21,7 @@ ROOT="$(cd "${HERE}/.." && pwd)"
 IMAGE="${MESHLAB_IMAGE:-${IMAGE:-meshlab:latest}}"
 DOCKER="${DOCKER:-docker}"
 CONTEXT="${HERE}/.build/context"
-SOURCES=(pyproject.toml mesh services scenarios loadtests)
+SOURCES=(pyproject.toml mesh services scenarios loadtests workloads)
 
 run_log() {
     echo "[build-image] $*" >&2

@@ -1,31 +1,56 @@
 #!/usr/bin/env bash
 # Drive the compose lab: compose/lab.sh up|down|wait|status|logs|apply|compose ...
 #
-#   up            config dir ready -> down -v -> manager -> baseline (when the config dir
-#                 has no YAML yet) -> everything -> wait until every container is healthy
-#                 -> proxy-status and the URLs. `down` first, always: docker-compose 1.29 with
-#                 a new engine fails with KeyError: 'ContainerConfig' when it recreates.
+#   up            pods from the manifests (PROFILE or WORKLOADS; refused with file:line
+#                 before anything starts) -> config dir ready -> down -v -> manager ->
+#                 the profile's baseline (when the config dir has no YAML yet) -> everything
+#                 -> wait until every container is healthy -> proxy-status and the URLs.
+#                 `down` first, always: docker-compose 1.29 with a new engine fails with
+#                 KeyError: 'ContainerConfig' when it recreates.
+#   generate      only write the pods (compose/.build/lab-<project>/) from the manifests
 #   down          down -v --remove-orphans (the host config dir stays)
 #   wait          wait until every service's container runs and is healthy
 #   status        containers and health, then `meshctl proxy-status` from the manager
 #   logs [SVC]    follow the logs (of one service)
 #   apply NAME [ARGS]  meshctl apply -f /app/scenarios/NAME.yaml --wait [ARGS, e.g. --prune],
 #                 inside the manager: the host needs only docker, compose, make and python3
+#   exec POD CMD...  run CMD in a pod's container (kubectl exec): its HTTP goes through the
+#                 pod's sidecar, e.g. exec sleep curl -s http://httpbin:8000/headers
 #   compose ARGS  any compose command on the lab's project
 #
 # The image must exist (compose/build-image.sh; `make up` builds it first).
 # Environment: DOCKER_COMPOSE (default: `docker compose` if the plugin exists, else
-# docker-compose), MESHLAB_PROJECT (meshlab), MESH_CONFIG_DIR (<repo>/lab-config),
-# MESHLAB_BASELINE (reset), WAIT_TIMEOUT (240 s), GATEWAY_PORT, GATEWAY_ADMIN_PORT, LOCUST_PORT,
-# PROMETHEUS_PORT, CONSOLE_PORT.
+# docker-compose), MESHLAB_PROJECT (meshlab), PROFILE (course) or WORKLOADS (manifest files,
+# FILE or FILE=NAMESPACE, space-separated), MESH_CONFIG_DIR (<repo>/lab-config for the course
+# profile, lab-config-<profile> for another, lab-config-workloads for WORKLOADS),
+# MESHLAB_BASELINE (a scenario name instead of the profile's baseline), WAIT_TIMEOUT (240 s),
+# GATEWAY_PORT, GATEWAY_ADMIN_PORT, LOCUST_PORT, PROMETHEUS_PORT, CONSOLE_PORT.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "${HERE}/.." && pwd)"
 PROJECT="${MESHLAB_PROJECT:-meshlab}"
 COMPOSE_FILE_PATH="${HERE}/docker-compose.yml"
-export MESH_CONFIG_DIR="${MESH_CONFIG_DIR:-${ROOT}/lab-config}"
-MESHLAB_BASELINE="${MESHLAB_BASELINE:-reset}"
+IMAGE="${MESHLAB_IMAGE:-meshlab:latest}"
+export MESHLAB_LAB_DIR="${HERE}/.build/lab-${PROJECT}"
+PODS_FILE="${MESHLAB_LAB_DIR}/pods.yml"
+PROFILE="${PROFILE:-}"
+WORKLOADS="${WORKLOADS:-}"
+if [[ -n "$WORKLOADS" ]]; then
+    CONFIG_DEFAULT="${ROOT}/lab-config-workloads"
+elif [[ -n "$PROFILE" && "$PROFILE" != course ]]; then
+    CONFIG_DEFAULT="${ROOT}/lab-config-${PROFILE}"
+else
+    CONFIG_DEFAULT="${ROOT}/lab-config"
+fi
+export MESH_CONFIG_DIR="${MESH_CONFIG_DIR:-${CONFIG_DEFAULT}}"
+MESHLAB_BASELINE="${MESHLAB_BASELINE:-}"
+# What the generated lab says (MESHLAB_WORKLOADS_ENV for the containers, the pods...).
+if [[ -f "${MESHLAB_LAB_DIR}/lab.env" ]]; then
+    # shellcheck disable=SC1091
+    source "${MESHLAB_LAB_DIR}/lab.env"
+fi
+export MESHLAB_WORKLOADS_ENV="${MESHLAB_WORKLOADS_ENV:-}"
 WAIT_TIMEOUT="${WAIT_TIMEOUT:-240}"
 MESH_UID=1000
 
@@ -44,14 +69,56 @@ if [[ -z "${DOCKER_COMPOSE:-}" ]]; then
     fi
 fi
 
+compose_files() {
+    printf '%s\n' -f "$COMPOSE_FILE_PATH"
+    if [[ -f "$PODS_FILE" ]]; then
+        printf '%s\n' -f "$PODS_FILE"
+    fi
+}
+
 compose() {
+    local files
+    mapfile -t files < <(compose_files)
     # shellcheck disable=SC2086  # DOCKER_COMPOSE may be two words
-    $DOCKER_COMPOSE -p "$PROJECT" -f "$COMPOSE_FILE_PATH" "$@"
+    $DOCKER_COMPOSE -p "$PROJECT" "${files[@]}" "$@"
 }
 
 run_compose() {
-    echo "[lab] \$ ${DOCKER_COMPOSE} -p ${PROJECT} -f ${COMPOSE_FILE_PATH} $*" >&2
+    echo "[lab] \$ ${DOCKER_COMPOSE} -p ${PROJECT} $(compose_files | tr '\n' ' ')$*" >&2
     compose "$@"
+}
+
+# The pods from the manifests, by the lab's own code inside its image (the host needs no
+# Python packages): the repository and every WORKLOADS file are mounted read-only at their
+# own paths, so errors name the files as the trainee wrote them.
+generate() {
+    local args=() mounts=() file path
+    mkdir -p "$MESHLAB_LAB_DIR"
+    mounts+=(-v "${ROOT}:${ROOT}:ro" -v "${MESHLAB_LAB_DIR}:${MESHLAB_LAB_DIR}")
+    if [[ -n "$WORKLOADS" ]]; then
+        args+=(--workloads)
+        for file in $WORKLOADS; do
+            path="${file%%=*}"
+            if [[ ! -f "$path" ]]; then
+                run_log "ERROR: WORKLOADS file ${path} not found"
+                exit 1
+            fi
+            path="$(cd "$(dirname "$path")" && pwd)/$(basename "$path")"
+            mounts+=(-v "${path}:${path}:ro")
+            args+=("${path}${file#"${file%%=*}"}")
+        done
+    elif [[ -n "$PROFILE" ]]; then
+        args+=(--profile "$PROFILE")
+    fi
+    run_log "pods from the manifests (${WORKLOADS:+WORKLOADS=${WORKLOADS}}${WORKLOADS:-profile ${PROFILE:-course}})"
+    docker run --rm --user "$(id -u):$(id -g)" -w "$ROOT" "${mounts[@]}" "$IMAGE" \
+        python -m mesh.lab.compose "${args[@]}" --out "$MESHLAB_LAB_DIR" || {
+        run_log "ERROR: the workloads cannot start (nothing was started)"
+        exit 1
+    }
+    # shellcheck disable=SC1091
+    source "${MESHLAB_LAB_DIR}/lab.env"
+    export MESHLAB_WORKLOADS_ENV
 }
 
 # The bind-mounted config dir must exist (else Docker creates it as root) and be writable by
@@ -173,18 +240,22 @@ cmd_up() {
         run_log "ERROR: image ${MESHLAB_IMAGE:-meshlab:latest} is missing; run compose/build-image.sh (make image)"
         exit 1
     }
-    prepare_config_dir
     run_compose down -v --remove-orphans
+    generate
+    prepare_config_dir
     check_ports
     run_compose up -d manager
     wait_healthy manager
     if has_yaml; then
         run_log "${MESH_CONFIG_DIR} already has config: keeping it (make reset returns to the baseline)"
-    elif [[ -f "${ROOT}/scenarios/${MESHLAB_BASELINE}.yaml" ]]; then
+    elif [[ -n "$MESHLAB_BASELINE" ]]; then
         run_log "empty config: applying the baseline scenarios/${MESHLAB_BASELINE}.yaml"
         run_compose exec -T manager meshctl apply -f "/app/scenarios/${MESHLAB_BASELINE}.yaml"
+    elif [[ -n "${MESHLAB_LAB_BASELINE:-}" ]]; then
+        run_log "empty config: applying the profile's baseline"
+        run_compose exec -T manager meshctl apply -f /lab/baseline.yaml
     else
-        run_log "WARNING: no scenarios/${MESHLAB_BASELINE}.yaml: starting with an empty config"
+        run_log "no baseline: starting with no traffic config (apply a Gateway first)"
     fi
     run_compose up -d
     wait_healthy
@@ -203,7 +274,14 @@ main() {
     shift || true
     case "$cmd" in
         up) cmd_up ;;
+        generate) generate ;;
         down) run_compose down -v --remove-orphans ;;
+        exec)
+            [[ $# -ge 2 ]] || { run_log "usage: lab.sh exec POD CMD [ARGS...]"; exit 2; }
+            local pod="${1//./-}"
+            shift
+            compose exec -T "$pod" "$@"
+            ;;
         wait) wait_healthy "$@" ;;
         status) cmd_status ;;
         logs) compose logs -f --tail=200 "$@" ;;
@@ -213,7 +291,7 @@ main() {
             ;;
         compose) compose "$@" ;;
         *)
-            sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+            sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
             exit 2
             ;;
     esac

@@ -9,6 +9,12 @@
 #   VERIFY_LOCAL=1 make verify-X the same against the local-process lab (meshlab up --local):
 #                                meshctl from $(VENV) with MESH_DIR=$(VERIFY_MESH_DIR), gateway
 #                                $(VERIFY_GATEWAY)
+#   VERIFY_KUBE=1 make verify-X  the same against a real cluster (meshlab export kube): kubectl
+#                                applies the scenario (reset first deletes every
+#                                VirtualService, DestinationRule and Gateway of default),
+#                                waits VERIFY_KUBE_SETTLE seconds for Istio to push it, then
+#                                verifies from the host against VERIFY_GATEWAY (the ingress
+#                                URL); verify-readiness cannot run there (no mesh directory)
 #   make locust-local            Locust's web UI (:8089) against the local lab
 #
 # Variables: VERIFY_ARGS (extra verify options, e.g. --requests 400 --users 8),
@@ -27,12 +33,19 @@ VERIFY_LOCAL ?=
 VERIFY_GATEWAY ?= http://127.0.0.1:8080
 VERIFY_MESH_DIR ?= .mesh
 LOCUST_ARGS ?=
+VERIFY_KUBE ?=
+VERIFY_KUBE_SETTLE ?= 5
 
 VERIFY_STRATEGIES := reset dark-launch delay abort blue-green blue-green-switch blue-green-back \
 	canary-70-30 canary-5-95 canary-sticky circuit-breaker readiness
 VERIFY_TARGETS := $(addprefix verify-,$(VERIFY_STRATEGIES))
 
-ifeq ($(strip $(VERIFY_LOCAL)),)
+ifneq ($(strip $(VERIFY_KUBE)),)
+KUBE_CONFIG_KINDS := virtualservices,destinationrules,gateways
+loadtests_apply = $(if $(filter reset,$(1)),kubectl delete $(KUBE_CONFIG_KINDS) --all -n default &&) \
+	kubectl apply -f $(LOADTESTS_ROOT)/scenarios/$(1).yaml && sleep $(VERIFY_KUBE_SETTLE)
+loadtests_verify = $(VENV)/bin/python -m loadtests.verify $(1) --gateway $(VERIFY_GATEWAY) $(VERIFY_ARGS)
+else ifeq ($(strip $(VERIFY_LOCAL)),)
 # Compose lab: apply in the manager container, verify in the locust container (which sees
 # the gateway as istio-ingressgateway:8080 and the mesh directory as /mesh).
 loadtests_apply = $(if $(filter reset,$(1)),$(MESHLAB_LAB) compose exec -T manager meshctl apply --prune -f /app/scenarios/reset.yaml --wait,$(call meshlab_apply,$(1)))

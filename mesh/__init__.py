@@ -9,7 +9,7 @@ starts the whole lab as local processes.
 
 ``mesh.config``, ``mesh.routing`` and ``mesh.resilience`` are pure: no sockets, no files, no
 global state; randomness and time are passed in, and so is the world they reason about
-(``mesh.topology``: Services, pods, labels), which a shell builds (``mesh.lab.topology``).
+(``mesh.topology``: Services, pods, labels), which a shell builds from Kubernetes manifests (``mesh.workloads``, ``mesh.lab.workloads``).
 They import no shell; ``tests/test_architecture.py`` holds the layers and checks every
 import against them.
 """

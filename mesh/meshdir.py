@@ -40,7 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mesh.snapshot import SNAPSHOT_FILE, Endpoint, Snapshot
+from mesh.snapshot import SNAPSHOT_FILE, TOPOLOGY_FILE, Endpoint, Snapshot
+from mesh.topology import DEFAULT_NAMESPACE, DEFAULT_SERVICE_ACCOUNT
 
 MANAGER_STATUS = "manager.json"
 LOCK_FILE = ".lock"
@@ -51,7 +52,10 @@ RECORD_SUFFIX = ".json"
 # The manager's status file is not a proxy's; every other status/*.json is.
 NOT_A_PROXY = frozenset({MANAGER_STATUS})
 DEFAULT_TTL = 10.0
-ROLES = ("sidecar", "gateway")
+# "workload": a pod without a sidecar (sidecar.istio.io/inject: "false"), registered by the
+# lab's node agent so that it is still a Service endpoint, as Kubernetes lists it.
+ROLES = ("sidecar", "gateway", "workload")
+ENDPOINT_ROLES = ("sidecar", "workload")
 
 
 class MeshDirError(RuntimeError):
@@ -99,6 +103,11 @@ class MeshDir:
     @property
     def config_history(self) -> Path:
         return self.observe / "history.json"
+
+    @property
+    def topology_file(self) -> Path:
+        """The workloads the manager serves (``topology.json``), for meshctl."""
+        return self.root / TOPOLOGY_FILE
 
     @property
     def logs(self) -> Path:
@@ -323,6 +332,8 @@ class RegistryRecord:
     role: str = "sidecar"
     admin_address: str = ""
     admin_port: int = 0
+    namespace: str = DEFAULT_NAMESPACE
+    service_account: str = DEFAULT_SERVICE_ACCOUNT
 
     @property
     def expires_at(self) -> float:
@@ -341,6 +352,8 @@ class RegistryRecord:
             "admin_port": self.admin_port,
             "admin_address": self.admin_address,
             "role": self.role,
+            "namespace": self.namespace,
+            "service_account": self.service_account,
         }
 
     def endpoint(self) -> Endpoint:
@@ -351,6 +364,7 @@ class RegistryRecord:
             port=self.port,
             labels=dict(self.labels),
             ready=self.ready,
+            namespace=self.namespace,
         )
 
     @classmethod
@@ -379,6 +393,8 @@ class RegistryRecord:
                 role=role,
                 admin_address=str(data.get("admin_address") or data.get("address") or ""),
                 admin_port=int(data.get("admin_port") or 0),
+                namespace=str(data.get("namespace") or DEFAULT_NAMESPACE),
+                service_account=str(data.get("service_account") or DEFAULT_SERVICE_ACCOUNT),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordError(f"{where}bad registry record: {exc!r}") from None

@@ -15,9 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mesh.topology import Pod, Service, ServicePort
+from mesh.topology import DEFAULT_NAMESPACE, Pod, Service, ServicePort, Topology
 
 SNAPSHOT_FILE = "snapshot.json"
+# The lab's workloads as the manager serves them ($MESH_DIR/topology.json): what meshctl
+# validates against when it runs beside a live mesh (Services exist before their pods do).
+TOPOLOGY_FILE = "topology.json"
 
 
 class SnapshotError(ValueError):
@@ -34,6 +37,7 @@ class Endpoint:
     port: int
     labels: Mapping[str, str] = field(default_factory=dict)
     ready: bool = True
+    namespace: str = DEFAULT_NAMESPACE
     # ``address:port``: the stable identity load balancers, pools and outlier detection use;
     # made once here, since the data plane reads it several times per request.
     key: str = field(init=False, repr=False, compare=False)
@@ -49,11 +53,20 @@ class Endpoint:
             "port": self.port,
             "labels": dict(self.labels),
             "ready": self.ready,
+            "namespace": self.namespace,
         }
+
+    @property
+    def fqdn(self) -> str:
+        """The host this endpoint serves: its Service's FQDN, or a ServiceEntry's host as
+        written (a Kubernetes Service name has no dot; a host with one is a DNS name)."""
+        if "." in self.service:
+            return self.service
+        return f"{self.service}.{self.namespace}.svc.cluster.local"
 
     def as_pod(self) -> Pod:
         """The pod behind this endpoint, as the topology describes pods."""
-        return Pod(self.pod, self.labels, service_name=self.service)
+        return Pod(self.pod, self.labels, namespace=self.namespace, service_name=self.service)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Endpoint:
@@ -68,25 +81,47 @@ class Endpoint:
                 port=int(data["port"]),
                 labels={str(k): str(v) for k, v in labels.items()},
                 ready=bool(data.get("ready", True)),
+                namespace=str(data.get("namespace") or DEFAULT_NAMESPACE),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SnapshotError(f"bad endpoint record {data!r}: {exc}") from exc
 
 
 def service_to_json(service: Service) -> dict[str, Any]:
-    return {
+    data: dict[str, Any] = {
         "name": service.name,
         "namespace": service.namespace,
-        "ports": [{"name": p.name, "number": p.number} for p in service.ports],
+        "ports": [
+            {"name": p.name, "number": p.number}
+            | ({"target_port": p.target_port} if p.target_port is not None else {})
+            for p in service.ports
+        ],
     }
+    if service.selector is not None:
+        data["selector"] = dict(service.selector)
+    if service.export_to:
+        data["export_to"] = list(service.export_to)
+    return data
 
 
 def service_from_json(data: Any) -> Service:
     try:
         ports = tuple(
-            ServicePort(int(p["number"]), str(p.get("name") or "")) for p in data.get("ports") or ()
+            ServicePort(
+                int(p["number"]),
+                str(p.get("name") or ""),
+                int(p["target_port"]) if p.get("target_port") is not None else None,
+            )
+            for p in data.get("ports") or ()
         )
-        return Service(str(data["name"]), str(data["namespace"]), ports)
+        selector = data.get("selector")
+        return Service(
+            str(data["name"]),
+            str(data["namespace"]),
+            ports,
+            {str(k): str(v) for k, v in selector.items()} if selector is not None else None,
+            tuple(str(n) for n in data.get("export_to") or ()),
+        )
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise SnapshotError(f"bad service record {data!r}: {exc}") from exc
 
@@ -163,3 +198,51 @@ class Snapshot:
             generated_at=float(data.get("generated_at", 0.0)),
             services=tuple(service_from_json(s) for s in services),
         )
+
+
+def topology_to_json(topology: Topology) -> dict[str, Any]:
+    return {
+        "services": [service_to_json(s) for s in topology.services],
+        "pods": [
+            {
+                "name": p.name,
+                "namespace": p.namespace,
+                "labels": dict(p.labels),
+                "service": p.service,
+                "service_account": p.service_account,
+                "proxy": p.proxy,
+                "port": p.port,
+            }
+            for p in topology.pods
+        ],
+        "namespaces": list(topology.namespaces),
+        "service_accounts": [list(a) for a in topology.service_accounts],
+    }
+
+
+def topology_from_json(data: Any) -> Topology:
+    try:
+        pods = tuple(
+            Pod(
+                str(p["name"]),
+                {str(k): str(v) for k, v in (p.get("labels") or {}).items()},
+                namespace=str(p.get("namespace") or DEFAULT_NAMESPACE),
+                service_account=str(p.get("service_account") or "default"),
+                service_name=str(p.get("service") or ""),
+                proxy=p.get("proxy")
+                if p.get("proxy") in ("sidecar", "gateway", "none")
+                else "sidecar",
+                port=int(p.get("port") or 9080),
+            )
+            for p in data.get("pods") or ()
+        )
+        return Topology(
+            services=tuple(service_from_json(s) for s in data.get("services") or ()),
+            pods=pods,
+            namespaces=tuple(str(n) for n in data.get("namespaces") or (DEFAULT_NAMESPACE,)),
+            service_accounts=tuple(
+                (str(a[0]), str(a[1])) for a in data.get("service_accounts") or ()
+            ),
+        )
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise SnapshotError(f"bad topology: {exc}") from exc

@@ -13,8 +13,8 @@ Primitives:
   ``sidecar.istio.io/inject: "false"``), or it *is* a ``gateway`` proxy.
 - ``Topology``: all of the above for one lab. The pure core (``mesh.config``'s analyzer,
   ``mesh.routing``) reads services, pods and gateway labels from here and from nothing else;
-  a shell builds it (``mesh.lab.topology`` for the course lab, a manifest loader for
-  Kubernetes YAML) and passes it in.
+  a shell builds it from Kubernetes manifests (``mesh.workloads``, read by
+  ``mesh.lab.workloads``) and passes it in.
 
 Which Service a pod serves is the pod's ``service`` (default: its ``app`` label): the lab
 registers each pod under one Service, as its sidecar's registry record does; a loader that
@@ -58,6 +58,9 @@ class Service:
     ports: tuple[ServicePort, ...] = (ServicePort(9080),)
     # None: Kubernetes' convention for the lab's Services, ``app: <name>``.
     selector: Mapping[str, str] | None = None
+    # Istio's ``networking.istio.io/exportTo`` annotation: namespaces that see the Service
+    # ("." its own, "*" all; empty: all).
+    export_to: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -77,6 +80,16 @@ class Service:
             if number_or_name in (port.number, port.name):
                 return port
         return None
+
+    def visible_from(self, namespace: str) -> bool:
+        """Does a proxy in ``namespace`` see this Service (``exportTo``)?"""
+        if not self.export_to or "*" in self.export_to:
+            return True
+        if "~" in self.export_to:
+            return False
+        return namespace in self.export_to or (
+            "." in self.export_to and namespace == self.namespace
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +119,9 @@ class Pod:
     env: Mapping[str, str] = field(default_factory=_no_labels)
     readiness: ReadinessProbe | None = None
     proxy: ProxyKind = "sidecar"
+    # The port the pod serves on (its container port): where its sidecar (or, without one,
+    # its app) listens and what its endpoint records.
+    port: int = 9080
 
     @property
     def service(self) -> str:
@@ -138,6 +154,10 @@ class Topology:
     @property
     def service_names(self) -> frozenset[str]:
         return frozenset(s.name for s in self.services)
+
+    @property
+    def service_fqdns(self) -> frozenset[str]:
+        return frozenset(s.fqdn for s in self.services)
 
     @property
     def app_pods(self) -> tuple[Pod, ...]:

@@ -13,7 +13,7 @@ from mesh.config.issues import Issue
 from mesh.config.loader import load_text
 from mesh.config.resource import LoadResult
 from mesh.config.validate import analyze
-from mesh.lab.topology import COURSE
+from mesh.lab.workloads import lab_entries, lab_workloads
 from mesh.routing import ProxyIdentity, RequestView, compile_config, decide
 from mesh.routing.table import RouteTable
 from mesh.security.identity import Identity
@@ -22,6 +22,8 @@ from mesh.snapshot import Endpoint
 from mesh.topology import Pod, Topology
 
 HEADER = "apiVersion: networking.istio.io/v1beta1\n"
+# The course lab's world, from its manifests (workloads/, profile course).
+COURSE = lab_workloads(lab_entries("course")).topology
 
 
 def doc(kind: str, name: str, spec: str) -> str:

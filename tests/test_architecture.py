@@ -32,6 +32,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # The pure core, bottom up: Istio config (model, loader, validation, host names), the
     # resilience primitives that read the model, the routing engine that uses both.
     ("mesh.config",),
+    # Kubernetes manifests and profiles → the topology (pure; reads YAML with mesh.config's
+    # reader).
+    ("mesh.workloads",),
     # Interpreters of the config: resilience primitives; security (mTLS, authorization,
     # identity and the CA) — neither imports the other.
     ("mesh.resilience", "mesh.security"),

@@ -22,9 +22,9 @@ from typing import Any, TextIO
 
 import yaml
 
+from mesh.cli.world import mesh_topology
 from mesh.config.issues import Issue
 from mesh.config.validate.analyzer import ALLOW_DANGLING
-from mesh.lab.topology import COURSE
 from mesh.manager.apply import (
     NO_MESH,
     OK,
@@ -130,7 +130,7 @@ def cmd_apply(args: argparse.Namespace, mesh: MeshDir) -> int:
             mesh,
             resources,
             issues,
-            COURSE,
+            mesh_topology(mesh),
             prune=args.prune,
             allow_dangling=args.allow_dangling,
         )
@@ -185,12 +185,12 @@ def cmd_delete(args: argparse.Namespace, mesh: MeshDir) -> int:
                 f"error: unknown kind {args.kind!r}; use one of {', '.join(KINDS)} (vs, dr, gw, se)"
             )
             return REFUSED
-        keys, problem = [(kind, "default", name) for name in args.names], ""
+        keys, problem = [(kind, args.namespace or "default", name) for name in args.names], ""
     if problem:
         _err(problem)
         return REFUSED
     try:
-        outcome = delete_keys(mesh, keys, COURSE)
+        outcome = delete_keys(mesh, keys, mesh_topology(mesh))
     except MeshDirError as exc:
         _err(f"error: {exc}")
         return NO_MESH
@@ -253,6 +253,8 @@ def cmd_get(args: argparse.Namespace, mesh: MeshDir) -> int:
                 continue
             if args.name and doc.key[2] != args.name:
                 continue
+            if args.namespace and doc.key[1] != args.namespace:
+                continue
             found.append((doc.key, dict(doc.raw), mtime))
     found.sort(key=lambda item: item[0])
     if args.name and not found:
@@ -271,9 +273,10 @@ def cmd_get(args: argparse.Namespace, mesh: MeshDir) -> int:
     if not found:
         print("No resources found.", file=sys.stderr)
         return OK
-    header = ["NAME", "GATEWAYS", "HOSTS", "AGE"]
+    header = ["NAMESPACE", "NAME", "GATEWAYS", "HOSTS", "AGE"]
     rows = [
-        [key[2], _gateways(raw), _hosts(raw), age(now - m if m else None)] for key, raw, m in found
+        [key[1], key[2], _gateways(raw), _hosts(raw), age(now - m if m else None)]
+        for key, raw, m in found
     ]
     if kind is None:
         header = ["KIND", *header]
@@ -434,6 +437,7 @@ def register(commands: Any) -> None:
     )
     p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("-f", "--filename", action="append", metavar="PATH")
+    p.add_argument("-n", "--namespace", help="namespace of KIND NAME (default: default)")
     p.add_argument("--wait", action="store_true")
     p.add_argument("--timeout", type=_positive, default=30.0)
     p.set_defaults(handler=cmd_delete)
@@ -444,6 +448,7 @@ def register(commands: Any) -> None:
     )
     p.add_argument("name", nargs="?")
     p.add_argument("-o", "--output", choices=("table", "yaml", "json"), default="table")
+    p.add_argument("-n", "--namespace", help="only this namespace (default: every namespace)")
     p.set_defaults(handler=cmd_get)
 
     p = commands.add_parser("status", help="manager version, last refused config, proxies")

@@ -17,17 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mesh.cli.world import WorkloadError, add_workload_options, chosen_topology
 from mesh.config import hosts as hostnames
 from mesh.config.issues import SKIPPED_KIND
 from mesh.config.loader import load_resources
 from mesh.config.resource import LoadResult
 from mesh.config.validate import analyze
-from mesh.lab.topology import COURSE, GATEWAY_LABELS, SERVICE_PORT
 from mesh.manager.findings import live_note, print_issues, sort_issues, split_by_file, worst
 from mesh.manager.yaml_files import load_paths
 from mesh.meshdir import MeshDir
 from mesh.routing import Forward, ProxyIdentity, RequestView, compile_config, decide
-from mesh.routing.table import RouteTable
+from mesh.routing.table import RouteTable, gateway_port_map
 from mesh.snapshot import SNAPSHOT_FILE, Endpoint, Snapshot, SnapshotError
 from mesh.topology import Service, Topology
 
@@ -44,6 +44,7 @@ def register(commands: Any) -> None:
         action="store_true",
         help="analyze the files alone, not together with the live config of --mesh-dir",
     )
+    add_workload_options(analyze_cmd)
     analyze_cmd.set_defaults(handler=run_analyze)
 
     route = commands.add_parser(
@@ -66,20 +67,25 @@ def register(commands: Any) -> None:
     route.add_argument(
         "--source-labels", default="", help="labels of the calling pod: app=x,version=y"
     )
+    route.add_argument("--source-namespace", default="default", help="namespace of the calling pod")
+    add_workload_options(route)
     route.add_argument("-n", "--requests", type=int, default=100, metavar="N")
     route.add_argument("--seed", type=int, default=1, help="seed for fault and mirror rolls")
     route.add_argument("-o", "--output", choices=["json", "table"], default="table")
     route.set_defaults(handler=run_route)
 
 
-def registry_topology(mesh_dir: str) -> Topology:
-    """What the analyzer should assume for a live mesh: the lab's Services with every fresh
-    pod, ready or not (IST0173 asks whether pods exist), or the lab's pods when none is
-    registered."""
+def registry_topology(args: argparse.Namespace, mesh_dir: str | None) -> Topology:
+    """What the analyzer should assume: for a live mesh, its workloads' Services with every
+    fresh pod, ready or not (IST0173 asks whether pods exist), or its workloads' pods when
+    none is registered; else the workloads chosen (``--profile``, ``--workloads``, course)."""
     from mesh.manager.registry import read_registry, validation_topology
 
+    topology = chosen_topology(args)
+    if not mesh_dir:
+        return topology
     records, _ = read_registry(Path(mesh_dir, "registry"))
-    return validation_topology(COURSE, records, time.time())
+    return validation_topology(topology, records, time.time())
 
 
 def run_analyze(args: argparse.Namespace) -> int:
@@ -104,7 +110,11 @@ def run_analyze(args: argparse.Namespace) -> int:
         replaced = {(r.kind, r.namespace, r.name) for r in given.resources}
         resources = [r for r in live.resources if r.key not in replaced] + resources
         issues += live.issues
-    topology = registry_topology(mesh_dir) if mesh_dir else COURSE
+    try:
+        topology = registry_topology(args, mesh_dir)
+    except WorkloadError as exc:
+        print(f"meshctl analyze: {exc}", file=sys.stderr)
+        return 1
     issues += analyze(resources, topology)
     mine, elsewhere = split_by_file(issues, files)
     shown = [i for i in sort_issues(mine) if i.code != SKIPPED_KIND]
@@ -155,11 +165,15 @@ def _load_config(args: argparse.Namespace) -> SimulatedMesh | str:
         if missing:
             return f"no such file or folder: {', '.join(missing)}"
         loaded = load_paths(args.filename)
+        try:
+            topology = chosen_topology(args)
+        except WorkloadError as exc:
+            return str(exc)
         endpoints = [
-            Endpoint(p.name, p.service, "127.0.0.1", SERVICE_PORT, p.labels)
-            for p in COURSE.app_pods
+            Endpoint(p.name, p.service, "127.0.0.1", p.port, p.labels, namespace=p.namespace)
+            for p in topology.app_pods
         ]
-        return SimulatedMesh(loaded, endpoints, COURSE, COURSE.services)
+        return SimulatedMesh(loaded, endpoints, topology, topology.services)
     if not args.mesh_dir:
         return "give config with -f PATH, or a live mesh with --mesh-dir (env MESH_DIR)"
     path = Path(args.mesh_dir, "snapshot", SNAPSHOT_FILE)
@@ -169,7 +183,7 @@ def _load_config(args: argparse.Namespace) -> SimulatedMesh | str:
         return f"no published config at {path}: is the mesh manager running?"
     except SnapshotError as exc:
         return f"cannot read {path}: {exc}"
-    topology = COURSE.with_app_pods(e.as_pod() for e in snapshot.endpoints)
+    topology = chosen_topology(args).with_app_pods(e.as_pod() for e in snapshot.endpoints)
     return SimulatedMesh(
         load_resources(snapshot.resources, str(path)),
         list(snapshot.endpoints),
@@ -203,28 +217,42 @@ def run_route(args: argparse.Namespace) -> int:
         return 1
     port = args.port
     if args.gateway:
-        gateway = next(
+        # NAME (any namespace, if only one has it) or NAMESPACE/NAME.
+        wanted_ns, _, wanted = args.gateway.rpartition("/")
+        candidates = [
+            r
+            for r in loaded.resources
+            if r.kind == "Gateway" and r.name == wanted and wanted_ns in ("", r.namespace)
+        ]
+        if len(candidates) != 1:
+            why = "is not defined" if not candidates else "is ambiguous: write NAMESPACE/NAME"
+            print(f"meshctl route: gateway {args.gateway!r} {why}", file=sys.stderr)
+            return 2
+        gateway = candidates[0]
+        pod = next(
             (
-                r
-                for r in loaded.resources
-                if r.kind == "Gateway" and r.name == hostnames.gateway_key(args.gateway)
+                p
+                for p in simulated.topology.gateway_pods
+                if all(p.labels.get(k) == v for k, v in gateway.spec.selector.items())
             ),
             None,
         )
-        if gateway is None:
-            print(f"meshctl route: gateway {args.gateway!r} is not defined", file=sys.stderr)
-            return 2
         proxy = ProxyIdentity(
-            "simulated-gateway", dict(gateway.spec.selector) or GATEWAY_LABELS, True
+            "simulated-gateway",
+            dict(pod.labels if pod else gateway.spec.selector),
+            True,
+            pod.namespace if pod else gateway.namespace,
         )
         if port is None:
             port = next(
                 (s.port.number for s in gateway.spec.servers if s.port and s.port.number), 80
             )
+        # A Gateway's server port (80) listens on its Service's target port (8080).
+        port = gateway_port_map(proxy, simulated.services).get(port, port)
     else:
-        proxy = ProxyIdentity("simulated-sidecar", labels)
+        proxy = ProxyIdentity("simulated-sidecar", labels, namespace=args.source_namespace)
         if port is None:
-            port = hostnames.split_host_port(args.host)[1] or SERVICE_PORT
+            port = hostnames.split_host_port(args.host)[1] or 9080
     table = compile_config(
         loaded.resources, simulated.endpoints, proxy, services=simulated.services
     )

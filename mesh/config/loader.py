@@ -25,7 +25,7 @@ from mesh.config.convert import Converter, did_you_mean, type_name
 from mesh.config.issues import ConfigError, Issue
 from mesh.config.model import GROUP_VERSIONS, SPEC_GROUPS, SPEC_TYPES
 from mesh.config.normal_form import to_normal
-from mesh.config.resource import NAMESPACED_KINDS, LoadResult, Resource, Source
+from mesh.config.resource import LoadResult, Resource, Source, display_name
 from mesh.config.yaml_documents import (
     MAX_NODES_PER_DOCUMENT,
     NotYaml,
@@ -187,7 +187,7 @@ def _document_issues(
                     )
                 )
         raw_ns = metadata.get("namespace")
-        if raw_ns is not None and kind in NAMESPACED_KINDS:
+        if raw_ns is not None:
             if isinstance(raw_ns, str) and len(raw_ns) <= 63 and DNS1123_LABEL.match(raw_ns):
                 namespace = raw_ns
             else:
@@ -197,18 +197,6 @@ def _document_issues(
                         codes.SCHEMA_VALIDATION_ERROR,
                         f"metadata.namespace {raw_ns!r} is not a valid namespace name "
                         "(a DNS-1123 label: lowercase letters, digits and '-')",
-                        "metadata.namespace",
-                        kind=kind,
-                        name=name,
-                    )
-                )
-        elif raw_ns is not None:
-            if raw_ns != DEFAULT_NAMESPACE:
-                found.append(
-                    issue(
-                        "Error",
-                        codes.NOT_SUPPORTED,
-                        f"namespace {raw_ns!r}: the lab has one namespace, {DEFAULT_NAMESPACE!r}",
                         "metadata.namespace",
                         kind=kind,
                         name=name,
@@ -273,7 +261,7 @@ def _document_issues(
                 codes.SCHEMA_VALIDATION_ERROR,
                 message,
                 kind=kind,
-                name=f"{namespace}/{name}" if kind in NAMESPACED_KINDS else name,
+                name=display_name(kind, namespace, name),
                 file=source.file,
                 line=_nearest_line(spec_lines, path, source.line),
                 path=path,

@@ -3,8 +3,8 @@ consumer reads.
 
 Primitives: ``Source`` (file, line, document index), ``Resource`` (kind, name, namespace,
 the document it came from, the typed spec, and a field-path → line map for findings), and
-``LoadResult`` (resources plus ``Issue``s). ``NAMESPACED_KINDS``: the kinds whose namespace
-is part of their identity (the security kinds).
+``LoadResult`` (resources plus ``Issue``s). ``NAMESPACED_KINDS``: the kinds whose findings
+always name their namespace (the security kinds); ``display_name`` names a resource so.
 """
 
 from __future__ import annotations
@@ -20,6 +20,14 @@ from mesh.config.model import SECURITY_GROUP, SPEC_GROUPS
 # Kinds whose metadata.namespace the lab honours (security policy is scoped by namespace:
 # istio-system is mesh-wide); the traffic kinds still live in the one namespace "default".
 NAMESPACED_KINDS = frozenset(k for k, g in SPEC_GROUPS.items() if g == SECURITY_GROUP)
+
+
+def display_name(kind: str, namespace: str, name: str) -> str:
+    """How findings name a resource: ``namespace/name`` for the security kinds (their scope is
+    their namespace) and for any kind outside ``default``; else just ``name``."""
+    if kind in NAMESPACED_KINDS or namespace != "default":
+        return f"{namespace}/{name}"
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +56,8 @@ class Resource:
 
     @property
     def display_name(self) -> str:
-        """``foo/default`` for the namespaced (security) kinds, else the name."""
-        return f"{self.namespace}/{self.name}" if self.kind in NAMESPACED_KINDS else self.name
+        """``foo/default`` for the security kinds and outside ``default``, else the name."""
+        return display_name(self.kind, self.namespace, self.name)
 
     def line_of(self, path: str) -> int:
         """Line of a spec field path (or of its nearest written parent)."""

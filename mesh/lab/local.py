@@ -3,11 +3,13 @@
 Primitives:
 
 - ``LocalLab``: a context manager that starts the manager, one ``python -m mesh.lab.pod``
-  supervisor per pod of ``mesh.lab.topology.BOOKINFO_PODS`` (each on its own free loopback
-  ports), the ingress gateway, Prometheus (when a ``prometheus`` binary is on PATH) and the
-  console (``mesh.lab.prometheus.ObservabilityPlan``), applies the baseline scenario, and waits
-  until every pod is ready and every proxy runs the published version. ``stop()`` leaves no
-  process behind.
+  supervisor per pod of the lab's workloads (Kubernetes manifests: a profile's, default
+  ``course``, or the files given; each pod on its own free loopback ports), the ingress
+  gateway of ``workloads/istio-system.yaml``, Prometheus (when a ``prometheus`` binary is on
+  PATH) and the console (``mesh.lab.prometheus.ObservabilityPlan``), applies the profile's
+  baseline, and waits until every pod is ready and every proxy runs the published version.
+  ``stop()`` leaves no process behind. It writes ``$MESH_DIR/lab.json`` (each pod's
+  namespace and ports) for ``meshlab exec``.
 - ``Child``: one supervised process in its own process group, logging to
   ``$MESH_DIR/logs/<name>.log``; stopped with SIGTERM to its group, SIGKILL after a grace,
   then any descendant that outlived its parent (recorded from /proc while it ran) is killed.
@@ -34,14 +36,18 @@ from typing import IO, Any
 
 from mesh.lab.pod import PodPorts
 from mesh.lab.prometheus import INSTALL_HINT, ObservabilityPlan, find_binary
-from mesh.lab.topology import BOOKINFO_PODS, COURSE, GATEWAY_LABELS, GATEWAY_POD, GATEWAY_PORT
+from mesh.lab.workloads import DEFAULT_PROFILE, Entry, entries_env, lab_workloads, load_profile
 from mesh.manager.observe import MeshState, ProxyRow
 from mesh.manager.service import single_instance
 from mesh.meshdir import NOT_A_PROXY, MeshDir, list_files
-from mesh.topology import Pod, Topology
+from mesh.topology import Pod
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BASELINE = REPO_ROOT / "scenarios" / "reset.yaml"
+GATEWAY_PORT = 8080  # the gateway's own HTTP port (its Service maps 80 to it)
+LAB_FILE = "lab.json"
+# The baseline argument's default: the profile's own (the course's reset.yaml, none for istio).
+PROFILE_BASELINE = Path("<profile>")
 HOSTS = ("bookinfo.local", "test.bookinfo.local")
 DEFAULT_GRACE = 10.0
 
@@ -227,10 +233,10 @@ class LocalLab:
         mesh_dir: str | Path | None = None,
         *,
         gateway_port: int = GATEWAY_PORT,
-        pods: Sequence[Pod] = BOOKINFO_PODS,
-        topology: Topology = COURSE,
+        profile: str | None = None,
+        workloads: Sequence[str | Path] = (),
         pod_env: Mapping[str, Mapping[str, str]] | None = None,
-        baseline: Path | None = BASELINE,
+        baseline: Path | None = PROFILE_BASELINE,
         python: str = sys.executable,
         grace: float = DEFAULT_GRACE,
         out: IO[str] | None = None,
@@ -239,12 +245,27 @@ class LocalLab:
         prometheus_port: int | None = None,
         observe: bool = True,
     ) -> None:
+        """``profile`` (default ``course``) or ``workloads`` (exactly these manifest files,
+        each ``FILE`` or ``FILE=NAMESPACE``) choose the pods; raises ``WorkloadError`` with
+        every problem (file:line) before anything starts."""
+        from mesh.lab.workloads import lab_entries
+
         self.mesh = MeshDir(Path(mesh_dir or ".mesh").resolve())
-        # What this process validates applies against; `python -m mesh.manager` serves the
-        # course topology too (a lab of other workloads has to tell the manager the same).
-        self.topology = topology
         self.gateway_port = gateway_port
+        self.profile = None if workloads else (profile or DEFAULT_PROFILE)
+        self.entries: list[Entry] = lab_entries(self.profile, workloads)
+        loaded = lab_workloads(self.entries)
+        self.workloads = loaded
+        # What this process validates applies against: the manager serves the same workloads
+        # (MESHLAB_WORKLOADS in its environment).
+        self.topology = loaded.topology
+        if baseline == PROFILE_BASELINE:
+            baseline = load_profile(self.profile).baseline if self.profile else None
         self.baseline = baseline
+        pods: Sequence[Pod] = self.topology.app_pods
+        if not self.topology.gateway_pods:
+            raise LabError("the workloads have no ingress gateway (workloads/istio-system.yaml)")
+        self.gateway: Pod = self.topology.gateway_pods[0]
         self.python = python
         self.grace = grace
         self.out = out if out is not None else sys.stderr
@@ -281,7 +302,7 @@ class LocalLab:
 
     @property
     def expected_proxies(self) -> list[str]:
-        return [*self.plans, GATEWAY_POD]
+        return [*self.plans, self.gateway.name]
 
     def app_url(self, pod: str) -> str:
         return f"http://127.0.0.1:{self.plans[pod].ports.app}"
@@ -302,6 +323,7 @@ class LocalLab:
         env = dict(os.environ)
         env["MESH_DIR"] = str(self.mesh.root)
         env["PYTHONUNBUFFERED"] = "1"
+        env["MESHLAB_WORKLOADS"] = entries_env(self.entries)
         # The app must reach its sidecar and nothing else through a proxy from the host.
         for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
             env.pop(name, None)
@@ -356,9 +378,12 @@ class LocalLab:
         return self._child(plan.pod.name, argv, plan.env)
 
     def _gateway_child(self) -> Child:
-        labels = ",".join(f"{k}={v}" for k, v in GATEWAY_LABELS.items())
+        gateway = self.gateway
+        labels = ",".join(f"{k}={v}" for k, v in gateway.labels.items())
         argv = [
-            self.python, "-m", "mesh.sidecar", "--gateway", "--pod", GATEWAY_POD,
+            self.python, "-m", "mesh.sidecar", "--gateway", "--pod", gateway.name,
+            "--service", gateway.service, "--namespace", gateway.namespace,
+            "--service-account", gateway.service_account,
             "--labels", labels, "--mesh-dir", str(self.mesh.root),
             "--admin-port", str(self.gateway_admin_port), "--bind-address", "127.0.0.1",
             "--advertise-address", "127.0.0.1",
@@ -401,7 +426,8 @@ class LocalLab:
                 self.children[plan.pod.name] = child
             gateway = self._gateway_child()
             gateway.start()
-            self.children[GATEWAY_POD] = gateway
+            self.children[self.gateway.name] = gateway
+            self._write_lab_file()
             self._say(
                 f"started the manager, {len(self.plans)} pods and the gateway; logs in "
                 f"{self.mesh.logs}"
@@ -417,6 +443,30 @@ class LocalLab:
         except BaseException:
             self.stop()
             raise
+
+    def _write_lab_file(self) -> None:
+        """What ``meshlab exec`` and ``meshlab status`` need to know about this lab."""
+        import json
+
+        pods = {
+            name: {
+                "namespace": plan.pod.namespace,
+                "sidecar": plan.pod.proxy == "sidecar",
+                "service_port": plan.ports.service,
+                "app_port": plan.ports.app,
+                "outbound_port": plan.ports.outbound,
+                "admin_port": plan.ports.admin,
+            }
+            for name, plan in self.plans.items()
+        }
+        body = {
+            "pid": os.getpid(),
+            "profile": self.profile,
+            "workloads": [entry.spec() for entry in self.entries],
+            "gateway": {"pod": self.gateway.name, "port": self.gateway_port},
+            "pods": pods,
+        }
+        (self.mesh.root / LAB_FILE).write_text(json.dumps(body, indent=1) + "\n")
 
     def _check_alive(self) -> None:
         everyone = [*self.children.values(), *([self.manager] if self.manager else [])]

@@ -2,13 +2,20 @@
 
 ``python -m mesh.lab.pod POD_NAME [--mesh-dir DIR] [ports...]`` is the entry point of every pod
 container (and may serve process mode too). It looks the pod up in
-:data:`mesh.lab.topology.BOOKINFO_PODS` and starts
+the lab's workloads (``--workloads FILE...`` or ``$MESHLAB_WORKLOADS``, else the default
+profile; see :mod:`mesh.lab.workloads`) and starts
 
 - the app under gunicorn (``gunicorn -c python:services.gunicorn_conf '<app_module(pod)>'``)
   on ``127.0.0.1:<app-port>``, with ``HTTP_PROXY`` pointing at the sidecar's outbound
   listener (explicit interception, see DESIGN.md), and
 - the sidecar (``python -m mesh.sidecar --pod ... --inbound-port <service-port> ...``), whose
-  readiness prober checks the app with the pod's ``readinessProbe``.
+  readiness prober checks the app with the pod's ``readinessProbe``. A pod without a sidecar
+  (``sidecar.istio.io/inject: "false"``) gets the app on its service port and the same
+  program with ``--no-sidecar`` in the role of the node's agent (registration, probe,
+  kube-proxy's plain Service routing).
+
+A client pod (``sleep``, ``fortio``) runs ``python -m services.sleep`` as its app: it serves
+nothing and waits, so that ``meshlab exec`` / ``docker exec`` run commands beside it.
 
 Supervision follows the container rule "one dies, the pod dies": when either child exits the
 supervisor stops the other (SIGTERM, then SIGKILL to its process group after a grace period)
@@ -21,7 +28,7 @@ Ctrl-C reaches a child once, through the supervisor) and ``PR_SET_PDEATHSIG`` (a
 the supervisor is SIGKILLed), :func:`signal.set_wakeup_fd` on a pipe plus :func:`select.select`
 so that SIGCHLD, SIGTERM and SIGINT wake one blocking loop without polling.
 
-:func:`build_children` is the pure part (a :class:`~mesh.lab.topology.Pod` plus ports to two
+:func:`build_children` is the pure part (a :class:`~mesh.topology.Pod` plus ports to two
 :class:`ChildSpec` command lines and environments); :func:`supervise` runs any children.
 """
 
@@ -42,10 +49,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
-from mesh.lab.topology import ADMIN_PORT, BOOKINFO_PODS, OUTBOUND_PORT, SERVICE_PORT
 from mesh.topology import Pod
 
+SERVICE_PORT = 9080
+OUTBOUND_PORT = 15001
+ADMIN_PORT = 15000
 APP_PORT = SERVICE_PORT + 1
+# Programs that serve nothing: client pods to exec commands in.
+CLIENT_PROGRAMS = ("sleep", "fortio")
 GUNICORN_CONF = "python:services.gunicorn_conf"
 DEFAULT_GRACE_SECONDS = 8.0  # below Docker's default 10 s stop timeout
 
@@ -69,7 +80,13 @@ class ChildSpec:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
-def find_pod(name: str, pods: Sequence[Pod] = BOOKINFO_PODS) -> Pod:
+def container_ports(pod: Pod) -> PodPorts:
+    """A pod's ports inside its own container: the sidecar on the pod's port, the app one
+    above it (the same numbers every container uses; process mode picks free ones)."""
+    return PodPorts(pod.port, pod.port + 1, OUTBOUND_PORT, ADMIN_PORT)
+
+
+def find_pod(name: str, pods: Sequence[Pod]) -> Pod:
     for pod in pods:
         if pod.name == name:
             return pod
@@ -80,6 +97,12 @@ def find_pod(name: str, pods: Sequence[Pod] = BOOKINFO_PODS) -> Pod:
 def app_module(pod: Pod) -> str:
     """The gunicorn application spec of the program that runs in ``pod``."""
     return f"services.{pod.runs}.app:create_app()"
+
+
+def app_argv(pod: Pod, python: str) -> tuple[str, ...]:
+    if pod.runs in CLIENT_PROGRAMS:
+        return (python, "-m", "services.sleep")
+    return (python, "-m", "gunicorn", "-c", GUNICORN_CONF, app_module(pod))
 
 
 def _fmt_seconds(value: float) -> str:
@@ -100,33 +123,37 @@ def build_children(
     env = dict(os.environ if base_env is None else base_env)
     proxy = f"http://127.0.0.1:{ports.outbound}"
     no_proxy = "localhost,127.0.0.1"
+    plain = pod.proxy == "none"
+    # Without a sidecar the app listens on the pod's own port, where others reach it.
+    app_port = ports.service if plain else ports.app
     app_env = {
         **env,
         **pod.env,
-        "PORT": str(ports.app),
+        "PORT": str(app_port),
         "SERVICE_NAME": pod.service,
-        "SERVICE_VERSION": pod.version,
+        "SERVICE_VERSION": pod.env.get("SERVICE_VERSION") or pod.version,
         "POD_NAME": pod.name,
+        "POD_NAMESPACE": pod.namespace,
         # Both spellings: urllib (and so requests) prefers the lowercase one when set.
         "HTTP_PROXY": proxy,
         "http_proxy": proxy,
         "NO_PROXY": no_proxy,
         "no_proxy": no_proxy,
     }
-    app = ChildSpec(
-        name="app",
-        argv=(python, "-m", "gunicorn", "-c", GUNICORN_CONF, app_module(pod)),
-        env=app_env,
-    )
+    if plain:
+        app_env["BIND"] = f"{bind_address}:{app_port}"
+    app = ChildSpec(name="app", argv=app_argv(pod, python), env=app_env)
     probe = pod.readiness
     labels = ",".join(f"{k}={v}" for k, v in pod.labels.items())
     options: list[tuple[str, str]] = [
         ("--pod", pod.name),
         ("--service", pod.service),
         ("--labels", labels),
+        ("--namespace", pod.namespace),
+        ("--service-account", pod.service_account),
         ("--mesh-dir", mesh_dir),
-        ("--inbound-port", str(ports.service)),
-        ("--app-port", str(ports.app)),
+        *([] if plain else [("--inbound-port", str(ports.service))]),
+        ("--app-port", str(app_port)),
         ("--outbound-port", str(ports.outbound)),
         ("--admin-port", str(ports.admin)),
         ("--bind-address", bind_address),
@@ -141,9 +168,10 @@ def build_children(
             ("--probe-failure-threshold", str(probe.failure_threshold)),
             ("--probe-success-threshold", str(probe.success_threshold)),
         ]
+    flags = ("--no-sidecar",) if plain else ()
     sidecar = ChildSpec(
         name="sidecar",
-        argv=(python, "-m", "mesh.sidecar", *(part for pair in options for part in pair)),
+        argv=(python, "-m", "mesh.sidecar", *(part for pair in options for part in pair), *flags),
         env={**env, "MESH_DIR": mesh_dir},
     )
     return app, sidecar
@@ -288,16 +316,18 @@ def supervise(
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    names = ", ".join(p.name for p in BOOKINFO_PODS)
     parser = argparse.ArgumentParser(
         prog="python -m mesh.lab.pod",
-        description="Run one Bookinfo pod (app under gunicorn + its sidecar) and supervise both.",
-        epilog=f"pods: {names}",
+        description="Run one pod of the lab's workloads (its app + its sidecar) and supervise both.",
     )
-    parser.add_argument("pod", help="pod name from the lab topology")
+    parser.add_argument("pod", help="pod name from the lab's workloads")
     parser.add_argument("--mesh-dir", default=os.environ.get("MESH_DIR", ".mesh"))
-    parser.add_argument("--service-port", type=int, default=SERVICE_PORT)
-    parser.add_argument("--app-port", type=int, default=APP_PORT)
+    parser.add_argument(
+        "--workloads", nargs="+", metavar="FILE",
+        help="the lab's manifest files (default: $MESHLAB_WORKLOADS, else the course profile)",
+    )  # fmt: skip
+    parser.add_argument("--service-port", type=int, help="default: the pod's container port")
+    parser.add_argument("--app-port", type=int, help="default: the service port + 1")
     parser.add_argument("--outbound-port", type=int, default=OUTBOUND_PORT)
     parser.add_argument("--admin-port", type=int, default=ADMIN_PORT)
     parser.add_argument("--bind-address", default="0.0.0.0")
@@ -314,13 +344,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from mesh.lab.workloads import WorkloadError, lab_entries, lab_workloads, topology_from_env
+
     args = parse_args(argv)
     try:
-        pod = find_pod(args.pod)
+        topology = (
+            lab_workloads(lab_entries(files=args.workloads)).topology
+            if args.workloads
+            else topology_from_env()
+        )
+        pod = find_pod(args.pod, topology.app_pods)
+    except WorkloadError as exc:
+        _log(str(exc))
+        return 2
     except KeyError as exc:
         _log(str(exc.args[0]))
         return 2
-    ports = PodPorts(args.service_port, args.app_port, args.outbound_port, args.admin_port)
+    service = args.service_port or pod.port
+    ports = PodPorts(service, args.app_port or service + 1, args.outbound_port, args.admin_port)
     advertise = args.advertise_address or default_advertise_address(args.bind_address)
     children = build_children(
         pod,

@@ -1,7 +1,9 @@
 """``python -m mesh.manager --mesh-dir DIR``: run the control plane until SIGINT/SIGTERM.
 
-The program wires the manager to the course lab's topology (``mesh.lab.topology.COURSE``):
-the Services it knows and the pods it assumes while none has registered.
+The program wires the manager to the lab's workloads (``--workloads FILE...``, else
+``$MESHLAB_WORKLOADS``, else the course profile; see ``mesh.lab.workloads``): the Services it
+knows and the pods it assumes while none has registered. It writes them to
+``$MESH_DIR/topology.json`` for meshctl, as the API server holds a cluster's workloads.
 
 ``--healthcheck`` exits 0 when a manager on DIR wrote its heartbeat within the last
 ``--max-age`` seconds (for compose's ``healthcheck``), else 1.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -18,9 +21,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from mesh.lab.topology import COURSE
+from mesh.lab.workloads import WorkloadError, lab_entries, lab_workloads, topology_from_env
 from mesh.manager.service import Manager, ManagerTimings, single_instance
-from mesh.meshdir import MeshDir, read_manager_status
+from mesh.meshdir import MeshDir, atomic_write, read_manager_status
+from mesh.snapshot import topology_to_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--healthcheck", action="store_true", help="exit 0 if a manager is alive on DIR"
     )
     parser.add_argument("--max-age", type=float, default=5.0, help="for --healthcheck")
+    parser.add_argument(
+        "--workloads", nargs="+", metavar="FILE",
+        help="the lab's manifests (default: $MESHLAB_WORKLOADS, else the course profile)",
+    )  # fmt: skip
     return parser
 
 
@@ -75,6 +83,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"manager: cannot use {args.mesh_dir}: {exc}", file=sys.stderr)
         return 2
+    try:
+        topology = (
+            lab_workloads(lab_entries(files=args.workloads)).topology
+            if args.workloads
+            else topology_from_env()
+        )
+    except WorkloadError as exc:
+        print(f"manager: {exc}", file=sys.stderr)
+        return 2
     settings = ManagerTimings(
         quiet=args.debounce,
         max_delay=max(0.5, args.debounce * 5),
@@ -83,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         with single_instance(mesh):
-            manager = Manager(mesh, settings, topology=COURSE)
+            atomic_write(mesh.topology_file, json.dumps(topology_to_json(topology), indent=1))
+            manager = Manager(mesh, settings, topology=topology)
             manager._say(f"watching {mesh.root} (pid {os.getpid()})")
             asyncio.run(_serve(manager))
     except RuntimeError as exc:

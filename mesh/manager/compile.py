@@ -62,7 +62,7 @@ def next_snapshot(
 ) -> Snapshot | None:
     """The snapshot to publish, or None when its content equals ``published``."""
     resources = sort_resources(raws)
-    eps = tuple(sorted(endpoints, key=lambda e: (e.service, e.pod)))
+    eps = tuple(sorted(endpoints, key=lambda e: (e.namespace, e.service, e.pod)))
     catalog = tuple(services)
     digest = Snapshot.content_hash(resources, eps, catalog)
     if published is not None and published.hash == digest:

@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from mesh.meshdir import RECORD_SUFFIX, RecordError, RegistryRecord, list_files
+from mesh.meshdir import ENDPOINT_ROLES, RECORD_SUFFIX, RecordError, RegistryRecord, list_files
 from mesh.snapshot import Endpoint
 from mesh.topology import Topology
 
@@ -31,9 +31,9 @@ def snapshot_endpoints(records: Iterable[RegistryRecord], now: float) -> tuple[E
     chosen = [
         r.endpoint()
         for r in records
-        if r.role == "sidecar" and r.ready and r.service and is_fresh(r, now)
+        if r.role in ENDPOINT_ROLES and r.ready and r.service and is_fresh(r, now)
     ]
-    return tuple(sorted(chosen, key=lambda e: (e.service, e.pod)))
+    return tuple(sorted(chosen, key=lambda e: (e.namespace, e.service, e.pod)))
 
 
 def analysis_endpoints(records: Iterable[RegistryRecord], now: float) -> tuple[Endpoint, ...]:
@@ -42,8 +42,8 @@ def analysis_endpoints(records: Iterable[RegistryRecord], now: float) -> tuple[E
     Kubernetes counts a not-ready pod as selected by a subset (IST0173 is about labels, not
     readiness), so a pod that turns unready must not make the config look broken.
     """
-    chosen = [r.endpoint() for r in records if r.role == "sidecar" and is_fresh(r, now)]
-    return tuple(sorted(chosen, key=lambda e: (e.service, e.pod)))
+    chosen = [r.endpoint() for r in records if r.role in ENDPOINT_ROLES and is_fresh(r, now)]
+    return tuple(sorted(chosen, key=lambda e: (e.namespace, e.service, e.pod)))
 
 
 def validation_topology(

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 
+from mesh.config import hosts as hostnames
 from mesh.config.model import CorsPolicy, TrafficPolicy
 from mesh.resilience.retry import RetryPolicy
 from mesh.snapshot import Endpoint
@@ -88,8 +89,10 @@ class Cluster:
 
     @property
     def label(self) -> str:
-        """``host/subset`` (or just ``host``): the key ``meshctl route`` reports."""
-        return f"{self.host}/{self.subset}" if self.subset else self.host
+        """``host/subset`` (or just ``host``): the key ``meshctl route`` reports; a Service of
+        ``default`` by its short name, one elsewhere as ``name.namespace``."""
+        host = hostnames.display(self.host)
+        return f"{host}/{self.subset}" if self.subset else host
 
 
 @dataclass(frozen=True, slots=True)

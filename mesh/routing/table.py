@@ -45,7 +45,7 @@ from mesh.routing.decision import NO_HEADER_OPS, Cluster, Forward, HeaderOps
 from mesh.routing.destinations import ClusterBuilder, labels_match
 from mesh.routing.match import HeaderRegexSets, RequestMatcher, compile_match, compile_regex
 from mesh.snapshot import Endpoint, Snapshot
-from mesh.topology import Service
+from mesh.topology import DEFAULT_NAMESPACE, Service
 
 # Entries kept by the per-table memos (authority -> vhost, request -> Forward) before they
 # start over: bounded whatever names and paths clients send.
@@ -60,6 +60,7 @@ class ProxyIdentity:
     pod: str
     labels: Mapping[str, str] = field(default_factory=dict)
     gateway: bool = False
+    namespace: str = DEFAULT_NAMESPACE
 
 
 class WeightedPicker:
@@ -181,7 +182,7 @@ class RouteConfig:
             return self.by_authority[authority]
         except KeyError:
             pass
-        vhost = self.lookup(hostnames.normalize(authority))
+        vhost = self.lookup(hostnames.bare(authority))
         memo = self.by_authority
         if len(memo) >= MEMO_LIMIT:  # hostile clients inventing names: start over
             memo.clear()
@@ -298,6 +299,7 @@ def _compile_rule(
     route: HTTPRoute,
     matchers: tuple[RequestMatcher, ...],
     clusters: ClusterBuilder,
+    namespace: str = DEFAULT_NAMESPACE,
 ) -> CompiledRule:
     request_ops, response_ops = _headers(route.headers)
     compiled = CompiledRule(
@@ -319,7 +321,7 @@ def _compile_rule(
             dest_request, dest_response = _headers(destination.headers)
             targets.append(
                 RouteTarget(
-                    clusters.cluster(destination.destination),
+                    clusters.cluster(destination.destination, namespace),
                     request_ops.then(dest_request),
                     response_ops.then(dest_response),
                 )
@@ -335,11 +337,11 @@ def _compile_rule(
     if route.mirror is not None:
         # A mirror without a percentage copies every request (unlike a fault).
         fraction = share(route.mirror_percentage, route.mirror_percent, default=1.0)
-        mirrors.append((clusters.cluster(route.mirror), fraction))
+        mirrors.append((clusters.cluster(route.mirror, namespace), fraction))
     for policy in route.mirrors:
         if policy.destination is not None:
             fraction = share(policy.percentage, default=1.0)
-            mirrors.append((clusters.cluster(policy.destination), fraction))
+            mirrors.append((clusters.cluster(policy.destination, namespace), fraction))
     compiled.mirrors = tuple(m for m in mirrors if m[1] > 0)
     if route.rewrite is not None and route.rewrite.uri_regex_rewrite is not None:
         compiled.uri_regex = compile_regex(route.rewrite.uri_regex_rewrite.match)
@@ -358,6 +360,7 @@ def _rule_matchers(
     bound_gateways: Sequence[str],
     gateway: str | None,
     regex_sets: HeaderRegexSets,
+    namespace: str = DEFAULT_NAMESPACE,
 ) -> tuple[RequestMatcher, ...] | None:
     """Matchers of a rule for this proxy; None when no match entry applies to it."""
     if not route.match:
@@ -365,12 +368,16 @@ def _rule_matchers(
         return () if applies else None
     kept = []
     for entry in route.match:
-        entry_gateways = [hostnames.gateway_key(g) for g in entry.gateways] or list(bound_gateways)
+        entry_gateways = [hostnames.gateway_ref(g, namespace) for g in entry.gateways] or list(
+            bound_gateways
+        )
         if gateway is None and MESH_GATEWAY not in entry_gateways:
             continue
         if gateway is not None and gateway not in entry_gateways:
             continue
         if entry.source_labels and not labels_match(entry.source_labels, proxy.labels):
+            continue
+        if entry.source_namespace and entry.source_namespace != proxy.namespace:
             continue
         kept.append(compile_match(entry, regex_sets))
     return tuple(kept) if kept else None
@@ -379,6 +386,42 @@ def _rule_matchers(
 def _sort_catch_alls_last(rules: list[CompiledRule]) -> list[CompiledRule]:
     # Merged gateway VirtualServices: catch-all routes move last (route.go SortVHostRoutes).
     return [r for r in rules if r.matchers] + [r for r in rules if not r.matchers]
+
+
+def _visible_virtual_services(resources: Sequence[Resource], namespace: str) -> list[Resource]:
+    """The VirtualServices a proxy in ``namespace`` sees, in Istio's order: its namespace's
+    private ones, then those exported to it by name, then the public ones (config order
+    within each: on a host claimed twice, the first wins)."""
+    private: list[Resource] = []
+    exported: list[Resource] = []
+    public: list[Resource] = []
+    for resource in resources:
+        export_to = tuple(resource.spec.export_to)
+        if not export_to or "*" in export_to:
+            public.append(resource)
+        elif "~" in export_to:
+            continue
+        elif resource.namespace == namespace and ("." in export_to or namespace in export_to):
+            private.append(resource)
+        elif namespace in export_to:
+            exported.append(resource)
+    return [*private, *exported, *public]
+
+
+def gateway_port_map(proxy: ProxyIdentity, services: Iterable[Service]) -> dict[int, int]:
+    """Gateway server port → the port the gateway listens on: the target port of the Service
+    port of that number on a Service selecting this gateway (Istio's legacy selector
+    translation: ``port: 80`` listens on 8080), else the number itself."""
+    mapping: dict[int, int] = {}
+    for service in services:
+        if service.namespace != proxy.namespace or service.selector is None:
+            continue
+        if not service.selector or not labels_match(service.selector, proxy.labels):
+            continue
+        for port in service.ports:
+            if port.target_port is not None:
+                mapping.setdefault(port.number, port.target_port)
+    return mapping
 
 
 def compile_config(
@@ -390,90 +433,121 @@ def compile_config(
 ) -> RouteTable:
     """Build the route table of one proxy from validated resources, ready endpoints and the
     service catalog (a Service with no ready endpoint still gets its default route: 503 UH,
-    not 404 NR)."""
+    not 404 NR). Names resolve as in Kubernetes: config hosts in the resource's namespace,
+    request hosts in the proxy's (``mesh.config.hosts``)."""
     resources = merge_delegates(resources)  # root rules with delegate: the delegate's rules
-    virtual_services = [r for r in resources if r.kind == "VirtualService"]
-    destination_rules = [r.spec for r in resources if r.kind == "DestinationRule"]
-    gateways = {r.name: r.spec for r in resources if r.kind == "Gateway"}
+    catalog = [s for s in services if s.visible_from(proxy.namespace)]
+    virtual_services = _visible_virtual_services(
+        [r for r in resources if r.kind == "VirtualService"], proxy.namespace
+    )
+    destination_rules = [r for r in resources if r.kind == "DestinationRule"]
+    gateways = {f"{r.namespace}/{r.name}": r for r in resources if r.kind == "Gateway"}
     entries = [r for r in resources if r.kind == "ServiceEntry"]
-    clusters = ClusterBuilder(destination_rules, [*endpoints, *service_entry_endpoints(entries)])
+    entry_endpoints = service_entry_endpoints(entries)
+    clusters = ClusterBuilder(
+        destination_rules, [*endpoints, *entry_endpoints], catalog, proxy.namespace
+    )
     regex_sets = HeaderRegexSets()
 
     mesh = RouteConfig()
     if not proxy.gateway:
+        claimed: set[str] = set()
         for resource in virtual_services:
             spec: VirtualService = resource.spec
-            bound = [hostnames.gateway_key(g) for g in spec.gateways] or [MESH_GATEWAY]
+            ns = resource.namespace
+            bound = [hostnames.gateway_ref(g, ns) for g in spec.gateways] or [MESH_GATEWAY]
             rules = []
             for index, route in enumerate(spec.http):
-                matchers = _rule_matchers(route, proxy, bound, None, regex_sets)
+                matchers = _rule_matchers(route, proxy, bound, None, regex_sets, ns)
                 if matchers is None:
                     continue
-                rules.append(_compile_rule(resource.name, index, route, matchers, clusters))
+                rules.append(_compile_rule(resource.name, index, route, matchers, clusters, ns))
             if MESH_GATEWAY not in bound and not rules:
                 continue
-            names = tuple(hostnames.normalize(h) for h in spec.hosts)
+            hosts = [hostnames.qualify(h, ns) for h in spec.hosts]
+            # Several mesh VirtualServices for one host are not merged (IST0109): the first
+            # one in Istio's order wins, deterministically.
+            hosts = [h for h in hosts if h not in claimed]
+            if not hosts:
+                continue
+            claimed.update(hosts)
+            names = tuple(a for h in hosts for a in hostnames.aliases(h, proxy.namespace))
             vhost = VirtualHost(names, rules)
             for name in names:
-                # Several mesh VirtualServices for one host are not merged (IST0109): the
-                # first one loaded wins, deterministically.
-                if name not in mesh.exact and not any(s == name[1:] for s, _ in mesh.suffixes):
+                if name not in mesh.exact:
                     mesh.add(name, vhost)
-        known = {hostnames.normalize(s.name) for s in services}
-        known |= {hostnames.normalize(e.service) for e in endpoints}
+        known = {s.fqdn for s in catalog}
+        known |= {e.fqdn for e in endpoints}
         # A ServiceEntry host resolves like a Service: its endpoints, or none (503 UH).
-        known |= {hostnames.normalize(h) for r in entries for h in r.spec.hosts}
-        known |= {hostnames.normalize(dr.host) for dr in destination_rules}
+        known |= {hostnames.qualify(h, r.namespace) for r in entries for h in r.spec.hosts}
         for service in sorted(known):
-            if service.startswith("*") or service in mesh.exact:
+            if (
+                service.startswith("*")
+                or service in claimed
+                or any(h.startswith("*") and hostnames.host_matches(h, service) for h in claimed)
+            ):
                 continue
             default = HTTPRoute(route=())
             rule = CompiledRule("", 0, "default", (), default)
             target_cluster = clusters.cluster(Destination(host=service))
             rule.targets = (RouteTarget(target_cluster, NO_HEADER_OPS, NO_HEADER_OPS),)
-            mesh.add(service, VirtualHost((service,), [rule]))
+            names = hostnames.aliases(service, proxy.namespace)
+            vhost = VirtualHost(names, [rule])
+            for name in names:
+                if name not in mesh.exact:
+                    mesh.add(name, vhost)
 
     gateway_routes: dict[int, RouteConfig] = {}
     if proxy.gateway:
-        for gateway_name, gateway_spec in sorted(gateways.items()):
+        port_map = gateway_port_map(proxy, services)
+        visible = _visible_virtual_services(
+            [r for r in resources if r.kind == "VirtualService"], proxy.namespace
+        )
+        for gateway_name, gateway_resource in sorted(gateways.items()):
+            gateway_spec: Gateway = gateway_resource.spec
             if not _selects(gateway_spec, proxy):
                 continue
             for server in gateway_spec.servers:
                 if server.port is None or server.port.number is None:
                     continue
-                listener = gateway_routes.setdefault(server.port.number, RouteConfig())
+                listen = port_map.get(server.port.number, server.port.number)
+                listener = gateway_routes.setdefault(listen, RouteConfig())
                 server_hosts = [
-                    hostnames.normalize(hostnames.strip_namespace(h)) for h in server.hosts
+                    hostnames.server_host(h, gateway_resource.namespace) for h in server.hosts
                 ]
                 if server.tls is not None and server.tls.https_redirect:
                     # tls.httpsRedirect: Envoy's require_tls — every request gets a 301 to
                     # https, whatever the VirtualServices say.
-                    for name in server_hosts:
+                    for _ns, name in server_hosts:
                         listener.add(name, VirtualHost((name,), [HTTPS_REDIRECT_RULE]))
                     continue
                 merged: dict[str, list[CompiledRule]] = {}
-                for resource in virtual_services:
+                for resource in visible:
                     spec = resource.spec
-                    bound = [hostnames.gateway_key(g) for g in spec.gateways]
+                    ns = resource.namespace
+                    bound = [hostnames.gateway_ref(g, ns) for g in spec.gateways]
                     if gateway_name not in bound:
                         continue
-                    narrowed_hosts: set[str] = set()
+                    names = set()
                     for vs_host in spec.hosts:
-                        for server_host in server_hosts:
-                            narrowed = hostnames.intersect(
-                                hostnames.normalize(vs_host), server_host
-                            )
+                        qualified = hostnames.qualify(vs_host, ns)
+                        for allowed, server_host in server_hosts:
+                            if allowed not in ("*", ns):
+                                continue  # ns/host: only that namespace's VirtualServices bind
+                            narrowed = hostnames.intersect(qualified, server_host)
                             if narrowed is not None:
-                                narrowed_hosts.add(narrowed)
-                    if not narrowed_hosts:
+                                names.add(narrowed)
+                    if not names:
                         continue  # IST0132: no overlap with this server
                     rules = []
                     for index, route in enumerate(spec.http):
-                        matchers = _rule_matchers(route, proxy, bound, gateway_name, regex_sets)
+                        matchers = _rule_matchers(route, proxy, bound, gateway_name, regex_sets, ns)
                         if matchers is None:
                             continue
-                        rules.append(_compile_rule(resource.name, index, route, matchers, clusters))
-                    for name in sorted(narrowed_hosts):
+                        rules.append(
+                            _compile_rule(resource.name, index, route, matchers, clusters, ns)
+                        )
+                    for name in sorted(names):
                         merged.setdefault(name, []).extend(rules)
                 for name, rules in merged.items():
                     existing = (
@@ -514,7 +588,7 @@ def service_entry_endpoints(entries: Sequence[Resource]) -> list[Endpoint]:
                 found.append(
                     Endpoint(
                         f"{resource.name}-{i}",
-                        hostnames.normalize(host),
+                        hostnames.qualify(host, resource.namespace),
                         entry.address,
                         number,
                         dict(entry.labels),

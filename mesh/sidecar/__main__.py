@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", type=parse_labels, default={})
     p.add_argument("--mesh-dir", default=os.environ.get("MESH_DIR"))
     p.add_argument("--gateway", action="store_true", help="run as the ingress gateway")
+    p.add_argument("--namespace", default="default", help="the pod's namespace")
+    p.add_argument("--service-account", default="default", help="the pod's service account")
+    p.add_argument(
+        "--no-sidecar", action="store_true",
+        help="the pod has no sidecar (sidecar.istio.io/inject: false): register and probe "
+        "the app at --app-port and resolve Service names for it, with no Istio routing",
+    )  # fmt: skip
     p.add_argument("--inbound-port", type=int)
     p.add_argument("--app-port", type=int)
     p.add_argument("--outbound-port", type=int)
@@ -96,6 +103,9 @@ def options_from_args(argv: Sequence[str] | None = None):  # type: ignore[no-unt
         labels=args.labels,
         service=args.service,
         gateway=args.gateway,
+        namespace=args.namespace,
+        service_account=args.service_account,
+        plain=args.no_sidecar,
         inbound_port=args.inbound_port,
         app_port=args.app_port,
         outbound_port=args.outbound_port,

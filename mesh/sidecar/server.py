@@ -31,7 +31,7 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,11 @@ class Options:
     labels: dict[str, str] = field(default_factory=dict)
     service: str | None = None
     gateway: bool = False
+    namespace: str = "default"
+    service_account: str = "default"
+    # No sidecar in this pod: only register it, probe its app and give the app Kubernetes'
+    # plain Service routing (kube-proxy's part), no VirtualService or DestinationRule.
+    plain: bool = False
     inbound_port: int | None = None
     app_port: int | None = None
     outbound_port: int | None = None
@@ -77,7 +82,7 @@ class Options:
 
     @property
     def role(self) -> str:
-        return "gateway" if self.gateway else "sidecar"
+        return "gateway" if self.gateway else "workload" if self.plain else "sidecar"
 
     @property
     def service_name(self) -> str:
@@ -123,7 +128,9 @@ class Sidecar:
     def __init__(self, options: Options, loop: asyncio.AbstractEventLoop) -> None:
         self.options = options
         self.loop = loop
-        self.identity = ProxyIdentity(options.pod, dict(options.labels), options.gateway)
+        self.identity = ProxyIdentity(
+            options.pod, dict(options.labels), options.gateway, options.namespace
+        )
         self.telemetry = Telemetry(options.pod, options.workload, open_log(options.access_log))
         self.pool = Pool(loop)
         labels = options.labels
@@ -187,6 +194,8 @@ class Sidecar:
         port = o.inbound_port
         if o.gateway and port is None and self.gateway_listeners:
             port = min(self.gateway_listeners)
+        if o.plain and port is None:
+            port = o.app_port  # no sidecar: the app itself is the endpoint
         record = RegistryRecord(
             pod=o.pod,
             service=o.service_name,
@@ -199,6 +208,8 @@ class Sidecar:
             admin_port=o.admin_port,
             admin_address=o.advertise_address or o.bind_address,
             role=o.role,
+            namespace=o.namespace,
+            service_account=o.service_account,
         )
         self.writer.submit(_write, self.registry_path, record.to_json())
 
@@ -246,7 +257,10 @@ class Sidecar:
         if current is not None and snap.version == current.version and snap.hash == current.hash:
             return
         try:
-            table = compile_snapshot(snap, self.identity)
+            # Without a sidecar the pod's traffic meets no Istio config: plain Services only.
+            table = compile_snapshot(
+                replace(snap, resources=()) if self.options.plain else snap, self.identity
+            )
         except ConfigError as exc:
             self._refuse(snap.version, f"snapshot {snap.version} refused: {exc}")
             return

@@ -104,21 +104,36 @@ class ComposeLab:
         return out.split()
 
 
+def lab_env(
+    gateway: int, admin: int, locust: int, config_dir: Path, project: str
+) -> dict[str, str]:
+    """The environment of one e2e compose lab: its ports (gateway, gateway admin, Locust,
+    Prometheus, console), config directory and project."""
+    gateway, admin, locust, prometheus, console = ports
+    return {
+        **os.environ,
+        "GATEWAY_PORT": str(gateway),
+        "LOCUST_PORT": str(locust),
+        "GATEWAY_ADMIN_PORT": str(admin),
+        "PROMETHEUS_PORT": str(prometheus),
+        "CONSOLE_PORT": str(console),
+        "MESH_CONFIG_DIR": str(config_dir),
+        "MESHLAB_PROJECT": project,
+    }
+
+
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeLab]:
     _require_docker()
     config_dir = tmp_path_factory.mktemp("lab-config")
-    env = {
-        **os.environ,
-        "GATEWAY_PORT": str(GATEWAY_PORT),
-        "LOCUST_PORT": str(LOCUST_PORT),
-        "GATEWAY_ADMIN_PORT": str(GATEWAY_PORT + 1),
-        "PROMETHEUS_PORT": str(PROMETHEUS_PORT),
-        "CONSOLE_PORT": str(CONSOLE_PORT),
-        "MESH_CONFIG_DIR": str(config_dir),
-        "MESHLAB_PROJECT": PROJECT,
-    }
-    compose_lab = ComposeLab(env, config_dir)
+    compose_lab = ComposeLab(
+        lab_env(
+            (GATEWAY_PORT, GATEWAY_PORT + 1, LOCUST_PORT, PROMETHEUS_PORT, CONSOLE_PORT),
+            config_dir,
+            PROJECT,
+        ),
+        config_dir,
+    )
     compose_lab.make("up", timeout=2400)
     try:
         yield compose_lab

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mesh.lab.topology import COURSE, GATEWAY_LABELS
 from mesh.topology import Pod, Service, ServicePort, Topology
+from tests.helpers import COURSE
 
 
 def test_a_service_has_kubernetes_names_and_several_ports() -> None:
@@ -52,6 +52,8 @@ def test_live_pods_replace_the_app_pods_and_bring_their_services() -> None:
         [Pod("reviews-x", {"app": "reviews"}), Pod("new-1", {"app": "new"})]
     )
     assert [p.name for p in live.app_pods] == ["reviews-x", "new-1"]
-    assert [p.labels for p in live.gateway_pods] == [GATEWAY_LABELS]
+    assert [p.labels for p in live.gateway_pods] == [
+        {"app": "istio-ingressgateway", "istio": "ingressgateway"}
+    ]
     assert live.service_names == COURSE.service_names | {"new"}
     assert COURSE.with_app_pods([]).app_pods == ()

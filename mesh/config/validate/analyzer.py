@@ -45,7 +45,7 @@ from mesh.config.validate.gateway import check_gateway
 from mesh.config.validate.peer_authentication import check_peer_authentication
 from mesh.config.validate.service_entry import check_service_entry
 from mesh.config.validate.virtual_service import check_virtual_service
-from mesh.topology import Pod, Topology
+from mesh.topology import ROOT_NAMESPACE, Pod, Topology
 
 # The per-resource checks of each kind (Istio's validation webhook): one entry per kind.
 RESOURCE_CHECKS: dict[str, Callable[[Resource, list[Issue]], None]] = {
@@ -79,6 +79,15 @@ def dangling(resource: Resource, path: str, message: str) -> Issue:
             path,
             f"{message} [applied anyway: {ALLOW_DANGLING}]",
         )
+    if resource.namespace == ROOT_NAMESPACE:
+        # The config root namespace holds config for add-ons the lab does not run (Istio's
+        # certmanager-gateway.yaml names cert-manager's resolver): such files apply as written.
+        return resource.issue(
+            "Warning",
+            codes.REFERENCED_RESOURCE_NOT_FOUND,
+            path,
+            f"{message} [applied anyway: {ROOT_NAMESPACE} may name add-ons the lab does not run]",
+        )
     return resource.issue("Error", codes.REFERENCED_RESOURCE_NOT_FOUND, path, message)
 
 
@@ -88,13 +97,13 @@ def service_entry_hosts(resources: Sequence[Resource]) -> dict[str, Resource]:
     for resource in resources:
         if resource.kind == "ServiceEntry":
             for host in resource.spec.hosts:
-                hosts.setdefault(hostnames.normalize(host), resource)
+                hosts.setdefault(hostnames.qualify(host, resource.namespace), resource)
     return hosts
 
 
 def analyze(resources: Sequence[Resource], topology: Topology) -> list[Issue]:
     """Every finding for these resources, given the Services and pods that exist."""
-    services = {hostnames.normalize(s.name) for s in topology.services}
+    services = set(topology.service_fqdns)
     pods = topology.app_pods
     gateway_pods = [p.labels for p in topology.gateway_pods]
     out: list[Issue] = []
@@ -108,7 +117,7 @@ def analyze(resources: Sequence[Resource], topology: Topology) -> list[Issue]:
                     "Error",
                     codes.SCHEMA_VALIDATION_ERROR,
                     "",
-                    f"{resource.kind} {resource.name!r} is defined twice (first in {first.source.file}:{first.source.line})",
+                    f"{resource.kind} {resource.display_name} is defined twice (first in {first.source.file}:{first.source.line})",
                 )
             )
             continue
@@ -119,16 +128,14 @@ def analyze(resources: Sequence[Resource], topology: Topology) -> list[Issue]:
         check_dry_run_annotation(resource, out)
     unique = list(seen.values())
     entries = service_entry_hosts(unique)
-    ports = {
-        hostnames.normalize(s.name): tuple(p.number for p in s.ports) for s in topology.services
-    }
+    ports = {s.fqdn: tuple(p.number for p in s.ports) for s in topology.services}
     for host, entry in entries.items():
         ports.setdefault(host, tuple(p.number for p in entry.spec.ports if p.number))
     rules = [r for r in unique if r.kind == "DestinationRule"]
-    gateways = {r.name: r for r in unique if r.kind == "Gateway"}
+    gateways = {f"{r.namespace}/{r.name}": r for r in unique if r.kind == "Gateway"}
     subsets: dict[str, dict[str, Mapping[str, str]]] = {}
     for rule in rules:
-        host = hostnames.normalize(rule.spec.host)
+        host = hostnames.qualify(rule.spec.host, rule.namespace)
         for subset in rule.spec.subsets:
             subsets.setdefault(host, {})[subset.name] = subset.labels
     _check_destination_refs(unique, services, entries, ports, subsets, out)
@@ -199,16 +206,19 @@ def _check_refs(
     for path, destination in refs:
         if not destination.host:
             continue
-        host = hostnames.normalize(destination.host)
+        host = hostnames.qualify(destination.host, resource.namespace)
         if not _known_host(host, services, entries):
-            known = ", ".join(sorted({*services, *entries}))
+            known = ", ".join(
+                sorted(hostnames.display(h, resource.namespace) for h in {*services, *entries})
+            )
             out.append(
                 dangling(
                     resource,
                     f"{path}.host",
                     f"host {destination.host!r} is not a known service or ServiceEntry "
-                    f"host (known: {known}); Istio would route it to a cluster that does "
-                    "not exist: 503 NC",
+                    f"host in namespace {resource.namespace} (known: {known})"
+                    f"{_short_name_hint(destination.host, services)}; Istio would route it to "
+                    "a cluster that does not exist: 503 NC",
                 )
             )
             continue
@@ -224,7 +234,8 @@ def _check_refs(
                 dangling(
                     resource,
                     f"{path}.subset",
-                    f'subset "{destination.subset}" is not defined for host {host} '
+                    f'subset "{destination.subset}" is not defined for host '
+                    f"{hostnames.display(host, resource.namespace)} "
                     f"({hint}). Apply the DestinationRule first, or in the same apply "
                     "(meshctl apply -f dr.yaml -f vs.yaml); Istio would accept this and "
                     "answer 503 NC (meshctl apply --allow-dangling shows that)",
@@ -278,7 +289,7 @@ def _check_gateway_bindings(
             for match in route.match:
                 bound += [g for g in match.gateways if g not in bound]
         for i, name in enumerate(bound):
-            key = hostnames.gateway_key(name)
+            key = hostnames.gateway_ref(name, resource.namespace)
             if key == "mesh":
                 continue
             path = f"gateways[{i}]" if i < len(spec.gateways) else "http"
@@ -293,13 +304,18 @@ def _check_gateway_bindings(
                     )
                 )
                 continue
+            # A server host "ns/host" binds only that namespace's VirtualServices.
             server_hosts = [
-                hostnames.normalize(hostnames.strip_namespace(h))
+                host
                 for server in gateway.spec.servers
-                for h in server.hosts
+                for allowed, host in (
+                    hostnames.server_host(h, gateway.namespace) for h in server.hosts
+                )
+                if allowed in ("*", resource.namespace)
             ]
             overlaps = any(
-                hostnames.intersect(hostnames.normalize(vs_host), server_host) is not None
+                hostnames.intersect(hostnames.qualify(vs_host, resource.namespace), server_host)
+                is not None
                 for vs_host in spec.hosts
                 for server_host in server_hosts
             )
@@ -321,11 +337,11 @@ def _check_mesh_conflicts(resources: Sequence[Resource], out: list[Issue]) -> No
         if resource.kind != "VirtualService":
             continue
         spec: VirtualService = resource.spec
-        bound = [hostnames.gateway_key(g) for g in spec.gateways] or ["mesh"]
+        bound = [hostnames.gateway_ref(g, resource.namespace) for g in spec.gateways] or ["mesh"]
         if "mesh" not in bound:
             continue
         for i, host in enumerate(spec.hosts):
-            name = hostnames.normalize(host)
+            name = hostnames.qualify(host, resource.namespace)
             other = owners.get(name)
             if other is not None and other is not resource:
                 out.append(
@@ -333,7 +349,8 @@ def _check_mesh_conflicts(resources: Sequence[Resource], out: list[Issue]) -> No
                         "Error",
                         codes.CONFLICTING_MESH_GATEWAY_VS_HOSTS,
                         f"hosts[{i}]",
-                        f"host {name} is also routed by VirtualService {other.name} "
+                        f"host {hostnames.display(name)} is also routed by VirtualService "
+                        f"{other.display_name} "
                         f"({other.source.file}:{other.source.line}); mesh VirtualServices for one "
                         "host are not merged: keep one",
                     )
@@ -352,10 +369,10 @@ def _check_subsets_select_pods(
     hosts_seen: dict[str, Resource] = {}
     for resource in rules:
         spec: DestinationRule = resource.spec
-        host = hostnames.normalize(spec.host)
+        host = hostnames.qualify(spec.host, resource.namespace)
         if host.startswith("*"):
             continue
-        if host in hosts_seen:
+        if host in hosts_seen and hosts_seen[host].namespace == resource.namespace:
             out.append(
                 resource.issue(
                     "Warning",
@@ -377,7 +394,7 @@ def _check_subsets_select_pods(
                     )
                 )
             continue
-        service_pods = [p for p in pods if hostnames.normalize(p.service) == host]
+        service_pods = [p for p in pods if hostnames.service_fqdn(p.service, p.namespace) == host]
         for i, subset in enumerate(spec.subsets):
             if not subset.name:
                 continue
@@ -390,7 +407,7 @@ def _check_subsets_select_pods(
                         codes.SUBSET_SELECTS_NO_PODS,
                         f"subsets[{i}]",
                         f'subset "{subset.name}" (labels {dict(subset.labels)}) selects no pods of '
-                        f"{host}: requests routed to it get 503 no healthy upstream (UH). Istio "
+                        f"{hostnames.display(host, resource.namespace)}: requests routed to it get 503 no healthy upstream (UH). Istio "
                         "reports this as an error; the lab warns (Lab decision 10): a rollout "
                         "starts with a subset whose pods are not deployed yet",
                     )
@@ -421,7 +438,7 @@ def _check_gateway_selectors(
             if server.port is None or server.port.number is None:
                 continue
             for host in server.hosts:
-                key = (key_selector, server.port.number, hostnames.strip_namespace(host))
+                key = (key_selector, server.port.number, host)
                 other = claimed.get(key)
                 if other is not None and other is not resource:
                     out.append(
@@ -471,3 +488,14 @@ def _check_service_entries(
                     "(Lab decision 11)",
                 )
             )
+
+
+def _short_name_hint(written: str, services: set[str]) -> str:
+    """Istio expands only names without a dot: ``reviews.default`` names no Service."""
+    name = hostnames.bare(written)
+    candidate = f"{name}.svc.cluster.local" if name.count(".") == 1 else ""
+    if name.endswith(".svc"):
+        candidate = f"{name}.cluster.local"
+    if candidate in services:
+        return f"; Istio expands only short names: write {candidate} (or the short name in its namespace)"
+    return ""

@@ -213,8 +213,9 @@ def test_get_table_yaml_json(run, tmp_path):
     run("apply", "-f", write(tmp_path, "all.yaml", DR + "---\n" + vs() + "---\n" + GATEWAY))
     code, out, _ = run("get")
     lines = out.splitlines()
-    assert lines[0].split() == ["KIND", "NAME", "GATEWAYS", "HOSTS", "AGE"]
+    assert lines[0].split() == ["KIND", "NAMESPACE", "NAME", "GATEWAYS", "HOSTS", "AGE"]
     assert len(lines) == 4
+    assert run("get", "-n", "foo")[0] == 0
     code, out, _ = run("get", "vs", "reviews", "-o", "json")
     assert json.loads(out)["spec"]["hosts"] == ["reviews"]
     code, out, _ = run("get", "dr", "-o", "json")
@@ -223,6 +224,23 @@ def test_get_table_yaml_json(run, tmp_path):
     assert yaml.safe_load(out)["metadata"]["name"] == "gw"
     assert run("get", "vs", "nope")[0] == 1
     assert run("get", "pods")[0] == 1
+
+
+def test_resources_keep_their_namespace_everywhere(run, tmp_path):
+    """certmanager-gateway.yaml style: a Gateway and VirtualService in istio-system beside
+    default's; get shows and filters by namespace, delete -n removes only that one."""
+    other = GATEWAY.replace("{name: gw}", "{name: gw, namespace: istio-system}").replace(
+        '"*"', "acme.example.com"
+    )
+    assert run("apply", "-f", write(tmp_path, "gw.yaml", GATEWAY + "---\n" + other))[0] == 0
+    code, out, _ = run("get", "gw")
+    rows = [line.split()[:2] for line in out.splitlines()[1:]]
+    assert rows == [["default", "gw"], ["istio-system", "gw"]]
+    code, out, _ = run("get", "gw", "-n", "istio-system", "-o", "json")
+    assert [i["metadata"]["namespace"] for i in json.loads(out)["items"]] == ["istio-system"]
+    assert run("delete", "gw", "gw", "-n", "istio-system")[0] == 0
+    code, out, _ = run("get", "gw")
+    assert [line.split()[:2] for line in out.splitlines()[1:]] == [["default", "gw"]]
 
 
 def test_status_proxy_status_endpoints_from_files(run, mesh):

@@ -6,9 +6,8 @@ import json
 import time
 
 from mesh.cli.meshlab import main
-from mesh.lab.local import GATEWAY_POD
-from mesh.lab.topology import BOOKINFO_PODS
 from mesh.meshdir import MeshDir
+from tests.helpers import COURSE
 
 
 def fake_lab(root, *, version=3, unready=()):
@@ -18,8 +17,8 @@ def fake_lab(root, *, version=3, unready=()):
         {"version": version, "hash": "h", "generated_at": now, "resources": [], "endpoints": []}
     ))  # fmt: skip
     (mesh.manager_status).write_text(json.dumps({"version": version, "heartbeat": now}))
-    for name in [p.name for p in BOOKINFO_PODS] + [GATEWAY_POD]:
-        role = "gateway" if name == GATEWAY_POD else "sidecar"
+    for name in [p.name for p in COURSE.pods]:
+        role = "gateway" if name == "istio-ingressgateway" else "sidecar"
         record = {"pod": name, "service": name.split("-")[0], "address": "127.0.0.1",
                   "port": 1 if role == "sidecar" else None, "ready": name not in unready,
                   "heartbeat": now, "ttl": 10, "role": role}  # fmt: skip

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from mesh.config.loader import load_resources, load_text
 from mesh.config.validate import analyze
-from mesh.lab.topology import COURSE
+from tests.helpers import COURSE
 
 scalars = st.one_of(
     st.none(),

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from mesh.config.normal_form import to_normal
 from mesh.console.config_view import ConfigView, Proxy
-from mesh.lab.topology import BOOKINFO_PODS
 from mesh.manager.yaml_files import load_paths
 from mesh.snapshot import Endpoint, Snapshot
+from tests.helpers import COURSE
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
-PROXIES = [Proxy(p.name, p.labels) for p in BOOKINFO_PODS] + [
+PROXIES = [Proxy(p.name, p.labels) for p in COURSE.app_pods] + [
     Proxy("istio-ingressgateway", {"istio": "ingressgateway", "app": "istio-ingressgateway"}, True)
 ]
 
@@ -23,7 +23,7 @@ def view(*scenarios: str) -> ConfigView:
         latest[resource.key] = to_normal(resource)  # the snapshot's form, as the manager's
     endpoints = tuple(
         Endpoint(p.name, p.service, "127.0.0.1", 9000 + i, p.labels)
-        for i, p in enumerate(BOOKINFO_PODS)
+        for i, p in enumerate(COURSE.app_pods)
     )
     return ConfigView.build(Snapshot(7, tuple(latest.values()), endpoints), PROXIES)
 

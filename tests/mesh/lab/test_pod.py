@@ -14,8 +14,8 @@ import pytest
 
 from mesh.lab import pod as podmod
 from mesh.lab.pod import ChildSpec, PodPorts, build_children, find_pod, supervise
-from mesh.lab.topology import BOOKINFO_PODS
 from mesh.topology import Pod, ReadinessProbe
+from tests.helpers import COURSE
 
 REPO = Path(__file__).resolve().parents[3]
 PY = sys.executable
@@ -32,7 +32,7 @@ def _argv_options(argv: tuple[str, ...]) -> dict[str, str]:
 
 
 def test_app_command_runs_the_pods_service_under_gunicorn() -> None:
-    app, _ = build_children(find_pod("reviews-v2"), mesh_dir="/mesh", python="/py", base_env={})
+    app, _ = build_children(_pod("reviews-v2"), mesh_dir="/mesh", python="/py", base_env={})
     assert app.name == "app"
     assert app.argv == (
         "/py",
@@ -46,7 +46,7 @@ def test_app_command_runs_the_pods_service_under_gunicorn() -> None:
 
 def test_app_environment_points_http_proxy_at_the_sidecar_outbound_port() -> None:
     app, _ = build_children(
-        find_pod("reviews-v3"),
+        _pod("reviews-v3"),
         mesh_dir="/mesh",
         ports=PodPorts(service=19080, app=19081, outbound=25001, admin=25000),
         base_env={"PATH": "/bin", "LANG": "C.UTF-8"},
@@ -62,16 +62,16 @@ def test_app_environment_points_http_proxy_at_the_sidecar_outbound_port() -> Non
 
 
 def test_pod_env_from_the_topology_reaches_the_app_only() -> None:
-    app, sidecar = build_children(find_pod("details-v2-failing"), mesh_dir="/m", base_env={})
+    app, sidecar = build_children(_pod("details-v2-failing"), mesh_dir="/m", base_env={})
     assert app.env["FAIL_MODE"] == "503"
     assert "FAIL_MODE" not in sidecar.env
-    healthy, _ = build_children(find_pod("details-v2"), mesh_dir="/m", base_env={})
+    healthy, _ = build_children(_pod("details-v2"), mesh_dir="/m", base_env={})
     assert "FAIL_MODE" not in healthy.env
 
 
 def test_proxy_settings_override_an_inherited_proxy() -> None:
     app, _ = build_children(
-        find_pod("productpage-v1"),
+        _pod("productpage-v1"),
         mesh_dir="/m",
         base_env={"http_proxy": "http://corporate:3128", "HTTP_PROXY": "http://corporate:3128"},
     )
@@ -80,7 +80,7 @@ def test_proxy_settings_override_an_inherited_proxy() -> None:
 
 def test_sidecar_command_follows_the_cli_contract() -> None:
     _, sidecar = build_children(
-        find_pod("productpage-v2"),
+        _pod("productpage-v2"),
         mesh_dir="/mesh",
         ports=PodPorts(service=9080, app=9081, outbound=15001, admin=15000),
         bind_address="0.0.0.0",
@@ -93,7 +93,9 @@ def test_sidecar_command_follows_the_cli_contract() -> None:
     assert _argv_options(sidecar.argv) == {
         "--pod": "productpage-v2",
         "--service": "productpage",
-        "--labels": "app=productpage,version=v2",
+        "--labels": "app=productpage,version=v2,workload=productpage-v2",
+        "--namespace": "default",
+        "--service-account": "bookinfo-productpage",
         "--mesh-dir": "/mesh",
         "--inbound-port": "9080",
         "--app-port": "9081",
@@ -136,11 +138,11 @@ def test_sidecar_probe_options_come_from_the_pods_readiness_probe() -> None:
 
 def test_build_children_does_not_mutate_the_base_env() -> None:
     base = {"A": "1"}
-    build_children(find_pod("ratings-v1"), mesh_dir="/m", base_env=base)
+    build_children(_pod("ratings-v1"), mesh_dir="/m", base_env=base)
     assert base == {"A": "1"}
 
 
-@pytest.mark.parametrize("pod", BOOKINFO_PODS, ids=lambda p: p.name)
+@pytest.mark.parametrize("pod", COURSE.app_pods, ids=lambda p: p.name)
 def test_every_topology_pod_builds(pod: Pod) -> None:
     app, sidecar = build_children(pod, mesh_dir="/m", base_env={})
     assert app.argv[-1] == f"services.{pod.service}.app:create_app()"
@@ -149,7 +151,7 @@ def test_every_topology_pod_builds(pod: Pod) -> None:
 
 def test_find_pod_names_the_known_pods_when_unknown() -> None:
     with pytest.raises(KeyError, match="productpage-v1"):
-        find_pod("nope-v1")
+        _pod("nope-v1")
 
 
 def test_default_advertise_address() -> None:
@@ -356,32 +358,14 @@ def test_children_die_when_the_supervisor_is_killed(tmp_path: Path) -> None:
     assert not any(_alive(pid) for pid in pids)
 
 
-# ------------------------------------------------------------- the compose file's pods
-
-
 def _compose_services() -> dict[str, dict]:
-    yaml = pytest.importorskip("yaml")
-    text = (REPO / "compose" / "docker-compose.yml").read_text()
-    return yaml.safe_load(text)["services"]
+    """The static compose file's services plus the pods generated from the course profile."""
+    import yaml
 
+    from mesh.lab.compose import pods_compose
 
-def test_compose_runs_every_topology_pod_and_nothing_else() -> None:
-    services = _compose_services()
-    expected = {p.name for p in BOOKINFO_PODS} | {"manager", "istio-ingressgateway", "locust"}
-    expected |= {"prometheus", "console"}  # the lab's observers
-    assert set(services) == expected
-
-
-@pytest.mark.parametrize("pod", BOOKINFO_PODS, ids=lambda p: p.name)
-def test_compose_pod_service_runs_the_supervisor_and_advertises_its_name(pod: Pod) -> None:
-    svc = _compose_services()[pod.name]
-    command = svc["command"]
-    assert command[:4] == ["python", "-m", "mesh.lab.pod", pod.name]
-    options = dict(zip(command[4::2], command[5::2], strict=True))
-    assert options == {"--mesh-dir": "/mesh", "--advertise-address": pod.name}
-    assert svc["hostname"] == pod.name
-    assert svc["depends_on"] == {"manager": {"condition": "service_healthy"}}
-    assert "15000/ready" in " ".join(svc["healthcheck"]["test"])
+    static = yaml.safe_load((REPO / "compose" / "docker-compose.yml").read_text())["services"]
+    return {**static, **pods_compose(COURSE, "")["services"]}
 
 
 def test_compose_containers_are_unprivileged_healthchecked_and_share_the_mesh_volume() -> None:
@@ -395,3 +379,7 @@ def test_compose_containers_are_unprivileged_healthchecked_and_share_the_mesh_vo
         assert "mesh:/mesh" in volumes, name
         assert any(v.endswith(":/mesh/config") for v in volumes), name
         assert not any("docker.sock" in v for v in volumes), name
+
+
+def _pod(name: str) -> Pod:
+    return find_pod(name, COURSE.app_pods)

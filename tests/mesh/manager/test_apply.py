@@ -8,7 +8,6 @@ import pytest
 import yaml
 
 from mesh.config.loader import load_text
-from mesh.lab.topology import COURSE
 from mesh.manager.apply import (
     OK,
     REFUSED,
@@ -20,7 +19,7 @@ from mesh.manager.apply import (
 )
 from mesh.meshdir import MeshDir
 from mesh.snapshot import Snapshot
-from tests.helpers import BOOKINFO_RULES, ROUTE, doc, docs, load, vs
+from tests.helpers import BOOKINFO_RULES, COURSE, ROUTE, doc, docs, load, vs
 
 
 @pytest.fixture

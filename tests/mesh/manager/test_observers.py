@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 
-from mesh.lab.topology import COURSE
 from mesh.manager.observers import (
     ConfigHistory,
     diff_snapshots,
@@ -16,6 +15,7 @@ from mesh.manager.observers import (
 from mesh.manager.service import Manager
 from mesh.meshdir import MeshDir, RegistryRecord
 from mesh.snapshot import Endpoint, Snapshot
+from tests.helpers import COURSE
 
 DR_YAML = """\
 apiVersion: networking.istio.io/v1beta1

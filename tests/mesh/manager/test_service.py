@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from mesh.lab.topology import COURSE
 from mesh.manager.service import Manager, ManagerTimings, single_instance
 from mesh.meshdir import MeshDir, read_json
 from mesh.snapshot import Snapshot
+from tests.helpers import COURSE
 
 DR = """\
 apiVersion: networking.istio.io/v1beta1

@@ -201,7 +201,7 @@ def test_judge_local_failures(loop, outcome, status, flag):
 def test_table_swap_keeps_outlier_state_and_load(loop):
     od = {"outlierDetection": {"consecutive5xxErrors": 1, "baseEjectionTime": "30s"}}
     rt = runtime(loop, [dr(**od)], [ep("a", 1), ep("b", 2)])
-    name = next(n for n, s in rt.states.items() if s.cluster.host == "svc" and s.cluster.endpoints)
+    name = next(n for n, s in rt.states.items() if s.cluster.label == "svc" and s.cluster.endpoints)
     state = rt.states[name]
     state.record("127.0.0.1:1", 503, 0.0)
     assert [e.key for e in state.healthy] == ["127.0.0.1:2"]
