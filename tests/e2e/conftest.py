@@ -105,7 +105,7 @@ class ComposeLab:
 
 
 def lab_env(
-    gateway: int, admin: int, locust: int, config_dir: Path, project: str
+    ports: tuple[int, int, int, int, int], config_dir: Path, project: str
 ) -> dict[str, str]:
     """The environment of one e2e compose lab: its ports (gateway, gateway admin, Locust,
     Prometheus, console), config directory and project."""
