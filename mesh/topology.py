@@ -36,6 +36,17 @@ DEFAULT_SERVICE_ACCOUNT = "default"
 ProxyKind = Literal["sidecar", "gateway", "none"]
 
 
+def exported_to(export_to: Iterable[str], owner: str, client: str) -> bool:
+    """Istio's ``exportTo`` (Services, VirtualServices, DestinationRules): empty or ``*``
+    everyone, ``.`` the owner's own namespace, ``~`` nobody, else the namespaces named."""
+    names = tuple(export_to)
+    if not names or "*" in names:
+        return True
+    if "~" in names:
+        return False
+    return client in names or ("." in names and client == owner)
+
+
 def _no_labels() -> Mapping[str, str]:
     return {}
 
@@ -83,13 +94,7 @@ class Service:
 
     def visible_from(self, namespace: str) -> bool:
         """Does a proxy in ``namespace`` see this Service (``exportTo``)?"""
-        if not self.export_to or "*" in self.export_to:
-            return True
-        if "~" in self.export_to:
-            return False
-        return namespace in self.export_to or (
-            "." in self.export_to and namespace == self.namespace
-        )
+        return exported_to(self.export_to, self.namespace, namespace)
 
 
 @dataclass(frozen=True, slots=True)
