@@ -17,7 +17,8 @@ from tests.e2e.conftest import GATEWAY_PORT, PROJECT, ROOT, ComposeLab, _require
 
 pytestmark = pytest.mark.e2e
 NETWORKING = ROOT / "tests" / "fixtures" / "istio" / "networking"
-ISTIO_PORT = GATEWAY_PORT + 5
+# Beside the session lab's gateway (+0, admin +1) and Locust (E2E_LOCUST_PORT): +2 .. +6.
+ISTIO_PORT = GATEWAY_PORT + 2
 
 
 @pytest.fixture(scope="module")
