@@ -26,16 +26,9 @@ from mesh.config.issues import ConfigError, Issue
 from mesh.config.model import GROUP_VERSIONS, SPEC_GROUPS, SPEC_TYPES
 from mesh.config.normal_form import to_normal
 from mesh.config.resource import LoadResult, Resource, Source, display_name
-from mesh.config.yaml_documents import (
-    MAX_NODES_PER_DOCUMENT,
-    NotYaml,
-    TooLarge,
-    read_document,
-    split_documents,
-)
+from mesh.config.yaml_documents import MAX_DOCUMENTS, MAX_FILE_BYTES, read_stream
 
-MAX_FILE_BYTES = 1 << 20
-MAX_DOCUMENTS = 1000
+__all__ = ["MAX_DOCUMENTS", "MAX_FILE_BYTES", "later_files_win", "load_resources", "load_text"]
 
 OTHER_ISTIO_KINDS = (
     "Sidecar",
@@ -302,61 +295,13 @@ def _nearest_line(lines: Mapping[str, int], path: str, default: int) -> int:
 
 def load_text(text: str | bytes, filename: str = "<input>") -> LoadResult:
     """Load every document of one YAML text (up to its first YAML syntax error)."""
-    result = LoadResult()
-    size = len(text)
-    if size > MAX_FILE_BYTES:
-        result.issues.append(
-            Issue(
-                "Error",
-                codes.INPUT_TOO_LARGE,
-                f"file is {size} bytes; the limit is {MAX_FILE_BYTES} (1 MiB): split it",
-                file=filename,
-            )
-        )
-        return result
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            result.issues.append(
-                Issue("Error", codes.YAML_SYNTAX, f"file is not UTF-8 text: {exc}", file=filename)
-            )
-            return result
-    documents = split_documents(text)
-    if len(documents) > MAX_DOCUMENTS:
-        result.issues.append(
-            Issue(
-                "Error",
-                codes.INPUT_TOO_LARGE,
-                f"more than {MAX_DOCUMENTS} documents in one file: refused",
-                file=filename,
-            )
-        )
-        return result
-    for index, document in enumerate(documents):
-        try:
-            read = read_document(document, filename)
-        except NotYaml as exc:
-            result.issues.append(exc.issue)
-            break  # the rest of the stream is not trustworthy either
-        except TooLarge:
-            result.issues.append(
-                Issue(
-                    "Error",
-                    codes.INPUT_TOO_LARGE,
-                    f"document {index + 1} expands to more than {MAX_NODES_PER_DOCUMENT} "
-                    "YAML nodes (anchors/aliases?): refused",
-                    file=filename,
-                    line=document.line,
-                )
-            )
-            continue
-        if read is None or read[0] is None:
-            continue
-        data, first_line, reader = read
-        source = Source(filename, first_line, index)
-        resource, found = _document_issues(data, source, reader.lines)
-        for path, line, message in reader.problems:
+    documents, issues = read_stream(text, filename)
+    result = LoadResult(issues=issues)
+    for document in documents:
+        data = document.data
+        source = Source(filename, document.line, document.index)
+        resource, found = _document_issues(data, source, document.reader.lines)
+        for path, line, message in document.reader.problems:
             found.append(
                 Issue(
                     "Error",

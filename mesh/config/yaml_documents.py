@@ -4,7 +4,9 @@ Primitives: ``Document`` (one document's text as written and the file line it st
 ``split_documents(text)`` (the one splitter: ``load_text`` parses its documents and
 ``meshctl apply`` rewrites a hand-edited file document by document, keeping the others as
 written), ``read_document`` (one document → plain values plus a field-path → line map, or
-``NotYaml`` / ``TooLarge``) and ``plain_document`` (just the value, None for anything bad).
+``NotYaml`` / ``TooLarge``), ``plain_document`` (just the value, None for anything bad) and
+``read_stream`` (a whole file: every document's value and lines, within the loader's bounds,
+or the findings that say why not — for the Istio loader and the workload manifests alike).
 
 PyYAML is imported on first use: sidecars load snapshots (JSON) and never parse YAML, and
 not importing it keeps about 2 MB off every proxy's resident memory.
@@ -21,6 +23,8 @@ from mesh.config import issues as codes
 from mesh.config.issues import Issue
 
 MAX_NODES_PER_DOCUMENT = 100_000
+MAX_FILE_BYTES = 1 << 20
+MAX_DOCUMENTS = 1000
 
 
 @cache
@@ -186,3 +190,57 @@ def plain_document(document: Document) -> Any:
     except (NotYaml, TooLarge):
         return None
     return None if read is None else read[0]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadDocument:
+    """One document of a stream read into plain values: its index in the stream, the file
+    line its content starts on, and the reader (field-path lines, duplicate keys)."""
+
+    data: Any
+    index: int
+    line: int
+    reader: NodeReader
+
+
+def read_stream(text: str | bytes, filename: str) -> tuple[list[ReadDocument], list[Issue]]:
+    """Every non-empty document of one YAML text, up to its first YAML syntax error, within
+    bounds (size, documents, nodes); what cannot be read is a finding with file and line."""
+    documents: list[ReadDocument] = []
+    issues: list[Issue] = []
+    if len(text) > MAX_FILE_BYTES:
+        message = f"file is {len(text)} bytes; the limit is {MAX_FILE_BYTES} (1 MiB): split it"
+        return documents, [Issue("Error", codes.INPUT_TOO_LARGE, message, file=filename)]
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            message = f"file is not UTF-8 text: {exc}"
+            return documents, [Issue("Error", codes.YAML_SYNTAX, message, file=filename)]
+    split = split_documents(text)
+    if len(split) > MAX_DOCUMENTS:
+        message = f"more than {MAX_DOCUMENTS} documents in one file: refused"
+        return documents, [Issue("Error", codes.INPUT_TOO_LARGE, message, file=filename)]
+    for index, document in enumerate(split):
+        try:
+            read = read_document(document, filename)
+        except NotYaml as exc:
+            issues.append(exc.issue)
+            break  # the rest of the stream is not trustworthy either
+        except TooLarge:
+            issues.append(
+                Issue(
+                    "Error",
+                    codes.INPUT_TOO_LARGE,
+                    f"document {index + 1} expands to more than {MAX_NODES_PER_DOCUMENT} "
+                    "YAML nodes (anchors/aliases?): refused",
+                    file=filename,
+                    line=document.line,
+                )
+            )
+            continue
+        if read is None or read[0] is None:
+            continue
+        data, first_line, reader = read
+        documents.append(ReadDocument(data, index, first_line, reader))
+    return documents, issues

@@ -528,7 +528,7 @@ def compile_config(
                     bound = [hostnames.gateway_ref(g, ns) for g in spec.gateways]
                     if gateway_name not in bound:
                         continue
-                    names = set()
+                    narrowed_hosts: set[str] = set()
                     for vs_host in spec.hosts:
                         qualified = hostnames.qualify(vs_host, ns)
                         for allowed, server_host in server_hosts:
@@ -536,8 +536,8 @@ def compile_config(
                                 continue  # ns/host: only that namespace's VirtualServices bind
                             narrowed = hostnames.intersect(qualified, server_host)
                             if narrowed is not None:
-                                names.add(narrowed)
-                    if not names:
+                                narrowed_hosts.add(narrowed)
+                    if not narrowed_hosts:
                         continue  # IST0132: no overlap with this server
                     rules = []
                     for index, route in enumerate(spec.http):
@@ -547,7 +547,7 @@ def compile_config(
                         rules.append(
                             _compile_rule(resource.name, index, route, matchers, clusters, ns)
                         )
-                    for name in sorted(names):
+                    for name in sorted(narrowed_hosts):
                         merged.setdefault(name, []).extend(rules)
                 for name, rules in merged.items():
                     existing = (

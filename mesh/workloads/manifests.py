@@ -28,7 +28,7 @@ from typing import Any
 
 from mesh.config import issues as codes
 from mesh.config.issues import Issue
-from mesh.config.loader import Document, read_documents
+from mesh.config.yaml_documents import ReadDocument, read_stream
 from mesh.topology import (
     DEFAULT_NAMESPACE,
     DEFAULT_SERVICE_ACCOUNT,
@@ -69,7 +69,8 @@ class Manifest:
     namespace: str
     name: str
     data: Mapping[str, Any]
-    document: Document
+    document: ReadDocument
+    file: str
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -113,13 +114,13 @@ class _Reader:
         self.out = out
 
     def line(self, path: str) -> int:
-        lines = self.manifest.document.lines
+        lines = self.manifest.document.reader.lines
         while path:
             if path in lines:
-                return lines[path]
+                return int(lines[path])
             cut = max(path.rfind("."), path.rfind("["))
             path = path[:cut] if cut > 0 else ""
-        return self.manifest.document.source.line
+        return int(self.manifest.document.line)
 
     def issue(self, severity: codes.Severity, path: str, message: str) -> None:
         self.out.append(
@@ -129,7 +130,7 @@ class _Reader:
                 message,
                 kind=self.manifest.kind,
                 name=f"{self.manifest.namespace}/{self.manifest.name}",
-                file=self.manifest.document.source.file,
+                file=self.manifest.file,
                 line=self.line(path),
                 path=path,
             )
@@ -143,25 +144,38 @@ def _manifests(files: Sequence[ManifestFile], out: list[Issue]) -> list[Manifest
     found: list[Manifest] = []
     seen: dict[tuple[str, str, str], Manifest] = {}
     for file in files:
-        documents, issues = read_documents(file.text, file.name)
+        documents, issues = read_stream(file.text, file.name)
         out.extend(issues)
         for document in documents:
             data = document.data
-            where = {"file": file.name, "line": document.source.line}
-            for path, line, message in document.problems:
+            for path, line, message in document.reader.problems:
                 out.append(
                     Issue("Error", WORKLOAD_INVALID, message, file=file.name, line=line, path=path)
                 )
             if not isinstance(data, Mapping):
                 out.append(
-                    Issue("Error", WORKLOAD_INVALID, "a manifest must be a mapping", **where)
+                    Issue(
+                        "Error",
+                        WORKLOAD_INVALID,
+                        "a manifest must be a mapping",
+                        file=file.name,
+                        line=document.line,
+                    )
                 )
                 continue
             kind = str(data.get("kind") or "")
             api_version = str(data.get("apiVersion") or "")
             name = _get(data, "metadata", "name")
             if not kind or not api_version:
-                out.append(Issue("Error", WORKLOAD_INVALID, "missing apiVersion or kind", **where))
+                out.append(
+                    Issue(
+                        "Error",
+                        WORKLOAD_INVALID,
+                        "missing apiVersion or kind",
+                        file=file.name,
+                        line=document.line,
+                    )
+                )
                 continue
             if kind not in KINDS or api_version != KINDS[kind]:
                 hint = (
@@ -176,19 +190,27 @@ def _manifests(files: Sequence[ManifestFile], out: list[Issue]) -> list[Manifest
                         f"{kind} ({api_version}) is not a workload the lab runs: skipped{hint}",
                         kind=kind,
                         name=str(name or ""),
-                        **where,
+                        file=file.name,
+                        line=document.line,
                     )
                 )
                 continue
             if not isinstance(name, str) or not name:
                 out.append(
-                    Issue("Error", WORKLOAD_INVALID, "missing metadata.name", kind=kind, **where)
+                    Issue(
+                        "Error",
+                        WORKLOAD_INVALID,
+                        "missing metadata.name",
+                        kind=kind,
+                        file=file.name,
+                        line=document.line,
+                    )
                 )
                 continue
             namespace = _get(data, "metadata", "namespace") or file.namespace or DEFAULT_NAMESPACE
             if kind == "Namespace":
                 namespace = name
-            manifest = Manifest(kind, str(namespace), name, data, document)
+            manifest = Manifest(kind, str(namespace), name, data, document, file.name)
             if file.namespace and _get(data, "metadata", "namespace") not in (None, file.namespace):
                 _Reader(manifest, out).error(
                     "metadata.namespace",
@@ -197,10 +219,10 @@ def _manifests(files: Sequence[ManifestFile], out: list[Issue]) -> list[Manifest
                 )
             earlier = seen.get(manifest.key)
             if earlier is not None:
-                first = earlier.document.source
                 _Reader(manifest, out).error(
                     "metadata.name",
-                    f"{kind} {namespace}/{name} is defined twice (first in {first.file}:{first.line})",
+                    f"{kind} {namespace}/{name} is defined twice "
+                    f"(first in {earlier.file}:{earlier.document.line})",
                 )
                 continue
             seen[manifest.key] = manifest

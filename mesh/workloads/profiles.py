@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mesh.config.issues import Issue
-from mesh.config.loader import read_documents
+from mesh.config.yaml_documents import read_stream
 from mesh.workloads.manifests import WORKLOAD_INVALID
 
 
@@ -37,7 +37,7 @@ class ProfileSpec:
 
 
 def parse_profile(name: str, text: str, file: str) -> tuple[ProfileSpec | None, list[Issue]]:
-    documents, issues = read_documents(text, file)
+    documents, issues = read_stream(text, file)
     if issues:
         return None, issues
 
@@ -47,7 +47,7 @@ def parse_profile(name: str, text: str, file: str) -> tuple[ProfileSpec | None, 
     if len(documents) != 1 or not isinstance(documents[0].data, Mapping):
         return error("a profile is one mapping with workloads (and optionally baseline)")
     data = documents[0].data
-    lines = documents[0].lines
+    lines = documents[0].reader.lines
     unknown = sorted(set(data) - {"workloads", "baseline", "description"})
     if unknown:
         return error(

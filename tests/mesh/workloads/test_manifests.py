@@ -9,20 +9,13 @@ from pathlib import Path
 import pytest
 
 from mesh.lab.workloads import (
-    CONTROL_PLANE,
     WORKLOADS_DIR,
     Entry,
-    WorkloadError,
-    lab_entries,
-    lab_workloads,
-    load_profile,
-    profile_names,
     read_workloads,
 )
-from mesh.workloads.images import Program, UnknownImage, program_of
 from mesh.workloads.manifests import ManifestFile, parse_workloads
 
-ISTIO = Path(__file__).resolve().parents[1] / "fixtures" / "istio"
+ISTIO = Path(__file__).resolve().parents[2] / "fixtures" / "istio"
 ISTIO_BOOKINFO = [
     "productpage-v1",
     "details-v1",
@@ -99,74 +92,6 @@ def test_istio_s_httpbin_sleep_curl_and_fortio_load_unchanged() -> None:
         8000,
         8080,
     )
-
-
-@pytest.mark.parametrize(
-    ("image", "expected"),
-    [
-        ("registry.istio.io/release/examples-bookinfo-reviews-v2:1.20.3", Program("reviews", "v2")),
-        ("docker.io/istio/examples-bookinfo-details-v2:1.16.2", Program("details", "v2")),
-        (
-            "localhost:5000/examples-bookinfo-productpage-v1@sha256:abc",
-            Program("productpage", "v1"),
-        ),
-        ("docker.io/mccutchen/go-httpbin:v2.15.0", Program("httpbin")),
-        ("docker.io/kennethreitz/httpbin", Program("httpbin")),
-        ("curlimages/curl:8.16.0", Program("sleep")),
-        ("fortio/fortio:latest_release", Program("fortio")),
-        ("docker.io/istio/proxyv2:1.27.0", Program("gateway", gateway=True)),
-    ],
-)
-def test_images_map_to_lab_programs_whatever_the_registry(image: str, expected: Program) -> None:
-    assert program_of(image) == expected
-
-
-def test_unknown_and_unsupported_images_say_why() -> None:
-    assert isinstance(program_of("nginx:1.27"), UnknownImage)
-    ratings_db = program_of("registry.istio.io/release/examples-bookinfo-ratings-v2:1.20.3")
-    assert isinstance(ratings_db, UnknownImage) and "database" in ratings_db.reason
-    assert program_of("ghcr.io/me/meshlab:2", ["reviews"]) == Program("reviews")
-    assert isinstance(program_of("meshlab:latest", ["nginx"]), UnknownImage)
-
-
-def test_every_profile_loads_and_the_two_main_ones_are_what_they_say() -> None:
-    assert {"course", "istio", "httpbin", "security"} <= set(profile_names())
-    for name in profile_names():
-        lab_workloads(lab_entries(name))  # raises on any error
-    istio = lab_workloads(lab_entries("istio")).topology
-    assert sorted(p.name for p in istio.app_pods) == sorted(ISTIO_BOOKINFO)
-    assert load_profile("istio").baseline is None
-    course = lab_workloads(lab_entries("course")).topology
-    assert sorted(p.name for p in course.app_pods) == sorted(
-        [*ISTIO_BOOKINFO, "productpage-v2", "details-v2", "details-v2-failing"]
-    )
-    assert load_profile("course").baseline == WORKLOADS_DIR.parent / "scenarios" / "reset.yaml"
-    failing = next(p for p in course.app_pods if p.name == "details-v2-failing")
-    assert (failing.env["FAIL_MODE"], failing.env["SERVICE_VERSION"], failing.version) == (
-        "503",
-        "v2",
-        "v2",
-    )
-    (gateway,) = course.gateway_pods
-    assert (gateway.name, gateway.namespace, gateway.labels["istio"]) == (
-        "istio-ingressgateway",
-        "istio-system",
-        "ingressgateway",
-    )
-
-
-def test_security_profile_has_namespaces_and_a_legacy_without_sidecars() -> None:
-    topology = lab_workloads(lab_entries("security")).topology
-    proxies = {p.name: p.proxy for p in topology.app_pods}
-    assert proxies == {
-        "httpbin.foo": "sidecar",
-        "sleep.foo": "sidecar",
-        "httpbin.bar": "sidecar",
-        "sleep.bar": "sidecar",
-        "httpbin.legacy": "none",
-        "sleep.legacy": "none",
-    }
-    assert {"foo", "bar", "legacy", "default", "istio-system"} <= set(topology.namespaces)
 
 
 def test_replicas_give_numbered_pods_and_the_annotation_removes_the_sidecar() -> None:
@@ -281,19 +206,3 @@ def test_a_planted_bad_manifest_gets_a_clear_error_with_file_and_line(
 ) -> None:
     found = errors(text)
     assert any(f.startswith(expected) for f in found), found
-
-
-def test_the_lab_refuses_bad_workloads_before_anything_starts(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(DEPLOYMENT.replace("IMAGE", "nginx:1.27"))
-    from mesh.lab.local import LocalLab
-
-    with pytest.raises(
-        WorkloadError, match=r"bad.yaml:12\) spec.template.spec.containers\[0\].image"
-    ):
-        LocalLab(tmp_path / "mesh", workloads=[bad])
-    assert not (tmp_path / "mesh").exists()
-
-
-def test_the_control_plane_file_comes_first() -> None:
-    assert lab_entries("istio")[0] == Entry(CONTROL_PLANE)

@@ -80,7 +80,7 @@ def test_meshlab_export_kube_writes_manifests_config_and_readme(tmp_path: Path) 
         p.name for p in lab_workloads(lab_entries("course")).topology.app_pods
     }
     assert (tmp_path / "istio-config.yaml").read_text() == (
-        Path(__file__).resolve().parents[2] / "scenarios" / "reset.yaml"
+        Path(__file__).resolve().parents[3] / "scenarios" / "reset.yaml"
     ).read_text()
     readme = (tmp_path / "README.md").read_text()
     assert "kubectl label namespace default istio-injection=enabled" in readme
