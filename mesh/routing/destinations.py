@@ -71,8 +71,8 @@ class ClusterBuilder:
         self,
         rules: Sequence[Resource],
         endpoints: Sequence[Endpoint],
-        services: Iterable[Service],
-        client_namespace: str,
+        services: Iterable[Service] = (),
+        client_namespace: str = DEFAULT_NAMESPACE,
     ) -> None:
         self.client = client_namespace
         self.rules = [
