@@ -337,3 +337,29 @@ def make_downstream(handler=None):  # type: ignore[no-untyped-def]
     transport = FakeTransport()
     conn.connection_made(transport)
     return conn, transport, tracker, seen
+
+
+# Istio's Bookinfo pods, and a Deployment to plant errors in (IMAGE is replaced).
+ISTIO_BOOKINFO = [
+    "productpage-v1",
+    "details-v1",
+    "reviews-v1",
+    "reviews-v2",
+    "reviews-v3",
+    "ratings-v1",
+]
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews-v9}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  template:
+    metadata:
+      labels: {app: reviews, version: v9}
+    spec:
+      containers:
+      - name: reviews
+        image: IMAGE
+"""

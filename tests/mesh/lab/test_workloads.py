@@ -17,7 +17,7 @@ from mesh.lab.workloads import (
     load_profile,
     profile_names,
 )
-from tests.mesh.workloads.test_manifests import DEPLOYMENT, ISTIO_BOOKINFO
+from tests.helpers import DEPLOYMENT, ISTIO_BOOKINFO
 
 
 def test_every_profile_loads_and_the_two_main_ones_are_what_they_say() -> None:

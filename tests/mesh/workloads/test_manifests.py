@@ -14,16 +14,9 @@ from mesh.lab.workloads import (
     read_workloads,
 )
 from mesh.workloads.manifests import ManifestFile, parse_workloads
+from tests.helpers import DEPLOYMENT, ISTIO_BOOKINFO
 
 ISTIO = Path(__file__).resolve().parents[2] / "fixtures" / "istio"
-ISTIO_BOOKINFO = [
-    "productpage-v1",
-    "details-v1",
-    "reviews-v1",
-    "reviews-v2",
-    "reviews-v3",
-    "ratings-v1",
-]
 
 
 def parse(text: str, namespace: str | None = None, name: str = "bad.yaml"):
@@ -126,22 +119,6 @@ def test_replicas_give_numbered_pods_and_the_annotation_removes_the_sidecar() ->
         ("web-v1-1", "none", 9080, "web"),
         ("web-v1-2", "none", 9080, "web"),
     ]
-
-
-DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: reviews-v9}
-spec:
-  selector: {matchLabels: {app: reviews}}
-  template:
-    metadata:
-      labels: {app: reviews, version: v9}
-    spec:
-      containers:
-      - name: reviews
-        image: IMAGE
-"""
 
 
 @pytest.mark.parametrize(
