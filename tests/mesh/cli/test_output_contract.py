@@ -144,9 +144,8 @@ def test_status_says_accepted_with_its_warnings_and_never_above_errors(run, mesh
 
 def test_status_json_of_the_manager_never_lists_errors_as_warnings(mesh, tmp_path) -> None:
     """The manager writes errors only under "rejected": an accepted config has none."""
-    from mesh.lab.topology import COURSE
-
     from mesh.manager.service import Manager
+    from tests.helpers import COURSE
 
     (mesh.config / "dr.yaml").write_text(Path(DR_ALL).read_text())
     manager = Manager(mesh, topology=COURSE, log=open("/dev/null", "w"))  # noqa: SIM115
