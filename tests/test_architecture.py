@@ -69,8 +69,6 @@ NOT_MIRRORED = {
     "mesh/console/__main__.py": "calls mesh.console.run.main (tests/mesh/console/test_run.py); "
     "tests/integration/test_observability.py runs python -m mesh.console",
     "mesh/headers.py": "constants: tests/services/test_common.py checks the propagation",
-    "mesh/lab/local.py": "starts real processes: tests/integration/test_lab_processes.py and "
-    "test_lab_scenarios.py",
     "mesh/sidecar/server.py": "the sidecar process: tests/integration/test_sidecar*.py run it",
     "mesh/sidecar/testing.py": "the tests' own helpers (real sidecars, scriptable upstreams)",
     # Being restructured (issue 12, item 1); its helper adds the mirror and drops this line.

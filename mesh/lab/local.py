@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -52,22 +53,34 @@ HOSTS = ("bookinfo.local", "test.bookinfo.local")
 DEFAULT_GRACE = 10.0
 
 
+# Where the local lab's processes listen: below Linux's default ephemeral range (32768-60999),
+# so no outgoing connection's source port can take a port the lab chose (see free_ports).
+LAB_PORT_RANGE = (20000, 32768)
+
+
 class LabError(RuntimeError):
     """The lab could not start (or an operation on it failed); the message says why."""
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct ports free on ``host`` (held open together so none repeats)."""
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    """``count`` distinct ports free on ``host`` right now, below the kernel's ephemeral range.
+
+    Why not ``bind(0)``: the kernel hands out ports from the ephemeral range, the same range it
+    picks the source port of every outgoing connection from. Between choosing a port and the
+    child binding it, any connection the lab (or anything on the machine) opens can take it
+    as its source port: the child then dies with EADDRINUSE. Ports below the range are never
+    used as source ports; a random start keeps two labs starting at once apart.
+    """
+    low, high = LAB_PORT_RANGE
+    start = random.randrange(low, high)
+    chosen: list[int] = []
+    for offset in range(high - low):
+        port = low + (start - low + offset) % (high - low)
+        if port_free(port, host):
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise LabError(f"fewer than {count} free ports in {low}-{high - 1} on {host}")
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
