@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--header-timeout", type=int, default=10, help="seconds to read a request head")
     p.add_argument("--idle-timeout", type=int, default=300, help="idle connection timeout (s)")
+    p.add_argument(
+        "--max-connections", type=int,
+        help="concurrent client connections per listener; more are closed at once "
+        "(default: a quarter of the open-file limit)",
+    )  # fmt: skip
     p.add_argument("--access-log", default="-", help="'-' stdout (default), 'off', or a file")
     p.add_argument("--seed", type=int, help="seed of the proxy's random source (tests)")
     return p
@@ -118,6 +123,7 @@ def options_from_args(argv: Sequence[str] | None = None):  # type: ignore[no-unt
         gateway_port_map=dict(args.gateway_port_map),
         header_timeout=args.header_timeout,
         idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
         access_log=args.access_log,
         seed=args.seed,
     )
@@ -128,9 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import uvloop
 
-    from mesh.sidecar.server import Sidecar
+    from mesh.sidecar.server import Sidecar, raise_fd_limit
 
     options = options_from_args(argv)
+    raise_fd_limit()
 
     async def run() -> None:
         sidecar = Sidecar(options, asyncio.get_running_loop())

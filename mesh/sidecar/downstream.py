@@ -10,8 +10,20 @@ Primitives:
 - ``Downstream``: the connection. It parses bytes into Exchanges and runs them strictly one at
   a time in arrival order (HTTP/1.1 pipelining), each through the listener's ``handler``
   coroutine. It enforces the header size / count limits (431), turns parser errors into 400,
-  and lets the sidecar's once-a-second sweeper close connections that stall in the header
-  phase (slow-loris) or sit idle too long.
+  and lets the sidecar's once-a-second sweeper close connections whose request head is not
+  complete within the header timeout of its first byte (slow-loris, however the bytes are
+  trickled) or that sit idle too long. A listener over its connection cap closes a new
+  connection at once (Envoy's listener connection limit, ``downstream_cx_overflow``).
+
+Framing, as Envoy's HTTP/1 codec: a request's body is framed by its Content-Length or by
+chunked coding, and Transfer-Encoding other than ``chunked`` is 501. An upgrade request
+(``Connection: upgrade`` + ``Upgrade``) has no HTTP body: what follows its head belongs to the
+new protocol. ``websocket`` (the one upgrade Istio enables) becomes a tunnel once the upstream
+answers 101; its head goes on with the Content-Length it declared, without Transfer-Encoding,
+and the bytes after it wait for the 101 (never sent on a refused upgrade). ``h2c`` is ignored
+(Envoy does not support it): the request goes on as HTTP/1.1, its body read by its length.
+Any other upgrade is refused with 403 (``upgrade_failed``). A connection whose request was an
+upgrade is closed after it.
 
 Nothing here knows about routing: that is ``pipeline.py``. The per-request cost matters (the
 sidecar sits on every hop), so these classes use ``__slots__``, precomputed byte strings and no
@@ -102,6 +114,10 @@ class _HeaderLimit(Exception):
     """Raised from a parser callback when the request head is too large (431)."""
 
 
+class _Refused(Exception):
+    """Raised from a parser callback to end parsing: the request was answered already."""
+
+
 Handler = Callable[["Exchange"], None]
 """Starts an exchange; synchronous (it spawns a coroutine itself when it must wait)."""
 
@@ -140,6 +156,7 @@ class Exchange:
         "upgrade",
         "tunnel_open",
         "early",
+        "continue_owed",
     )
 
     def __init__(self, conn: Downstream) -> None:
@@ -177,6 +194,9 @@ class Exchange:
         self.upgrade: bytes | None = None
         self.tunnel_open = False
         self.early: list[bytes] = []
+        # Expect: 100-continue on a request queued behind another: the interim answer goes
+        # out when the exchange starts, never inside the running exchange's response.
+        self.continue_owed = False
 
     # --- request body, fed by the parser -------------------------------------------------
 
@@ -443,6 +463,9 @@ class Downstream(asyncio.Protocol):
         "wbuf",
         "upgrading",
         "tunnel",
+        "head_ticks",
+        "raw_left",
+        "raw_ex",
     )
 
     def __init__(self, handler: Handler, server: ConnTracker, port: int) -> None:
@@ -480,17 +503,33 @@ class Downstream(asyncio.Protocol):
         # (no more HTTP on this connection).
         self.upgrading: Exchange | None = None
         self.tunnel: Exchange | None = None
+        # Sweeper periods since the first byte of the request head being read (the header
+        # timeout is a deadline from there, not from the last byte: a trickle never resets
+        # it). ``ticks`` counts periods since the last byte, for the idle timeout.
+        self.head_ticks = 0
+        # The body of an h2c upgrade request, which the parser took for the new protocol's
+        # bytes: read here by its Content-Length (``raw_left`` bytes owed to ``raw_ex``).
+        self.raw_left = 0
+        self.raw_ex: Exchange | None = None
 
     # --- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        server = self.server
+        if len(server.conns) >= server.max_connections:
+            # Over the listener's cap: closed at once, before reading a byte (Envoy's
+            # listener connection limit; counted as downstream_cx_overflow).
+            server.overflows += 1
+            self.closed = True
+            transport.abort()
+            return
         nodelay(transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.peer = peer[0]
             self.peer_port = peer[1]
-        self.server.conns.add(self)
+        server.conns.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -520,8 +559,11 @@ class Downstream(asyncio.Protocol):
             return
         if self.pending_error is not None:
             return
+        if self.raw_left:
+            data = self._raw_body(data)
         try:
-            self.parser.feed_data(data)
+            if data:
+                self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             offset = exc.args[0] if exc.args else len(data)
             upgrading = self.upgrading
@@ -533,9 +575,10 @@ class Downstream(asyncio.Protocol):
                 if offset < len(data):
                     upgrading.tunnel_in(data[offset:])
             elif self.pending_error is None and offset < len(data):
-                # Any other Upgrade (h2c...) goes on as plain HTTP/1.1: the Upgrade header
-                # is hop-by-hop and is not forwarded. CONNECT was refused already.
+                # An h2c offer goes on as plain HTTP/1.1 (its body first, by its length);
+                # any other upgrade and CONNECT were refused already.
                 self.data_received(data[offset:])
+                return  # that call started what it parsed
         except httptools.HttpParserCallbackError as exc:
             if self.pending_error is None:
                 self._fail(431 if isinstance(exc.__context__, _HeaderLimit) else 400, b"")
@@ -546,6 +589,19 @@ class Downstream(asyncio.Protocol):
         if ex is not None:
             self.to_start = None
             self._dispatch(ex)
+
+    def _raw_body(self, data: bytes) -> bytes:
+        """Feed the owed h2c request body from ``data``; return what follows it."""
+        ex = self.raw_ex
+        take = self.raw_left
+        body = data[:take]
+        self.raw_left = take - len(body)
+        if ex is not None:
+            ex._on_body(body)
+            if not self.raw_left:
+                self.raw_ex = None
+                ex._on_complete()
+        return data[take:]
 
     def eof_received(self) -> bool | None:
         # The client closed its side: as Envoy's HTTP/1 codec does, take it as the end of
@@ -568,7 +624,7 @@ class Downstream(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.reading_headers = True
-        self.ticks = 0
+        self.head_ticks = 0
         self.hdr_bytes = 0
         self.hdr_count = 0
         ex = Exchange(self)
@@ -588,9 +644,10 @@ class Downstream(asyncio.Protocol):
         self.hdr_count += 1
         if self.hdr_bytes > MAX_HEADER_BYTES or self.hdr_count > MAX_HEADERS:
             raise _HeaderLimit
-        ex = self.cur
-        assert ex is not None
-        ex.headers.append((name.lower(), value))
+        if self.reading_headers:  # else a trailer of a chunked body: not forwarded (Envoy)
+            ex = self.cur
+            assert ex is not None
+            ex.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         self.reading_headers = False
@@ -614,7 +671,10 @@ class Downstream(asyncio.Protocol):
                 hdict[key] = sval
         framing = NO_BODY
         te = hdict.get("transfer-encoding")
-        if te is not None and "chunked" in te.lower():
+        if te is not None:
+            if te.strip().lower() != "chunked":
+                # Envoy's codec: a transfer coding it does not implement is 501.
+                self._refuse(501)
             framing = CHUNKED
         else:
             cl = hdict.get("content-length")
@@ -624,24 +684,50 @@ class Downstream(asyncio.Protocol):
         ex.req_framing = framing
         if method == "CONNECT":
             # No tunnelling in this data plane.
-            self.cur = None
-            self._fail(400, b"")
-            return
+            self._refuse(400)
         if parser.should_upgrade():
             upgrade = hdict.get("upgrade", "")
-            if "websocket" in upgrade.lower():
+            token = upgrade.strip().lower()
+            if token == "websocket":
                 ex.upgrade = upgrade.encode("latin-1")
                 self.upgrading = ex
+                if framing == CHUNKED:
+                    # Envoy strips Transfer-Encoding from an upgrade request: the bytes that
+                    # follow are the new protocol's, relayed as they are after the 101.
+                    ex.req_framing = NO_BODY
+            elif token == "h2c":
+                # Envoy ignores an h2c offer (the Upgrade and HTTP2-Settings headers are
+                # hop-by-hop and dropped) and reads the request as HTTP/1.1, body included.
+                # llhttp took the head for the last HTTP bytes, so its body is read here.
+                if framing == CHUNKED:
+                    self._refuse(400)  # a length this proxy cannot find without the parser
+                elif framing == LENGTH:
+                    self.raw_left = int(cl)  # type: ignore[arg-type]  # llhttp checked it
+                    self.raw_ex = ex
+            else:
+                # Istio enables only the websocket upgrade: Envoy answers any other with 403.
+                self._refuse(403)
         expect = hdict.get("expect")
         if expect is not None and "100-continue" in expect.lower() and framing != NO_BODY:
-            # Answer the client's Expect ourselves; the header is not forwarded.
-            self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            # Answer the client's Expect ourselves (the header is not forwarded), once this
+            # request is the one running: never inside another exchange's response.
+            if self.active is None:
+                self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            else:
+                ex.continue_owed = True
         if self.active is None:
             self.active = ex
             self.to_start = ex
         else:
             self.queue.append(ex)
             self.pause()
+
+    def _refuse(self, status: int) -> None:
+        """A request head this proxy will not run: answered with ``status`` (after the running
+        exchange) and the connection closed; the parser stops here."""
+        self.cur = None
+        self._fail(status, b"")
+        raise _Refused
 
     def on_body(self, body: bytes) -> None:
         ex = self.cur
@@ -650,7 +736,7 @@ class Downstream(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         ex = self.cur
-        if ex is not None:
+        if ex is not None and not self.raw_left:  # (an h2c body is still owed)
             ex._on_complete()
         self.cur = None
 
@@ -692,14 +778,17 @@ class Downstream(asyncio.Protocol):
             if not self.queue:
                 self.resume()
             self.active = nxt
+            if nxt.continue_owed:
+                self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             self._dispatch(nxt)
             return
         if self.pending_error is not None:
             status, body = self.pending_error
             self._reply_error(status, body)
             return
-        self.reading_headers = False
+        # Idle from here; a head already begun behind this exchange is timed from now.
         self.ticks = 0
+        self.head_ticks = 0
 
     def _fail(self, status: int, body: bytes) -> None:
         """A request that cannot be parsed: answer (after the running exchange) and close."""
@@ -769,14 +858,18 @@ class Downstream(asyncio.Protocol):
     def tick(self, header_timeout: int, idle_timeout: int) -> None:
         """Called once a second by the sweeper: close stalled or idle connections.
 
-        ``ticks - 1`` whole sweeper periods have passed since the last byte: a connection is
-        never cut before its timeout, and at most a second after it (a connection accepted
-        just before a sweep must not be taken for one that stalled for a period)."""
+        The header timeout runs from the first byte of the request head (or from the accept,
+        for a connection that owes its first head), as Envoy's ``request_headers_timeout``;
+        the idle timeout from the last byte. ``n - 1`` whole sweeper periods have passed when
+        a counter reads ``n``: a connection is never cut before its timeout, and at most a
+        second after it (a connection accepted just before a sweep must not be taken for one
+        that stalled for a period)."""
         self.ticks += 1
+        self.head_ticks += 1
         if self.active is not None:
             return
         if self.reading_headers:
-            if self.ticks > header_timeout:
+            if self.head_ticks > header_timeout:
                 # Slow headers: Envoy's request_headers_timeout answers 408 and closes.
                 self.pending_error = (408, b"")
                 self._reply_error(408, b"request header read timeout")
@@ -787,11 +880,14 @@ class Downstream(asyncio.Protocol):
 
 
 class ConnTracker:
-    """What a listener's connections report to: the sweeper's set, and telemetry hooks."""
+    """What a listener's connections report to: the sweeper's set, the connection cap and
+    its overflow count, and telemetry hooks."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_connections: int = 1 << 30) -> None:
         self.loop = loop
         self.conns: set[Downstream] = set()
+        self.max_connections = max_connections
+        self.overflows = 0
 
     def on_exchange_done(self, ex: Exchange) -> None:  # pragma: no cover - overridden
         pass

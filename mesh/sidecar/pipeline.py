@@ -54,6 +54,7 @@ from mesh.routing.decision import (
     LocalReply,
     RequestView,
 )
+from mesh.routing.paths import needs_normalizing, normalize_path
 from mesh.sidecar import cors
 from mesh.sidecar.clusters import ClusterState, Load
 from mesh.sidecar.downstream import (
@@ -134,10 +135,13 @@ def split_authority(authority: str, default_port: int) -> tuple[str, int]:
     return authority, default_port
 
 
-def request_view(ex: Exchange, port: int | None, absolute: bool = True) -> RequestView:
+def request_view(ex: Exchange, port: int | None, absolute: bool = True) -> RequestView | None:
     """Host, port and path of ``ex``. An absolute-form target (``GET http://reviews:9080/x``,
     what the app's HTTP_PROXY client sends to the outbound listener) wins over Host, as
-    RFC 9112 3.2.2 says; ``port`` (a gateway's server port) overrides the addressed one."""
+    RFC 9112 3.2.2 says; ``port`` (a gateway's server port) overrides the addressed one.
+
+    The path is normalised as Istio's default does (``mesh.routing.paths``) before anything
+    matches on it, and goes upstream so; None when it cannot be (Envoy's 400)."""
     url = ex.url
     authority = ex.hdict.get("host", "")
     if absolute and url[:1] != b"/":
@@ -156,6 +160,10 @@ def request_view(ex: Exchange, port: int | None, absolute: bool = True) -> Reque
             path = url.decode("latin-1")
     else:
         path = url.decode("latin-1")
+    if needs_normalizing(path):
+        path = normalize_path(path)  # type: ignore[assignment]
+        if path is None:
+            return None
     ex.authority = authority
     host, addressed_port = split_authority(authority, 80)
     return _new_view(
@@ -216,10 +224,11 @@ def start_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge: bool)
         ex.reply(503, NO_HEALTHY_UPSTREAM_BODY, "UH")
         return
     # 1. view
+    extra = _edge_headers(ex) if edge else _added_headers(ex, False)
     view = request_view(ex, server_port)
-    extra = _added_headers(ex, edge)
-    if edge:
-        extra.append(b"x-forwarded-proto: http\r\n")
+    if view is None:
+        ex.reply(400, b"")  # a path that cannot be normalised (Envoy: 400, keep-alive)
+        return
     # 2. decide
     decision = decide(table, view, rt.rng)
     if isinstance(decision, LocalReply):
@@ -400,8 +409,13 @@ class Flight:
             lines = _request_lines(ex, ops, self.extra)
         else:
             lines = ex.upstream_headers(self.extra)
-        assert self.view is not None
-        self.head = _head(ex, ex.method, fwd.path, _authority(ex, self.view, fwd), lines)
+        view = self.view
+        assert view is not None
+        if fwd.path != view.path:
+            # The route rewrote the path: Envoy keeps the one it matched on.
+            lines = [line for line in lines if not line.startswith(b"x-envoy-original-path:")]
+            lines.append(b"x-envoy-original-path: " + view.path.encode("latin-1") + b"\r\n")
+        self.head = _head(ex, ex.method, fwd.path, _authority(ex, view, fwd), lines)
 
     def pick(self) -> Any:
         state = self.state
@@ -805,6 +819,64 @@ async def _guarded(flight: Flight, coro: Coroutine[Any, Any, None]) -> None:
             flight.end()
 
 
+# Request headers an edge proxy does not take from a client outside the mesh: Envoy's
+# ``cleanInternalHeaders`` for an edge request (``use_remote_address``, a client that is not
+# internal: with ``internal_address_config`` unset, no client is, as in Envoy since 1.36 and
+# in Istio's ingress gateway), plus x-envoy-internal, which every listener strips.
+EDGE_STRIPPED: frozenset[str] = frozenset(
+    {
+        "x-envoy-internal",
+        "x-envoy-decorator-operation",
+        "x-envoy-downstream-service-cluster",
+        "x-envoy-downstream-service-node",
+        "x-envoy-retriable-status-codes",
+        "x-envoy-retriable-header-names",
+        "x-envoy-retry-on",
+        "x-envoy-retry-grpc-on",
+        "x-envoy-max-retries",
+        "x-envoy-upstream-alt-stat-name",
+        "x-envoy-upstream-rq-timeout-ms",
+        "x-envoy-upstream-rq-per-try-timeout-ms",
+        "x-envoy-upstream-rq-timeout-alt-response",
+        "x-envoy-expected-rq-timeout-ms",
+        "x-envoy-force-trace",
+        "x-envoy-ip-tags",
+        "x-envoy-original-url",
+        "x-envoy-hedge-on-per-try-timeout",
+    }
+)
+# Set by the edge proxy itself, whatever the client sent: a new request id for every edge
+# request (Istio leaves preserve_external_request_id off), the scheme it was received on,
+# and the client's address.
+_EDGE_REPLACED: frozenset[str] = EDGE_STRIPPED | {
+    "x-request-id",
+    "x-forwarded-proto",
+    "x-envoy-external-address",
+}
+
+
+def _edge_headers(ex: Exchange) -> list[bytes]:
+    """The ingress gateway's header hygiene (Istio: ``use_remote_address: true``, no trusted
+    hops): the client's internal-only headers out (before routing sees them), a fresh
+    ``x-request-id``, ``x-forwarded-proto``, the client appended to ``x-forwarded-for`` and
+    named in ``x-envoy-external-address``. Returns the header lines to add upstream."""
+    hdict = ex.hdict
+    gone = [name for name in hdict if name in _EDGE_REPLACED]
+    if gone:
+        names = {name.encode("latin-1") for name in gone}
+        ex.headers = [(n, v) for n, v in ex.headers if n not in names]
+        hdict = ex.hdict = {k: v for k, v in hdict.items() if k not in gone}
+    request_id = ex.request_id = new_request_id()
+    hdict["x-request-id"] = request_id
+    peer = ex.conn.peer
+    return [
+        b"x-request-id: " + request_id.encode() + b"\r\n",
+        _xff(ex),
+        b"x-forwarded-proto: http\r\n",
+        b"x-envoy-external-address: " + peer.encode("latin-1") + b"\r\n",
+    ]
+
+
 def _added_headers(ex: Exchange, xff: bool) -> list[bytes]:
     """Header lines the proxy adds upstream: ``x-request-id`` when the client sent none, and
     (``xff``: inbound and gateway listeners) the client's address on ``x-forwarded-for``."""
@@ -853,7 +925,8 @@ def _head(
     if framing is None:
         framing = ex.req_framing
     if framing == LENGTH:
-        lines.append(b"content-length: " + ex.hdict.get("content-length", "0").encode() + b"\r\n")
+        # The length llhttp framed the body by, written plainly ("005" is 5).
+        lines.append(b"content-length: %d\r\n" % int(ex.hdict.get("content-length", "0")))
     elif framing == CHUNKED:
         lines.append(b"transfer-encoding: chunked\r\n")
     return b"".join(
@@ -1055,9 +1128,18 @@ def start_inbound(rt: Runtime, ex: Exchange) -> None:
     url = ex.url
     if url[:1] != b"/":
         view = request_view(ex, None, absolute=True)
+        if view is None:
+            ex.reply(400, b"")
+            return
         path, authority = view.path, ex.authority
     else:
         path = url.decode("latin-1")
+        if needs_normalizing(path):
+            normal = normalize_path(path)
+            if normal is None:
+                ex.reply(400, b"")
+                return
+            path = normal
         authority = ex.hdict.get("host", "")
         ex.authority = authority
     ex.labels = rt.pod_labels

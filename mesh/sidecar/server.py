@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import resource
 import signal
 import socket
 import sys
@@ -77,6 +78,8 @@ class Options:
     gateway_port_map: dict[int, int] = field(default_factory=dict)
     header_timeout: int = 10
     idle_timeout: int = 300
+    # Concurrent downstream connections per listener; None: from the open-file limit.
+    max_connections: int | None = None
     access_log: str = "-"
     seed: int | None = None
 
@@ -99,7 +102,7 @@ class Listener(ConnTracker):
     """One bound port: its connections and how their exchanges are reported."""
 
     def __init__(self, sidecar: Sidecar, name: str, reporter: str | None) -> None:
-        super().__init__(sidecar.loop)
+        super().__init__(sidecar.loop, sidecar.max_connections)
         self.sidecar = sidecar
         self.name = name
         self.reporter = reporter
@@ -128,6 +131,7 @@ class Sidecar:
     def __init__(self, options: Options, loop: asyncio.AbstractEventLoop) -> None:
         self.options = options
         self.loop = loop
+        self.max_connections = options.max_connections or connection_cap()
         self.identity = ProxyIdentity(
             options.pod, dict(options.labels), options.gateway, options.namespace
         )
@@ -472,6 +476,19 @@ class Sidecar:
                 extra.append(
                     f'mesh_upstream_rq_pending_overflow_total{{cluster="{name}"}} {load.overflows}'
                 )
+            # Envoy's listener stats: downstream_cx_active, and downstream_cx_overflow for
+            # connections refused over the listener's cap.
+            extra.append("# TYPE mesh_downstream_cx_active gauge")
+            for listener in self.listeners:
+                extra.append(
+                    f'mesh_downstream_cx_active{{listener="{listener.name}"}} {len(listener.conns)}'
+                )
+            extra.append("# TYPE mesh_downstream_cx_overflow_total counter")
+            for listener in self.listeners:
+                extra.append(
+                    f'mesh_downstream_cx_overflow_total{{listener="{listener.name}"}} '
+                    f"{listener.overflows}"
+                )
             extra.append("# TYPE mesh_ready gauge")
             extra.append(f"mesh_ready {1 if self.ready else 0}")
             body = self.telemetry.render(extra).encode()
@@ -523,6 +540,34 @@ def _write(path: Path, data: dict[str, Any]) -> None:
         write_json(path, data, durable=False)
     except OSError as exc:
         print(f"sidecar: cannot write {path}: {exc}", file=sys.stderr)
+
+
+# File descriptors kept for everything but downstream connections (pooled upstream
+# connections beyond one per downstream, files, the admin listener's clients).
+RESERVED_FDS = 256
+
+
+def raise_fd_limit(ceiling: int = 1 << 20) -> None:
+    """Raise this process's open-file soft limit to its hard limit (at most ``ceiling``), as
+    servers do at start: the soft default (often 1024) is far below what a proxy needs."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(hard if hard != resource.RLIM_INFINITY else ceiling, ceiling)
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+
+
+def connection_cap() -> int:
+    """The default cap on concurrent downstream connections per listener: a refusal at the
+    cap beats running out of file descriptors. Each downstream connection may hold one
+    upstream connection, and a sidecar has two busy listeners (inbound, outbound): a quarter
+    of the open-file limit, less a reserve, keeps every accepted connection servable."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    return max(64, (soft - RESERVED_FDS) // 4)
 
 
 def _listening_socket(host: str, port: int) -> socket.socket | None:

@@ -15,6 +15,13 @@ Primitives:
 Failures are values, not exceptions, so the pipeline's retry loop stays flat: an attempt
 ends with ``outcome`` = an HTTP status, or one of ``CONNECT_FAILURE``, ``RESET``,
 ``TIMEOUT``.
+
+A connection goes back to the pool only when it is known to be in step with its peer: the
+response complete by its own framing, keep-alive, the request fully sent (checked by the
+pipeline), and never after an upgrade request that was not switched (the upstream may still
+wait for the body its head declared, as Envoy closes such a connection). A response the
+proxy cannot frame exactly (a transfer coding other than ``chunked``, as Envoy's codec) or
+bytes beyond the one response asked for are a protocol error: the connection is dropped.
 """
 
 from __future__ import annotations
@@ -48,6 +55,11 @@ TIMEOUT = -3
 # Response headers not passed on as received: hop-by-hop ones, and the framing, which the
 # proxy re-frames for its client.
 _NOT_FORWARDED = HOP_BY_HOP_BYTES | {b"content-length"}
+
+
+class _Unframed(Exception):
+    """Raised from a parser callback: the response cannot be framed exactly (protocol error)."""
+
 
 # Envoy's max_response_headers_kb default: a longer response head is a protocol error.
 MAX_RESPONSE_HEAD_BYTES = 60 * 1024
@@ -131,7 +143,9 @@ class Attempt:
                         length = -1
                     if framing != CHUNKED:
                         framing = LENGTH
-                elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                elif name == b"transfer-encoding":
+                    if value.strip(b" \t").lower() != b"chunked":
+                        raise _Unframed  # Envoy's codec: only chunked is implemented
                     framing = CHUNKED
                 elif name == b"upgrade" and status == 101:
                     self.upgraded = value.strip(b" \t")
@@ -146,6 +160,10 @@ class Attempt:
         elif status == 204 or status == 304:
             framing = NO_BODY
         elif framing == UNTIL_CLOSE:
+            keep_alive = False
+        if ex is not None and ex.upgrade is not None and status != 101:
+            # A refused upgrade: the upstream may still expect the body the head declared
+            # (sent only after a 101), so this connection's framing is unknown: not reused.
             keep_alive = False
         if ex is not None and ex.method == "HEAD":
             framing = NO_BODY
@@ -369,8 +387,14 @@ class UpstreamConn(asyncio.Protocol):
 
     # --- httptools callbacks -------------------------------------------------------------
 
-    # No on_message_begin and no on_header: two Python calls per header line less; the
-    # header block is sliced from the received bytes once the head is complete.
+    # No on_header: two Python calls per header line less; the header block is sliced from
+    # the received bytes once the head is complete.
+
+    def on_message_begin(self) -> None:
+        if self.head_from < 0:
+            # The final response of this attempt is in already (or none was asked for): a
+            # second response to one request would be read as the next request's answer.
+            raise _Unframed
 
     def on_headers_complete(self) -> None:
         parser = self.parser
