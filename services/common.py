@@ -221,9 +221,14 @@ def served_by_chain() -> list[str]:
     return [app_state().served_by, *g.get("upstream_served_by", [])]
 
 
-def forward_headers() -> dict[str, str]:
-    """The inbound request's headers that Bookinfo propagates (tracing, end-user, cookie...)."""
-    return {name: request.headers[name] for name in PROPAGATED_HEADERS if name in request.headers}
+def forward_headers(skip: frozenset[str] = frozenset()) -> dict[str, str]:
+    """The inbound request's headers that Bookinfo propagates (tracing, end-user, cookie...),
+    less those named in ``skip``."""
+    return {
+        name: request.headers[name]
+        for name in PROPAGATED_HEADERS
+        if name in request.headers and name not in skip
+    }
 
 
 def fetch(url: str, headers: dict[str, str], timeout: float, attempts: int = 1) -> Reply:

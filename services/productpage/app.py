@@ -63,9 +63,15 @@ UNAVAILABLE: dict[str, str] = {
 STICKY_COOKIE = ("product-page", "v2")
 
 
+# productpage is where ``end-user`` is made: from the logged-in session only, never taken
+# from the caller (Istio's productpage.py does not propagate an incoming one), so a client
+# cannot pose as a user the mesh routes on (the dark launch's ``tester``).
+SESSION_ONLY = frozenset({"end-user"})
+
+
 def _headers() -> dict[str, str]:
     """Propagated headers, plus ``end-user`` for a logged-in user (mesh rules match on it)."""
-    headers = forward_headers()
+    headers = forward_headers(SESSION_ONLY)
     if user := session.get("user"):
         headers["end-user"] = user
     return headers

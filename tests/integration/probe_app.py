@@ -4,12 +4,15 @@ Every request is logged as ``METHOD TARGET``; ``GET /__seen`` (asked directly, n
 proxy) returns the log as JSON. The app never reads a request body, like a Flask view for a
 GET: gunicorn then discards the unread body when it parses the next request on the
 connection, which is what makes a proxy's framing mistake visible as a smuggled request.
+a path with ``echo`` in it is answered with the request's headers as JSON (lowercase names, as received);
+``/slow...`` answers after 0.3 s.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -29,5 +32,14 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         with LOCK:
             SEEN.append(line)
         body = line.encode()
+        if "echo" in path:
+            headers = {
+                key[5:].lower().replace("_", "-"): value
+                for key, value in environ.items()
+                if key.startswith("HTTP_")
+            }
+            body = json.dumps({"request": line, "headers": headers}).encode()
+        elif path.startswith("/slow"):
+            time.sleep(0.3)
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]

@@ -133,15 +133,19 @@ def test_login_sends_end_user_everywhere(recorder, serve) -> None:
     assert "end-user" not in details.seen[-1].headers
 
 
-def test_inbound_end_user_passes_through_without_login(recorder) -> None:
-    # Handy for curl -H 'end-user: tester'; a login overrides it.
-    details, url = recorder(body={"id": 0})
-    client = create_app({"DETAILS_URL": url}).test_client()
-    client.get("/api/v1/products/0", headers={"end-user": "curl-user"})
-    assert details.seen[-1].headers["end-user"] == "curl-user"
-    client.post("/login", data={"username": "tester", "passwd": ""})
-    client.get("/api/v1/products/0", headers={"end-user": "curl-user"})
-    assert details.seen[-1].headers["end-user"] == "tester"
+def test_end_user_comes_from_the_session_only(recorder, serve) -> None:
+    """Issue 11, finding 4: an anonymous ``curl -H 'end-user: tester'`` used to get the dark
+    launch. As Istio's productpage, ``end-user`` is set from the logged-in user only."""
+    details, details_url = recorder(body={"id": 0})
+    ratings, ratings_url = recorder(body={"id": 0, "ratings": {"Reviewer1": 1, "Reviewer2": 1}})
+    reviews_url = serve(reviews_app({"SERVICE_VERSION": "v2", "RATINGS_URL": ratings_url}))
+    client = create_app({"DETAILS_URL": details_url, "REVIEWS_URL": reviews_url}).test_client()
+    client.get("/productpage", headers={"end-user": "tester"})
+    assert "end-user" not in details.seen[-1].headers
+    assert "end-user" not in ratings.seen[-1].headers  # nor further down, via reviews
+    client.post("/login", data={"username": "jason", "passwd": ""})
+    client.get("/api/v1/products/0", headers={"end-user": "tester"})
+    assert details.seen[-1].headers["end-user"] == "jason"
 
 
 def test_empty_login_does_not_log_in() -> None:

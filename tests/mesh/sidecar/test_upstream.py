@@ -192,3 +192,47 @@ def test_switching_protocols_nobody_asked_for_is_a_reset():
                        b"Connection: Upgrade\r\n\r\n\x81\x05hello")  # fmt: skip
     assert att.outcome == RESET and conn.closed and att.upgraded is None
     loop.close()
+
+
+# --- a connection is pooled only when in step with its peer (issue 11) ------------------------
+
+
+class _Upgrading:
+    """The parts of an upgrade request's Exchange an Attempt reads."""
+
+    method = "GET"
+    upgrade = b"websocket"
+    conn = None  # no client connection to cork
+
+
+def test_a_refused_upgrade_leaves_the_connection_out_of_the_pool():
+    loop = asyncio.new_event_loop()
+    conn = UpstreamConn(Pool(loop), "k")
+    att = Attempt(_Upgrading(), conn, loop.create_future())  # type: ignore[arg-type]
+    conn.begin(att)
+    conn.data_received(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+    # Complete and keep-alive by its own framing, yet the upstream may still be reading the
+    # body the upgrade head declared: never reused.
+    assert att.outcome == 200 and att.complete and not att.keep_alive
+    loop.close()
+
+
+def test_a_transfer_coding_other_than_chunked_is_a_reset():
+    loop, conn, att = attempt()
+    conn.data_received(b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\nabc")
+    assert att.outcome == RESET and conn.closed
+    loop.close()
+
+
+def test_a_second_response_to_one_request_drops_the_connection():
+    loop, conn, att = attempt()
+    conn.data_received(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+                       b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nevil!")  # fmt: skip
+    assert att.outcome == 200 and att.complete and b"".join(att.buf) == b"ok"
+    assert conn.closed  # whatever came with it, this connection is no longer in step
+    loop.close()
+    # A partial second head counts too.
+    loop, conn, att = attempt()
+    conn.data_received(b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 2")
+    assert att.outcome == 204 and conn.closed
+    loop.close()
