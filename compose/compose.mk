@@ -15,7 +15,8 @@
 #                  ($(call meshlab_apply,reset,--prune) passes extra arguments)
 #
 # Variables (environment or command line): GATEWAY_PORT (8080), LOCUST_PORT (8089),
-# GATEWAY_ADMIN_PORT (15000), MESH_CONFIG_DIR (<repo>/lab-config), MESHLAB_BASELINE (reset),
+# GATEWAY_ADMIN_PORT (15000), LAB_BIND (127.0.0.1; 0.0.0.0 shares the gateway and Locust with
+# the network), MESH_CONFIG_DIR (<repo>/lab-config), MESHLAB_BASELINE (reset),
 # WAIT_TIMEOUT (240), DOCKER_COMPOSE, BASE_IMAGE, FORCE_OFFLINE_BASE=1.
 
 MESHLAB_COMPOSE_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))

@@ -24,7 +24,8 @@
 # FILE or FILE=NAMESPACE, space-separated), MESH_CONFIG_DIR (<repo>/lab-config for the course
 # profile, lab-config-<profile> for another, lab-config-workloads for WORKLOADS),
 # MESHLAB_BASELINE (a scenario name instead of the profile's baseline), WAIT_TIMEOUT (240 s),
-# GATEWAY_PORT, GATEWAY_ADMIN_PORT, LOCUST_PORT, PROMETHEUS_PORT, CONSOLE_PORT.
+# GATEWAY_PORT, GATEWAY_ADMIN_PORT, LOCUST_PORT, PROMETHEUS_PORT, CONSOLE_PORT,
+# LAB_BIND (127.0.0.1: the gateway and Locust on loopback; 0.0.0.0 shares them).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -52,7 +53,7 @@ if [[ -f "${MESHLAB_LAB_DIR}/lab.env" ]]; then
 fi
 export MESHLAB_WORKLOADS_ENV="${MESHLAB_WORKLOADS_ENV:-}"
 WAIT_TIMEOUT="${WAIT_TIMEOUT:-240}"
-MESH_UID=1000
+export LAB_BIND="${LAB_BIND:-127.0.0.1}"
 
 run_log() {
     echo "[lab] $*" >&2
@@ -121,21 +122,32 @@ generate() {
     export MESHLAB_WORKLOADS_ENV
 }
 
-# The bind-mounted config dir must exist (else Docker creates it as root) and be writable by
-# the containers' uid 1000.
+# The containers run as the invoking user (uid:gid), so the config dir they write is the
+# user's own and needs no opening up. Rootless Docker maps container root to the invoking
+# user, so there they run as 0:0 (still with no capabilities).
+container_ids() {
+    if docker info --format '{{.SecurityOptions}}' 2>/dev/null | grep -q rootless; then
+        export MESHLAB_UID=0 MESHLAB_GID=0
+    else
+        MESHLAB_UID="$(id -u)" MESHLAB_GID="$(id -g)"
+        export MESHLAB_UID MESHLAB_GID
+    fi
+}
+
+# The bind-mounted config dir must exist (else Docker creates it as root) and be the user's.
 prepare_config_dir() {
     mkdir -p "$MESH_CONFIG_DIR"
-    if [[ "$(id -u)" == "$MESH_UID" ]]; then
-        return
+    if [[ ! -w "$MESH_CONFIG_DIR" ]]; then
+        run_log "ERROR: ${MESH_CONFIG_DIR} is not writable by $(id -un); run: sudo chown $(id -u):$(id -g) ${MESH_CONFIG_DIR}"
+        exit 1
     fi
     local mode
     mode="$(stat -c '%a' "$MESH_CONFIG_DIR")"
-    if [[ "$(stat -c '%u' "$MESH_CONFIG_DIR")" != "$MESH_UID" && "${mode: -1}" != 7 ]]; then
-        run_log "making ${MESH_CONFIG_DIR} writable by the containers' uid ${MESH_UID} (chmod a+rwx)"
-        chmod a+rwx "$MESH_CONFIG_DIR" || {
-            run_log "ERROR: cannot chmod ${MESH_CONFIG_DIR}; run: sudo chown ${MESH_UID} ${MESH_CONFIG_DIR}"
-            exit 1
-        }
+    if [[ "$(stat -c '%u' "$MESH_CONFIG_DIR")" == "$(id -u)" && "$mode" =~ [2367]$ ]]; then
+        # Opened to everyone by an older lab.sh (chmod a+rwx): any local user could rewrite
+        # the mesh's config. Close it again.
+        run_log "closing ${MESH_CONFIG_DIR} to other users (was mode ${mode}: chmod go-w)"
+        chmod go-w "$MESH_CONFIG_DIR"
     fi
 }
 
@@ -212,9 +224,11 @@ check_ports() {
 
 print_urls() {
     local gw="${GATEWAY_PORT:-8080}" locust="${LOCUST_PORT:-8089}" admin="${GATEWAY_ADMIN_PORT:-15000}"
-    local console="${CONSOLE_PORT:-20001}" prometheus="${PROMETHEUS_PORT:-9090}"
+# PROMETHEUS_PORT, CONSOLE_PORT, LAB_BIND (127.0.0.1: the gateway and Locust on loopback;
+# 0.0.0.0 shares them).
     cat >&2 <<EOF
 [lab] lab ready
+[lab]   Listening on:   ${LAB_BIND} (LAB_BIND=0.0.0.0 shares the lab with the network)
 [lab]   Bookinfo:       curl -H 'Host: bookinfo.local' http://localhost:${gw}/productpage
 [lab]                   (browser: add '127.0.0.1 bookinfo.local test.bookinfo.local' to /etc/hosts,
 [lab]                    then open http://bookinfo.local:${gw}/productpage)
@@ -243,6 +257,7 @@ cmd_up() {
     run_compose down -v --remove-orphans
     generate
     prepare_config_dir
+    run_log "containers run as uid:gid ${MESHLAB_UID}:${MESHLAB_GID}"
     check_ports
     run_compose up -d manager
     wait_healthy manager
@@ -272,6 +287,7 @@ cmd_status() {
 main() {
     local cmd="${1:-}"
     shift || true
+    container_ids  # the compose file's `user:` reads them, for every command
     case "$cmd" in
         up) cmd_up ;;
         generate) generate ;;

@@ -82,5 +82,6 @@ verify-all: ## Verify every strategy in turn (stops at the first failure), then 
 	@set -e; for s in $(VERIFY_STRATEGIES); do $(MAKE) --no-print-directory verify-$$s; done
 	$(MAKE) --no-print-directory verify-reset
 
-locust-local: ## Locust web UI on :8089 against the local lab (LOCUST_ARGS, MESHLAB_SHAPE)
-	$(VENV)/bin/locust -f $(LOADTESTS_DIR)/locustfile.py --host $(VERIFY_GATEWAY) $(LOCUST_ARGS)
+locust-local: ## Locust web UI on 127.0.0.1:8089 against the local lab (LAB_BIND, LOCUST_ARGS, MESHLAB_SHAPE)
+	$(VENV)/bin/locust -f $(LOADTESTS_DIR)/locustfile.py --host $(VERIFY_GATEWAY) \
+		--web-host $${LAB_BIND:-127.0.0.1} $(LOCUST_ARGS)

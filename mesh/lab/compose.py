@@ -69,7 +69,8 @@ def compose_service(pod: Pod, workloads_env: str) -> dict[str, Any]:
     return {
         "image": "${MESHLAB_IMAGE:-meshlab:latest}",
         "init": True,
-        "user": "1000:1000",
+        # The invoking user's ids (compose/lab.sh), so the config dir stays theirs alone.
+        "user": "${MESHLAB_UID:-1000}:${MESHLAB_GID:-1000}",
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],
         "stop_grace_period": "10s",
@@ -81,6 +82,8 @@ def compose_service(pod: Pod, workloads_env: str) -> dict[str, Any]:
         },
         "environment": {
             "MESH_DIR": "/mesh",
+            # A uid with no passwd entry in the image gets HOME=/; nothing may write there.
+            "HOME": "/tmp",
             # Every proxy sends its Zipkin spans to the console's collector.
             "ZIPKIN_ADDRESS": "console:20001",
             "MESHLAB_WORKLOADS": workloads_env,

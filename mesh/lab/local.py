@@ -393,12 +393,15 @@ class LocalLab:
     def _gateway_child(self) -> Child:
         gateway = self.gateway
         labels = ",".join(f"{k}={v}" for k, v in gateway.labels.items())
+        # The gateway on loopback unless LAB_BIND shares the lab (as compose's published
+        # ports; the gateway's admin port goes with it); every pod stays on loopback.
         argv = [
             self.python, "-m", "mesh.sidecar", "--gateway", "--pod", gateway.name,
             "--service", gateway.service, "--namespace", gateway.namespace,
             "--service-account", gateway.service_account,
             "--labels", labels, "--mesh-dir", str(self.mesh.root),
-            "--admin-port", str(self.gateway_admin_port), "--bind-address", "127.0.0.1",
+            "--admin-port", str(self.gateway_admin_port),
+            "--bind-address", os.environ.get("LAB_BIND") or "127.0.0.1",
             "--advertise-address", "127.0.0.1",
             "--gateway-port-map", f"{GATEWAY_PORT}:{self.gateway_port}",
         ]  # fmt: skip
