@@ -224,8 +224,11 @@ check_ports() {
 
 print_urls() {
     local gw="${GATEWAY_PORT:-8080}" locust="${LOCUST_PORT:-8089}" admin="${GATEWAY_ADMIN_PORT:-15000}"
-# PROMETHEUS_PORT, CONSOLE_PORT, LAB_BIND (127.0.0.1: the gateway and Locust on loopback;
-# 0.0.0.0 shares them).
+    local console="${CONSOLE_PORT:-20001}" prometheus="${PROMETHEUS_PORT:-9090}"
+    if [[ "$LAB_BIND" != "127.0.0.1" ]]; then
+        run_log "WARNING: the gateway and Locust listen on ${LAB_BIND} (LAB_BIND): anyone who reaches"
+        run_log "         this machine can use them, and Locust's UI starts load against any address"
+    fi
     cat >&2 <<EOF
 [lab] lab ready
 [lab]   Listening on:   ${LAB_BIND} (LAB_BIND=0.0.0.0 shares the lab with the network)

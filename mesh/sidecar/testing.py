@@ -2,7 +2,8 @@
 ships ``test_utils``): free ports, snapshot writing, a sidecar subprocess, tiny upstreams.
 
 Primitives: ``free_port()``, ``write_snapshot(mesh_dir, version, resources, endpoints)``
-(Istio documents published in the manager's normal form),
+(Istio documents published in the manager's normal form), ``gateway_resource()`` /
+``gateway_process(mesh_dir)`` (an Istio Gateway and an ingress gateway on a free port),
 ``SidecarProcess`` (``python -m mesh.sidecar`` with the DESIGN.md command line, waited on
 until its admin port answers), ``Upstream`` (a threaded loopback HTTP server whose behaviour
 per request is a Python function: answer, refuse, reset, hang, close mid-body), and
@@ -169,6 +170,27 @@ class SidecarProcess:
                 self.proc.kill()
                 self.proc.wait(5)
         return self.proc.returncode
+
+
+def gateway_resource(name: str = "gw", port: int = 8080) -> dict[str, Any]:
+    """An Istio Gateway selecting the ingress gateway, one HTTP server for every host."""
+    return {"apiVersion": "networking.istio.io/v1beta1", "kind": "Gateway",
+            "metadata": {"name": name},
+            "spec": {"selector": {"istio": "ingressgateway"},
+                     "servers": [{"port": {"number": port, "name": "http", "protocol": "HTTP"},
+                                  "hosts": ["*"]}]}}  # fmt: skip
+
+
+def gateway_process(
+    mesh_dir: Path, server_port: int = 8080, extra: Iterable[str] = ()
+) -> tuple[SidecarProcess, int]:
+    """An ingress gateway (not started) whose server port listens on a free loopback port;
+    returns it and that port."""
+    listen = free_port()
+    gateway = SidecarProcess(mesh_dir, pod="istio-ingressgateway", gateway=True,
+                             labels={"istio": "ingressgateway"},
+                             extra=["--gateway-port-map", f"{server_port}:{listen}", *extra])  # fmt: skip
+    return gateway, listen
 
 
 # --- a raw HTTP/1.1 client -----------------------------------------------------------------

@@ -28,6 +28,8 @@ from mesh.sidecar.testing import (
     SidecarProcess,
     endpoint,
     free_port,
+    gateway_process,
+    gateway_resource,
     http_request,
     read_response,
     wait_for,
@@ -91,11 +93,7 @@ def start_probe() -> Probe:
 
 
 def gateway_resources() -> list[dict]:
-    gw = {"apiVersion": "networking.istio.io/v1beta1", "kind": "Gateway",
-          "metadata": {"name": "gw"},
-          "spec": {"selector": {"istio": "ingressgateway"},
-                   "servers": [{"port": {"number": 8080, "name": "http", "protocol": "HTTP"},
-                                "hosts": ["*"]}]}}  # fmt: skip
+    gw = gateway_resource()
     to_probe = [{"destination": {"host": "probe"}}]
     vs = {"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
           "metadata": {"name": "probe"},
@@ -114,11 +112,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     pod = SidecarProcess(root, pod="probe-v1", labels={"app": "probe", "version": "v1"},
                          app_port=probe.port, extra=["--header-timeout", str(HEADER_TIMEOUT)])  # fmt: skip
     write_snapshot(root, 1, gateway_resources(), [endpoint("probe-v1", "probe", pod.inbound_port)])
-    listen = free_port()
-    gateway = SidecarProcess(root, pod="istio-ingressgateway", gateway=True,
-                             labels={"istio": "ingressgateway"},
-                             extra=["--gateway-port-map", f"8080:{listen}",
-                                    "--header-timeout", str(HEADER_TIMEOUT)])  # fmt: skip
+    gateway, listen = gateway_process(root, extra=["--header-timeout", str(HEADER_TIMEOUT)])
     pod.start()
     gateway.start(wait_ready=True)
     pod.wait_version(1)

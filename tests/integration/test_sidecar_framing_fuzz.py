@@ -25,7 +25,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mesh.routing.paths import normalize_path
-from mesh.sidecar.testing import SidecarProcess, endpoint, free_port, write_snapshot
+from mesh.sidecar.testing import (
+    SidecarProcess,
+    endpoint,
+    gateway_process,
+    gateway_resource,
+    write_snapshot,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -170,8 +176,10 @@ def requests(draw: st.DrawFn, fid: int) -> Fuzzed:
         headers += [("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c"),
                     ("HTTP2-Settings", "AAMAAABkAAQAAP__")]  # fmt: skip
     elif trick == "upgrade-other":
-        headers += [("Connection", "Upgrade"),
-                    ("Upgrade", draw(st.sampled_from(["foo/1", "websocket, h2c", "TLS/1.2"])))]
+        headers += [
+            ("Connection", "Upgrade"),
+            ("Upgrade", draw(st.sampled_from(["foo/1", "websocket, h2c", "TLS/1.2"]))),
+        ]
     elif trick == "expect" and body:
         headers.append(("Expect", "100-continue"))
     elif trick == "connect":
@@ -299,21 +307,14 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     capture = Capture()
     pod = SidecarProcess(root, pod="cap-v1", labels={"app": "cap", "version": "v1"},
                          app_port=capture.port)  # fmt: skip
-    gw = {"apiVersion": "networking.istio.io/v1beta1", "kind": "Gateway",
-          "metadata": {"name": "gw"},
-          "spec": {"selector": {"istio": "ingressgateway"},
-                   "servers": [{"port": {"number": 8080, "name": "http", "protocol": "HTTP"},
-                                "hosts": ["*"]}]}}  # fmt: skip
+    gw = gateway_resource()
     vs = {"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
           "metadata": {"name": "cap"},
           "spec": {"hosts": [HOST], "gateways": ["gw"],
                    "http": [{"route": [{"destination": {"host": "cap"}}]}]}}  # fmt: skip
     # The gateway forwards straight to the capture server: each hop is fuzzed alone.
     write_snapshot(root, 1, [gw, vs], [endpoint("cap-v1", "cap", capture.port)])
-    listen = free_port()
-    gateway = SidecarProcess(root, pod="istio-ingressgateway", gateway=True,
-                             labels={"istio": "ingressgateway"},
-                             extra=["--gateway-port-map", f"8080:{listen}"])  # fmt: skip
+    gateway, listen = gateway_process(root)
     pod.start()
     gateway.start(wait_ready=True)
     pod.wait_version(1)

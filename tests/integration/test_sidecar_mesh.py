@@ -15,6 +15,8 @@ from mesh.sidecar.testing import (
     Upstream,
     endpoint,
     free_port,
+    gateway_process,
+    gateway_resource,
     http_request,
     ok,
     read_response,
@@ -241,11 +243,7 @@ def test_two_hops_outbound_to_inbound(tmp_path):
 def test_gateway_port_in_use_keeps_it_unready_until_bound(tmp_path):
     import socket
 
-    gw = {"apiVersion": "networking.istio.io/v1beta1", "kind": "Gateway",
-          "metadata": {"name": "gw"},
-          "spec": {"selector": {"istio": "ingressgateway"},
-                   "servers": [{"port": {"number": 8080, "name": "http", "protocol": "HTTP"},
-                                "hosts": ["*"]}]}}  # fmt: skip
+    gw = gateway_resource()
     write_snapshot(tmp_path, 1, [gw], [])
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
@@ -287,17 +285,10 @@ def test_websocket_through_gateway_and_inbound_sidecar(tmp_path):
     app_port = int(server.socket.getsockname()[1])
     pod = SidecarProcess(tmp_path, pod="live-v1", labels={"app": "live", "version": "v1"},
                          app_port=app_port)  # fmt: skip
-    gw = {"apiVersion": "networking.istio.io/v1beta1", "kind": "Gateway",
-          "metadata": {"name": "gw"},
-          "spec": {"selector": {"istio": "ingressgateway"},
-                   "servers": [{"port": {"number": 8080, "name": "http", "protocol": "HTTP"},
-                                "hosts": ["*"]}]}}  # fmt: skip
+    gw = gateway_resource()
     gvs = vs("live.example", [{"route": [route("live")]}], gateways=["gw"])
     write_snapshot(tmp_path, 1, [gw, gvs], [endpoint("live-v1", "live", pod.inbound_port)])
-    listen = free_port()
-    gateway = SidecarProcess(tmp_path, pod="istio-ingressgateway", gateway=True,
-                             labels={"istio": "ingressgateway"},
-                             extra=["--gateway-port-map", f"8080:{listen}"])  # fmt: skip
+    gateway, listen = gateway_process(tmp_path)
     pod.start()
     gateway.start(wait_ready=True)
     try:
