@@ -4,9 +4,10 @@ kept unchanged). Pure functions on strings.
 
 Primitives:
 
-- ``needs_normalizing(target)``: a cheap test, true when ``normalize_path`` could change the
-  target (a dot segment, a backslash, a percent escape, a character the canonical form
-  escapes, no leading ``/``). The request path pays only this test in the common case.
+- ``needs_normalizing(target)``: a cheap test (a few substring searches), true when
+  ``normalize_path`` could change a target as llhttp delivers it (a dot segment, a
+  backslash, a percent escape, no leading ``/``, a byte beyond ASCII). The request path pays
+  only this test in the common case.
 - ``normalize_path(target)``: the canonical target (query kept as sent), or ``None`` for a
   path Envoy refuses with 400 (an escaped NUL).
 
@@ -14,26 +15,30 @@ The canonical form is the one Envoy computes with Chromium's URL path canonicali
 ``\\`` is a ``/``; ``.`` and ``..`` segments are resolved per RFC 3986 section 5.2.4 (``%2e``
 counts as a dot), never above the root; an escape of an unreserved character (``%41``,
 ``%7e``, ``%2E``) is decoded, any other escape is kept as sent (``%2F``, ``%5c``, case
-preserved); a ``%`` not followed by two hex digits stays as it is; space, ``"``, ``<``,
-``>``, `````, ``{``, ``}``, control characters and bytes >= 0x80 are escaped (``%XX``); empty
-segments (``//``) stay. The target is the request line's, a ``str`` of its bytes (latin-1).
+preserved); a ``%`` not followed by two hex digits stays as it is; empty segments (``//``)
+stay. Space, control characters and bytes >= 0x80 are escaped (``%XX``; llhttp refuses them
+in a request line anyway). One deviation, for a cheap test: Chromium also escapes the
+characters " < > ` { }, which llhttp lets through; here they stay as sent.
+The target is the request line's, a ``str`` of its bytes (latin-1).
 """
 
 from __future__ import annotations
 
-import re
-
-# Whatever the canonical form may change; anything else is canonical already.
-_NEEDS = re.compile(r'/\.|[\\%"<>`{}\x00-\x20\x7f-\xff]|^[^/*]').search
-
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _HEX = frozenset("0123456789abcdefABCDEF")
-_ESCAPED = frozenset('"<>`{} \x7f') | frozenset(chr(c) for c in range(0x20))
+_ESCAPED = frozenset(" \x7f") | frozenset(chr(c) for c in range(0x20))
 
 
 def needs_normalizing(target: str) -> bool:
-    """True when ``normalize_path(target)`` may differ from ``target``."""
-    return _NEEDS(target) is not None
+    """True when ``normalize_path(target)`` may differ from ``target`` (a target with no
+    space or control character, as llhttp delivers it)."""
+    return (
+        "%" in target
+        or "/." in target
+        or "\\" in target
+        or target[:1] != "/"
+        or not target.isascii()
+    )
 
 
 def normalize_path(target: str) -> str | None:

@@ -370,7 +370,8 @@ def _compose_services() -> dict[str, dict]:
 
 def test_compose_containers_are_unprivileged_healthchecked_and_share_the_mesh_volume() -> None:
     for name, svc in _compose_services().items():
-        assert svc["user"] == "1000:1000", name
+        # The invoking user's ids (compose/lab.sh sets them), 1000 without lab.sh.
+        assert svc["user"] == "${MESHLAB_UID:-1000}:${MESHLAB_GID:-1000}", name
         assert "healthcheck" in svc, name
         volumes = svc["volumes"]
         if name == "prometheus":  # reads the scrape targets, writes nothing there
@@ -379,6 +380,14 @@ def test_compose_containers_are_unprivileged_healthchecked_and_share_the_mesh_vo
         assert "mesh:/mesh" in volumes, name
         assert any(v.endswith(":/mesh/config") for v in volumes), name
         assert not any("docker.sock" in v for v in volumes), name
+
+
+def test_compose_publishes_on_loopback_unless_lab_bind_says_otherwise() -> None:
+    published = {name: svc["ports"] for name, svc in _compose_services().items() if "ports" in svc}
+    assert {"istio-ingressgateway", "locust"} <= set(published)
+    for name, ports in published.items():
+        for spec in ports:
+            assert spec.startswith(("${LAB_BIND:-127.0.0.1}:", "127.0.0.1:")), (name, spec)
 
 
 def _pod(name: str) -> Pod:
