@@ -6,11 +6,12 @@ import pytest
 
 from mesh.sidecar.downstream import (
     MAX_HEADER_BYTES,
+    Downstream,
     Exchange,
     chunk,
     new_request_id,
 )
-from tests.helpers import make_downstream
+from tests.helpers import FakeTransport, Tracker, make_downstream
 
 
 def test_parses_head_and_answers_keep_alive():
@@ -152,7 +153,7 @@ def test_upstream_headers_drop_hop_by_hop_and_connection_listed():
 
 def test_websocket_upgrade_head_has_no_http_body_and_holds_what_follows():
     started: list[Exchange] = []
-    conn, t, tracker, _ = make(started.append)
+    conn, t, tracker, _ = make_downstream(started.append)
     conn.data_received(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
                        b"Upgrade: websocket\r\nTransfer-Encoding: chunked\r\n\r\n"
                        b"5\r\nhello\r\n0\r\n\r\nGET /next HTTP/1.1\r\n\r\n")  # fmt: skip
@@ -164,7 +165,7 @@ def test_websocket_upgrade_head_has_no_http_body_and_holds_what_follows():
 
 @pytest.mark.parametrize("upgrade", [b"foo", b"websocket, h2c", b"TLS/1.2"])
 def test_an_upgrade_istio_does_not_enable_is_403_and_close(upgrade):
-    conn, t, tracker, seen = make()
+    conn, t, tracker, seen = make_downstream()
     conn.data_received(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: " + upgrade
                        + b"\r\nContent-Length: 4\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n")  # fmt: skip
     assert seen == [] and t.out.startswith(b"HTTP/1.1 403 ") and t.closed
@@ -178,7 +179,7 @@ def test_h2c_offer_is_plain_http_with_its_body():
         started.append(ex)
         ex.reply(200, b"")
 
-    conn, t, tracker, _ = make(answer)
+    conn, t, tracker, _ = make_downstream(answer)
     conn.data_received(b"POST /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
                        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n"
                        b"Content-Length: 10\r\n\r\n01234")  # fmt: skip
@@ -192,7 +193,7 @@ def test_h2c_offer_is_plain_http_with_its_body():
 
 
 def test_h2c_offer_with_a_chunked_body_is_refused():
-    conn, t, tracker, seen = make()
+    conn, t, tracker, seen = make_downstream()
     conn.data_received(b"POST / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
                        b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")  # fmt: skip
     assert seen == [] and t.out.startswith(b"HTTP/1.1 400 ") and t.closed
@@ -200,14 +201,14 @@ def test_h2c_offer_with_a_chunked_body_is_refused():
 
 @pytest.mark.parametrize("coding", [b"gzip, chunked", b"identity", b"xchunked"])
 def test_a_transfer_coding_other_than_chunked_is_501(coding):
-    conn, t, tracker, seen = make()
+    conn, t, tracker, seen = make_downstream()
     conn.data_received(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + coding
                        + b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n")  # fmt: skip
     assert seen == [] and t.out.startswith(b"HTTP/1.1 501 ") and t.closed
 
 
 def test_trailers_are_not_taken_for_headers():
-    conn, t, tracker, seen = make()
+    conn, t, tracker, seen = make_downstream()
     conn.data_received(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                        b"5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n")  # fmt: skip
     assert [n for n, _ in seen[0].headers] == [b"host", b"transfer-encoding"]
@@ -215,7 +216,7 @@ def test_trailers_are_not_taken_for_headers():
 
 def test_100_continue_of_a_queued_request_waits_for_its_turn():
     started: list[Exchange] = []
-    conn, t, tracker, seen = make(started.append)
+    conn, t, tracker, seen = make_downstream(started.append)
     conn.data_received(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n"
                        b"POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
                        b"Expect: 100-continue\r\n\r\n")  # fmt: skip
@@ -229,7 +230,7 @@ def test_100_continue_of_a_queued_request_waits_for_its_turn():
 
 
 def test_header_timeout_runs_from_the_first_byte_not_the_last():
-    conn, t, tracker, seen = make()
+    conn, t, tracker, seen = make_downstream()
     conn.data_received(b"GET / HTTP/1.1\r\nX-Pad: ")
     for _ in range(3):  # a byte per sweeper period: the idle timer restarts, this one not
         conn.tick(3, 300)
