@@ -24,10 +24,10 @@ from bench_sidecar import bench_resources  # noqa: E402
 
 from mesh.config.loader import normal_documents  # noqa: E402
 from mesh.routing import ProxyIdentity, compile_snapshot  # noqa: E402
-from mesh.sidecar.downstream import ConnTracker, Downstream  # noqa: E402
+from mesh.sidecar.http1.client import Pool, UpstreamConn  # noqa: E402
+from mesh.sidecar.http1.server import ConnTracker, Downstream  # noqa: E402
 from mesh.sidecar.pipeline import Runtime, start_routed  # noqa: E402
 from mesh.sidecar.telemetry import Telemetry  # noqa: E402
-from mesh.sidecar.upstream import Pool, UpstreamConn  # noqa: E402
 from mesh.snapshot import Endpoint, Snapshot  # noqa: E402
 
 REQUEST = (b"GET /1k.bin HTTP/1.1\r\nHost: bench\r\nUser-Agent: wrk\r\n"

@@ -17,7 +17,8 @@ from mesh.lab.workloads import lab_entries, lab_workloads
 from mesh.routing import ProxyIdentity, RequestView, compile_config, decide
 from mesh.routing.table import RouteTable
 from mesh.security.identity import Identity
-from mesh.sidecar.downstream import ConnTracker, Downstream, Exchange
+from mesh.sidecar.http1.exchange import Exchange
+from mesh.sidecar.http1.server import ConnTracker, Downstream
 from mesh.snapshot import Endpoint
 from mesh.topology import Pod, Topology
 

@@ -55,11 +55,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 BACK_EDGES_ALLOWED: set[tuple[str, str]] = set()
 
 # Import circles allowed for now, each with why and until when.
-CIRCLES_ALLOWED = (
-    # The data plane (pipeline, downstream, upstream, telemetry) is being restructured
-    # (issue 12, item 1); its helper removes this entry when the circle is gone.
-    "mesh.sidecar",
-)
+CIRCLES_ALLOWED: tuple[str, ...] = ()
 
 
 # Modules tested somewhere other than their mirror: where, and why.
@@ -71,8 +67,6 @@ NOT_MIRRORED = {
     "mesh/headers.py": "constants: tests/services/test_common.py checks the propagation",
     "mesh/sidecar/server.py": "the sidecar process: tests/integration/test_sidecar*.py run it",
     "mesh/sidecar/testing.py": "the tests' own helpers (real sidecars, scriptable upstreams)",
-    # Being restructured (issue 12, item 1); its helper adds the mirror and drops this line.
-    "mesh/sidecar/clusters.py": "tests/mesh/sidecar/test_pipeline.py covers it for now",
 }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from mesh.resilience.outlier import OutlierDetector
 from mesh.routing.balance import make_balancer
-from mesh.sidecar.upstream import DEFAULT_IDLE_TIMEOUT
+from mesh.sidecar.http1.client import DEFAULT_IDLE_TIMEOUT
 
 # Istio's default tcp.connectTimeout.
 DEFAULT_CONNECT_TIMEOUT = 10.0

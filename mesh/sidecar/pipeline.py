@@ -57,21 +57,11 @@ from mesh.routing.decision import (
 from mesh.routing.paths import needs_normalizing, normalize_path
 from mesh.sidecar import cors
 from mesh.sidecar.clusters import ClusterState, Load
-from mesh.sidecar.downstream import (
-    CHUNKED,
-    LENGTH,
-    NO_BODY,
-    Exchange,
-    new_request_id,
-)
+from mesh.sidecar.http1.client import CONNECT_FAILURE, RESET, TIMEOUT, Attempt, Pool
+from mesh.sidecar.http1.exchange import Exchange
+from mesh.sidecar.http1.framing import CHUNKED, LENGTH, NO_BODY
+from mesh.sidecar.request_id import new_request_id
 from mesh.sidecar.telemetry import Telemetry
-from mesh.sidecar.upstream import (
-    CONNECT_FAILURE,
-    RESET,
-    TIMEOUT,
-    Attempt,
-    Pool,
-)
 
 OVERLOADED = ((b"x-envoy-overloaded", b"true"),)
 _KIND = {CONNECT_FAILURE: "connect-failure", RESET: "reset", TIMEOUT: "timeout"}

@@ -41,13 +41,14 @@ from mesh.config import ConfigError
 from mesh.meshdir import MeshDir, ProxyStatus, RegistryRecord, write_json
 from mesh.routing import ProxyIdentity, compile_snapshot
 from mesh.sidecar import memory_budget
-from mesh.sidecar.downstream import ConnTracker, Downstream, Exchange
 from mesh.sidecar.files import Writer, remove_quietly
+from mesh.sidecar.http1.client import Pool
+from mesh.sidecar.http1.exchange import Exchange
+from mesh.sidecar.http1.server import ConnTracker, Downstream
 from mesh.sidecar.inotify import DirWatch, watch_dir
 from mesh.sidecar.pipeline import Runtime, start_inbound, start_routed
 from mesh.sidecar.prober import ProbeSpec, ProbeState, run_prober
 from mesh.sidecar.telemetry import Telemetry, open_log
-from mesh.sidecar.upstream import Pool
 from mesh.snapshot import Snapshot, SnapshotError
 
 POLL_INTERVAL = 1.0

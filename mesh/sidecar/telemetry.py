@@ -17,8 +17,8 @@ from mesh.telemetry.exposition import Family, RequestMetrics, escape
 from mesh.telemetry.istio import BUCKETS
 
 if TYPE_CHECKING:
-    from mesh.sidecar.downstream import Exchange
     from mesh.sidecar.files import Writer
+    from mesh.sidecar.http1.exchange import Exchange
 
 # Istio's request duration buckets (milliseconds): Envoy's defaults.
 DURATION_BUCKETS_MS: tuple[float, ...] = BUCKETS

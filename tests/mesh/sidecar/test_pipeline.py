@@ -10,8 +10,8 @@ import pytest
 
 from mesh.config.loader import normal_documents
 from mesh.routing import HeaderOps, ProxyIdentity, compile_snapshot
-from mesh.sidecar.clusters import Load
-from mesh.sidecar.downstream import Exchange
+from mesh.sidecar.http1.client import CONNECT_FAILURE, TIMEOUT, Attempt, Pool
+from mesh.sidecar.http1.exchange import Exchange
 from mesh.sidecar.pipeline import (
     ADMITTED,
     ANSWERED,
@@ -25,7 +25,6 @@ from mesh.sidecar.pipeline import (
     split_authority,
 )
 from mesh.sidecar.telemetry import Telemetry
-from mesh.sidecar.upstream import CONNECT_FAILURE, TIMEOUT, Attempt, Pool
 from mesh.snapshot import Endpoint, Snapshot
 from tests.helpers import make_downstream
 
@@ -146,18 +145,6 @@ def test_admission_limits_UO_and_pending_queue(loop):
     rt2 = runtime(loop, [dr(connectionPool={"http": {"http2MaxRequests": 1}})], [ep("a", 1)])
     f1, f2 = (flight_for(rt2, exchange(b"GET http://svc/ HTTP/1.1\r\n\r\n")) for _ in range(2))
     assert f1.pre_checks() == ADMITTED and f2.pre_checks() == ANSWERED
-
-
-def test_release_hands_the_slot_to_the_oldest_waiter(loop):
-    load = Load()
-    load.inflight = 1
-    first, second = loop.create_future(), loop.create_future()
-    first.cancel()  # a waiter that timed out is skipped
-    load.waiters.extend([first, second])
-    load.release()
-    assert second.result() is True and load.inflight == 1
-    load.release()
-    assert load.inflight == 0
 
 
 def _attempt(ex: Exchange, outcome: int) -> Attempt:

@@ -1,19 +1,13 @@
-"""HTTP/1.1 towards clients: an ``asyncio.Protocol`` with an httptools request parser.
+"""HTTP/1.1 towards clients: ``Downstream``, an ``asyncio.Protocol`` with an httptools request
+parser, and ``ConnTracker``, what a listener's connections report to.
 
-Primitives:
-
-- ``Exchange``: one request/response pair on a downstream connection. It holds the parsed
-  request head (lowercase header names, as Envoy normalises them), receives the request body
-  as it streams in (forwarding it to the upstream ``sink`` once one is attached, buffering it
-  before that), and writes the response: a local reply, or an upstream response head followed
-  by streamed body chunks.
-- ``Downstream``: the connection. It parses bytes into Exchanges and runs them strictly one at
-  a time in arrival order (HTTP/1.1 pipelining), each through the listener's ``handler``
-  coroutine. It enforces the header size / count limits (431), turns parser errors into 400,
-  and lets the sidecar's once-a-second sweeper close connections whose request head is not
-  complete within the header timeout of its first byte (slow-loris, however the bytes are
-  trickled) or that sit idle too long. A listener over its connection cap closes a new
-  connection at once (Envoy's listener connection limit, ``downstream_cx_overflow``).
+``Downstream`` parses bytes into ``Exchange``s and runs them strictly one at a time in arrival
+order (HTTP/1.1 pipelining), each through the listener's ``handler``. It enforces the header
+size / count limits (431), turns parser errors into 400, and lets the sidecar's
+once-a-second sweeper close connections whose request head is not complete within the header
+timeout of its first byte (slow-loris, however the bytes are trickled) or that sit idle too
+long. A listener over its connection cap closes a new connection at once (Envoy's listener
+connection limit, ``downstream_cx_overflow``).
 
 Framing, as Envoy's HTTP/1 codec: a request's body is framed by its Content-Length or by
 chunked coding, and Transfer-Encoding other than ``chunked`` is 501. An upgrade request
@@ -25,7 +19,7 @@ and the bytes after it wait for the 101 (never sent on a refused upgrade). ``h2c
 Any other upgrade is refused with 403 (``upgrade_failed``). A connection whose request was an
 upgrade is closed after it.
 
-Nothing here knows about routing: that is ``pipeline.py``. The per-request cost matters (the
+Nothing here knows about routing: that is ``mesh.sidecar.pipeline``. The per-request cost matters (the
 sidecar sits on every hop), so these classes use ``__slots__``, precomputed byte strings and no
 per-request timers.
 """
@@ -33,81 +27,23 @@ per-request timers.
 from __future__ import annotations
 
 import asyncio
-import itertools
-import random
-import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from http import HTTPStatus
-from typing import TYPE_CHECKING
 
 import httptools
 
-from mesh.headers import HOP_BY_HOP_HEADERS
-
-if TYPE_CHECKING:
-    from mesh.sidecar.upstream import UpstreamConn
+from mesh.sidecar.http1.exchange import Exchange
+from mesh.sidecar.http1.framing import CHUNKED, CONTINUE, LENGTH, NO_BODY, nodelay
 
 # Envoy's defaults: max_request_headers_kb = 60, max_headers_count = 100.
 MAX_HEADER_BYTES = 60 * 1024
 MAX_HEADERS = 100
-# Request bodies up to this size are kept for a retry or a mirror; a larger body streams
-# through once and disables retries for that request (the bytes are gone).
-REPLAY_LIMIT = 64 * 1024
-# Stop reading from the client while this much request body waits for an upstream.
-BODY_BUFFER_HIGH = 256 * 1024
-
-HOP_BY_HOP_BYTES: frozenset[bytes] = frozenset(h.encode() for h in HOP_BY_HOP_HEADERS)
-# Headers the proxy sets itself on the upstream request.
-_SKIP_UPSTREAM: frozenset[bytes] = HOP_BY_HOP_BYTES | {b"host", b"content-length", b"expect"}
-
-STATUS_LINES: dict[int, bytes] = {
-    s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus
-}
-
-
-def status_line(status: int) -> bytes:
-    line = STATUS_LINES.get(status)
-    if line is None:
-        line = f"HTTP/1.1 {status} Unknown\r\n".encode()
-    return line
-
-
-# Framing of a body on the wire.
-NO_BODY = 0
-LENGTH = 1
-CHUNKED = 2
-UNTIL_CLOSE = 3
 
 _METHODS: dict[bytes, str] = {
     m.encode(): m
     for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT")
 }
-
-_ASCII_HEX = [f"{i:x}\r\n".encode() for i in range(256)]
-
-
-def chunk(data: bytes) -> bytes:
-    """One HTTP/1.1 chunk."""
-    n = len(data)
-    size = _ASCII_HEX[n] if n < 256 else b"%x\r\n" % n
-    return size + data + b"\r\n"
-
-
-LAST_CHUNK = b"0\r\n\r\n"
-
-
-def nodelay(transport: asyncio.BaseTransport) -> None:
-    """TCP_NODELAY: a response head and its body can leave in two writes when the upstream
-    sent them in two segments; with Nagle on, the second waits for the peer's delayed ACK
-    (40 ms)."""
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except (OSError, AttributeError):
-            pass
 
 
 class _HeaderLimit(Exception):
@@ -120,320 +56,6 @@ class _Refused(Exception):
 
 Handler = Callable[["Exchange"], None]
 """Starts an exchange; synchronous (it spawns a coroutine itself when it must wait)."""
-
-
-class Exchange:
-    """One request on a downstream connection and the response being written for it."""
-
-    __slots__ = (
-        "conn",
-        "method",
-        "url",
-        "http11",
-        "keep_alive",
-        "headers",
-        "hdict",
-        "req_framing",
-        "body",
-        "body_size",
-        "replay",
-        "request_done",
-        "sink",
-        "start",
-        "resp_framing",
-        "status",
-        "flags",
-        "started",
-        "finished",
-        "bytes_in",
-        "bytes_out",
-        "upstream_host",
-        "cluster_name",
-        "labels",
-        "request_id",
-        "authority",
-        "paused",
-        "upgrade",
-        "tunnel_open",
-        "early",
-        "continue_owed",
-    )
-
-    def __init__(self, conn: Downstream) -> None:
-        self.conn = conn
-        self.method = "GET"
-        self.url = b""
-        self.http11 = True
-        self.keep_alive = True
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.hdict: dict[str, str] = {}
-        self.req_framing = NO_BODY
-        self.body: list[bytes] = []
-        self.body_size = 0
-        self.replay: list[bytes] | None = []
-        self.request_done = False
-        self.sink: UpstreamConn | None = None
-        self.start = 0.0
-        self.resp_framing = NO_BODY
-        self.status = 0
-        self.flags = ""
-        self.started = False
-        self.finished = False
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.upstream_host = ""
-        self.cluster_name = ""
-        # Telemetry labels (destination workload/service/version), set by the pipeline.
-        self.labels: tuple[str, str, str] | None = None
-        self.request_id = ""
-        self.authority = ""
-        self.paused = False
-        # A WebSocket upgrade request: its Upgrade value. After the upstream's 101 the
-        # exchange becomes a tunnel (``tunnel_open``): bytes pass both ways as they are.
-        # Client bytes that arrive before the 101 wait in ``early``.
-        self.upgrade: bytes | None = None
-        self.tunnel_open = False
-        self.early: list[bytes] = []
-        # Expect: 100-continue on a request queued behind another: the interim answer goes
-        # out when the exchange starts, never inside the running exchange's response.
-        self.continue_owed = False
-
-    # --- request body, fed by the parser -------------------------------------------------
-
-    def _on_body(self, data: bytes) -> None:
-        self.bytes_in += len(data)
-        replay = self.replay
-        if replay is not None:
-            if self.bytes_in <= REPLAY_LIMIT:
-                replay.append(data)
-            else:
-                self.replay = None
-        sink = self.sink
-        if sink is not None:
-            sink.send_body(data, self.req_framing == CHUNKED)
-            return
-        self.body.append(data)
-        self.body_size += len(data)
-        if self.body_size > BODY_BUFFER_HIGH and not self.paused:
-            self.paused = True
-            self.conn.pause()
-
-    def _on_complete(self) -> None:
-        self.request_done = True
-        sink = self.sink
-        if sink is not None and self.req_framing == CHUNKED:
-            sink.send_raw(LAST_CHUNK)
-
-    @property
-    def replayable(self) -> bool:
-        """Whether the whole request body is still at hand (for a retry or a mirror)."""
-        return self.replay is not None
-
-    def attach(self, sink: UpstreamConn, head: bytes, replay: bool) -> None:
-        """Make ``sink`` the upstream connection receiving this request, and send it the head.
-
-        ``replay``: resend the whole body kept so far (a retry); otherwise send what was
-        buffered while no upstream was attached.
-        """
-        source = self.replay if replay else self.body
-        if not source and self.req_framing != CHUNKED:
-            # The common case (no body, or none yet): the head alone.
-            self.sink = sink
-            sink.send_raw(head)
-            if self.body:
-                self.body = []
-                self.body_size = 0
-            if self.paused:
-                self.paused = False
-                self.conn.resume()
-            return
-        chunked = self.req_framing == CHUNKED
-        parts = [head]
-        if source:
-            if chunked:
-                parts.extend(chunk(b) for b in source if b)
-            else:
-                parts.extend(source)
-        if self.request_done and chunked:
-            parts.append(LAST_CHUNK)
-        self.body = []
-        self.body_size = 0
-        self.sink = sink
-        sink.send_raw(b"".join(parts))
-        if self.paused:
-            self.paused = False
-            self.conn.resume()
-
-    def detach(self) -> None:
-        self.sink = None
-
-    # --- WebSocket tunnel (after a 101 to an upgrade request) ---------------------------
-
-    def tunnel_in(self, data: bytes) -> None:
-        """Client bytes after the upgrade request's head: to the upstream once the tunnel is
-        open, held until then."""
-        self.bytes_in += len(data)
-        sink = self.sink
-        if self.tunnel_open and sink is not None:
-            sink.ticks = 0  # traffic either way keeps the stream from idling out
-            sink.send_raw(data)
-            return
-        self.early.append(data)
-        self.body_size += len(data)
-        if self.body_size > BODY_BUFFER_HIGH and not self.paused:
-            self.paused = True
-            self.conn.pause()
-
-    def start_tunnel(self, lines: list[bytes], upgrade: bytes) -> bytes:
-        """The upstream switched protocols: the bytes held for it go out now, and from here
-        both directions are relayed as they are until either side closes. Returns the 101
-        head for the client (``start_response``'s counterpart)."""
-        self.status = 101
-        self.started = True
-        self.tunnel_open = True
-        # Upstream bytes are relayed as they come (``encode_body`` passes them through).
-        self.resp_framing = UNTIL_CLOSE
-        early = self.early
-        sink = self.sink
-        if early and sink is not None:
-            self.early = []
-            sink.send_raw(b"".join(early))
-        self.body_size = 0
-        if self.paused:
-            self.paused = False
-            self.conn.resume()
-        return b"".join(
-            [status_line(101), *lines, b"connection: upgrade\r\nupgrade: ", upgrade, b"\r\n\r\n"]
-        )
-
-    def close_tunnel(self) -> None:
-        """Either side closed: the client's connection ends once its data is written."""
-        self.keep_alive = False
-        self.finish()
-
-    # --- response ---------------------------------------------------------------------
-
-    def reply(
-        self,
-        status: int,
-        body: bytes = b"",
-        flags: str = "",
-        headers: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...] = (),
-        close: bool = False,
-    ) -> None:
-        """A complete local response (Envoy's local replies, admin pages, errors)."""
-        if self.started:
-            # Headers are out already: all we can do is cut the connection.
-            self.abort(flags)
-            return
-        self.status = status
-        if flags:
-            self.flags = flags
-        if close:
-            self.keep_alive = False
-        parts = [status_line(status)]
-        have_ct = False
-        for name, value in headers:
-            if name == b"content-type":
-                have_ct = True
-            parts.append(name + b": " + value + b"\r\n")
-        if body and not have_ct:
-            parts.append(b"content-type: text/plain\r\n")
-        parts.append(b"content-length: %d\r\n" % len(body))
-        if not self.keep_alive:
-            parts.append(b"connection: close\r\n")
-        parts.append(b"\r\n")
-        if self.method != "HEAD":
-            parts.append(body)
-        self.started = True
-        self.bytes_out = len(body)
-        self.conn.write(b"".join(parts))
-        self.finish()
-
-    def start_response(self, status: int, lines: list[bytes], framing: int, length: int) -> bytes:
-        """Response head for an upstream response, with its header ``lines`` (each ending in
-        CRLF, hop-by-hop and framing headers already out); returns it (the caller writes it
-        with the first body bytes, in one write) and fixes how the body is framed downstream."""
-        self.status = status
-        self.started = True
-        if self.method == "HEAD" or status in (204, 304):
-            framing = NO_BODY
-        elif framing == CHUNKED or framing == UNTIL_CLOSE:
-            # Re-frame for this client: chunked if it speaks HTTP/1.1, else until close.
-            if self.http11:
-                framing = CHUNKED
-            else:
-                framing = UNTIL_CLOSE
-                self.keep_alive = False
-        self.resp_framing = framing
-        parts = [status_line(status), *lines]
-        if framing == LENGTH or (framing == NO_BODY and length >= 0):
-            parts.append(b"content-length: %d\r\n" % length)
-        elif framing == CHUNKED:
-            parts.append(b"transfer-encoding: chunked\r\n")
-        if not self.keep_alive:
-            parts.append(b"connection: close\r\n")
-        parts.append(b"\r\n")
-        return b"".join(parts)
-
-    def encode_body(self, data: bytes) -> bytes:
-        self.bytes_out += len(data)
-        framing = self.resp_framing
-        if framing == CHUNKED:
-            return chunk(data) if data else b""
-        if framing == NO_BODY:
-            return b""
-        return data
-
-    def write_body(self, data: bytes) -> None:
-        out = self.encode_body(data)
-        if out:
-            self.conn.write(out)
-
-    def end_response(self, tail: bytes = b"") -> None:
-        """Write ``tail`` (already encoded) and the end of the body, then finish."""
-        if self.resp_framing == CHUNKED:
-            tail += LAST_CHUNK
-        elif self.resp_framing == UNTIL_CLOSE:
-            self.keep_alive = False
-        if tail:
-            self.conn.write(tail)
-        self.finish()
-
-    def abort(self, flags: str = "") -> None:
-        """Cut the downstream connection: the response cannot be completed."""
-        if flags and flags not in self.flags:
-            self.flags = f"{self.flags},{flags}" if self.flags else flags
-        self.keep_alive = False
-        self.conn.abort()
-        self.finish()
-
-    def finish(self) -> None:
-        if self.finished:
-            return
-        self.finished = True
-        self.conn.exchange_finished(self)
-
-    def add_flag(self, flag: str) -> None:
-        if flag and flag not in self.flags.split(","):
-            self.flags = f"{self.flags},{flag}" if self.flags else flag
-
-    # --- helpers for the pipeline ------------------------------------------------------
-
-    def upstream_headers(self, extra: list[bytes]) -> list[bytes]:
-        """Request header lines to send upstream: hop-by-hop and framing headers dropped
-        (also any named in ``Connection``), ``extra`` lines appended."""
-        skip = _SKIP_UPSTREAM
-        conn_hdr = self.hdict.get("connection")
-        if conn_hdr and conn_hdr.lower() not in ("keep-alive", "close"):
-            # Headers named in Connection are hop-by-hop too (RFC 9110 7.6.1).
-            skip = skip | {t.strip().lower().encode("latin-1") for t in conn_hdr.split(",")}
-        lines = [n + b": " + v + b"\r\n" for n, v in self.headers if n not in skip]
-        if self.upgrade is not None:
-            # The one hop-by-hop pair a proxy passes on: the upgrade it relays.
-            lines.append(b"connection: upgrade\r\nupgrade: " + self.upgrade + b"\r\n")
-        lines.extend(extra)
-        return lines
 
 
 class Downstream(asyncio.Protocol):
@@ -712,7 +334,7 @@ class Downstream(asyncio.Protocol):
             # Answer the client's Expect ourselves (the header is not forwarded), once this
             # request is the one running: never inside another exchange's response.
             if self.active is None:
-                self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                self.write(CONTINUE)
             else:
                 ex.continue_owed = True
         if self.active is None:
@@ -779,7 +401,7 @@ class Downstream(asyncio.Protocol):
                 self.resume()
             self.active = nxt
             if nxt.continue_owed:
-                self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                self.write(CONTINUE)
             self._dispatch(nxt)
             return
         if self.pending_error is not None:
@@ -899,20 +521,3 @@ class ConnTracker:
         import traceback
 
         traceback.print_exception(exc)
-
-
-def _request_id_prefix(rng: random.Random) -> str:
-    """The first 20 hex digits of a random UUID4 (version nibble 4, variant bits 10)."""
-    h = f"{rng.getrandbits(80):020x}"
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-"
-
-
-_ID_PREFIX = _request_id_prefix(random.Random())  # seeded from os.urandom, per process
-_id_counter = itertools.count(random.Random().getrandbits(40))
-
-
-def new_request_id() -> str:
-    """A UUID4-shaped ``x-request-id``, as Envoy generates when a request has none: 74
-    random bits per process, then a 48-bit counter as the last group. Unique across the
-    mesh's proxies and cheap (one format, no 128-bit random number per request)."""
-    return f"{_ID_PREFIX}{next(_id_counter) & 0xFFFFFFFFFFFF:012x}"

@@ -1,4 +1,4 @@
-"""HTTP/1.1 towards upstreams: keep-alive connections, a pool per endpoint, one try at a time.
+"""HTTP/1.1 towards upstreams (the client side): keep-alive connections, a pool per endpoint, one try at a time.
 
 Primitives:
 
@@ -14,7 +14,7 @@ Primitives:
 
 Failures are values, not exceptions, so the pipeline's retry loop stays flat: an attempt
 ends with ``outcome`` = an HTTP status, or one of ``CONNECT_FAILURE``, ``RESET``,
-``TIMEOUT``.
+``TIMEOUT`` (``mesh.resilience.verdict`` judges it).
 
 A connection goes back to the pool only when it is known to be in step with its peer: the
 response complete by its own framing, keep-alive, the request fully sent (checked by the
@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import httptools
 
-from mesh.sidecar.downstream import (
+from mesh.resilience.verdict import CONNECT_FAILURE, RESET, TIMEOUT
+from mesh.sidecar.http1.exchange import Exchange
+from mesh.sidecar.http1.framing import (
     CHUNKED,
     HOP_BY_HOP_BYTES,
     LENGTH,
@@ -42,15 +44,16 @@ from mesh.sidecar.downstream import (
     nodelay,
 )
 
-if TYPE_CHECKING:
-    from mesh.sidecar.downstream import Exchange
-    from mesh.sidecar.pipeline import Flight
+__all__ = ["CONNECT_FAILURE", "RESET", "TIMEOUT", "Attempt", "Listener", "Pool", "UpstreamConn"]
 
-# Local-origin outcomes (Envoy: connect failure, reset, timeout). Negative so that they can
-# never be mistaken for a status code.
-CONNECT_FAILURE = -1
-RESET = -2
-TIMEOUT = -3
+
+class Listener(Protocol):
+    """Who an attempt in callback mode reports to (the pipeline's ``Flight``): the response
+    head or a failure (``on_response``), and the end of a committed response (``on_done``)."""
+
+    def on_response(self, att: Attempt) -> None: ...
+    def on_done(self, att: Attempt) -> None: ...
+
 
 # Response headers not passed on as received: hop-by-hop ones, and the framing, which the
 # proxy re-frames for its client.
@@ -100,7 +103,7 @@ class Attempt:
         self.conn = conn
         # Awaited by a coroutine (``fut``), or driven by callbacks into ``flight``.
         self.fut = fut
-        self.flight: Flight | None = None
+        self.flight: Listener | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.done_fut: asyncio.Future[None] | None = None
         self.outcome = 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from mesh.sidecar.downstream import CHUNKED, LENGTH, NO_BODY, UNTIL_CLOSE
-from mesh.sidecar.upstream import RESET, Attempt, Pool, UpstreamConn
+from mesh.sidecar.http1.client import RESET, Attempt, Pool, UpstreamConn
+from mesh.sidecar.http1.framing import CHUNKED, LENGTH, NO_BODY, UNTIL_CLOSE
 
 
 def attempt():  # type: ignore[no-untyped-def]
@@ -130,7 +130,7 @@ def test_pooled_connection_closed_after_max_connection_duration_once_idle():
 
 
 def test_default_idle_timeout_is_istios_hour():
-    from mesh.sidecar.upstream import DEFAULT_IDLE_TIMEOUT
+    from mesh.sidecar.http1.client import DEFAULT_IDLE_TIMEOUT
 
     loop = asyncio.new_event_loop()
     conn = UpstreamConn(Pool(loop), "k")
