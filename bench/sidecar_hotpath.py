@@ -26,7 +26,8 @@ from mesh.config.loader import normal_documents  # noqa: E402
 from mesh.routing import ProxyIdentity, compile_snapshot  # noqa: E402
 from mesh.sidecar.http1.client import Pool, UpstreamConn  # noqa: E402
 from mesh.sidecar.http1.server import ConnTracker, Downstream  # noqa: E402
-from mesh.sidecar.pipeline import Runtime, start_routed  # noqa: E402
+from mesh.sidecar.pipeline import start_routed  # noqa: E402
+from mesh.sidecar.runtime import Runtime  # noqa: E402
 from mesh.sidecar.telemetry import Telemetry  # noqa: E402
 from mesh.snapshot import Endpoint, Snapshot  # noqa: E402
 

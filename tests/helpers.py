@@ -10,16 +10,21 @@ from datetime import UTC, datetime
 
 from mesh.config import issues as codes
 from mesh.config.issues import Issue
-from mesh.config.loader import load_text
+from mesh.config.loader import load_text, normal_documents
 from mesh.config.resource import LoadResult
 from mesh.config.validate import analyze
 from mesh.lab.workloads import lab_entries, lab_workloads
-from mesh.routing import ProxyIdentity, RequestView, compile_config, decide
+from mesh.routing import ProxyIdentity, RequestView, compile_config, compile_snapshot, decide
 from mesh.routing.table import RouteTable
 from mesh.security.identity import Identity
+from mesh.sidecar.flight import Flight
+from mesh.sidecar.http1.client import Pool
 from mesh.sidecar.http1.exchange import Exchange
 from mesh.sidecar.http1.server import ConnTracker, Downstream
-from mesh.snapshot import Endpoint
+from mesh.sidecar.pipeline import request_view
+from mesh.sidecar.runtime import Runtime
+from mesh.sidecar.telemetry import Telemetry
+from mesh.snapshot import Endpoint, Snapshot
 from mesh.topology import Pod, Topology
 
 HEADER = "apiVersion: networking.istio.io/v1beta1\n"
@@ -364,3 +369,53 @@ spec:
       - name: reviews
         image: IMAGE
 """
+
+
+# ---------------------------------------------------------------- a sidecar pipeline by hand
+# A Runtime with a compiled table for one service ``svc``, and exchanges parsed from raw bytes
+# on a fake connection, to drive stages 1-7 without sockets.
+
+
+def svc_snapshot(resources, endpoints, version=1):  # type: ignore[no-untyped-def]
+    return Snapshot(version, normal_documents(resources), tuple(endpoints))
+
+
+def svc_endpoint(pod, port, version="v1"):  # type: ignore[no-untyped-def]
+    return Endpoint(pod, "svc", "127.0.0.1", port, {"app": "svc", "version": version})
+
+
+def svc_vs(http):  # type: ignore[no-untyped-def]
+    return {"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+            "metadata": {"name": "svc"}, "spec": {"hosts": ["svc"], "http": http}}  # fmt: skip
+
+
+def svc_dr(**policy):  # type: ignore[no-untyped-def]
+    return {"apiVersion": "networking.istio.io/v1beta1", "kind": "DestinationRule",
+            "metadata": {"name": "svc"},
+            "spec": {"host": "svc", "subsets": [{"name": "v1", "labels": {"version": "v1"}}],
+                     "trafficPolicy": policy}}  # fmt: skip
+
+
+def sidecar_runtime(loop, resources, endpoints):  # type: ignore[no-untyped-def]
+    rt = Runtime(loop, Pool(loop), Telemetry("p", "client-v1", None), random.Random(1))
+    rt.install(
+        compile_snapshot(svc_snapshot(resources, endpoints), ProxyIdentity("p", {"app": "c"}))
+    )
+    return rt
+
+
+def parsed_exchange(raw: bytes) -> Exchange:
+    pending: list[Exchange] = []
+    conn, _, _, _ = make_downstream(lambda ex: pending.append(ex))
+    conn.data_received(raw)
+    return pending[0]
+
+
+def flight_for(rt: Runtime, ex: Exchange) -> Flight:
+    view = request_view(ex, None, absolute=True)
+    fwd = decide(rt.table, view, rt.rng)
+    return Flight(rt, ex, rt.states.get(fwd.cluster.name), view, fwd, [])
+
+
+def written(ex: Exchange) -> bytes:
+    return ex.conn.transport.out  # type: ignore[union-attr]

@@ -52,6 +52,11 @@ class Load:
 class ClusterState:
     """One cluster of the applied table, with what the data plane needs at request time."""
 
+    # Carried over from the previous table's state when the outlier policy is unchanged.
+    outlier: OutlierDetector
+    next_sweep: float
+    ejections: int
+
     __slots__ = (
         "cluster",
         "name",

@@ -46,8 +46,9 @@ from mesh.sidecar.http1.client import Pool
 from mesh.sidecar.http1.exchange import Exchange
 from mesh.sidecar.http1.server import ConnTracker, Downstream
 from mesh.sidecar.inotify import DirWatch, watch_dir
-from mesh.sidecar.pipeline import Runtime, start_inbound, start_routed
+from mesh.sidecar.pipeline import start_inbound, start_routed
 from mesh.sidecar.prober import ProbeSpec, ProbeState, run_prober
+from mesh.sidecar.runtime import Runtime
 from mesh.sidecar.telemetry import Telemetry, open_log
 from mesh.snapshot import Snapshot, SnapshotError
 

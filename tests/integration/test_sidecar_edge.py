@@ -272,7 +272,7 @@ def test_envoy_timeout_header_from_outside_does_not_steer_the_gateway(edge):
 
 
 def test_internal_only_headers_from_outside_are_dropped_at_the_gateway(edge):
-    from mesh.sidecar.pipeline import EDGE_STRIPPED
+    from mesh.sidecar.forwarding import EDGE_STRIPPED
 
     sent = {name: "1" for name in sorted(EDGE_STRIPPED)}
     status, seen = echo(edge.gateway_port, "/echo/strip", sent)

@@ -522,7 +522,7 @@ class Pool:
                 _, proto = await coro
         except (TimeoutError, OSError):
             return None
-        conn: UpstreamConn = proto  # type: ignore[assignment]
+        conn: UpstreamConn = proto
         self.active.add(conn)
         return conn
 

@@ -144,7 +144,7 @@ class Downstream(asyncio.Protocol):
             # listener connection limit; counted as downstream_cx_overflow).
             server.overflows += 1
             self.closed = True
-            transport.abort()
+            transport.abort()  # type: ignore[attr-defined]  # a stream transport
             return
         nodelay(transport)
         peer = transport.get_extra_info("peername")
