@@ -23,7 +23,8 @@ Measurements (each the median of ``--rounds`` runs):
 3. two hops at 1,000 req/s: a paced blocking-socket client (``pace_client``: one keep-alive
    connection, a request every 1 ms, ``perf_counter_ns`` around each) through sidecar A's
    outbound -> sidecar B's inbound -> upstream, vs. the same client direct (``--rounds``
-   runs of 5 s); added p90; the CPU time of sidecar A in each run (the scheduler's run
+   runs of 5 s); added p90, beside the same paced client through nginx -> nginx (two tuned
+   proxies in a row, same run and layout: the two-hop baseline); the CPU time of sidecar A in each run (the scheduler's run
    time of its threads, median of the runs) gives CPU per 1,000 req/s, beside nginx's
    under the same paced load;
 4. RSS of the sidecar (``/proc/<pid>/status`` VmRSS), the larger of after-throughput and
@@ -314,7 +315,12 @@ def main() -> int:
         procs.append(
             start_nginx(nginx, work, "stock", nginx_stock_proxy(work, stock_port, up_port), 1)
         )
-        for port in (up_port, px_port, stock_port):
+        # nginx -> nginx, the two-hop baseline: a second tuned proxy in front of the first.
+        px2_port = free_port()
+        procs.append(
+            start_nginx(nginx, work, "proxy2", nginx_tuned_proxy(work, px2_port, px_port), 1)
+        )
+        for port in (up_port, px_port, stock_port, px2_port):
             wait_port(port)
 
         host = "bench"
@@ -347,6 +353,7 @@ def main() -> int:
         rss = rss_mb(a.proc.pid)
         assert b.proc is not None
         px_pid = procs[1].pid
+        px2_pid = procs[3].pid
 
         def latency() -> dict[str, dict]:
             return {
@@ -360,7 +367,7 @@ def main() -> int:
         # 0.1-5 ms (nginx shows it too). "one core": every process on core 0, a c=1
         # ping-pong: the proxy's own work per request, the per-hop budget's subject.
         lat_cross = latency()
-        for pid in (a.proc.pid, b.proc.pid, px_pid):
+        for pid in (a.proc.pid, b.proc.pid, px_pid, px2_pid):
             pin(pid, 0)
         lat_one = latency()
 
@@ -374,11 +381,16 @@ def main() -> int:
         rss = max(rss, rss_mb(a.proc.pid))
         # The same paced load through nginx, for its CPU per 1000 req/s (same kernel work).
         cpu_nginx, _ = paced_cpu(px_pid, px_port, host, n)
+        # Two hops through nginx -> nginx, same run, same layout: the two-hop baseline.
+        pace_client(px2_port, host, 1000, 1.0)
+        _, hops_nginx = paced_cpu(px2_pid, px2_port, host, n)
         # Two hops again with sidecar A back on core 1 (B, upstream, client on core 0).
         pin(a.proc.pid, 1)
+        pin(px2_pid, 1)
         pace_client(a.outbound_port, host, 1000, 1.0)
         base_x = pace_client(up_port, host, 1000, 5.0)
         hops_x = pace_client(a.outbound_port, host, 1000, 5.0)
+        hops_nginx_x = pace_client(px2_port, host, 1000, 5.0)
         lat_side = lat_one["sidecar"]
         errors = side["errors"] + lat_side["errors"]
     finally:
@@ -399,6 +411,8 @@ def main() -> int:
     add99 = added(lat_one, "sidecar", "p99")
     two90 = (pct(hops, 90) - pct(base, 90)) / 1000
     two90_x = (pct(hops_x, 90) - pct(base_x, 90)) / 1000
+    two90_nginx = (pct(hops_nginx, 90) - pct(base, 90)) / 1000
+    two90_nginx_x = (pct(hops_nginx_x, 90) - pct(base_x, 90)) / 1000
     stock_ratio = side["rps"] / stock["rps"]
     tuned_ratio = side["rps"] / proxy["rps"]
 
@@ -423,16 +437,18 @@ def main() -> int:
          side["rps"] >= TARGETS["rps"] and stock_ratio >= TARGETS["ratio"]),
         *lat_rows(lat_one, "one core", True),
         *lat_rows(lat_cross, "across cores", False),
-        ("2 hops @1000/s p90, one core (us)", f"{pct(base, 90):.0f}", "-", f"{pct(hops, 90):.0f}",
+        ("2 hops @1000/s p90, one core (us)", f"{pct(base, 90):.0f}",
+         f"{pct(hops_nginx, 90):.0f} (+{two90_nginx:.3f} ms)", f"{pct(hops, 90):.0f}",
          f"+{two90:.3f} ms", "<= +0.3 ms", two90 <= TARGETS["two_hop_p90_ms"]),
-        ("2 hops @1000/s p90, across (us)", f"{pct(base_x, 90):.0f}", "-",
+        ("2 hops @1000/s p90, across (us)", f"{pct(base_x, 90):.0f}",
+         f"{pct(hops_nginx_x, 90):.0f} (+{two90_nginx_x:.3f} ms)",
          f"{pct(hops_x, 90):.0f}", f"+{two90_x:.3f} ms", "(context)", None),
         ("RSS (MB)", "-", "-", f"{rss:.1f}", "", "<= 30", rss <= TARGETS["rss_mb"]),
         ("CPU per 1000 req/s (core)", "-", f"{cpu_nginx:.3f}", f"{cpu:.3f}",
          f"{cpu / cpu_nginx:.1f}x nginx" if cpu_nginx else "", "<= 0.1",
          cpu <= TARGETS["cpu_per_1k"]),
     ]  # fmt: skip
-    widths = [34, 8, 18, 9, 14, 18, 5]
+    widths = [34, 8, 22, 9, 14, 18, 5]
     header = ("measure", "direct", "nginx stock/tuned", "sidecar", "vs baseline", "target", "ok")
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     for row in rows:
@@ -448,7 +464,8 @@ def main() -> int:
         f"added = proxy - direct, judged with every process on one core (the proxy's own "
         f"work), shown across cores for context (vCPU wake-ups). Two hops: a paced "
         f"blocking-socket client, 1000 req/s, outbound of sidecar A -> inbound of sidecar B "
-        f"-> upstream, {n} runs of 5 s. CPU: sidecar A's scheduler run time over each run, "
+        f"-> upstream, {n} runs of 5 s, beside nginx -> nginx (tuned) -> upstream in the same "
+        f"run and layout. CPU: sidecar A's scheduler run time over each run, "
         f"median (nginx: the same load through it)."
     )
     if load > 1.0:
