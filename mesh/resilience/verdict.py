@@ -67,15 +67,16 @@ def verdict(
     maxRetries); a local failure past the route ``deadline`` is 504 UT at once. ``URX``
     marks an answer given after retries when it would itself have been retried.
     """
-    more = attempt + 1 < 1 + max(policy.attempts, 0) and replayable and budget
-    urx = ",URX" if attempt > 0 else ""
     if outcome > 0:
-        retriable = should_retry(policy, outcome, False)
-        if retriable and more:
+        if not should_retry(policy, outcome, False):
+            return COMMIT_AS_IS  # the common answer: nothing more to weigh
+        if attempt < policy.attempts and replayable and budget:
             return RETRY_NOW
-        return COMMIT_RETRIES_EXHAUSTED if attempt > 0 and retriable else COMMIT_AS_IS
+        return COMMIT_RETRIES_EXHAUSTED if attempt > 0 else COMMIT_AS_IS
+    urx = ",URX" if attempt > 0 else ""
     if deadline is not None and now >= deadline:
         return Verdict(REPLY, 504, "UT" + urx)
+    more = attempt < policy.attempts and replayable and budget
     if more and should_retry(policy, None, True, FAILURE_KINDS.get(outcome, "reset")):
         return RETRY_NOW
     if outcome == TIMEOUT:

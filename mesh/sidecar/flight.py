@@ -275,7 +275,9 @@ class Flight:
 
     def _on_response(self, att: Attempt) -> None:
         ex = self.ex
-        self._finish_try()
+        state = self.state
+        if state is not None:
+            state.balancer.on_finish(self.key)
         if ex.finished or ex.conn.closed:
             # Answered already, or the client left (DC): nothing more to try.
             self.rt.pool.release(att.conn, False)
@@ -283,7 +285,9 @@ class Flight:
                 ex.abort("DC")
             self.end()
             return
-        if stale(att.outcome, bool(att.buf), ex.replayable, att.conn.served > 0):
+        if att.outcome < 0 and stale(
+            att.outcome, bool(att.buf), ex.replayable, att.conn.served > 0
+        ):
             # The keep-alive race: this try again, on a new connection (``try_once``).
             self.rt.pool.release(att.conn, False)
             ex.detach()
@@ -314,8 +318,10 @@ class Flight:
         budget = (
             state is None or state.max_retries is None or state.load.retries < state.max_retries
         )
-        decided = verdict(outcome, self.n, policy, self.deadline, self.rt.loop.time(),
-                          ex.replayable, budget)  # fmt: skip
+        # The clock matters to a local failure only (a deadline passed); an answer is judged
+        # on its status alone.
+        now = self.rt.loop.time() if outcome <= 0 else 0.0
+        decided = verdict(outcome, self.n, policy, self.deadline, now, ex.replayable, budget)
         if decided.action is RETRY:
             if outcome > 0:
                 drop(self.rt.pool, att)
