@@ -31,6 +31,11 @@ PROPAGATED_HEADERS: tuple[str, ...] = (
 # Response header listing, in call order, the service-version of every pod that answered.
 SERVED_BY = "x-served-by"
 
+# A lab header (Envoy has none): a sidecar's local replies, and the upstream failures it turns
+# into replies, carry their response flags (``FI``, ``UH``, ``UF,URX``...), the same as its
+# access log, so the calling app can say why a hop failed (productpage's ``reviews ✗ 503 FI``).
+RESPONSE_FLAGS = "x-meshlab-response-flags"
+
 # RFC 9110 section 7.6.1 connection-specific headers: a proxy never forwards these.
 HOP_BY_HOP_HEADERS: frozenset[str] = frozenset(
     {

@@ -139,8 +139,8 @@ class LocalReply:
 
 Decision = Forward | LocalReply
 
-# Envoy's local reply bodies (Lab decision 8).
-NO_ROUTE_BODY = b""
+# Envoy's local reply bodies (Lab decision 8). 404 NR's is built per miss by
+# ``select.no_route``: Envoy's is empty, the lab's names the Host, path and served hosts.
 NO_HEALTHY_UPSTREAM_BODY = b"no healthy upstream"
 NO_CLUSTER_BODY = b""
 OVERFLOW_BODY = b"upstream connect error or disconnect/reset before headers. reset reason: overflow"

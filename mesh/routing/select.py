@@ -16,16 +16,18 @@ from mesh.config import hosts as hostnames
 from mesh.resilience.fault import roll
 from mesh.routing.decision import Cluster, Forward, LocalReply, RequestView
 from mesh.routing.match import split_path
-from mesh.routing.table import MEMO_LIMIT, CompiledRule, RouteTable
+from mesh.routing.table import MEMO_LIMIT, CompiledRule, RouteTable, VirtualHost
 
-NO_ROUTE = LocalReply(404, b"", "NR")
+# Longest Host or path echoed in a no-route body: enough to recognise, bounded whatever a
+# client sends.
+NO_ROUTE_ECHO = 120
 
 
 def decide(table: RouteTable, request: RequestView, rng: random.Random) -> Forward | LocalReply:
     """Route one request. ``rng`` drives fault and mirror rolls (and nothing else)."""
     vhost = table.vhost_for(request.host, request.port)
     if vhost is None:
-        return NO_ROUTE
+        return no_route(table, request, None)
     path, _ = split_path(request.path)
     context: dict[str, object] = {}  # per-request memo: header regex-set scans, parsed query
     for rule, matchers in vhost.plan(request.headers):
@@ -34,7 +36,37 @@ def decide(table: RouteTable, request: RequestView, rng: random.Random) -> Forwa
         for matcher in matchers:
             if matcher.test(request, path, context):
                 return _act(rule, request, path, matcher.uri_prefix, rng)
-    return NO_ROUTE
+    return no_route(table, request, vhost)
+
+
+def no_route(table: RouteTable, request: RequestView, vhost: VirtualHost | None) -> LocalReply:
+    """Envoy's 404 with flag NR, and (a lab addition: Envoy's body is empty) a short text
+    naming the Host and path that had no route and the hosts this proxy serves, so a
+    trainee who opens ``localhost:8080`` during blue/green reads why instead of a blank page.
+    Built only on a miss: the routed path never pays for it."""
+    host, path = _shown(request.host), _shown(request.path)
+    listener = table.listener_for(request.port)
+    where = f"port {request.port}" if table.proxy.gateway else "this sidecar"
+    if vhost is not None:
+        rules = ", ".join(sorted({r.virtual_service for r in vhost.rules if r.virtual_service}))
+        reason = f"no rule of {'VirtualService ' + rules if rules else 'its routes'} matches"
+        head = f'no route: Host "{host}" is served on {where}, but {reason} path "{path}".'
+    elif listener is None:
+        ports = ", ".join(str(p) for p in table.gateway_ports) or "none"
+        head = f"no route: this gateway has no server on port {request.port} (ports: {ports})."
+    else:
+        head = f'no route: Host "{host}" (path "{path}") matches no host served on {where}.'
+    lines = [head]
+    if listener is not None:
+        served = ", ".join(h if h != "*" else "* (any host)" for h in listener.served_hosts())
+        lines.append(f"Hosts served: {served or 'none (no VirtualService is bound here)'}")
+    return LocalReply(404, ("\n".join(lines) + "\n").encode("utf-8", "replace"), "NR")
+
+
+def _shown(text: str) -> str:
+    """A client's Host or path as echoed back: printable characters only, bounded."""
+    clipped = text if len(text) <= NO_ROUTE_ECHO else text[:NO_ROUTE_ECHO] + "..."
+    return "".join(c if c.isprintable() else "?" for c in clipped)
 
 
 def _act(

@@ -198,6 +198,12 @@ class RouteConfig:
                 return candidate
         return self.catch_all
 
+    def served_hosts(self) -> tuple[str, ...]:
+        """Every host name this listener routes (exact names, ``*.suffix`` wildcards, ``*``),
+        sorted: what a 404 NR reply tells a client that asked for another one."""
+        names = sorted(self.exact) + sorted(f"*{suffix}" for suffix, _ in self.suffixes)
+        return (*names, "*") if self.catch_all is not None else tuple(names)
+
     def add(self, name: str, vhost: VirtualHost) -> None:
         if name == "*":
             self.catch_all = vhost
@@ -220,10 +226,17 @@ class RouteTable:
     def vhost_for(self, host: str, port: int | None) -> VirtualHost | None:
         """The vhost a request for ``host`` reaches (a gateway's: on its listener for
         ``port``)."""
+        # Inline rather than through listener_for: this runs on every request.
         if self.proxy.gateway:
             listener = self.gateway_routes.get(port or 80)
             return listener.resolve(host) if listener is not None else None
         return self.mesh.resolve(host)
+
+    def listener_for(self, port: int | None) -> Listener | None:
+        """The listener a request addressed on ``port`` reaches (a sidecar has one)."""
+        if self.proxy.gateway:
+            return self.gateway_listeners.get(port or 80)
+        return self.mesh
 
     @property
     def gateway_ports(self) -> tuple[int, ...]:

@@ -164,7 +164,10 @@ def test_header_match_and_header_operations(mesh, ups):
 def test_unknown_host_is_404_NR_and_logged(mesh, ups):
     mesh.apply([], [endpoint("r1", "reviews", ups().port, version="v1")])
     r = mesh.get("http://nowhere.example:9080/x")
-    assert r.status == 404 and r.body == b""
+    # Envoy's 404 NR; the lab's body says which Host had no route and what is served.
+    assert r.status == 404 and r.body.startswith(b'no route: Host "nowhere.example"')
+    assert b"Hosts served: " in r.body and b"reviews" in r.body
+    assert r.headers["x-meshlab-response-flags"] == "NR"
     assert mesh.log_lines("nowhere.example")[-1].split('"')[2].split()[:2] == ["404", "NR"]
 
 
@@ -321,6 +324,8 @@ def test_fault_abort_FI_and_delay_DI(mesh, ups):
     before = up.count
     r = mesh.get("http://faulty:9080/a", headers={"x-abort": "1"})
     assert (r.status, r.body) == (418, b"fault filter abort")
+    # The lab's flag header: the calling app can tell an injected abort from a failing app.
+    assert r.headers["x-meshlab-response-flags"] == "FI"
     assert up.count == before  # never reached the upstream
     t0 = time.monotonic()
     r = mesh.get("http://faulty:9080/d")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from mesh.headers import RESPONSE_FLAGS
 from mesh.sidecar.http1.framing import (
     CHUNKED,
     HOP_BY_HOP_BYTES,
@@ -274,7 +275,7 @@ class Exchange:
             self.flags = flags
         if close:
             self.keep_alive = False
-        parts = [status_line(status)]
+        parts = [status_line(status), f"{RESPONSE_FLAGS}: {flags}\r\n".encode() if flags else b""]
         have_ct = False
         for name, value in headers:
             if name == b"content-type":

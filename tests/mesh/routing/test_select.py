@@ -543,3 +543,40 @@ def test_pseudo_header_match_reads_the_request() -> None:
     post, get = route(rt, method="POST"), route(rt, method="GET")
     assert isinstance(post, Forward) and isinstance(get, Forward)
     assert (post.rule_index, get.rule_index) == (0, 1)
+
+
+def test_no_route_body_names_the_host_path_and_the_hosts_the_gateway_serves() -> None:
+    # Opening localhost:8080 during blue/green: Envoy's 404 NR, and a body saying why.
+    rt = gateway_table(
+        doc("VirtualService", "live", f"hosts: [bookinfo.local]\ngateways: [bookinfo-gateway]\nhttp:\n- {pp('v1')}"),
+        doc("VirtualService", "test", f"hosts: [test.bookinfo.local]\ngateways: [bookinfo-gateway]\nhttp:\n- {pp('v2')}"),
+    )  # fmt: skip
+    decision = route(rt, host="localhost:8080", path="/productpage", port=8080)
+    assert isinstance(decision, LocalReply) and (decision.status, decision.flag) == (404, "NR")
+    body = decision.body.decode()
+    assert 'Host "localhost:8080"' in body and '"/productpage"' in body
+    assert "Hosts served: bookinfo.local, test.bookinfo.local" in body
+
+
+def test_no_route_body_says_which_virtual_service_had_no_matching_rule() -> None:
+    rt = gateway_table(
+        doc(
+            "VirtualService",
+            "bookinfo",
+            "hosts: ['*']\ngateways: [bookinfo-gateway]\nhttp:\n"
+            f"- match:\n  - uri: {{exact: /productpage}}\n  {pp('v1')}",
+        )
+    )
+    body = route(rt, host="bookinfo.local", path="/nothing", port=8080).body.decode()
+    assert 'no rule of VirtualService bookinfo matches path "/nothing"' in body
+    assert "Hosts served: bookinfo.local, *.bookinfo.local" in body  # narrowed to the server's
+    no_server = route(rt, host="bookinfo.local", port=9999).body.decode()
+    assert "no server on port 9999 (ports: 8080)" in no_server
+
+
+def test_no_route_body_is_bounded_and_printable_whatever_the_client_sends() -> None:
+    rt = table(BOOKINFO_RULES)
+    decision = route(rt, host="h" * 5000 + "\x00\x1b[31m", path="/" + "p" * 5000)
+    text = decision.body.decode()
+    assert len(decision.body) < 600 and "\x00" not in text and "\x1b" not in text
+    assert "Hosts served: details, productpage, ratings, reviews" in text
