@@ -25,14 +25,16 @@ from loadtests.attribution import split_entry
 DEFAULT_WINDOW = 10.0
 DEFAULT_HISTORY = 300.0
 
-# Fixed colours per version, so v1 is always the same blue in every chart of the room.
+# Fixed colours per version, the lab's everywhere: v1 blue, v2 amber, v3 red, as the product
+# page's badges and the README say (services/productpage/static/bookinfo.css has the same
+# three; a test keeps them equal).
 VERSION_COLOURS: dict[str, str] = {
-    "v1": "#3b82f6",
-    "v2": "#14b8a6",
-    "v3": "#ef4444",
+    "v1": "#2563eb",
+    "v2": "#f59e0b",
+    "v3": "#dc2626",
     "none": "#9ca3af",
 }
-_FALLBACK_COLOURS = ("#f59e0b", "#8b5cf6", "#ec4899", "#84cc16")
+_FALLBACK_COLOURS = ("#8b5cf6", "#ec4899", "#84cc16", "#0d9488")
 
 
 def colour(version: str) -> str:

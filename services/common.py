@@ -10,14 +10,19 @@ Primitives:
   failure RNG) and the app's ``requests`` session.
 - ``forward_headers()``: the inbound headers named in ``mesh.headers.PROPAGATED_HEADERS``.
 - ``fetch(url, headers, timeout, attempts)`` -> ``Reply``: one upstream call the Bookinfo way
-  (retry on anything but 200, never raise), recording what the upstream reported in
-  ``x-served-by`` so this service can list it after its own name.
+  (retry on anything but 200, never raise), recording the ``Hop``s it went through so this
+  service can list them after its own name.
+- ``Hop``: one service on the served-by chain as its caller saw it: name, the time the caller
+  measured, and for a failed hop its status and the sidecar's response flag (``reviews ✗ 503
+  FI``). ``hops()`` is this request's list; ``x-served-by`` names the hops that answered,
+  ``server-timing`` carries every hop with its time (and failure) to the caller's caller.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -28,7 +33,7 @@ from typing import Any
 import requests
 from flask import Flask, Response, current_app, g, jsonify, request
 
-from mesh.headers import PROPAGATED_HEADERS, SERVED_BY
+from mesh.headers import PROPAGATED_HEADERS, RESPONSE_FLAGS, SERVED_BY
 
 EXTENSION = "meshlab"
 
@@ -104,6 +109,59 @@ class Reply:
         return self.status == 200
 
 
+# W3C Server-Timing, one entry per hop: ``details-v1;dur=8.1, reviews;dur=1.2;desc="503 FI"``.
+SERVER_TIMING = "server-timing"
+_TIMING_ENTRY = re.compile(r'\s*([^;,\s]+)((?:\s*;\s*[a-z]+=(?:"[^"]*"|[^;,]*))*)')
+_TIMING_PARAM = re.compile(r';\s*([a-z]+)=("[^"]*"|[^;,]*)')
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One service on the served-by chain, as its caller saw it.
+
+    ``name`` is what the answering pod called itself (``reviews-v2``), or the service asked
+    for when no app answered (``reviews``: the caller's sidecar replied itself, or nothing
+    did). ``failure`` is empty for a hop that answered 200, else ``"503 FI"`` (status and the
+    sidecar's response flag), ``"503"`` (an app's error, no flag) or ``"no answer"``.
+    ``retried`` names the failed tries before the one shown (productpage tries reviews twice).
+    """
+
+    name: str
+    ms: float | None = None
+    failure: str = ""
+    retried: tuple[str, ...] = ()
+    answered: bool = True  # an app answered: counted in x-served-by
+
+    @property
+    def ok(self) -> bool:
+        return not self.failure
+
+    @property
+    def time_text(self) -> str:
+        """``8 ms`` / ``2.51 s`` (a delay reads as seconds), ``""`` when not measured."""
+        if self.ms is None:
+            return ""
+        return f"{self.ms / 1000:.2f} s" if self.ms >= 1000 else f"{self.ms:.0f} ms"
+
+    def timing(self) -> str:
+        entry = self.name if self.ms is None else f"{self.name};dur={self.ms:.1f}"
+        return f'{entry};desc="{self.failure}"' if self.failure else entry
+
+    @staticmethod
+    def parse_timing(header: str, answered: set[str]) -> list[Hop]:
+        """The hops of an upstream's ``server-timing``; ``answered``: its x-served-by names."""
+        found = []
+        for match in _TIMING_ENTRY.finditer(header):
+            params = {k: v.strip('"') for k, v in _TIMING_PARAM.findall(match.group(2))}
+            try:
+                ms = float(params["dur"]) if "dur" in params else None
+            except ValueError:
+                ms = None
+            name = match.group(1)
+            found.append(Hop(name, ms, params.get("desc", ""), (), name in answered))
+        return found
+
+
 def app_state() -> AppState:
     return current_app.extensions[EXTENSION]
 
@@ -164,10 +222,20 @@ def init_service(
         cfg["POD_NAME"] = os.environ.get("HOSTNAME") or socket.gethostname()
     app.extensions[EXTENSION] = state
     app.json.sort_keys = False  # keep Bookinfo's field order ("id" first)
+    app.before_request(_start_clock)
     app.before_request(_apply_knobs)
     app.after_request(_add_served_by)
     app.add_url_rule(HEALTH_PREFIX, "health", _health)
     app.add_url_rule(f"{HEALTH_PREFIX}/toggle", "health_toggle", _toggle, methods=["POST"])
+
+
+def _start_clock() -> None:
+    g.started = time.perf_counter()
+
+
+def elapsed_ms() -> float:
+    """Milliseconds since this request started (this service's own hop time)."""
+    return (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
 
 
 def _apply_knobs() -> Response | None:
@@ -213,12 +281,20 @@ def _toggle() -> tuple[Response, int]:
 
 def _add_served_by(response: Response) -> Response:
     response.headers[SERVED_BY] = ", ".join(served_by_chain())
+    if timing := ", ".join(hop.timing() for hop in hops()):
+        response.headers[SERVER_TIMING] = timing
     return response
 
 
+def hops() -> list[Hop]:
+    """The hops of this request's upstream calls so far, in call order (nested ones after
+    the hop that made them)."""
+    return g.setdefault("hops", [])
+
+
 def served_by_chain() -> list[str]:
-    """This service, then what each upstream reported, in call order."""
-    return [app_state().served_by, *g.get("upstream_served_by", [])]
+    """This service, then every upstream pod that answered, in call order."""
+    return [app_state().served_by, *(hop.name for hop in hops() if hop.answered)]
 
 
 def forward_headers(skip: frozenset[str] = frozenset()) -> dict[str, str]:
@@ -236,27 +312,55 @@ def fetch(url: str, headers: dict[str, str], timeout: float, attempts: int = 1) 
 
     Like Bookinfo, a failed attempt (error status, timeout, refused connection) is retried and
     the last status is reported, or 500 when nothing answered. Only the response that was
-    finally used contributes to x-served-by.
+    finally used contributes to x-served-by; the hops record the call's time (every try) and
+    the failed tries before it.
     """
     session = app_state().http
-    reply, served_by = Reply(500), ""
-    for _ in range(max(1, attempts)):
+    service = url.split("//", 1)[-1].split("/", 1)[1].split("/", 1)[0]  # .../<service>/<id>
+    started = time.perf_counter()
+    reply, response, failure = Reply(500), None, "no answer"
+    failures: list[str] = []
+    for attempt in range(max(1, attempts)):
+        if attempt:
+            failures.append(failure)
         try:
             response = session.get(url, headers=headers, timeout=timeout)
-        except requests.RequestException:
-            reply, served_by = Reply(500), ""
+        except requests.Timeout:
+            reply, response, failure = Reply(500), None, "timeout"
             continue
-        served_by = response.headers.get(SERVED_BY, "")
+        except requests.RequestException:
+            reply, response, failure = Reply(500), None, "no answer"
+            continue
         body = _json_or_none(response)
         # A 200 whose body is not JSON is as useless as no answer (Bookinfo would crash: 500).
         reply = Reply(
             500 if response.status_code == 200 and body is None else response.status_code, body
         )
+        flags = response.headers.get(RESPONSE_FLAGS, "")
+        failure = "" if reply.ok else f"{reply.status} {flags}".strip()
         if reply.ok:
             break
-    hops = [hop.strip() for hop in served_by.split(",") if hop.strip()]
-    g.setdefault("upstream_served_by", []).extend(hops)
+    ms = (time.perf_counter() - started) * 1000
+    record = hops()
+    chain = _served_by(response)
+    if not chain:
+        # Nobody answered, the caller's sidecar replied itself (flag FI, UH...), or an app
+        # that does not name itself: the hop is the service asked for.
+        record.append(Hop(service, ms, failure, tuple(failures), False))
+        return reply
+    record.append(Hop(chain[0], ms, failure, tuple(failures)))
+    assert response is not None
+    timing = response.headers.get(SERVER_TIMING)
+    if timing:
+        record.extend(Hop.parse_timing(timing, set(chain[1:])))
+    else:  # an upstream that reports no timing: its chain, untimed
+        record.extend(Hop(name) for name in chain[1:])
     return reply
+
+
+def _served_by(response: requests.Response | None) -> list[str]:
+    header = response.headers.get(SERVED_BY, "") if response is not None else ""
+    return [hop.strip() for hop in header.split(",") if hop.strip()]
 
 
 def _json_or_none(response: requests.Response) -> Any:

@@ -25,7 +25,16 @@ from flask import (
     session,
 )
 
-from services.common import Reply, fetch, forward_headers, init_service, served_by_chain
+from services.common import (
+    Hop,
+    Reply,
+    app_state,
+    elapsed_ms,
+    fetch,
+    forward_headers,
+    hops,
+    init_service,
+)
 
 # Shared by every productpage instance so a session made on v1 is valid on v2 (a lab default;
 # set SECRET_KEY in anything that is not a workshop).
@@ -124,12 +133,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         headers = _headers()
         details = _call("details", product_id, headers)
         reviews = _call("reviews", product_id, headers)
+        # The chain as the page shows it: this pod with its own time so far, then every hop
+        # of the calls it made (failed ones too, with status and flag).
+        chain = [Hop(app_state().served_by, elapsed_ms()), *hops()]
         return render_template(
             "productpage.html",
             product=PRODUCTS[product_id],
             details=details,
             reviews=reviews,
-            served_by=served_by_chain(),
+            chain=chain,
         )
 
     @app.post("/login")

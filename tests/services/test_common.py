@@ -217,3 +217,21 @@ def test_served_by_chains_upstream_header(recorder) -> None:
     client = reviews_app({"SERVICE_VERSION": "v3", "RATINGS_URL": url}).test_client()
     assert client.get("/reviews/0").headers["x-served-by"] == "reviews-v3, ratings-v7"
     assert client.get("/health").headers["x-served-by"] == "reviews-v3"
+
+
+def test_server_timing_round_trips_hops_and_survives_junk() -> None:
+    from services.common import Hop
+
+    hops = [Hop("details-v1", 8.04), Hop("reviews", 1.2, "503 FI", (), False), Hop("ratings-v1")]
+    header = ", ".join(h.timing() for h in hops)
+    assert header == 'details-v1;dur=8.0, reviews;dur=1.2;desc="503 FI", ratings-v1'
+    parsed = Hop.parse_timing(header, {"details-v1", "ratings-v1"})
+    assert [(h.name, h.ms, h.failure, h.answered) for h in parsed] == [
+        ("details-v1", 8.0, "", True),
+        ("reviews", 1.2, "503 FI", False),
+        ("ratings-v1", None, "", True),
+    ]
+    # Another server's Server-Timing (or garbage) never breaks the page.
+    assert [h.name for h in Hop.parse_timing('db;dur=abc, cache;desc="x, y"', set())][:1] == ["db"]
+    assert Hop.parse_timing("", set()) == []
+    assert Hop("x", 2503.0).time_text == "2.50 s" and Hop("x", 8.4).time_text == "8 ms"

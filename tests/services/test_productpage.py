@@ -43,7 +43,7 @@ def bookinfo(serve: Callable[[Any], str]) -> Callable[..., dict[str, str]]:
 def banner(html: str) -> list[str]:
     block = re.search(r'<div class="served-by" id="served-by".*?</div>', html, re.S)
     assert block, "no served-by banner"
-    return re.findall(r'<span class="hop">([^<]+)</span>', block.group(0))
+    return re.findall(r'<span class="hop-name">([^<]+)</span>', block.group(0))
 
 
 def test_page_with_every_service(bookinfo) -> None:
@@ -85,7 +85,7 @@ def test_v1_sets_no_cookie_and_v2_is_the_canary(bookinfo) -> None:
     response = v2.get("/productpage")
     assert "product-page=v2; Path=/" in response.headers.getlist("Set-Cookie")
     assert '<body class="productpage-v2">' in response.text
-    assert '<span class="badge" id="version-badge">v2</span>' in response.text
+    assert 'id="version-badge" title="productpage v2">v2</span>' in response.text
     assert banner(response.text)[0] == "productpage-v2"
     assert response.headers["x-served-by"].startswith("productpage-v2, details-v1")
     # The sticky cookie rides on every v2 response, API included.
@@ -182,7 +182,8 @@ def test_everything_down_degrades_like_bookinfo(dead_url: str) -> None:
     assert REVIEWS_UNAVAILABLE in response.text
     # A failed upstream contributes nothing.
     assert response.headers["x-served-by"] == "productpage-v1"
-    assert banner(response.text) == ["productpage-v1"]
+    # The page still names the hops that failed (in red, "✗ no answer"): no silent gap.
+    assert banner(response.text) == ["productpage-v1", "details", "reviews"]
     for path, error in [
         ("/api/v1/products/0", DETAILS_UNAVAILABLE),
         ("/api/v1/products/0/reviews", REVIEWS_UNAVAILABLE),
@@ -297,3 +298,70 @@ def test_knobs_apply_to_productpage() -> None:
     client = create_app({"FAIL_MODE": "500"}).test_client()
     assert client.get("/productpage").status_code == 500
     assert client.get("/health").status_code == 200
+
+
+def chain_text(page: str) -> list[str]:
+    """The served-by banner's hops as a reader sees them (tags dropped, spaces squeezed)."""
+    banner = page.split('id="served-by"', 1)[1].split("</div>", 1)[0]
+    hops = re.findall(
+        r'<span class="hop [^"]*">(.*?)</span>\s*(?:<span class="arrow">|$)', banner, re.S
+    )
+    return [" ".join(re.sub(r"<[^>]+>", " ", h).replace("&#10007;", "✗").split()) for h in hops]
+
+
+def test_chain_shows_a_hop_the_callers_sidecar_failed_with_status_flag_and_time(recorder) -> None:
+    # An injected abort: productpage's sidecar answers 503 itself, with the lab's flag header,
+    # on both of Bookinfo's tries; the page names the hop, its status, the flag, the time.
+    _, details_url = recorder(body={"id": 0}, headers={"x-served-by": "details-v1"})
+    reviews, reviews_url = recorder(
+        status=503, body=None, headers={"x-meshlab-response-flags": "FI"}
+    )
+    client = create_app({"DETAILS_URL": details_url, "REVIEWS_URL": reviews_url}).test_client()
+    page = client.get("/productpage")
+    hops = chain_text(page.text)
+    assert hops[0].startswith("productpage-v1 ") and hops[0].endswith(" ms")
+    assert re.fullmatch(r"details-v1 \d+ ms", hops[1]), hops
+    assert re.fullmatch(r"reviews ✗ 503 FI \d+ ms \(retried after ✗ 503 FI\)", hops[2]), hops
+    assert len(reviews.seen) == 2
+    # x-served-by keeps its contract: only pods that answered.
+    assert page.headers["x-served-by"] == "productpage-v1, details-v1"
+
+
+def test_chain_shows_an_apps_error_without_a_flag_and_nested_hops_with_their_times(
+    recorder, serve
+) -> None:
+    # details answers 503 itself (a FAIL_MODE instance: no sidecar flag); reviews v2 calls
+    # ratings, whose time reviews measured and reports in server-timing.
+    _, details_url = recorder(
+        status=503, body={"error": "x"}, headers={"x-served-by": "details-v2"}
+    )
+    ratings, ratings_url = recorder(body={"id": 0, "ratings": {"Reviewer1": 5, "Reviewer2": 4}})
+    ratings.delay = 0.05
+    reviews_url = serve(reviews_app({"SERVICE_VERSION": "v2", "RATINGS_URL": ratings_url}))
+    client = create_app({"DETAILS_URL": details_url, "REVIEWS_URL": reviews_url}).test_client()
+    page = client.get("/productpage")
+    hops = chain_text(page.text)
+    assert re.fullmatch(r"details-v2 ✗ 503 \d+ ms", hops[1]), hops
+    assert re.fullmatch(r"reviews-v2 \d+ ms", hops[2]), hops
+    # The recorder names itself nothing: ratings' hop is named by the service called.
+    nested = re.fullmatch(r"ratings (\d+) ms", hops[3])
+    assert nested and int(nested.group(1)) >= 50, hops
+    assert page.headers["x-served-by"] == "productpage-v1, details-v2, reviews-v2"
+    assert "server-timing" in page.headers
+
+
+def test_chain_says_no_answer_when_nothing_answered(dead_url: str) -> None:
+    client = create_app({"DETAILS_URL": dead_url, "REVIEWS_URL": dead_url}).test_client()
+    hops = chain_text(client.get("/productpage").text)
+    assert re.fullmatch(r"details ✗ no answer \d+ ms", hops[1]), hops
+    assert hops[2].startswith("reviews ✗ no answer"), hops
+
+
+def test_both_versions_carry_an_equally_prominent_badge() -> None:
+    for version in ("v1", "v2"):
+        page = create_app({"SERVICE_VERSION": version}).test_client().get("/productpage").text
+        assert f'class="badge badge-{version}" id="version-badge"' in page
+    with create_app().test_client().get("/static/bookinfo.css") as css:
+        rules = dict(re.findall(r"\.topbar \.badge-(v\d) \{([^}]*)\}", css.text))
+    assert set(rules) == {"v1", "v2"}  # a colour each; size and weight from the shared .badge
+    assert all("font-size" not in rule for rule in rules.values())
