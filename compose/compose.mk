@@ -8,8 +8,8 @@
 #   make up        image, then pods from the manifests, down -v, manager, baseline, all,
 #                  wait until healthy; PROFILE=istio (or any workloads/profiles/<name>.yaml)
 #                  or WORKLOADS="a.yaml b.yaml=foo" chooses the pods
-#   make exec POD=sleep CMD='curl -s http://httpbin:8000/headers'  (kubectl exec's role)
-#   make down / status / logs [SERVICE=x]
+#   (make down / status / logs / exec and every strategy live in the main Makefile: they find
+#   the running lab, compose or local, through mesh/lab/dispatch.py, which calls lab.sh here)
 #   $(call meshlab_apply,canary-70-30)  in a recipe: meshctl apply -f
 #                  /app/scenarios/canary-70-30.yaml --wait, inside the manager container
 #                  ($(call meshlab_apply,reset,--prune) passes extra arguments)
@@ -26,23 +26,12 @@ MESHLAB_LAB := $(MESHLAB_COMPOSE_DIR)/lab.sh
 # optional extra meshctl apply arguments: $(call meshlab_apply,reset,--prune).
 meshlab_apply = $(MESHLAB_LAB) apply $(1) $(2)
 
-.PHONY: image up down status logs exec
+.PHONY: image up
 
-image: ## Build the meshlab image (offline base + wheelhouse when Docker Hub is unreachable)
+##@ lab
+
+image: ## Build the image (offline if Docker Hub is away)
 	$(MESHLAB_COMPOSE_DIR)/build-image.sh
 
-up: image ## Start the lab on Docker Compose (PROFILE=istio, WORKLOADS="f.yaml ...") and wait until ready
+up: image ## Start the lab on Docker Compose, wait until ready (PROFILE=)
 	PROFILE="$(PROFILE)" WORKLOADS="$(WORKLOADS)" $(MESHLAB_LAB) up
-
-down: ## Stop the compose lab and remove its containers and mesh volume (config stays)
-	$(MESHLAB_LAB) down
-
-status: ## Show the lab's containers, health and per-sidecar sync status
-	$(MESHLAB_LAB) status
-
-logs: ## Follow the lab's logs (SERVICE=reviews-v2 for one container)
-	$(MESHLAB_LAB) logs $(SERVICE)
-
-exec: ## Run a command in a pod's container: make exec POD=sleep CMD='curl -s http://httpbin:8000/get'
-	@test -n "$(POD)" && test -n "$(CMD)" || { echo "usage: make exec POD=<pod> CMD='<command>'"; exit 2; }
-	$(MESHLAB_LAB) exec $(POD) sh -c '$(CMD)'

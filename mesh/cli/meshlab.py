@@ -22,11 +22,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from mesh.lab.local import GATEWAY_PORT, LAB_FILE, PROFILE_BASELINE
+from mesh.lab.dispatch import DEFAULT_MESH_DIR, LAB_FILE, LAB_PID
+from mesh.lab.local import GATEWAY_PORT, PROFILE_BASELINE
 from mesh.meshdir import MeshDir, read_json
-
-DEFAULT_MESH_DIR = ".mesh"
-LAB_PID = "lab.pid"
 
 
 def _mesh_dir(args: argparse.Namespace) -> Path:
@@ -85,9 +83,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         except (LabError, OSError) as exc:
             print(f"meshlab: {exc}", file=sys.stderr)
             return 1
+        # lab.pid: this process runs the lab; `meshlab down` and the make targets
+        # (mesh.lab.dispatch, with lab.json for the gateway) find it by it.
         pid_file.write_text(f"{os.getpid()}\n")
         wrote_pid = True
         url = lab.gateway_url
+        default = (Path.cwd() / DEFAULT_MESH_DIR).resolve() == lab.mesh.root
+        make_env = "" if default else f" (with MESH_DIR={lab.mesh.root})"
         observe = lab.observability
         seen = ""
         if observe is not None:
@@ -102,6 +104,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             f"Host: {HOSTS[1]})\n"
             f"{seen}"
             f"  curl -H 'Host: {HOSTS[0]}' {url}/productpage\n"
+            f"  make targets drive this lab{make_env}: make canary-70-30, make status, "
+            f"make locust, make down\n"
             f"  export MESH_DIR={lab.mesh.root}   # meshctl status | proxy-status | get\n"
             f"  {what}: {len(lab.plans)} pods + {lab.gateway.name}; logs in {lab.mesh.logs}; "
             "Ctrl-C stops it",

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from mesh.lab.dispatch import LAB_FILE
 from mesh.lab.pod import PodPorts
 from mesh.lab.prometheus import INSTALL_HINT, ObservabilityPlan, find_binary
 from mesh.lab.workloads import DEFAULT_PROFILE, Entry, entries_env, lab_workloads, load_profile
@@ -46,7 +47,6 @@ from mesh.topology import Pod
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BASELINE = REPO_ROOT / "scenarios" / "reset.yaml"
 GATEWAY_PORT = 8080  # the gateway's own HTTP port (its Service maps 80 to it)
-LAB_FILE = "lab.json"
 # The baseline argument's default: the profile's own (the course's reset.yaml, none for istio).
 PROFILE_BASELINE = Path("<profile>")
 HOSTS = ("bookinfo.local", "test.bookinfo.local")
