@@ -6,8 +6,8 @@ Primitives:
   ``("productpage-v2", "details-v1", "reviews-v2", "ratings-v1")`` (DESIGN.md: every
   productpage response names, in call order, the ``service-version`` of every pod that answered).
 - ``infer_flag(status, headers, body)`` -> Envoy's response flag of a *local reply* (an answer
-  the gateway made itself: 404 NR, 503 UH/UO/UF/NC/FI, 504 UT), read from the reply's body,
-  because the lab's sidecar puts the flag in its access log and metrics, not in a header.
+  the gateway made itself: 404 NR, 503 UH/UO/UF/NC/FI, 504 UT): from the lab's
+  ``x-meshlab-response-flags`` header, else read from the reply's body (another proxy).
 - ``attribute(...)`` -> an ``Attribution``: the chain, the version of each service, the
   outcome (``ok``, ``reviews-unavailable``, ``details-unavailable``, ``local-reply``,
   ``error``), the flag, and whether the response was slow (an injected delay).
@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from mesh.headers import RESPONSE_FLAGS
 
 SERVED_BY = "x-served-by"
 SERVICES: tuple[str, ...] = ("productpage", "details", "reviews", "ratings")
@@ -39,11 +41,12 @@ _BODY_FLAGS: tuple[tuple[str, str], ...] = (
     ("reset reason: overflow", "UO"),
     ("reset reason: connection failure", "UF"),
     ("upstream request timeout", "UT"),
+    ("no route:", "NR"),  # the lab's 404 NR names the Host (mesh/routing/select.py)
 )
 
-# A future sidecar may report the flag itself (Envoy's %RESPONSE_FLAGS% in a header); honour
-# it when present rather than guessing from the body.
-FLAG_HEADERS: tuple[str, ...] = ("x-envoy-response-flags", "x-response-flags")
+# The lab's sidecars report the flag of their local replies in a header (mesh.headers
+# RESPONSE_FLAGS); honour it, or another proxy's, rather than guessing from the body.
+FLAG_HEADERS: tuple[str, ...] = (RESPONSE_FLAGS, "x-envoy-response-flags", "x-response-flags")
 
 
 def parse_served_by(header: str | None) -> tuple[str, ...]:

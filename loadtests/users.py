@@ -4,14 +4,16 @@ Users (weights: a workshop crowd is mostly anonymous readers):
 
 - ``AnonymousReader`` (6, tag ``anonymous``) -- ``/productpage`` and the JSON API; forgets its
   cookies after every request, so it never sticks to a canary.
-- ``Tester`` (1, tag ``tester``) -- logs in (``POST /login``, form ``username=tester``), so
+- ``Tester`` (2, tag ``tester``) -- logs in (``POST /login``, form ``username=tester``), so
   productpage sends ``end-user: tester``: dark launch, delay and abort apply to it.
 - ``CookieVisitor`` (2, tag ``sticky``) -- a browser that keeps its cookies: once productpage v2
   gives it ``product-page=v2`` it stays on v2 under ``canary-sticky``. It tallies
-  ``sticky-kept`` / ``sticky-left`` (left v2 although it carried the cookie), so the room sees
-  the difference between ``canary-70-30`` and ``canary-sticky``.
-- ``BlueGreenTester`` (1, tag ``bluegreen``) -- the same pages with ``Host: test.bookinfo.local``;
-  its tally is scoped ``test/`` so the live view shows both hosts apart.
+  ``kept-v2`` / ``left-v2`` (left v2 although it carried the cookie), counted since the
+  config last changed, so the room sees the difference between ``canary-70-30`` and
+  ``canary-sticky``.
+- ``BlueGreenTester`` (1, tag ``bluegreen``) -- the same pages with ``Host: test.bookinfo.local``,
+  only while a route names that host (blue/green); its tally is scoped ``test/`` so the live
+  view shows both hosts apart.
 
 Tasks carry finer tags too (``page``, ``api``, ``login``): ``locust --tags tester`` runs only
 the tester; users left without tasks by a tag filter are dropped at test start (Locust
@@ -57,6 +59,7 @@ class BookinfoUser(FastHttpUser):
     wait_time = between(*WAIT)
     host_header = HOST_HEADER
     scope = ""  # tally prefix: "test" for the blue/green test host
+    visitor = "anonymous"  # who, in the Versions tab's outcome rows (the user's tag)
     keep_cookies = False
     # A delayed page (2.5 s) must come back, not time out: productpage itself gives up on
     # reviews after 2 x 3 s.
@@ -82,7 +85,7 @@ class BookinfoUser(FastHttpUser):
         return result
 
     def observe(self, result: Attribution) -> None:
-        live.record(result, scope=self.scope)
+        live.record(result, scope=self.scope, visitor=self.visitor)
 
 
 def describe(result: Attribution) -> str:
@@ -151,11 +154,14 @@ class LoggedInUser(BookinfoUser):
 
 
 class Tester(LoggedInUser):
-    # One in ten: under the delay scenario each tester page holds one of productpage's 8
-    # gunicorn threads for 2.5 s. 10 testers at once exhausted them here: productpage's
-    # /health probe timed out and the gateway answered 503 UH to everyone. At 50 users this
-    # weight (5 testers) ran 30 s of the delay scenario without a failure.
-    weight = 1
+    # Two in eleven: enough testers (about 4 of the default 20 users) that a tester-only fault
+    # shows within seconds in the Versions tab's "tester: ..." rows, which count it against
+    # the testers' own requests. Under the delay scenario each tester page holds one of
+    # productpage's gunicorn threads for 2.5 s: 10 testers once exhausted its 8 threads (the
+    # /health probe timed out, the gateway answered 503 UH to everyone); productpage runs 32
+    # threads in the lab (mesh/lab/topology.py), so 100 users (18 testers) still fit.
+    weight = 2
+    visitor = "tester"
 
     @tag("tester", "page")
     @task(5)
@@ -179,6 +185,7 @@ class Tester(LoggedInUser):
 class CookieVisitor(BookinfoUser):
     weight = 2
     keep_cookies = True
+    visitor = "sticky"
 
     def on_start(self) -> None:
         self.pinned = False  # received product-page=v2 (from productpage v2)
@@ -189,7 +196,8 @@ class CookieVisitor(BookinfoUser):
         was_pinned = self.pinned
         result = self.fetch("/productpage", expects=PAGE_EXPECTS)
         if was_pinned and result.productpage:
-            live.record_labels(["sticky-kept" if result.productpage == "v2" else "sticky-left"])
+            kept = result.productpage == "v2"
+            live.record_labels(["kept-v2" if kept else "left-v2"], self.visitor)
         self.pinned = self.pinned or self.has_sticky_cookie()
 
     def has_sticky_cookie(self) -> bool:
@@ -197,19 +205,27 @@ class CookieVisitor(BookinfoUser):
 
 
 class BlueGreenTester(BookinfoUser):
+    """Visits only while a route names its host (``live.blue_green_active``): under the
+    baseline or a canary the gateway serves the test host through ``*`` like any other, and
+    its row would repeat the live host's split as noise."""
+
     weight = 1
     host_header = TEST_HOST_HEADER
     scope = "test"
+    visitor = "bluegreen"
 
     @tag("bluegreen", "page")
     @task(3)
     def productpage(self) -> None:
-        self.fetch("/productpage", expects=PAGE_EXPECTS)
+        if live.blue_green_active():
+            self.fetch("/productpage", "test: /productpage", PAGE_EXPECTS)
 
     @tag("bluegreen", "api")
     @task(1)
     def reviews(self) -> None:
-        self.fetch("/api/v1/products/0/reviews", "/api/v1/products/[id]/reviews", ("reviews",))
+        if live.blue_green_active():
+            self.fetch("/api/v1/products/0/reviews", "test: /api/v1/products/[id]/reviews",
+                       ("reviews",))  # fmt: skip
 
 
 USER_CLASSES: tuple[type[BookinfoUser], ...] = (

@@ -4,20 +4,24 @@ Primitives:
 
 - ``RollingTally`` -- counters in one-second buckets (``add(labels, now)``), kept for
   ``history`` seconds; ``share(service, now)`` is the split over the last ``window`` seconds
-  (``{"v1": 0.7, "v2": 0.3}``), ``series(service, now)`` one such share per second for the
-  chart, ``totals`` the counts since the last reset. ``drain()`` / ``merge()`` move buckets
-  from a Locust worker to the master.
-- ``render_svg(series, ...)`` -- a stacked-area chart as one self-contained SVG string: no
-  JavaScript library, no CDN (the workshop room may have no internet).
+  (``{"v1": 0.7, "v2": 0.3}``), ``second_share(service, now)`` the split of the last complete
+  second, ``series(service, now)`` one per-second share per second for the chart, ``totals``
+  the counts since the last reset. ``mark(version, now)`` records a config version change
+  (drawn on the charts; ``since_mark`` counts from it). ``drain()`` / ``merge()`` move
+  buckets from a Locust worker to the master.
+- ``bar(share)`` -- a share as a bar of ten text blocks (Locust's tables render no HTML; a
+  script in its page colours each bar in its version's colour).
+- ``render_svg(series, ...)`` -- a stacked-area chart as one self-contained SVG string, as wide
+  as its page: no JavaScript library, no CDN (the workshop room may have no internet).
 
-Why a rolling window: the room must see a 70/30 canary appear and a rollback swing back
-within seconds, which a share over the whole run would hide.
+Why per-second shares: a blue/green switch must show as a step the moment it happens, not as
+a ten-second ramp; the rolling window is for the counts beside it.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 
 from loadtests.attribution import split_entry
@@ -35,12 +39,24 @@ VERSION_COLOURS: dict[str, str] = {
     "none": "#9ca3af",
 }
 _FALLBACK_COLOURS = ("#8b5cf6", "#ec4899", "#84cc16", "#0d9488")
+# A share as a text bar (Locust's tables render text, not HTML); the page script live.py adds
+# to Locust's UI colours each bar in its row's version colour.
+FULL_BLOCK = "█"
+EMPTY_BLOCK = "░"
+BAR_CELLS = 10
+MAX_MARKS = 50
 
 
 def colour(version: str) -> str:
     if version in VERSION_COLOURS:
         return VERSION_COLOURS[version]
     return _FALLBACK_COLOURS[sum(map(ord, version)) % len(_FALLBACK_COLOURS)]
+
+
+def bar(share: float) -> str:
+    """``0.7`` -> seven full blocks, three light ones, then ``70%``."""
+    cells = max(0, min(BAR_CELLS, round(share * BAR_CELLS)))
+    return f"{FULL_BLOCK * cells}{EMPTY_BLOCK * (BAR_CELLS - cells)} {share:.0%}"
 
 
 class RollingTally:
@@ -51,6 +67,10 @@ class RollingTally:
         self.history = history
         self.buckets: dict[int, Counter[str]] = {}
         self.totals: Counter[str] = Counter()
+        # Config versions as they changed: (second, version), oldest first; and the counts
+        # since the last change (the sticky canary's "left v2" means something per config).
+        self.marks: list[tuple[int, int]] = []
+        self.since_mark: Counter[str] = Counter()
         # Only a Locust worker ships its buckets to the master; elsewhere nobody drains, so
         # nothing is kept for it (the history bound alone would not cover this copy).
         self.track_undrained = False
@@ -63,9 +83,23 @@ class RollingTally:
         for label in labels:
             bucket[label] += count
             self.totals[label] += count
+            self.since_mark[label] += count
             if pending is not None:
                 pending[label] += count
         self._expire(now)
+
+    def mark(self, version: int, now: float) -> bool:
+        """Record that the live config is ``version`` from ``now``; True when it changed."""
+        if self.marks and self.marks[-1][1] == version:
+            return False
+        self.marks.append((int(now), version))
+        del self.marks[:-MAX_MARKS]
+        self.since_mark.clear()
+        return True
+
+    @property
+    def config_version(self) -> int | None:
+        return self.marks[-1][1] if self.marks else None
 
     def _expire(self, now: float) -> None:
         oldest = int(now - self.history)
@@ -75,6 +109,7 @@ class RollingTally:
     def reset(self) -> None:
         self.buckets.clear()
         self.totals.clear()
+        self.since_mark.clear()
         self._undrained.clear()
 
     # -- worker -> master ------------------------------------------------------------------
@@ -90,6 +125,7 @@ class RollingTally:
             for label, count in counter.items():
                 bucket[label] += count
                 self.totals[label] += count
+                self.since_mark[label] += count
         self._expire(now)
 
     # -- views -----------------------------------------------------------------------------
@@ -112,56 +148,68 @@ class RollingTally:
                 out[version] = out.get(version, 0) + count
         return out
 
+    @staticmethod
+    def shares(counts: Mapping[str, int], service: str) -> dict[str, float]:
+        """``{"v1": 0.7, "v2": 0.3}`` of one service out of label counts (``{}``: none)."""
+        versions = RollingTally.versions(counts, service)
+        total = sum(versions.values())
+        return {v: c / total for v, c in sorted(versions.items())} if total else {}
+
     def share(self, service: str, now: float) -> dict[str, float]:
-        counts = self.versions(self.window_counts(now), service)
-        total = sum(counts.values())
-        return {v: c / total for v, c in sorted(counts.items())} if total else {}
+        """The split over the last ``window`` seconds."""
+        return self.shares(self.window_counts(now), service)
+
+    def second_share(self, service: str, now: float) -> dict[str, float]:
+        """The split of the last complete second (the current one is still filling)."""
+        return self.shares(self.buckets.get(int(now) - 1, Counter()), service)
 
     def series(
         self, service: str, now: float, span: float | None = None
     ) -> list[tuple[int, dict[str, float]]]:
-        """One point per second over the last ``span`` seconds (default: the history), each
-        the share over the window ending there; seconds without traffic give ``{}``."""
-        end = int(now)
+        """One point per complete second over the last ``span`` seconds (default: the
+        history), each that second's own split; seconds without traffic give ``{}``."""
+        end = int(now) - 1
         start = end - int(span if span is not None else self.history) + 1
-        points: list[tuple[int, dict[str, float]]] = []
-        for second in range(start, end + 1):
-            counts = self.versions(self.window_counts(second), service)
-            total = sum(counts.values())
-            points.append(
-                (second, {v: c / total for v, c in sorted(counts.items())} if total else {})
-            )
-        return points
+        return [
+            (second, self.shares(self.buckets.get(second, Counter()), service))
+            for second in range(start, end + 1)
+        ]
 
 
 def render_svg(
     series: list[tuple[int, dict[str, float]]],
     *,
     title: str,
-    width: int = 720,
-    height: int = 160,
+    marks: Sequence[tuple[int, int]] = (),
+    width: int = 1200,
+    height: int = 220,
+    tick_seconds: int = 30,
 ) -> str:
     """A stacked-area chart of version shares (0..100 %) over time, as an SVG string.
 
     Each version is one polygon; versions stack in sorted order (v1 at the bottom), so a 70/30
-    split shows a band boundary at 70 % and a rollback moves it back to 100 %."""
-    pad_left, pad_right, pad_top, pad_bottom = 36, 90, 20, 18
+    split shows a band boundary at 70 % and a rollback moves it back to 100 %. The time axis
+    is labelled in seconds before now every ``tick_seconds``; ``marks`` (second, config
+    version) within the span are dashed lines labelled ``v12``. The SVG scales to the width
+    of its container (``width`` only sets the drawing's proportions)."""
+    pad_left, pad_right, pad_top, pad_bottom = 48, 130, 30, 34
     plot_w = width - pad_left - pad_right
     plot_h = height - pad_top - pad_bottom
     versions = sorted({v for _, shares in series for v in shares})
     n = len(series)
+    font = 'font-family="sans-serif"'
 
-    def x(i: int) -> float:
+    def x(i: float) -> float:
         return pad_left + (plot_w * i / (n - 1) if n > 1 else 0.0)
 
     def y(fraction: float) -> float:
         return pad_top + plot_h * (1.0 - fraction)
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
-        f'<text x="{pad_left}" y="14" font-size="13" font-family="sans-serif" '
-        f'font-weight="bold">{escape(title)}</text>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 {width} {height}" '
+        f'preserveAspectRatio="xMinYMin meet" role="img" aria-label="{escape(title)}">',
+        f'<text x="{pad_left}" y="20" font-size="18" {font} font-weight="bold">'
+        f"{escape(title)}</text>",
         f'<rect x="{pad_left}" y="{pad_top}" width="{plot_w}" height="{plot_h}" '
         'fill="#f3f4f6" stroke="#d1d5db"/>',
     ]
@@ -172,17 +220,29 @@ def render_svg(
         )
     for fraction in (0.0, 0.5, 1.0):
         parts.append(
-            f'<text x="{pad_left - 4}" y="{y(fraction) + 4:.1f}" font-size="10" '
-            f'text-anchor="end" font-family="sans-serif">{int(fraction * 100)}%</text>'
+            f'<text x="{pad_left - 6}" y="{y(fraction) + 5:.1f}" font-size="14" '
+            f'text-anchor="end" {font}>{int(fraction * 100)}%</text>'
         )
     if n > 1:
         # Time axis: seconds before now, so the room reads "the rollback was 20 s ago".
-        ago = series[-1][0] - series[0][0]
-        for label, anchor, at in ((f"-{ago} s", "start", 0), ("now", "end", n - 1)):
+        last = series[-1][0]
+        for i, (second, _) in enumerate(series):
+            ago = last - second
+            if ago % tick_seconds and i != 0:
+                continue
+            anchor = "end" if ago == 0 else ("start" if i == 0 else "middle")
+            label = "now" if ago == 0 else f"-{ago} s"
             parts.append(
-                f'<text x="{x(at):.1f}" y="{height - 4}" font-size="10" text-anchor="{anchor}" '
-                f'font-family="sans-serif" fill="#6b7280">{label}</text>'
+                f'<line x1="{x(i):.1f}" x2="{x(i):.1f}" y1="{pad_top + plot_h}" '
+                f'y2="{pad_top + plot_h + 5}" stroke="#6b7280"/>'
+                f'<text x="{x(i):.1f}" y="{pad_top + plot_h + 20}" font-size="14" '
+                f'text-anchor="{anchor}" {font} fill="#374151">{label}</text>'
             )
+        parts.append(
+            f'<text x="{pad_left + plot_w / 2:.0f}" y="{height - 1}" font-size="12" '
+            f'text-anchor="middle" {font} fill="#6b7280">seconds ago (one share per second)'
+            "</text>"
+        )
     if n and versions:
         lower = [0.0] * n
         for version in versions:
@@ -192,25 +252,35 @@ def render_svg(
             bottom = " ".join(f"{x(i):.1f},{y(lower[i]):.1f}" for i in reversed(range(n)))
             parts.append(
                 f'<polygon points="{top} {bottom}" fill="{colour(version)}" '
-                'fill-opacity="0.85" stroke="none"/>'
+                'fill-opacity="0.9" stroke="none"/>'
             )
             lower = upper
         latest = next((shares for _, shares in reversed(series) if shares), {})
         for row, version in enumerate(versions):
-            label_y = pad_top + 12 + row * 16
+            label_y = pad_top + 16 + row * 24
             parts.append(
-                f'<rect x="{pad_left + plot_w + 8}" y="{label_y - 9}" width="10" height="10" '
+                f'<rect x="{pad_left + plot_w + 10}" y="{label_y - 13}" width="16" height="16" '
                 f'fill="{colour(version)}"/>'
-            )
-            parts.append(
-                f'<text x="{pad_left + plot_w + 22}" y="{label_y}" font-size="11" '
-                f'font-family="sans-serif">{escape(version)} {latest.get(version, 0.0):.0%}</text>'
+                f'<text x="{pad_left + plot_w + 32}" y="{label_y}" font-size="16" {font}>'
+                f"{escape(version)} {latest.get(version, 0.0):.0%}</text>"
             )
     else:
         parts.append(
             f'<text x="{pad_left + plot_w / 2:.0f}" y="{pad_top + plot_h / 2:.0f}" '
-            'font-size="12" text-anchor="middle" font-family="sans-serif" fill="#6b7280">'
+            f'font-size="16" text-anchor="middle" {font} fill="#6b7280">'
             "no traffic yet: start a swarm</text>"
         )
+    if n > 1:
+        first = series[0][0]
+        for second, version in marks:
+            if not first <= second <= series[-1][0]:
+                continue
+            at = x(second - first)
+            parts.append(
+                f'<line x1="{at:.1f}" x2="{at:.1f}" y1="{pad_top - 4}" y2="{pad_top + plot_h}" '
+                'stroke="#111827" stroke-width="2" stroke-dasharray="6 4"/>'
+                f'<text x="{at + 4:.1f}" y="{pad_top - 6}" font-size="14" {font} '
+                f'font-weight="bold" fill="#111827">config v{version}</text>'
+            )
     parts.append("</svg>")
     return "".join(parts)

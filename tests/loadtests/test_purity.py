@@ -8,7 +8,18 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PURE = ("attribution", "window", "stats", "verdict", "strategies", "plan")
+PURE = (
+    "attribution",
+    "window",
+    "stats",
+    "verdict",
+    "strategies",
+    "plan",
+    "view",
+    "exercises",
+    "check",
+    "liveconfig",
+)
 
 
 def test_pure_modules_do_not_pull_in_locust_or_gevent():

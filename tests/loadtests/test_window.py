@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loadtests.window import RollingTally, colour, render_svg
+from loadtests.window import RollingTally, bar, colour, render_svg
 
 T0 = 1_000_000.0
 
@@ -36,18 +36,47 @@ def test_versions_ignore_outcomes_and_other_scopes():
     assert RollingTally.versions(counts, "test/productpage") == {"v2": 4}
 
 
-def test_series_has_one_point_per_second_and_gaps_without_traffic():
+def test_series_has_one_point_per_complete_second_and_gaps_without_traffic():
     tally = RollingTally(window=2, history=30)
     tally.add(["productpage-v1"], T0)
     tally.add(["productpage-v2"], T0 + 1)
+    tally.add(["productpage-v2"], T0 + 4)  # the current second: still filling, not drawn
     points = tally.series("productpage", T0 + 4, span=6)
-    assert [t for t, _ in points] == [int(T0) + i for i in range(-1, 5)]
+    assert [t for t, _ in points] == [int(T0) + i for i in range(-2, 4)]
     shares = [s for _, s in points]
-    assert shares[0] == {}
-    assert shares[1] == {"v1": 1.0}
-    assert shares[2] == {"v1": 0.5, "v2": 0.5}
-    assert shares[3] == {"v2": 1.0}
-    assert shares[5] == {}
+    assert shares == [{}, {}, {"v1": 1.0}, {"v2": 1.0}, {}, {}]
+
+
+def test_a_blue_green_switch_is_a_step_not_a_ramp():
+    # 10 pages a second on v1, then on v2 from second 30: the per-second share jumps from
+    # 0 % to 100 % in one second (a 10 s rolling window would have shown a ramp).
+    tally = RollingTally(window=10, history=120)
+    for second in range(60):
+        version = "v1" if second < 30 else "v2"
+        for i in range(10):
+            tally.add([f"productpage-{version}"], T0 + second + i / 10)
+    v2 = [shares.get("v2", 0.0) for _, shares in tally.series("productpage", T0 + 60, span=60)]
+    assert v2 == [0.0] * 30 + [1.0] * 30
+    assert tally.second_share("productpage", T0 + 31.5) == {"v2": 1.0}
+    assert tally.share("productpage", T0 + 34) == {"v1": 0.5, "v2": 0.5}  # the window lags
+
+
+def test_config_marks_and_counts_since_the_last_change():
+    tally = RollingTally()
+    assert tally.config_version is None
+    assert tally.mark(7, T0)
+    tally.add(["sticky-left"], T0 + 1)
+    assert not tally.mark(7, T0 + 2)  # unchanged: no new mark, counts kept
+    assert tally.since_mark["sticky-left"] == 1
+    assert tally.mark(8, T0 + 3)
+    assert tally.since_mark["sticky-left"] == 0 and tally.totals["sticky-left"] == 1
+    assert tally.marks == [(int(T0), 7), (int(T0) + 3, 8)] and tally.config_version == 8
+
+
+def test_bar_is_ten_text_blocks_then_the_share():
+    assert bar(0.7) == "█" * 7 + "░" * 3 + " 70%"
+    assert bar(0.04) == "░" * 10 + " 4%"
+    assert bar(1.0) == "█" * 10 + " 100%"
 
 
 def test_history_is_bounded():
@@ -100,3 +129,12 @@ def test_render_svg_without_traffic_says_so():
 
 def test_colours_are_stable():
     assert colour("v1") == colour("v1") and colour("v9") == colour("v9")
+
+
+def test_render_svg_is_full_width_labels_time_and_marks_config_versions():
+    series = [(int(T0) + i, {"v1": 1.0}) for i in range(121)]
+    svg = render_svg(series, title="productpage", marks=[(int(T0) + 60, 12), (int(T0) - 5, 11)])
+    assert 'width="100%"' in svg and "viewBox=" in svg
+    for label in ("-120 s", "-90 s", "-60 s", "-30 s", "now", "seconds ago"):
+        assert f">{label}" in svg, label
+    assert "config v12" in svg and "config v11" not in svg  # v11 is before the span
