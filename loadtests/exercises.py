@@ -86,6 +86,7 @@ EXERCISES: dict[str, Exercise] = {
             "delay",
             "Delay every reviews call of the user tester by 2.5 s (and send them to v2).",
             USERS,
+            verify="delay",  # meshctl route counts delays; how long they are needs traffic
         ),
         Exercise(
             "abort",

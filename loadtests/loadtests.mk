@@ -65,7 +65,7 @@ verify-all: ## Every verify in turn (stops at a failure), reset
 	$(MAKE) --no-print-directory verify-reset
 
 check-dark-launch: ## Your YAML (FILE=mine.yaml) vs the dark launch
-check-delay: ## Your YAML (FILE=...) vs the delay
+check-delay: ## Your YAML (FILE=...): routed, then verified live
 check-abort: ## Your YAML (FILE=...) vs the abort
 check-blue-green: ## Your YAML (FILE=...) vs blue/green
 check-blue-green-switch: ## Your YAML (FILE=...) vs the switch

@@ -110,8 +110,13 @@ def lab_env(
     """The environment of one e2e compose lab: its ports (gateway, gateway admin, Locust,
     Prometheus, console), config directory and project."""
     gateway, admin, locust, prometheus, console = ports
+    # make targets find the running lab themselves: an empty mesh directory, so a local lab
+    # in this checkout (.mesh) is never "the other lab" of an e2e session.
+    no_local_lab = config_dir.parent / f"{config_dir.name}-no-local-lab"
+    no_local_lab.mkdir(exist_ok=True)
     return {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "LAB"},
+        "MESH_DIR": str(no_local_lab),
         "GATEWAY_PORT": str(gateway),
         "LOCUST_PORT": str(locust),
         "GATEWAY_ADMIN_PORT": str(admin),

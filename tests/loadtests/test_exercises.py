@@ -80,7 +80,9 @@ def test_a_wrong_answer_says_what_differs(tmp_path: Path) -> None:
 
 def test_an_invalid_file_gets_the_analyzers_words_and_nothing_else(tmp_path: Path) -> None:
     mine = tmp_path / "mine.yaml"
-    mine.write_text((SCENARIOS / "dark-launch.yaml").read_text().replace("subset: v2", "subset: v9"))
+    mine.write_text(
+        (SCENARIOS / "dark-launch.yaml").read_text().replace("subset: v2", "subset: v9")
+    )
     code, text = run_check("dark-launch", mine)
     assert code == 1
     assert 'subset "v9" is not defined for host reviews' in text

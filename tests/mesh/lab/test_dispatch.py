@@ -97,7 +97,9 @@ def test_help_groups_in_order_wraps_to_80_columns_and_takes_new_groups(tmp_path:
                         ROOT / "loadtests/loadtests.mk", fragment])  # fmt: skip
     lines = text.splitlines()
     assert all(len(line) <= HELP_WIDTH for line in lines), max(lines, key=len)
-    headings = [line[:-1] for line in lines if line and not line.startswith(" ") and ":" == line[-1]]
+    headings = [
+        line[:-1] for line in lines if line and not line.startswith(" ") and ":" == line[-1]
+    ]
     assert headings == ["lab", "strategies", "verify", "observe", "develop", "console"]
     assert "  extra-lab" in text.split("\nstrategies:")[0]
 
@@ -113,7 +115,9 @@ def test_make_help_lists_every_lab_target_in_its_group() -> None:
         elif line.startswith("  ") and line[2] != " ":
             groups.setdefault(current, []).append(line.split()[0])
     assert {"up", "up-local", "down"} <= set(groups["lab"])
-    assert {"reset", "canary-70-30", "readiness-fail", "readiness-pass"} <= set(groups["strategies"])
+    assert {"reset", "canary-70-30", "readiness-fail", "readiness-pass"} <= set(
+        groups["strategies"]
+    )
     assert {"verify-all", "verify-readiness", "check-dark-launch"} <= set(groups["verify"])
     assert {"status", "locust", "logs"} <= set(groups["observe"])
     assert all(len(line) <= HELP_WIDTH for line in out.splitlines())
