@@ -175,6 +175,7 @@ class RouteConfig:
     # Host header as sent -> its vhost: a mesh proxy sees a handful of authorities, and
     # normalising one (port, case, namespace suffixes) costs more than the lookup itself.
     by_authority: dict[str, VirtualHost | None] = field(default_factory=dict)
+    served: tuple[str, ...] | None = None  # served_hosts(), once asked
 
     def resolve(self, authority: str) -> VirtualHost | None:
         """The vhost for a Host header as sent (``reviews:9080``, ``Reviews.default``...)."""
@@ -200,11 +201,15 @@ class RouteConfig:
 
     def served_hosts(self) -> tuple[str, ...]:
         """Every host name this listener routes (exact names, ``*.suffix`` wildcards, ``*``),
-        sorted: what a 404 NR reply tells a client that asked for another one."""
-        names = sorted(self.exact) + sorted(f"*{suffix}" for suffix, _ in self.suffixes)
-        return (*names, "*") if self.catch_all is not None else tuple(names)
+        sorted: what a 404 NR reply tells a client that asked for another one. Made on the
+        first miss, then kept until a host is added."""
+        if self.served is None:
+            names = sorted(self.exact) + sorted(f"*{suffix}" for suffix, _ in self.suffixes)
+            self.served = (*names, "*") if self.catch_all is not None else tuple(names)
+        return self.served
 
     def add(self, name: str, vhost: VirtualHost) -> None:
+        self.served = None
         if name == "*":
             self.catch_all = vhost
         elif name.startswith("*."):

@@ -45,8 +45,9 @@ class ComposeLab:
     def gateway(self) -> str:
         return f"http://127.0.0.1:{GATEWAY_PORT}"
 
-    def make(self, *targets: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
+    def make_result(self, *targets: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """``make TARGET...`` on this lab, whatever its exit status."""
+        return subprocess.run(
             ["make", "--no-print-directory", *targets],
             cwd=ROOT,
             env=self.env,
@@ -54,6 +55,9 @@ class ComposeLab:
             text=True,
             timeout=timeout,
         )
+
+    def make(self, *targets: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        result = self.make_result(*targets, timeout=timeout)
         if result.returncode != 0:
             raise AssertionError(
                 f"make {' '.join(targets)} failed ({result.returncode}):\n"

@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.conftest import LOCUST_PORT, ComposeLab
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
 
 STRATEGIES = ("reset", "dark-launch", "delay", "abort", "blue-green", "blue-green-switch",
               "blue-green-back", "canary-70-30", "canary-5-95", "canary-sticky",
@@ -62,3 +62,17 @@ def test_readiness_fail_and_pass(lab: ComposeLab) -> None:
 def test_every_verify_passes_on_the_compose_lab(lab: ComposeLab) -> None:
     out = lab.make("verify-all", timeout=3000).stdout
     assert out.count("PASS:") == len(STRATEGIES) + 1 and "FAIL" not in out
+
+
+def test_check_needs_no_venv_on_the_host_of_a_compose_lab(lab: ComposeLab) -> None:
+    # A laptop with Docker and no venv: the checker runs in the manager container, the
+    # trainee's file on its stdin.
+    wrong = lab.make_result("check-dark-launch", "FILE=docs/exercises/dark-launch.yaml",
+                            "VENV=/nonexistent-venv")  # fmt: skip
+    assert wrong.returncode != 0
+    assert "RESULT: 1 of 3 probes differ" in wrong.stdout, wrong.stdout + wrong.stderr
+    assert "compose exec -T manager python -m loadtests.check" in wrong.stderr
+    right = lab.make(
+        "check-dark-launch", "FILE=scenarios/dark-launch.yaml", "VENV=/nonexistent-venv"
+    )
+    assert "RESULT: all 3 probes route as expected" in right.stdout

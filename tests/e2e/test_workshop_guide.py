@@ -11,7 +11,7 @@ import pytest
 from tests.e2e.conftest import GATEWAY_PORT, LOCUST_PORT, ComposeLab
 from tests.workshop_guide import GUIDE, GuideRun, steps
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
 
 
 def test_the_guide_runs_end_to_end_on_the_compose_lab(lab: ComposeLab, tmp_path: Path) -> None:
