@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import textwrap
 from datetime import UTC, datetime
 
@@ -419,3 +420,12 @@ def flight_for(rt: Runtime, ex: Exchange) -> Flight:
 
 def written(ex: Exchange) -> bytes:
     return ex.conn.transport.out  # type: ignore[union-attr]
+
+
+def page_hops(page: str) -> list[str]:
+    """The product page's served-by banner as a reader sees it: one string per hop (tags
+    dropped, spaces squeezed), e.g. ``reviews ✗ 503 FI 2 ms (retried after ✗ 503 FI)``."""
+    banner = page.split('id="served-by"', 1)[1].split("</div>", 1)[0]
+    pattern = r'<span class="hop [^"]*">(.*?)</span>\s*(?:<span class="arrow">|$)'
+    hops = re.findall(pattern, banner, re.S)
+    return [" ".join(re.sub(r"<[^>]+>", " ", h).replace("&#10007;", "✗").split()) for h in hops]

@@ -4,10 +4,13 @@ the gateway with real HTTP requests (``x-served-by`` names every pod that answer
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections import Counter
 
 import pytest
+
+from tests.helpers import page_hops
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -153,3 +156,26 @@ def test_readiness_an_unready_pod_gets_no_traffic_until_ready(gw):
     time.sleep(0.5)
     back = Counter(p for _ in range(10) for p in gw.served_by(gw.get()) if p.startswith("reviews"))
     assert back["reviews-v2"] > 0, back
+
+
+def test_the_page_shows_the_aborted_hop_with_the_sidecars_flag(gw):
+    # Through the real mesh: productpage's sidecar injects the abort and says FI in
+    # x-meshlab-response-flags; the page names the hop, its status and the flag. A page
+    # fails both tries with p = 0.25: 40 pages all fine has p = 0.75^40 < 1e-5.
+    gw.apply("abort")
+    tester = gw.login("tester")
+    seen = []
+    for _ in range(40):
+        seen = page_hops(gw.get(session=tester).text)
+        if any(hop.startswith("reviews ✗ 503 FI") for hop in seen):
+            break
+    failed = next(hop for hop in seen if hop.startswith("reviews ✗"))
+    assert re.fullmatch(r"reviews ✗ 503 FI \d+ ms \(retried after ✗ 503 FI\)", failed), seen
+
+
+def test_the_page_shows_the_delayed_hops_time(gw):
+    gw.apply("delay")
+    hops = page_hops(gw.get(session=gw.login("tester")).text)
+    reviews = next(hop for hop in hops if hop.startswith("reviews-v2"))
+    seconds = float(re.fullmatch(r"reviews-v2 (\d+\.\d+) s", reviews).group(1))
+    assert seconds >= 2.5, hops

@@ -17,6 +17,7 @@ from services.details.app import create_app as details_app
 from services.productpage.app import PRODUCTS, UNAVAILABLE, create_app
 from services.ratings.app import create_app as ratings_app
 from services.reviews.app import create_app as reviews_app
+from tests.helpers import page_hops
 
 DETAILS_UNAVAILABLE = "Sorry, product details are currently unavailable for this book."
 REVIEWS_UNAVAILABLE = "Sorry, product reviews are currently unavailable for this book."
@@ -300,15 +301,6 @@ def test_knobs_apply_to_productpage() -> None:
     assert client.get("/health").status_code == 200
 
 
-def chain_text(page: str) -> list[str]:
-    """The served-by banner's hops as a reader sees them (tags dropped, spaces squeezed)."""
-    banner = page.split('id="served-by"', 1)[1].split("</div>", 1)[0]
-    hops = re.findall(
-        r'<span class="hop [^"]*">(.*?)</span>\s*(?:<span class="arrow">|$)', banner, re.S
-    )
-    return [" ".join(re.sub(r"<[^>]+>", " ", h).replace("&#10007;", "✗").split()) for h in hops]
-
-
 def test_chain_shows_a_hop_the_callers_sidecar_failed_with_status_flag_and_time(recorder) -> None:
     # An injected abort: productpage's sidecar answers 503 itself, with the lab's flag header,
     # on both of Bookinfo's tries; the page names the hop, its status, the flag, the time.
@@ -318,7 +310,7 @@ def test_chain_shows_a_hop_the_callers_sidecar_failed_with_status_flag_and_time(
     )
     client = create_app({"DETAILS_URL": details_url, "REVIEWS_URL": reviews_url}).test_client()
     page = client.get("/productpage")
-    hops = chain_text(page.text)
+    hops = page_hops(page.text)
     assert hops[0].startswith("productpage-v1 ") and hops[0].endswith(" ms")
     assert re.fullmatch(r"details-v1 \d+ ms", hops[1]), hops
     assert re.fullmatch(r"reviews ✗ 503 FI \d+ ms \(retried after ✗ 503 FI\)", hops[2]), hops
@@ -340,7 +332,7 @@ def test_chain_shows_an_apps_error_without_a_flag_and_nested_hops_with_their_tim
     reviews_url = serve(reviews_app({"SERVICE_VERSION": "v2", "RATINGS_URL": ratings_url}))
     client = create_app({"DETAILS_URL": details_url, "REVIEWS_URL": reviews_url}).test_client()
     page = client.get("/productpage")
-    hops = chain_text(page.text)
+    hops = page_hops(page.text)
     assert re.fullmatch(r"details-v2 ✗ 503 \d+ ms", hops[1]), hops
     assert re.fullmatch(r"reviews-v2 \d+ ms", hops[2]), hops
     # The recorder names itself nothing: ratings' hop is named by the service called.
@@ -352,7 +344,7 @@ def test_chain_shows_an_apps_error_without_a_flag_and_nested_hops_with_their_tim
 
 def test_chain_says_no_answer_when_nothing_answered(dead_url: str) -> None:
     client = create_app({"DETAILS_URL": dead_url, "REVIEWS_URL": dead_url}).test_client()
-    hops = chain_text(client.get("/productpage").text)
+    hops = page_hops(client.get("/productpage").text)
     assert re.fullmatch(r"details ✗ no answer \d+ ms", hops[1]), hops
     assert hops[2].startswith("reviews ✗ no answer"), hops
 
