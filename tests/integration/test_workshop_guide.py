@@ -21,10 +21,13 @@ def local_env(tmp_path: Path, gateway: int, locust: int) -> dict[str, str]:
     nobody uses, so a compose lab running on this machine is not "the other lab"."""
     env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy")}
     env.pop("LAB", None)
+    console, prometheus = free_ports(2)
     env.update(
         MESH_DIR=str(tmp_path / "mesh"),
         GATEWAY_PORT=str(gateway),
         LOCUST_PORT=str(locust),
+        CONSOLE_PORT=str(console),
+        PROMETHEUS_PORT=str(prometheus),
         MESHLAB_PROJECT=f"meshlab-test-none-{os.getpid()}",
     )
     return env
