@@ -22,6 +22,8 @@ Locust extension points used:
 - ``events.report_to_master`` / ``events.worker_report`` -> in a distributed run, workers ship
   their per-second buckets to the master, whose UI shows the whole swarm.
 - ``events.reset_stats`` -> the UI's "Reset stats" also clears the version tally.
+- Ctrl-C takes Locust's SIGTERM path (a clean stop with the stats printed), not a
+  KeyboardInterrupt in the middle of a web request.
 
 Primitives: ``TALLY`` (the process's ``RollingTally``), ``CONFIG`` (the last ``LiveConfig``
 read), ``record(attribution, scope, visitor)``, ``record_labels(labels, visitor)``,
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from typing import Any
 
@@ -202,8 +205,16 @@ def _default_users(environment: Any) -> None:
         options.spawn_rate = config.spawn_rate
 
 
+def _ctrl_c() -> None:
+    """Ctrl-C as a clean stop: Locust's own SIGTERM path (stop the users, print the stats,
+    exit), run from the event loop, instead of a KeyboardInterrupt raised in whichever
+    greenlet happened to run (a web request being written prints a traceback)."""
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 @events.init.add_listener
 def _on_init(environment: Any, **_kw: Any) -> None:
+    gevent.signal_handler(signal.SIGINT, _ctrl_c)
     worker = isinstance(environment.runner, WorkerRunner)
     if worker:
         TALLY.track_undrained = True
