@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mesh.lab.local import GATEWAY_POD
-from mesh.manager.meshdir import MeshDir
+from mesh.lab.topology import GATEWAY_POD
 from mesh.manager.observe import MeshState
+from mesh.meshdir import MeshDir
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,8 @@ def read_live_config(mesh_dir: str | Path, host: str, last: LiveConfig = UNKNOWN
     if not mesh.status.is_dir():
         return UNKNOWN
     state = MeshState.read(mesh, with_snapshot=False)
-    raw = (state.statuses.get(GATEWAY_POD) or {}).get("version")
-    version = raw if isinstance(raw, int) else None
+    status = state.statuses.get(GATEWAY_POD)
+    version = status.version if status is not None else None
     if version is None:
         return UNKNOWN
     if version == last.version:

@@ -8,7 +8,8 @@ started in the background, stopped with Ctrl-C at the end, which must be a clean
 become the ports of the lab under test, ``mine.yaml`` a scratch file.
 
 Primitives: ``Step`` and ``steps(text)`` (the parse), ``GuideRun`` (runs steps, keeps a
-transcript for the failure message).
+transcript for the failure message), ``local_env`` (a local lab's own directory and ports,
+for the tests that drive one with make).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from mesh.lab.local import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "workshop.md"
@@ -151,3 +154,20 @@ class GuideRun:
             f"docs/workshop.md line {step.line}: `{step.command}` exited {code}, "
             f"expected {step.exit_code}\n{history}\n{extra}"
         )
+
+
+def local_env(tmp_path: Path, gateway: int, locust: int) -> dict[str, str]:
+    """A local lab of its own: its mesh directory and ports, and a compose project name
+    nobody uses, so a compose lab running on this machine is not "the other lab"."""
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy")}
+    env.pop("LAB", None)
+    console, prometheus = free_ports(2)
+    env.update(
+        MESH_DIR=str(tmp_path / "mesh"),
+        GATEWAY_PORT=str(gateway),
+        LOCUST_PORT=str(locust),
+        CONSOLE_PORT=str(console),
+        PROMETHEUS_PORT=str(prometheus),
+        MESHLAB_PROJECT=f"meshlab-test-none-{os.getpid()}",
+    )
+    return env

@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_FILE = "lab.json"  # the local lab's description (pods, ports, gateway): LocalLab writes it
@@ -463,8 +462,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python3 -m mesh.lab.dispatch", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, handler: Callable[[argparse.Namespace, Env], int], **kw: str) -> Any:
-        p = commands.add_parser(name, **kw)
+    def add(
+        name: str, handler: Callable[[argparse.Namespace, Env], int], help: str
+    ) -> argparse.ArgumentParser:
+        p = commands.add_parser(name, help=help)
         p.set_defaults(handler=handler)
         return p
 

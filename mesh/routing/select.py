@@ -45,20 +45,20 @@ def no_route(table: RouteTable, request: RequestView, vhost: VirtualHost | None)
     trainee who opens ``localhost:8080`` during blue/green reads why instead of a blank page.
     Built only on a miss: the routed path never pays for it."""
     host, path = _shown(request.host), _shown(request.path)
-    listener = table.listener_for(request.port)
+    routes = table.routes_for(request.port)
     where = f"port {request.port}" if table.proxy.gateway else "this sidecar"
     if vhost is not None:
         rules = ", ".join(sorted({r.virtual_service for r in vhost.rules if r.virtual_service}))
         reason = f"no rule of {'VirtualService ' + rules if rules else 'its routes'} matches"
         head = f'no route: Host "{host}" is served on {where}, but {reason} path "{path}".'
-    elif listener is None:
+    elif routes is None:
         ports = ", ".join(str(p) for p in table.gateway_ports) or "none"
         head = f"no route: this gateway has no server on port {request.port} (ports: {ports})."
     else:
         head = f'no route: Host "{host}" (path "{path}") matches no host served on {where}.'
     lines = [head]
-    if listener is not None:
-        served = ", ".join(h if h != "*" else "* (any host)" for h in listener.served_hosts())
+    if routes is not None:
+        served = ", ".join(h if h != "*" else "* (any host)" for h in routes.served_hosts())
         lines.append(f"Hosts served: {served or 'none (no VirtualService is bound here)'}")
     return LocalReply(404, ("\n".join(lines) + "\n").encode("utf-8", "replace"), "NR")
 

@@ -200,7 +200,7 @@ class RouteConfig:
         return self.catch_all
 
     def served_hosts(self) -> tuple[str, ...]:
-        """Every host name this listener routes (exact names, ``*.suffix`` wildcards, ``*``),
+        """Every host name these routes serve (exact names, ``*.suffix`` wildcards, ``*``),
         sorted: what a 404 NR reply tells a client that asked for another one. Made on the
         first miss, then kept until a host is added."""
         if self.served is None:
@@ -231,16 +231,16 @@ class RouteTable:
     def vhost_for(self, host: str, port: int | None) -> VirtualHost | None:
         """The vhost a request for ``host`` reaches (a gateway's: on its listener for
         ``port``)."""
-        # Inline rather than through listener_for: this runs on every request.
+        # Inline rather than through routes_for: this runs on every request.
         if self.proxy.gateway:
             listener = self.gateway_routes.get(port or 80)
             return listener.resolve(host) if listener is not None else None
         return self.mesh.resolve(host)
 
-    def listener_for(self, port: int | None) -> Listener | None:
-        """The listener a request addressed on ``port`` reaches (a sidecar has one)."""
+    def routes_for(self, port: int | None) -> RouteConfig | None:
+        """The routes a request addressed on ``port`` reaches (a sidecar has one set)."""
         if self.proxy.gateway:
-            return self.gateway_listeners.get(port or 80)
+            return self.gateway_routes.get(port or 80)
         return self.mesh
 
     @property

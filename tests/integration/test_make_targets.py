@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from mesh.lab.local import free_ports, processes_mentioning
-from tests.integration.test_workshop_guide import local_env
+from tests.workshop_guide import local_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 

@@ -4,33 +4,15 @@ run is tests/e2e/test_workshop_guide.py)."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pytest
 
 from mesh.lab.local import free_ports, processes_mentioning
-from tests.workshop_guide import GUIDE, GuideRun, steps
+from tests.workshop_guide import GUIDE, GuideRun, local_env, steps
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
-
-
-def local_env(tmp_path: Path, gateway: int, locust: int) -> dict[str, str]:
-    """A local lab of its own: its mesh directory and ports, and a compose project name
-    nobody uses, so a compose lab running on this machine is not "the other lab"."""
-    env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy")}
-    env.pop("LAB", None)
-    console, prometheus = free_ports(2)
-    env.update(
-        MESH_DIR=str(tmp_path / "mesh"),
-        GATEWAY_PORT=str(gateway),
-        LOCUST_PORT=str(locust),
-        CONSOLE_PORT=str(console),
-        PROMETHEUS_PORT=str(prometheus),
-        MESHLAB_PROJECT=f"meshlab-test-none-{os.getpid()}",
-    )
-    return env
 
 
 def test_the_guide_runs_end_to_end_on_the_local_lab(tmp_path: Path) -> None:
