@@ -29,13 +29,13 @@ def test_the_answer_passes_its_own_check(name: str) -> None:
 
 
 def test_an_equivalent_answer_written_differently_passes(tmp_path: Path) -> None:
-    # Relative weights 7/3 instead of 70/30: the same split (the analyzer warns, it passes).
+    # Relative weights 7/3 instead of 70/30: the same split (the analyzer notes it, it passes).
     mine = tmp_path / "mine.yaml"
     mine.write_text((SCENARIOS / "canary-70-30.yaml").read_text()
                     .replace("weight: 70", "weight: 7").replace("weight: 30", "weight: 3"))  # fmt: skip
     code, text = run_check("canary-70-30", mine)
     assert code == 0, text
-    assert "Warning" in text  # weights that do not sum to 100
+    assert "weights sum to 10, not 100" in text  # the analyzer says so; it still passes
 
 
 def test_a_wrong_answer_says_what_differs(tmp_path: Path) -> None:
