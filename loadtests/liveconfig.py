@@ -2,8 +2,8 @@
 
 Where it comes from: ``$MESH_DIR`` (compose: ``/mesh`` in the locust container; local: the
 lab's ``.mesh``, which ``make locust`` passes on), the files the lab already keeps for
-``meshctl proxy-status``: the gateway's status record (``status/istio-ingressgateway.json``,
-the config version the gateway *applied*, so a mark on the charts is the moment traffic
+``meshctl proxy-status``: the gateway's status record (``status/<gateway pod>.json``, role
+``gateway``: the config version the gateway *applied*, so a mark on the charts is the moment traffic
 through the gateway changed) and, when that version changes, the published snapshot's
 VirtualServices (does one bound to a gateway name the blue/green test host?).
 
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mesh.lab.topology import GATEWAY_POD
 from mesh.manager.observe import MeshState
 from mesh.meshdir import MeshDir
 
@@ -54,8 +53,9 @@ def read_live_config(mesh_dir: str | Path, host: str, last: LiveConfig = UNKNOWN
     if not mesh.status.is_dir():
         return UNKNOWN
     state = MeshState.read(mesh, with_snapshot=False)
-    status = state.statuses.get(GATEWAY_POD)
-    version = status.version if status is not None else None
+    # The ingress gateway's record (role "gateway"; the lab runs one).
+    gateways = [st for _, st in sorted(state.statuses.items()) if st.role == "gateway"]
+    version = gateways[0].version if gateways else None
     if version is None:
         return UNKNOWN
     if version == last.version:

@@ -352,7 +352,9 @@ def verify_on_cluster(env: Env, name: str, extra: Sequence[str]) -> int:
         return code
     time.sleep(float(os.environ.get("VERIFY_KUBE_SETTLE") or 5))
     gateway = os.environ.get("VERIFY_GATEWAY") or f"http://127.0.0.1:{env.gateway_port}"
-    return run([env.tool("python"), "-m", "loadtests.verify", name, "--gateway", gateway, *extra], env)
+    return run(
+        [env.tool("python"), "-m", "loadtests.verify", name, "--gateway", gateway, *extra], env
+    )
 
 
 def cmd_exec(args: argparse.Namespace, env: Env) -> int:

@@ -21,6 +21,7 @@ from mesh.routing.table import MEMO_LIMIT, CompiledRule, RouteTable, VirtualHost
 # Longest Host or path echoed in a no-route body: enough to recognise, bounded whatever a
 # client sends.
 NO_ROUTE_ECHO = 120
+NO_ROUTE_HOSTS = 12  # hosts listed, the rest counted
 
 
 def decide(table: RouteTable, request: RequestView, rng: random.Random) -> Forward | LocalReply:
@@ -58,8 +59,12 @@ def no_route(table: RouteTable, request: RequestView, vhost: VirtualHost | None)
         head = f'no route: Host "{host}" (path "{path}") matches no host served on {where}.'
     lines = [head]
     if routes is not None:
-        served = ", ".join(h if h != "*" else "* (any host)" for h in routes.served_hosts())
-        lines.append(f"Hosts served: {served or 'none (no VirtualService is bound here)'}")
+        hosts = [h if h != "*" else "* (any host)" for h in routes.served_hosts()]
+        if len(hosts) > NO_ROUTE_HOSTS:
+            hosts = [*hosts[:NO_ROUTE_HOSTS], f"and {len(hosts) - NO_ROUTE_HOSTS} more"]
+        lines.append(
+            f"Hosts served: {', '.join(hosts) or 'none (no VirtualService is bound here)'}"
+        )
     return LocalReply(404, ("\n".join(lines) + "\n").encode("utf-8", "replace"), "NR")
 
 

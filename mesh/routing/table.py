@@ -200,11 +200,14 @@ class RouteConfig:
         return self.catch_all
 
     def served_hosts(self) -> tuple[str, ...]:
-        """Every host name these routes serve (exact names, ``*.suffix`` wildcards, ``*``),
-        sorted: what a 404 NR reply tells a client that asked for another one. Made on the
-        first miss, then kept until a host is added."""
+        """The hosts these routes serve, one name per virtual host (exact names, ``*.suffix``
+        wildcards, ``*`` last), sorted: what a 404 NR reply tells a client that asked for
+        another one. Made on the first miss, then kept until a host is added."""
         if self.served is None:
-            names = sorted(self.exact) + sorted(f"*{suffix}" for suffix, _ in self.suffixes)
+            # One name per virtual host, its shortest (``reviews``, not its four aliases).
+            vhosts = {id(v): v for v in [*self.exact.values(), *(v for _, v in self.suffixes)]}
+            shortest = [min(v.names, key=len) for v in vhosts.values() if v.names]
+            names = sorted(shortest, key=lambda name: (name.startswith("*"), name))
             self.served = (*names, "*") if self.catch_all is not None else tuple(names)
         return self.served
 

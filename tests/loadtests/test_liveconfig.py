@@ -27,7 +27,12 @@ def write_mesh(root: Path, applied: int, published: int, resources: list) -> Non
     for sub in ("status", "snapshot", "registry", "config"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     (root / "status" / "istio-ingressgateway.json").write_text(
-        json.dumps({"pod": "istio-ingressgateway", "version": applied, "heartbeat": T0})
+        json.dumps(
+            {"pod": "istio-ingressgateway", "role": "gateway", "version": applied, "heartbeat": T0}
+        )  # fmt: skip
+    )
+    (root / "status" / "reviews-v1.json").write_text(  # a sidecar: not the gateway's version
+        json.dumps({"pod": "reviews-v1", "role": "sidecar", "version": 99, "heartbeat": T0})
     )
     (root / "snapshot" / "snapshot.json").write_text(json.dumps(
         {"version": published, "hash": "h", "generated_at": T0, "resources": resources,

@@ -17,7 +17,6 @@ from mesh.lab.dispatch import (
     help_entries,
     read_lab_file,
     render_help,
-    write_lab_file,
 )
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -52,18 +51,20 @@ def test_no_single_lab_is_a_clear_error(compose, local, wanted, says) -> None:
     assert says in str(caught.value)
 
 
-def test_lab_file_round_trip_and_junk(tmp_path: Path) -> None:
+def test_a_local_lab_is_its_pid_file_and_its_gateway(tmp_path: Path) -> None:
     assert read_lab_file(tmp_path) is None
-    write_lab_file(tmp_path, LabInfo(os.getpid(), "http://127.0.0.1:18081"))
+    (tmp_path / "lab.json").write_text('{"pid": 1, "gateway": {"pod": "gw", "port": 18081}}')
+    assert read_lab_file(tmp_path) is None  # no lab.pid: a lab run in-process, not `meshlab up`
+    (tmp_path / "lab.pid").write_text(f"{os.getpid()}\n")
     info = read_lab_file(tmp_path)
     assert info == LabInfo(os.getpid(), "http://127.0.0.1:18081") and info.alive
     (tmp_path / "lab.json").write_text("{not json")
     assert read_lab_file(tmp_path) is None
-    (tmp_path / "lab.json").write_text('{"pid": "x"}')
+    (tmp_path / "lab.json").write_text('{"gateway": {"port": "x"}}')
     assert read_lab_file(tmp_path) is None
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
-    assert not LabInfo(int(gone.stdout), "http://x").alive  # a stale file is no lab
+    assert not LabInfo(int(gone.stdout), "http://x").alive  # a stale pid is no lab
 
 
 def test_help_entries_follow_sections_and_skip_what_is_not_a_target() -> None:
