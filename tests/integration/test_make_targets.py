@@ -118,6 +118,11 @@ def test_readiness_fail_and_pass(lab: MakeLab) -> None:
     lab.make("reset")
 
 
+def test_exec_runs_beside_a_pod_through_its_sidecar(lab: MakeLab) -> None:
+    out = lab.make("exec", "POD=productpage-v1", "CMD=curl -s -i http://reviews:9080/reviews/0")
+    assert "x-served-by: reviews-v1" in out.lower() and '"Reviewer1"' in out
+
+
 def test_locust_serves_the_room_view_and_stops_cleanly_on_ctrl_c(
     lab: MakeLab, tmp_path: Path
 ) -> None:
