@@ -410,3 +410,26 @@ def check_workload_selector(found: Findings, path: str, selector: WorkloadSelect
             )
     if not selector.match_labels:
         found.warn(path, "workload selector specified without labels")
+
+
+def check_gateway_name(found: Findings, path: str, name: str) -> None:
+    """Istio's validateGatewayNames: ``namespace/name``, or a name (FQDN rules)."""
+    namespace, sep, short = name.partition("/")
+    if not sep:
+        if "." in name:
+            parts = name.split(".", 1)  # Istio: strings.SplitN(name, ".", 2)
+            found.warn(
+                path,
+                f"using legacy gatewayName format {name!r}; prefer the <namespace>/<name> "
+                f"format: {parts[1] + '/' + parts[0]!r}",
+            )
+        problem = fqdn_problem(name)
+        if problem:
+            found.error(path, problem)
+        return
+    if not namespace or not short:
+        found.error(path, "config namespace and gateway name cannot be empty")
+    if not is_dns1123_label(namespace):
+        found.error(path, f"invalid value for namespace: {namespace!r}")
+    if not is_dns1123_label(short):
+        found.error(path, f"invalid value for gateway name: {short!r}")

@@ -1,81 +1,14 @@
-"""VirtualService: per-resource checks and rule order (IST0106, IST0133, IST0130, IST0131)."""
+"""VirtualService as a whole: hosts, gateways, TCP and TLS routes (IST0106)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.helpers import ROUTE, assert_finding, findings, vs
+from tests.helpers import ROUTE, assert_finding, vs
 
 CASES = [
     # (id, yaml, expected "Severity CODE path" prefix, message fragment)
     ("clean", vs(f"hosts: [reviews]\nhttp:\n- {ROUTE}"), None, None),
-    (
-        "weights-negative",
-        vs(
-            "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews, subset: v1}\n    weight: -10\n  - destination: {host: reviews, subset: v2}\n    weight: 110"
-        ),
-        "Error IST0106 http[0].route[0].weight",
-        "weight -10 < 0",
-    ),
-    (
-        "weights-all-zero",
-        vs(
-            "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews, subset: v1}\n    weight: 0\n  - destination: {host: reviews, subset: v2}\n    weight: 0"
-        ),
-        "Error IST0106 http[0].route",
-        "total destination weight = 0",
-    ),
-    (
-        "weights-not-100",
-        vs(
-            "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews, subset: v1}\n    weight: 70\n  - destination: {host: reviews, subset: v2}\n    weight: 20"
-        ),
-        "Info MSH0008 http[0].route",
-        "sum to 90",
-    ),
-    (
-        "abort-status-out-of-range",
-        vs(
-            "hosts: [reviews]\nhttp:\n- fault: {abort: {httpStatus: 700, percentage: {value: 50}}}\n  "
-            + ROUTE
-        ),
-        "Error IST0106 http[0].fault.abort.httpStatus",
-        "not in range 200-599",
-    ),
-    (
-        "fault-without-percentage",
-        vs("hosts: [reviews]\nhttp:\n- fault: {delay: {fixedDelay: 2s}}\n  " + ROUTE),
-        "Info MSH0008 http[0].fault.delay",
-        "never injected",
-    ),
-    (
-        "fault-empty",
-        vs("hosts: [reviews]\nhttp:\n- fault: {}\n  " + ROUTE),
-        "Error IST0106 http[0].fault",
-        "an abort and/or a delay",
-    ),
-    (
-        "redirect-not-3xx",
-        vs("hosts: [reviews]\nhttp:\n- redirect: {uri: /new, redirectCode: 200}"),
-        "Error IST0106 http[0].redirect.redirectCode",
-        "must be 3xx",
-    ),
-    (
-        "rule-after-catch-all",
-        vs(
-            f"hosts: [reviews]\nhttp:\n- {ROUTE}\n- match:\n  - headers: {{end-user: {{exact: tester}}}}\n  {ROUTE}"
-        ),
-        "Warning IST0130 http[1]",
-        "route without matches defined before",
-    ),
-    (
-        "duplicate-match",
-        vs(
-            f"hosts: [reviews]\nhttp:\n- match:\n  - uri: {{prefix: /a}}\n  {ROUTE}\n- match:\n  - uri: {{prefix: /a}}\n  {ROUTE}"
-        ),
-        "Warning IST0131 http[1].match[0]",
-        "duplicate/overlapping match in rule #0",
-    ),
     (
         "star-host-on-mesh",
         vs(f"hosts: ['*']\nhttp:\n- {ROUTE}"),
@@ -83,24 +16,26 @@ CASES = [
         "not allowed",
     ),
     (
-        "route-and-redirect",
-        vs(f"hosts: [reviews]\nhttp:\n- redirect: {{uri: /x}}\n  {ROUTE}"),
-        "Error IST0106 http[0]",
-        "both route and redirect",
-    ),
-    (
-        "retry-on-unknown",
+        "sni-host-outside-the-hosts",
         vs(
-            f"hosts: [reviews]\nhttp:\n- retries: {{attempts: 3, retryOn: '5xx,sometimes'}}\n  {ROUTE}"
+            "hosts: [reviews.default.svc.cluster.local]\ntls:\n- match:\n  - sniHosts: [ratings.default.svc.cluster.local]\n  route:\n  - destination: {host: reviews}"
         ),
-        "Error IST0106 http[0].retries.retryOn",
-        "sometimes",
+        "Error IST0106 tls[0].match[0].sniHosts[0]",
+        "not a compatible subset",
     ),
     (
-        "empty-match-entry",
-        vs(f"hosts: [reviews]\nhttp:\n- match:\n  - {{}}\n  {ROUTE}"),
-        None,
-        None,
+        "tcp-bad-subnet",
+        vs(
+            "hosts: [reviews]\ntcp:\n- match:\n  - destinationSubnets: [10.0.0.0/33]\n  route:\n  - destination: {host: reviews}"
+        ),
+        "Error IST0106 tcp[0].match[0].destinationSubnets[0]",
+        "not a valid IP or CIDR block",
+    ),
+    (
+        "legacy-gateway-name",
+        vs(f"hosts: [reviews]\ngateways: [bookinfo-gateway.default]\nhttp:\n- {ROUTE}"),
+        "Warning IST0133 gateways[0]",
+        "prefer the <namespace>/<name> format: 'default/bookinfo-gateway'",
     ),
 ]
 
@@ -110,17 +45,3 @@ CASES = [
 )
 def test_finding(text: str, expected: str | None, fragment: str | None) -> None:
     assert_finding(text, expected, fragment)
-
-
-def test_empty_uri_prefix_is_valid() -> None:
-    found = findings(vs(f"hosts: [reviews]\nhttp:\n- match:\n  - uri: {{prefix: ''}}\n  {ROUTE}"))
-    assert not [f for f in found if f.startswith("Error")]
-
-
-def test_without_headers_regex_star_means_absent_and_is_valid() -> None:
-    found = findings(
-        vs(
-            f"hosts: [reviews]\nhttp:\n- match:\n  - withoutHeaders: {{end-user: {{regex: '*'}}}}\n  {ROUTE}"
-        )
-    )
-    assert not [f for f in found if f.startswith("Error")]
