@@ -13,55 +13,73 @@ DestinationRule (``Subset``, ``TrafficPolicy``, ``LoadBalancerSettings``,
 ``ConnectionPoolSettings``, ``OutlierDetection``); Gateway (``Server``, ``Port``);
 PeerAuthentication (``MutualTLS``); AuthorizationPolicy (``Rule``, ``Source``, ``Operation``,
 ``Condition``). ``SPEC_TYPES`` and ``SPEC_GROUPS`` register each kind with its API group.
+
+This module is the one import for the whole model: it holds VirtualService, Gateway and
+ServiceEntry, and re-exports the shared field types (``mesh.config.fields``), DestinationRule
+(``mesh.config.traffic_policy``) and the security kinds (``mesh.config.security_policy``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-
-class DurationMarker:
-    """Marks a float field parsed from an Istio duration string ("2.5s", "100ms", "1m")."""
-
-
-Duration = Annotated[float, DurationMarker]
-
-EMPTY: Mapping[str, Any] = {}
-
-
-def _empty_map() -> Mapping[str, Any]:
-    return {}
-
-
-@dataclass(frozen=True, slots=True)
-class StringMatch:
-    """``exact | prefix | regex``; ``kind`` None means presence (``{}``)."""
-
-    kind: Literal["exact", "prefix", "regex"] | None = None
-    value: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Percent:
-    value: float = 0.0
-
-
-def share(percentage: Percent | None, percent: int | None = None, default: float = 0.0) -> float:
-    """The fraction (0..1) of requests a ``percentage`` covers, falling back to Istio's
-    deprecated integer ``percent`` field, then to ``default`` when neither is set."""
-    if percentage is not None:
-        return percentage.value / 100.0
-    if percent is not None:
-        return percent / 100.0
-    return default
-
-
-@dataclass(frozen=True, slots=True)
-class PortSelector:
-    number: int | None = None
-
+from mesh.config.fields import (
+    EMPTY,
+    Duration,
+    DurationMarker,
+    Percent,
+    PortSelector,
+    StringMatch,
+    WorkloadSelector,
+    empty_map,
+    share,
+)
+from mesh.config.security_policy import (
+    AuthorizationAction,
+    AuthorizationPolicy,
+    Condition,
+    ExtensionProvider,
+    MtlsModeName,
+    MutualTLS,
+    Operation,
+    PeerAuthentication,
+    PolicyTargetReference,
+    Rule,
+    RuleFrom,
+    RuleTo,
+    Source,
+)
+from mesh.config.traffic_policy import (
+    NO_POLICY,
+    ClientTLSSettings,
+    ConnectionKeepalive,
+    ConnectionPoolSettings,
+    ConsistentHashLB,
+    CookieAttribute,
+    DestinationRule,
+    HTTPCookie,
+    HTTPSettings,
+    LBSimple,
+    LoadBalancerSettings,
+    LocalityDistribute,
+    LocalityFailover,
+    LocalityLoadBalancerSetting,
+    Maglev,
+    OutlierDetection,
+    PortTrafficPolicy,
+    ProxyProtocol,
+    RetryBudget,
+    RingHash,
+    Subset,
+    TcpKeepalive,
+    TCPSettings,
+    TrafficPolicy,
+    TunnelSettings,
+    WarmupConfiguration,
+    ZoneAwareLoadBalancerSetting,
+)
 
 # ---------------------------------------------------------------- VirtualService
 
@@ -73,13 +91,13 @@ class HTTPMatchRequest:
     scheme: StringMatch | None = None
     method: StringMatch | None = None
     authority: StringMatch | None = None
-    headers: Mapping[str, StringMatch] = field(default_factory=_empty_map)
+    headers: Mapping[str, StringMatch] = field(default_factory=empty_map)
     port: int | None = None
-    source_labels: Mapping[str, str] = field(default_factory=_empty_map)
+    source_labels: Mapping[str, str] = field(default_factory=empty_map)
     gateways: tuple[str, ...] = ()
-    query_params: Mapping[str, StringMatch] = field(default_factory=_empty_map)
+    query_params: Mapping[str, StringMatch] = field(default_factory=empty_map)
     ignore_uri_case: bool | None = None
-    without_headers: Mapping[str, StringMatch] = field(default_factory=_empty_map)
+    without_headers: Mapping[str, StringMatch] = field(default_factory=empty_map)
     source_namespace: str | None = None
     stat_prefix: str | None = None
 
@@ -93,8 +111,8 @@ class Destination:
 
 @dataclass(frozen=True, slots=True)
 class HeaderOperations:
-    set: Mapping[str, str] = field(default_factory=_empty_map)
-    add: Mapping[str, str] = field(default_factory=_empty_map)
+    set: Mapping[str, str] = field(default_factory=empty_map)
+    add: Mapping[str, str] = field(default_factory=empty_map)
     remove: tuple[str, ...] = ()
 
 
@@ -234,7 +252,7 @@ class L4MatchAttributes:
     destination_subnets: tuple[str, ...] = ()
     port: int | None = None
     source_subnet: str | None = None
-    source_labels: Mapping[str, str] = field(default_factory=_empty_map)
+    source_labels: Mapping[str, str] = field(default_factory=empty_map)
     gateways: tuple[str, ...] = ()
     source_namespace: str | None = None
 
@@ -244,7 +262,7 @@ class TLSMatchAttributes:
     sni_hosts: tuple[str, ...] = ()
     destination_subnets: tuple[str, ...] = ()
     port: int | None = None
-    source_labels: Mapping[str, str] = field(default_factory=_empty_map)
+    source_labels: Mapping[str, str] = field(default_factory=empty_map)
     gateways: tuple[str, ...] = ()
     source_namespace: str | None = None
 
@@ -272,250 +290,8 @@ class VirtualService:
 
 
 # ---------------------------------------------------------------- DestinationRule
-
-
-@dataclass(frozen=True, slots=True)
-class CookieAttribute:
-    name: str = ""
-    value: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class HTTPCookie:
-    name: str = ""
-    path: str | None = None
-    ttl: Duration | None = None
-    attributes: tuple[CookieAttribute, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class RingHash:
-    minimum_ring_size: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Maglev:
-    table_size: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ConsistentHashLB:
-    http_header_name: str | None = None
-    http_cookie: HTTPCookie | None = None
-    use_source_ip: bool | None = None
-    http_query_parameter_name: str | None = None
-    ring_hash: RingHash | None = None
-    maglev: Maglev | None = None
-    minimum_ring_size: int | None = None  # deprecated
-
-
-LBSimple = Literal[
-    "UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH", "ROUND_ROBIN", "LEAST_REQUEST"
-]
-
-
-@dataclass(frozen=True, slots=True)
-class LocalityDistribute:
-    from_: str | None = field(default=None, metadata={"yaml": "from"})
-    to: Mapping[str, int] = field(default_factory=_empty_map)
-
-
-@dataclass(frozen=True, slots=True)
-class LocalityFailover:
-    from_: str | None = field(default=None, metadata={"yaml": "from"})
-    to: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LocalityLoadBalancerSetting:
-    distribute: tuple[LocalityDistribute, ...] = ()
-    failover: tuple[LocalityFailover, ...] = ()
-    failover_priority: tuple[str, ...] = ()
-    enabled: bool | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ZoneAwareLoadBalancerSetting:
-    enabled: bool | None = None
-    failover: tuple[LocalityFailover, ...] = ()
-    failover_priority: tuple[str, ...] = ()
-    min_cluster_size: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class WarmupConfiguration:
-    duration: Duration | None = None
-    minimum_percent: float | None = None
-    aggression: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LoadBalancerSettings:
-    simple: LBSimple | None = None
-    consistent_hash: ConsistentHashLB | None = None
-    locality_lb_setting: LocalityLoadBalancerSetting | None = None
-    zone_aware_lb_setting: ZoneAwareLoadBalancerSetting | None = None
-    warmup_duration_secs: Duration | None = None
-    warmup: WarmupConfiguration | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TcpKeepalive:
-    probes: int | None = None
-    time: Duration | None = None
-    interval: Duration | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionKeepalive:
-    interval: Duration | None = None
-    timeout: Duration | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TCPSettings:
-    max_connections: int | None = None
-    connect_timeout: Duration | None = None
-    tcp_keepalive: TcpKeepalive | None = None
-    max_connection_duration: Duration | None = None
-    idle_timeout: Duration | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class HTTPSettings:
-    http1_max_pending_requests: int | None = None
-    http2_max_requests: int | None = None
-    max_requests_per_connection: int | None = None
-    max_retries: int | None = None
-    idle_timeout: Duration | None = None
-    h2_upgrade_policy: Literal["DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"] | None = None
-    use_client_protocol: bool | None = None
-    max_concurrent_streams: int | None = None
-    http2_keep_alive: ConnectionKeepalive | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionPoolSettings:
-    tcp: TCPSettings | None = None
-    http: HTTPSettings | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OutlierDetection:
-    consecutive_errors: int | None = None  # deprecated; Lab decision 1: gateway errors
-    consecutive_5xx_errors: int | None = None
-    consecutive_gateway_errors: int | None = None
-    consecutive_local_origin_failures: int | None = None
-    split_external_local_origin_errors: bool | None = None
-    interval: Duration | None = None
-    base_ejection_time: Duration | None = None
-    max_ejection_percent: int | None = None
-    min_health_percent: int | None = None
-    outlier_detection_http_error_codes: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ClientTLSSettings:
-    mode: Literal["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"] | None = None
-    client_certificate: str | None = None
-    private_key: str | None = None
-    ca_certificates: str | None = None
-    credential_name: str | None = None
-    subject_alt_names: tuple[str, ...] = ()
-    sni: str | None = None
-    insecure_skip_verify: bool | None = None
-    ca_crl: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PortTrafficPolicy:
-    port: PortSelector | None = None
-    load_balancer: LoadBalancerSettings | None = None
-    connection_pool: ConnectionPoolSettings | None = None
-    outlier_detection: OutlierDetection | None = None
-    tls: ClientTLSSettings | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TunnelSettings:
-    protocol: str | None = None
-    target_host: str | None = None
-    target_port: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyProtocol:
-    version: Literal["V1", "V2"] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RetryBudget:
-    percent: float | None = None
-    min_retry_concurrency: int | None = None
-    budget_interval: Duration | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TrafficPolicy:
-    load_balancer: LoadBalancerSettings | None = None
-    connection_pool: ConnectionPoolSettings | None = None
-    outlier_detection: OutlierDetection | None = None
-    tls: ClientTLSSettings | None = None
-    port_level_settings: tuple[PortTrafficPolicy, ...] = ()
-    tunnel: TunnelSettings | None = None
-    proxy_protocol: ProxyProtocol | None = None
-    retry_budget: RetryBudget | None = None
-
-    def overridden_by(self, other: TrafficPolicy | None) -> TrafficPolicy:
-        """This policy with ``other``'s set fields on top (a subset inherits field by field)."""
-        if other is None:
-            return self
-        return TrafficPolicy(
-            load_balancer=other.load_balancer or self.load_balancer,
-            connection_pool=other.connection_pool or self.connection_pool,
-            outlier_detection=other.outlier_detection or self.outlier_detection,
-            tls=other.tls or self.tls,
-            port_level_settings=other.port_level_settings or self.port_level_settings,
-            tunnel=other.tunnel or self.tunnel,
-            proxy_protocol=other.proxy_protocol or self.proxy_protocol,
-            retry_budget=other.retry_budget or self.retry_budget,
-        )
-
-    def for_port(self, port: int) -> TrafficPolicy:
-        """Apply ``portLevelSettings`` for ``port`` (they override the top level)."""
-        for level in self.port_level_settings:
-            if level.port is not None and level.port.number == port:
-                return TrafficPolicy(
-                    load_balancer=level.load_balancer or self.load_balancer,
-                    connection_pool=level.connection_pool or self.connection_pool,
-                    outlier_detection=level.outlier_detection or self.outlier_detection,
-                    tls=level.tls or self.tls,
-                )
-        return self
-
-
-NO_POLICY = TrafficPolicy()
-
-
-@dataclass(frozen=True, slots=True)
-class Subset:
-    name: str = ""
-    labels: Mapping[str, str] = field(default_factory=_empty_map)
-    traffic_policy: TrafficPolicy | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class WorkloadSelector:
-    match_labels: Mapping[str, str] = field(default_factory=_empty_map)
-
-
-@dataclass(frozen=True, slots=True)
-class DestinationRule:
-    host: str = ""
-    traffic_policy: TrafficPolicy | None = None
-    subsets: tuple[Subset, ...] = ()
-    export_to: tuple[str, ...] = ()
-    workload_selector: WorkloadSelector | None = None
+# Its messages are in mesh.config.traffic_policy; security.istio.io's in
+# mesh.config.security_policy; the shared field types in mesh.config.fields.
 
 
 # ---------------------------------------------------------------- Gateway
@@ -579,106 +355,7 @@ class Server:
 @dataclass(frozen=True, slots=True)
 class Gateway:
     servers: tuple[Server, ...] = ()
-    selector: Mapping[str, str] = field(default_factory=_empty_map)
-
-
-# ---------------------------------------------------------------- security.istio.io
-# PeerAuthentication and AuthorizationPolicy (istio/api security/v1beta1, served as v1 too).
-# A list written empty (``from: []``) stays distinct from one left out (None) where Istio's
-# validation tells them apart.
-
-MtlsModeName = Literal["UNSET", "DISABLE", "PERMISSIVE", "STRICT"]
-AuthorizationAction = Literal["ALLOW", "DENY", "AUDIT", "CUSTOM"]
-
-
-@dataclass(frozen=True, slots=True)
-class MutualTLS:
-    mode: MtlsModeName | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PeerAuthentication:
-    selector: WorkloadSelector | None = None
-    mtls: MutualTLS | None = None
-    # Keys are the workload's (container) port numbers as written; validation checks them.
-    port_level_mtls: Mapping[str, MutualTLS] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyTargetReference:
-    group: str | None = None
-    kind: str | None = None
-    name: str | None = None
-    namespace: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    principals: tuple[str, ...] = ()
-    not_principals: tuple[str, ...] = ()
-    request_principals: tuple[str, ...] = ()
-    not_request_principals: tuple[str, ...] = ()
-    namespaces: tuple[str, ...] = ()
-    not_namespaces: tuple[str, ...] = ()
-    service_accounts: tuple[str, ...] = ()
-    not_service_accounts: tuple[str, ...] = ()
-    ip_blocks: tuple[str, ...] = ()
-    not_ip_blocks: tuple[str, ...] = ()
-    remote_ip_blocks: tuple[str, ...] = ()
-    not_remote_ip_blocks: tuple[str, ...] = ()
-    trust_domains: tuple[str, ...] = ()
-    not_trust_domains: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Operation:
-    hosts: tuple[str, ...] = ()
-    not_hosts: tuple[str, ...] = ()
-    ports: tuple[str, ...] = ()
-    not_ports: tuple[str, ...] = ()
-    methods: tuple[str, ...] = ()
-    not_methods: tuple[str, ...] = ()
-    paths: tuple[str, ...] = ()
-    not_paths: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class RuleFrom:
-    source: Source | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RuleTo:
-    operation: Operation | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Condition:
-    key: str | None = None
-    values: tuple[str, ...] = ()
-    not_values: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    from_: tuple[RuleFrom | None, ...] | None = field(default=None, metadata={"yaml": "from"})
-    to: tuple[RuleTo | None, ...] | None = None
-    when: tuple[Condition | None, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ExtensionProvider:
-    name: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AuthorizationPolicy:
-    selector: WorkloadSelector | None = None
-    target_ref: PolicyTargetReference | None = None
-    target_refs: tuple[PolicyTargetReference, ...] = ()
-    rules: tuple[Rule | None, ...] | None = None
-    action: AuthorizationAction | None = None  # None = ALLOW, Istio's default
-    provider: ExtensionProvider | None = None
+    selector: Mapping[str, str] = field(default_factory=empty_map)
 
 
 NETWORKING_GROUP = "networking.istio.io"
@@ -698,8 +375,8 @@ class ServicePort:
 @dataclass(frozen=True, slots=True)
 class WorkloadEntry:
     address: str | None = None
-    ports: Mapping[str, int] = field(default_factory=_empty_map)
-    labels: Mapping[str, str] = field(default_factory=_empty_map)
+    ports: Mapping[str, int] = field(default_factory=empty_map)
+    labels: Mapping[str, str] = field(default_factory=empty_map)
     network: str | None = None
     locality: str | None = None
     weight: int | None = None
@@ -708,7 +385,7 @@ class WorkloadEntry:
 
 @dataclass(frozen=True, slots=True)
 class ServiceEntryWorkloadSelector:
-    labels: Mapping[str, str] = field(default_factory=_empty_map)
+    labels: Mapping[str, str] = field(default_factory=empty_map)
 
 
 @dataclass(frozen=True, slots=True)
@@ -746,3 +423,94 @@ GROUP_VERSIONS: dict[str, tuple[str, ...]] = {
     NETWORKING_GROUP: ("v1alpha3", "v1beta1", "v1"),
     SECURITY_GROUP: ("v1beta1", "v1"),
 }
+
+# The whole model is imported from here; its parts live in fields, traffic_policy and
+# security_policy.
+__all__ = [
+    "Abort",
+    "AuthorizationAction",
+    "AuthorizationPolicy",
+    "ClientTLSSettings",
+    "Condition",
+    "ConnectionKeepalive",
+    "ConnectionPoolSettings",
+    "ConsistentHashLB",
+    "CookieAttribute",
+    "CorsPolicy",
+    "Delay",
+    "Delegate",
+    "Destination",
+    "DestinationRule",
+    "Duration",
+    "DurationMarker",
+    "EMPTY",
+    "ExtensionProvider",
+    "GROUP_VERSIONS",
+    "Gateway",
+    "HTTPBody",
+    "HTTPCookie",
+    "HTTPDirectResponse",
+    "HTTPFaultInjection",
+    "HTTPMatchRequest",
+    "HTTPMirrorPolicy",
+    "HTTPRedirect",
+    "HTTPRetry",
+    "HTTPRewrite",
+    "HTTPRoute",
+    "HTTPRouteDestination",
+    "HTTPSettings",
+    "HeaderOperations",
+    "Headers",
+    "L4MatchAttributes",
+    "LBSimple",
+    "LoadBalancerSettings",
+    "LocalityDistribute",
+    "LocalityFailover",
+    "LocalityLoadBalancerSetting",
+    "Maglev",
+    "MtlsModeName",
+    "MutualTLS",
+    "NETWORKING_GROUP",
+    "NO_POLICY",
+    "Operation",
+    "OutlierDetection",
+    "PeerAuthentication",
+    "Percent",
+    "PolicyTargetReference",
+    "Port",
+    "PortSelector",
+    "PortTrafficPolicy",
+    "ProxyProtocol",
+    "RegexRewrite",
+    "RetryBudget",
+    "RingHash",
+    "RouteDestination",
+    "Rule",
+    "RuleFrom",
+    "RuleTo",
+    "SECURITY_GROUP",
+    "SPEC_GROUPS",
+    "SPEC_TYPES",
+    "Server",
+    "ServerTLSSettings",
+    "ServiceEntry",
+    "ServiceEntryWorkloadSelector",
+    "ServicePort",
+    "Source",
+    "StringMatch",
+    "Subset",
+    "TCPRoute",
+    "TCPSettings",
+    "TLSCertificate",
+    "TLSMatchAttributes",
+    "TLSRoute",
+    "TcpKeepalive",
+    "TrafficPolicy",
+    "TunnelSettings",
+    "VirtualService",
+    "WarmupConfiguration",
+    "WorkloadEntry",
+    "WorkloadSelector",
+    "ZoneAwareLoadBalancerSetting",
+    "share",
+]

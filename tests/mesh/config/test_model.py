@@ -1,44 +1,20 @@
-"""The model's own behaviour: percentages, and how traffic policies layer."""
+"""The model's registry: every kind with its type, API group and versions, one import for all."""
 
 from __future__ import annotations
 
-from mesh.config.model import (
-    LoadBalancerSettings,
-    OutlierDetection,
-    Percent,
-    PortSelector,
-    PortTrafficPolicy,
-    TrafficPolicy,
-    share,
-)
+from mesh.config import model
+from mesh.config.model import GROUP_VERSIONS, SPEC_GROUPS, SPEC_TYPES
 
 
-def test_share_prefers_percentage_then_the_deprecated_percent_then_the_default() -> None:
-    assert share(Percent(12.5), 50) == 0.125
-    assert share(None, 50) == 0.5
-    assert share(None, None, default=1.0) == 1.0
+def test_every_kind_has_a_type_a_group_and_versions() -> None:
+    assert set(SPEC_TYPES) == set(SPEC_GROUPS)
+    assert set(SPEC_GROUPS.values()) == set(GROUP_VERSIONS)
+    assert SPEC_GROUPS["PeerAuthentication"] == "security.istio.io"
+    assert "v1alpha3" in GROUP_VERSIONS[SPEC_GROUPS["VirtualService"]]
 
 
-def test_a_subset_policy_overrides_field_by_field() -> None:
-    rule = TrafficPolicy(
-        load_balancer=LoadBalancerSettings(simple="RANDOM"),
-        outlier_detection=OutlierDetection(consecutive_5xx_errors=3),
-    )
-    subset = TrafficPolicy(load_balancer=LoadBalancerSettings(simple="LEAST_REQUEST"))
-    merged = rule.overridden_by(subset)
-    assert merged.load_balancer == subset.load_balancer
-    assert merged.outlier_detection == rule.outlier_detection
-    assert rule.overridden_by(None) is rule
-
-
-def test_port_level_settings_apply_to_their_port_only() -> None:
-    policy = TrafficPolicy(
-        load_balancer=LoadBalancerSettings(simple="RANDOM"),
-        port_level_settings=(
-            PortTrafficPolicy(
-                port=PortSelector(9080), load_balancer=LoadBalancerSettings(simple="ROUND_ROBIN")
-            ),
-        ),
-    )
-    assert policy.for_port(9080).load_balancer == LoadBalancerSettings(simple="ROUND_ROBIN")
-    assert policy.for_port(8000) is policy
+def test_the_whole_model_is_importable_from_one_module() -> None:
+    for name in model.__all__:
+        assert getattr(model, name) is not None
+    assert model.TrafficPolicy.__module__ == "mesh.config.traffic_policy"
+    assert model.AuthorizationPolicy.__module__ == "mesh.config.security_policy"
