@@ -16,7 +16,7 @@ from mesh.config.resource import LoadResult
 from mesh.config.validate import analyze
 from mesh.lab.workloads import lab_entries, lab_workloads
 from mesh.routing import ProxyIdentity, RequestView, compile_config, compile_snapshot, decide
-from mesh.routing.table import RouteTable
+from mesh.routing.routes import RouteTable
 from mesh.security.identity import Identity
 from mesh.sidecar.flight import Flight
 from mesh.sidecar.http1.client import Pool

@@ -27,7 +27,8 @@ from mesh.manager.findings import live_note, print_issues, sort_issues, split_by
 from mesh.manager.yaml_files import load_paths
 from mesh.meshdir import MeshDir
 from mesh.routing import Forward, ProxyIdentity, RequestView, compile_config, decide
-from mesh.routing.table import RouteTable, gateway_port_map
+from mesh.routing.routes import RouteTable
+from mesh.routing.table import gateway_port_map
 from mesh.snapshot import SNAPSHOT_FILE, Endpoint, Snapshot, SnapshotError
 from mesh.topology import Service, Topology
 

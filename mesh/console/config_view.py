@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mesh.routing.decision import Cluster
-from mesh.routing.table import CompiledRule, ProxyIdentity, RouteTable, compile_snapshot
+from mesh.routing.routes import CompiledRule, ProxyIdentity, RouteTable
+from mesh.routing.table import compile_snapshot
 from mesh.snapshot import Snapshot
 
 GATEWAY_NODE = "istio-ingressgateway"

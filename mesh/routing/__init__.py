@@ -5,8 +5,9 @@ state is the smooth weighted round-robin position each compiled rule keeps (Lab 
 """
 
 from mesh.routing.decision import Cluster, Forward, HeaderOps, LocalReply, RequestView
+from mesh.routing.routes import ProxyIdentity, RouteTable
 from mesh.routing.select import decide
-from mesh.routing.table import ProxyIdentity, RouteTable, compile_config, compile_snapshot
+from mesh.routing.table import compile_config, compile_snapshot
 
 __all__ = [
     "Cluster",

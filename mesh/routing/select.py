@@ -16,7 +16,7 @@ from mesh.config import hosts as hostnames
 from mesh.resilience.fault import roll
 from mesh.routing.decision import Cluster, Forward, LocalReply, RequestView
 from mesh.routing.match import split_path
-from mesh.routing.table import MEMO_LIMIT, CompiledRule, RouteTable, VirtualHost
+from mesh.routing.routes import MEMO_LIMIT, CompiledRule, RouteTable, VirtualHost
 
 # Longest Host or path echoed in a no-route body: enough to recognise, bounded whatever a
 # client sends.

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from mesh.routing import Forward, LocalReply, ProxyIdentity, RequestView
-from mesh.routing.table import WeightedPicker
+from mesh.routing.routes import WeightedPicker
 from tests.helpers import BOOKINFO_RULES, doc, docs, pods, route, table
 
 V1 = "route:\n  - destination: {host: reviews, subset: v1}"
