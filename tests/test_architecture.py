@@ -8,8 +8,8 @@ understand. ``LAYERS`` lists the parts of the package from the bottom up: a modu
 its own part and the parts of lower layers, never a part of its own layer or a higher one.
 A new part (a new package or top-level module) fails the check until it is placed here.
 
-Run it as a script for the whole picture (back edges, import circles, modules without a
-mirroring test; exit 1 on any):
+Modules stay under ``MAX_MODULE_LINES`` lines. Run it as a script for the whole picture (back
+edges, import circles, modules without a mirroring test, modules too long; exit 1 on any):
 ``.venv/bin/python -m tests.test_architecture``.
 """
 
@@ -50,6 +50,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # The command lines.
     ("mesh.cli",),
 )
+
+# The longest a module of mesh/ may be.
+MAX_MODULE_LINES = 600
 
 # Back edges allowed for now, each with why and until when: (importer, imported) module.
 BACK_EDGES_ALLOWED: set[tuple[str, str]] = set()
@@ -229,6 +232,18 @@ def unmirrored(root: Path = ROOT) -> list[str]:
     return problems
 
 
+def oversized(root: Path = ROOT, limit: int | None = None) -> list[str]:
+    """Modules of mesh/ longer than ``MAX_MODULE_LINES``: a file a newcomer cannot hold in
+    their head is split by what its parts are about, not by line count."""
+    limit = MAX_MODULE_LINES if limit is None else limit
+    found = []
+    for path in sorted((root / PACKAGE).rglob("*.py")):
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > limit:
+            found.append(f"{path.relative_to(root)}: {lines} lines (at most {limit})")
+    return found
+
+
 # ---------------------------------------------------------------- the checks
 
 
@@ -270,6 +285,17 @@ def test_a_planted_module_without_tests_is_caught(tmp_path: Path) -> None:
     assert problems == ["mesh/routing/new.py has no tests/mesh/routing/test_new.py"]
 
 
+def test_no_module_is_longer_than_the_limit() -> None:
+    assert oversized() == []
+
+
+def test_a_planted_long_module_is_caught(tmp_path: Path) -> None:
+    (tmp_path / PACKAGE).mkdir()
+    (tmp_path / PACKAGE / "short.py").write_text("x = 1\n" * 10)
+    (tmp_path / PACKAGE / "long.py").write_text("x = 1\n" * 11)
+    assert oversized(tmp_path, limit=10) == ["mesh/long.py: 11 lines (at most 10)"]
+
+
 def test_modules_import_no_other_test_module() -> None:
     """Shared builders live in tests/helpers.py or in fixtures (conftest.py), not in a test."""
     found = []
@@ -302,7 +328,10 @@ def main() -> int:
     gaps = unmirrored()
     for gap in gaps:
         print(f"test mirror: {gap}")
-    return 1 if problems or unexpected_circles(edges) or gaps else 0
+    long_modules = oversized()
+    for module in long_modules:
+        print(f"too long: {module}")
+    return 1 if problems or unexpected_circles(edges) or gaps or long_modules else 0
 
 
 if __name__ == "__main__":
