@@ -321,7 +321,9 @@ class Flight:
         # The clock matters to a local failure only (a deadline passed); an answer is judged
         # on its status alone.
         now = self.rt.loop.time() if outcome <= 0 else 0.0
-        decided = verdict(outcome, self.n, policy, self.deadline, now, ex.replayable, budget)
+        # ``ex.replay is not None`` is ``ex.replayable`` without a property call per request.
+        replayable = ex.replay is not None
+        decided = verdict(outcome, self.n, policy, self.deadline, now, replayable, budget)
         if decided.action is RETRY:
             if outcome > 0:
                 drop(self.rt.pool, att)
