@@ -334,6 +334,8 @@ class RegistryRecord:
     admin_port: int = 0
     namespace: str = DEFAULT_NAMESPACE
     service_account: str = DEFAULT_SERVICE_ACCOUNT
+    # The pod's Deployment ("" = not given): the endpoint's workload in metrics.
+    workload: str = ""
 
     @property
     def expires_at(self) -> float:
@@ -354,7 +356,7 @@ class RegistryRecord:
             "role": self.role,
             "namespace": self.namespace,
             "service_account": self.service_account,
-        }
+        } | ({"workload": self.workload} if self.workload else {})
 
     def endpoint(self) -> Endpoint:
         return Endpoint(
@@ -365,6 +367,7 @@ class RegistryRecord:
             labels=dict(self.labels),
             ready=self.ready,
             namespace=self.namespace,
+            workload=self.workload,
         )
 
     @classmethod
@@ -395,6 +398,7 @@ class RegistryRecord:
                 admin_port=int(data.get("admin_port") or 0),
                 namespace=str(data.get("namespace") or DEFAULT_NAMESPACE),
                 service_account=str(data.get("service_account") or DEFAULT_SERVICE_ACCOUNT),
+                workload=str(data.get("workload") or ""),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordError(f"{where}bad registry record: {exc!r}") from None

@@ -38,6 +38,9 @@ class Endpoint:
     labels: Mapping[str, str] = field(default_factory=dict)
     ready: bool = True
     namespace: str = DEFAULT_NAMESPACE
+    # The Deployment the pod belongs to (Istio's endpoint metadata carries it for the
+    # client proxy's ``destination_workload``); "" = unknown (an old registry record).
+    workload: str = ""
     # ``address:port``: the stable identity load balancers, pools and outlier detection use;
     # made once here, since the data plane reads it several times per request.
     key: str = field(init=False, repr=False, compare=False)
@@ -54,7 +57,7 @@ class Endpoint:
             "labels": dict(self.labels),
             "ready": self.ready,
             "namespace": self.namespace,
-        }
+        } | ({"workload": self.workload} if self.workload else {})
 
     @property
     def fqdn(self) -> str:
@@ -82,6 +85,7 @@ class Endpoint:
                 labels={str(k): str(v) for k, v in labels.items()},
                 ready=bool(data.get("ready", True)),
                 namespace=str(data.get("namespace") or DEFAULT_NAMESPACE),
+                workload=str(data.get("workload") or ""),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SnapshotError(f"bad endpoint record {data!r}: {exc}") from exc

@@ -151,6 +151,7 @@ def build_children(
         ("--labels", labels),
         ("--namespace", pod.namespace),
         ("--service-account", pod.service_account),
+        ("--workload", pod.workload_name),
         ("--mesh-dir", mesh_dir),
         *([] if plain else [("--inbound-port", str(ports.service))]),
         ("--app-port", str(app_port)),

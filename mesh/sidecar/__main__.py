@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", default="default", help="the pod's namespace")
     p.add_argument("--service-account", default="default", help="the pod's service account")
     p.add_argument(
+        "--workload", default="",
+        help="the pod's Deployment (Istio's workload label; default <app>-<version>)",
+    )  # fmt: skip
+    p.add_argument(
         "--no-sidecar", action="store_true",
         help="the pod has no sidecar (sidecar.istio.io/inject: false): register and probe "
         "the app at --app-port and resolve Service names for it, with no Istio routing",
@@ -126,6 +130,7 @@ def options_from_args(argv: Sequence[str] | None = None):  # type: ignore[no-unt
         max_connections=args.max_connections,
         access_log=args.access_log,
         seed=args.seed,
+        workload_name=args.workload,
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any
 
 from mesh.resilience.outlier import OutlierDetector
@@ -74,12 +74,20 @@ class ClusterState:
         "max_duration",
         "connect_timeout",
         "labels",
+        "unknown_labels",
         "next_sweep",
         "ejections",
         "makes_cookie",
     )
 
-    def __init__(self, cluster: Any, load: Load, previous: ClusterState | None, now: float):
+    def __init__(
+        self,
+        cluster: Any,
+        load: Load,
+        previous: ClusterState | None,
+        now: float,
+        prefix: Callable[[str, Any], tuple[str, ...]] | None = None,
+    ):
         self.cluster = cluster
         self.name: str = cluster.name
         policy = cluster.policy
@@ -122,10 +130,13 @@ class ClusterState:
         self.idle_timeout: float = min(idles) if idles else DEFAULT_IDLE_TIMEOUT
         max_duration = getattr(tcp, "max_connection_duration", None)
         self.max_duration: float | None = max_duration if max_duration else None
-        # Telemetry labels per endpoint: (destination_workload, service, version).
-        self.labels: dict[str, tuple[str, str, str]] = {
-            e.key: _labels(cluster.host, e.labels) for e in cluster.endpoints
+        # Istio's label prefix per endpoint (``Telemetry.source_prefix``), made here, once per
+        # table, so a request only looks it up; ``unknown_labels`` when no endpoint answered.
+        prefix = prefix or _no_telemetry
+        self.labels: dict[str, tuple[str, ...]] = {
+            e.key: prefix(cluster.host, e) for e in cluster.endpoints
         }
+        self.unknown_labels = prefix(cluster.host, None)
         self.healthy: tuple[Any, ...] = ()
         self.refresh(now)
 
@@ -187,7 +198,8 @@ def _describe(outlier: Any, key: str, now: float) -> Any:
         return {"error": str(exc)}
 
 
-def _labels(host: str, labels: Mapping[str, str]) -> tuple[str, str, str]:
-    app = labels.get("app", host.split(".")[0])
-    version = labels.get("version", "unknown")
-    return (f"{app}-{version}", host, version)
+def _no_telemetry(host: str, endpoint: Any) -> tuple[str, ...]:
+    """Label prefixes of a state built without a proxy's telemetry (tests, tools)."""
+    from mesh.telemetry.istio import SOURCE, UNKNOWN_PEER, label_prefix, service_of_host
+
+    return label_prefix(SOURCE, UNKNOWN_PEER, UNKNOWN_PEER, service_of_host(host))

@@ -110,7 +110,7 @@ class Flight:
         assert fwd is not None
         cluster = fwd.cluster
         if fwd.fault_abort is not None:
-            ex.labels = (cluster.label, cluster.host, cluster.subset or "unknown")
+            self._unknown_labels()
             replies.send(ex, replies.FAULT_ABORT, status=fwd.fault_abort)
             return ANSWERED
         state = self.state
@@ -131,9 +131,12 @@ class Flight:
 
     def _unknown_labels(self) -> None:
         """No endpoint answered: the destination workload is unknown (Istio's labels)."""
-        assert self.fwd is not None
-        cluster = self.fwd.cluster
-        self.ex.labels = ("unknown", cluster.host, cluster.subset or "unknown")
+        state = self.state
+        if state is not None:
+            self.ex.labels = state.unknown_labels
+        else:
+            assert self.fwd is not None
+            self.ex.labels = self.rt.telemetry.source_prefix(self.fwd.cluster.host)
 
     def _overflow(self) -> str:
         assert self.state is not None

@@ -13,6 +13,7 @@ from mesh.routing.decision import Forward, HeaderOps, LocalReply, RequestView
 from mesh.sidecar.http1.exchange import Exchange
 from mesh.sidecar.http1.framing import CHUNKED, LENGTH
 from mesh.sidecar.request_id import new_request_id
+from mesh.telemetry.istio import PEER_HEADERS
 
 # Request headers an edge proxy does not take from a client outside the mesh: Envoy's
 # ``cleanInternalHeaders`` for an edge request (``use_remote_address``, a client that is not
@@ -44,6 +45,8 @@ EDGE_STRIPPED: frozenset[str] = frozenset(
 # request (Istio leaves preserve_external_request_id off), the scheme it was received on,
 # and the client's address.
 _EDGE_REPLACED: frozenset[str] = EDGE_STRIPPED | {
+    # Istio's metadata exchange: only the gateway itself speaks for the caller.
+    *PEER_HEADERS,
     "x-request-id",
     "x-forwarded-proto",
     "x-envoy-external-address",

@@ -52,6 +52,9 @@ from mesh.sidecar.forwarding import (
 )
 from mesh.sidecar.http1.exchange import Exchange
 from mesh.sidecar.runtime import Runtime
+from mesh.telemetry.istio import PEER_HEADERS, PEER_METADATA, PEER_METADATA_ID
+
+PEER_HEADER_BYTES = frozenset(h.encode("latin-1") for h in PEER_HEADERS)
 
 # --- stage 1: the request as the router sees it ----------------------------------------------
 
@@ -153,7 +156,14 @@ def start_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge: bool)
         replies.send(ex, replies.NO_HEALTHY_UPSTREAM)
         return
     # 1. view
-    extra = edge_headers(ex) if edge else added_headers(ex, False)
+    if edge:
+        extra = edge_headers(ex)
+    else:
+        extra = added_headers(ex, False)
+        if PEER_METADATA in ex.hdict or PEER_METADATA_ID in ex.hdict:
+            strip_peer_headers(ex)  # the app's own copy: the proxy speaks for its workload
+    # Metadata exchange: who is calling, for the destination's source_* labels.
+    extra += rt.peer_lines
     view = request_view(ex, server_port)
     if view is None:
         replies.send(ex, replies.BAD_PATH)  # Envoy: 400, the connection kept
@@ -191,6 +201,14 @@ def start_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge: bool)
         raise
 
 
+def strip_peer_headers(ex: Exchange) -> None:
+    """Drop Istio's metadata-exchange headers from the request."""
+    ex.headers = [(n, v) for n, v in ex.headers if n not in PEER_HEADER_BYTES]
+    hdict = ex.hdict
+    hdict.pop(PEER_METADATA, None)
+    hdict.pop(PEER_METADATA_ID, None)
+
+
 def route_timeout(configured: float | None, headers: dict[str, str]) -> float | None:
     """The route ``timeout``, or Envoy's per-request ``x-envoy-upstream-rq-timeout-ms``
     override when the request carries a valid one (0 = no timeout)."""
@@ -214,6 +232,11 @@ def start_inbound(rt: Runtime, ex: Exchange) -> None:
     to the app is at hand."""
     if ex.finished:
         return
+    hdict = ex.hdict
+    metadata = hdict.get(PEER_METADATA)
+    ex.labels = rt.telemetry.inbound_prefix(metadata, ex.mtls)
+    if metadata is not None or PEER_METADATA_ID in hdict:
+        strip_peer_headers(ex)  # metadata exchange is between proxies: never to the app
     extra = added_headers(ex, True)
     url = ex.url
     if url[:1] != b"/":
@@ -232,7 +255,6 @@ def start_inbound(rt: Runtime, ex: Exchange) -> None:
             path = normal
         authority = ex.hdict.get("host", "")
         ex.authority = authority
-    ex.labels = rt.pod_labels
     ex.upstream_host = rt.app_key
     ex.cluster_name = "inbound"
     if rt.app_port is None:

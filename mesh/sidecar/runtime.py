@@ -32,7 +32,6 @@ class Runtime:
         rng: random.Random | None = None,
         app_address: str = "127.0.0.1",
         app_port: int | None = None,
-        pod_labels: tuple[str, str, str] = ("unknown", "unknown", "unknown"),
     ) -> None:
         self.loop = loop
         self.pool = pool
@@ -46,8 +45,10 @@ class Runtime:
         self.app_key = f"{app_address}:{app_port}"
         # The pod's app, for the inbound listener's tries (no routing, no balancer).
         self.app = AppEndpoint(self.app_key, app_address, app_port or 0)
-        self.pod_labels = pod_labels
         self.mirrors_in_flight = 0
+        # The metadata-exchange header lines this proxy adds to every request it sends
+        # (``x-envoy-peer-metadata``/``-id``), made once by the proxy.
+        self.peer_lines: list[bytes] = []
 
     def install(self, table: Any) -> None:
         """Build the cluster states of ``table`` and make it current, in one assignment."""
@@ -57,7 +58,9 @@ class Runtime:
             load = self.loads.get(name)
             if load is None:
                 load = self.loads[name] = Load()
-            states[name] = ClusterState(cluster, load, self.states.get(name), now)
+            states[name] = ClusterState(
+                cluster, load, self.states.get(name), now, self.telemetry.source_prefix
+            )
         # Requests read (table, states) together without awaiting in between, and nothing
         # awaits between these two assignments: no request sees one without the other.
         self.states = states

@@ -51,6 +51,7 @@ from mesh.sidecar.prober import ProbeSpec, ProbeState, run_prober
 from mesh.sidecar.runtime import Runtime
 from mesh.sidecar.telemetry import Telemetry, open_log
 from mesh.snapshot import Snapshot, SnapshotError
+from mesh.telemetry import istio
 
 POLL_INTERVAL = 1.0
 HOUSEKEEPING_INTERVAL = 0.25
@@ -84,6 +85,8 @@ class Options:
     max_connections: int | None = None
     access_log: str = "-"
     seed: int | None = None
+    # The pod's Deployment (Istio's workload name); "": ``<app>-<version>``.
+    workload_name: str = ""
 
     @property
     def role(self) -> str:
@@ -95,6 +98,8 @@ class Options:
 
     @property
     def workload(self) -> str:
+        if self.workload_name:
+            return self.workload_name
         app = self.labels.get("app", self.service_name)
         version = self.labels.get("version")
         return f"{app}-{version}" if version else app
@@ -137,22 +142,19 @@ class Sidecar:
         self.identity = ProxyIdentity(
             options.pod, dict(options.labels), options.gateway, options.namespace
         )
-        self.telemetry = Telemetry(options.pod, options.workload, open_log(options.access_log))
-        self.pool = Pool(loop)
-        labels = options.labels
-        pod_labels = (
+        self.telemetry = Telemetry(
+            options.pod,
             options.workload,
-            options.service_name,
-            labels.get("version", "unknown"),
+            open_log(options.access_log),
+            peer=istio.Peer.of_pod(options.workload, options.namespace, options.labels),
+            service=istio.Service.of(options.service_name, options.namespace),
+            principal=istio.principal(options.namespace, options.service_account),
         )
+        self.pool = Pool(loop)
         self.runtime = Runtime(
-            loop,
-            self.pool,
-            self.telemetry,
-            random.Random(options.seed),
-            app_port=options.app_port,
-            pod_labels=pod_labels,
+            loop, self.pool, self.telemetry, random.Random(options.seed), app_port=options.app_port
         )
+        self.runtime.peer_lines = peer_lines(options)
         self.listeners: list[Listener] = []
         self.gateway_listeners: dict[int, Listener] = {}
         self.snapshot: Snapshot | None = None
@@ -216,6 +218,7 @@ class Sidecar:
             role=o.role,
             namespace=o.namespace,
             service_account=o.service_account,
+            workload=o.workload,
         )
         self.writer.submit(_write, self.registry_path, record.to_json())
 
@@ -529,6 +532,18 @@ class Sidecar:
             ex.reply(200, b"ok\n")
         else:
             ex.reply(404, b"admin: /ready /stats/prometheus /config_dump /clusters\n")
+
+
+def peer_lines(o: Options) -> list[bytes]:
+    """The metadata-exchange header lines of this proxy's workload (Istio's
+    ``x-envoy-peer-metadata-id`` and ``x-envoy-peer-metadata``), sent on every request."""
+    kind = "router" if o.gateway else "sidecar"
+    ident = istio.node_id(kind, o.advertise_address or o.bind_address, o.pod, o.namespace)
+    meta = istio.encode_peer(o.workload, o.namespace, o.labels, o.service_account, o.pod)
+    return [
+        f"{istio.PEER_METADATA_ID}: {ident}\r\n".encode("latin-1"),
+        f"{istio.PEER_METADATA}: {meta}\r\n".encode("latin-1"),
+    ]
 
 
 def _json_reply(ex: Exchange, data: Any) -> None:

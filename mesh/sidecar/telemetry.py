@@ -1,9 +1,14 @@
-"""Metrics and access log, recorded on the hot path as a few dict updates and one append.
+"""Metrics and access log, recorded on the hot path as one tuple concatenation, a few list
+increments and one append.
 
-Primitives: ``Telemetry`` holds the counters (requests and a duration histogram keyed by
-Istio-style labels, in a ``mesh.telemetry`` store, plus config versions) and renders them as
-Prometheus text exposition on demand; the access log is one formatted line per request appended
-to a list, handed four times a second to the writer thread, so a request never waits on a write.
+Primitives: ``Telemetry`` holds Istio's standard metrics (``mesh.telemetry.istio``: a request
+counter and three histograms keyed by Istio's labels) plus the lab's config gauges, and
+renders them as Prometheus text exposition on demand. The labels up to ``request_protocol``
+are a *prefix* computed once per peer pair and cached (``source_prefix`` per upstream
+endpoint, by the cluster state at install time; ``inbound_prefix`` per caller's metadata
+header): a request adds only its code, flags and security policy. The access log is one
+formatted line per request appended to a list, handed four times a second to the writer
+thread, so a request never waits on a write.
 """
 
 from __future__ import annotations
@@ -13,44 +18,71 @@ import time
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any
 
-from mesh.telemetry.exposition import Family, RequestMetrics, escape
-from mesh.telemetry.istio import BUCKETS
+from mesh.telemetry import istio
+from mesh.telemetry.exposition import RequestMetrics, escape
+from mesh.telemetry.istio import (
+    DESTINATION,
+    MUTUAL_TLS,
+    PLAINTEXT,
+    SOURCE,
+    UNKNOWN,
+    UNKNOWN_PEER,
+    Peer,
+    Service,
+    label_prefix,
+    new_request_metrics,
+    service_of_host,
+)
 
 if TYPE_CHECKING:
     from mesh.sidecar.files import Writer
     from mesh.sidecar.http1.exchange import Exchange
+    from mesh.snapshot import Endpoint
 
-# Istio's request duration buckets (milliseconds): Envoy's defaults.
-DURATION_BUCKETS_MS: tuple[float, ...] = BUCKETS
-REQUESTS = Family("mesh_requests_total", "Requests handled by this proxy.")
-DURATION = Family("mesh_request_duration_milliseconds", "Request duration.")
-
-LABELS = (
-    "reporter",
-    "source_workload",
-    "destination_workload",
-    "destination_service",
-    "destination_version",
-    "response_code",
-    "response_flags",
-)
-
-UNKNOWN = ("unknown", "unknown", "unknown")
 # Access-log records formatted together (see ``Telemetry.record``): small enough that a batch
 # is a few tens of microseconds of loop time.
 LOG_BATCH = 64
 # Formatted lines handed to the writer at once, besides the 4-a-second flush: bounds the
 # text held (memory budget) at high request rates.
 LOG_HANDOVER = 1024
+# Distinct callers' metadata values remembered by the inbound listener (a lab has a few
+# dozen workloads; a flood of forged values only clears the cache, never grows it).
+PEER_CACHE = 256
+NO_GRPC = ""
+
+
+def endpoint_peer(endpoint: Endpoint) -> Peer:
+    """An upstream endpoint as Istio's endpoint metadata describes it. A record without a
+    workload (an older registry) names it ``<app>-<version>``, the lab's Deployments' names."""
+    labels = endpoint.labels
+    workload = endpoint.workload
+    if not workload:
+        app = labels.get("app") or endpoint.service
+        version = labels.get("version")
+        workload = f"{app}-{version}" if version else app
+    return Peer.of_pod(workload, endpoint.namespace, labels)
 
 
 class Telemetry:
-    """Counters, histogram, config gauges and the buffered access log of one sidecar."""
+    """Istio's request metrics, config gauges and the buffered access log of one proxy."""
 
-    def __init__(self, pod: str, source_workload: str, log: IO[str] | None) -> None:
+    def __init__(
+        self,
+        pod: str,
+        workload: str,
+        log: IO[str] | None,
+        *,
+        peer: Peer | None = None,
+        service: Service | None = None,
+        principal: str = UNKNOWN,
+    ) -> None:
         self.pod = pod
-        self.source_workload = source_workload
-        self.metrics = RequestMetrics(REQUESTS, (DURATION,), LABELS, DURATION_BUCKETS_MS)
+        # This proxy's workload: the source of what it sends, the destination of what its
+        # inbound listener receives (``service``: the Service it is registered under).
+        self.peer = peer or Peer.of_pod(workload, "default", {})
+        self.service = service or Service()
+        self.principal = principal
+        self.metrics: RequestMetrics = new_request_metrics()
         self.config_version: int | None = None
         self.config_applied = 0
         self.config_refused = 0
@@ -63,24 +95,60 @@ class Telemetry:
         self.writer: Writer | None = None
         self._stamp_sec = -1
         self._stamp = ""
+        self._by_host: dict[str, tuple[str, ...]] = {}
+        self._callers: dict[tuple[str | None, bool], tuple[str, ...]] = {}
+        self.unknown_source = label_prefix(SOURCE, self.peer, UNKNOWN_PEER, Service())
+        self.unknown_inbound = label_prefix(DESTINATION, UNKNOWN_PEER, self.peer, self.service)
+
+    # --- label prefixes (computed once per peer pair) ------------------------------------
+
+    def source_prefix(self, host: str, endpoint: Endpoint | None = None) -> tuple[str, ...]:
+        """The labels of a request this proxy sends to ``endpoint`` of ``host`` (None: no
+        endpoint answered, e.g. an injected abort or an overflow: destination unknown)."""
+        if endpoint is None:
+            prefix = self._by_host.get(host)
+            if prefix is None:
+                prefix = self._by_host[host] = label_prefix(
+                    SOURCE, self.peer, UNKNOWN_PEER, service_of_host(host)
+                )
+            return prefix
+        return label_prefix(SOURCE, self.peer, endpoint_peer(endpoint), service_of_host(host))
+
+    def inbound_prefix(self, metadata: str | None, mtls: bool) -> tuple[str, ...]:
+        """The labels of a request the inbound listener received with the caller's
+        ``x-envoy-peer-metadata`` value (None: a caller outside the mesh)."""
+        key = (metadata, mtls)
+        prefix = self._callers.get(key)
+        if prefix is None:
+            if len(self._callers) >= PEER_CACHE:
+                self._callers.clear()
+            me = self.peer
+            if mtls and self.principal != UNKNOWN:
+                me = Peer(me.workload, me.namespace, me.app, me.version, self.principal,
+                          me.cluster, me.canonical_service, me.canonical_revision)  # fmt: skip
+            prefix = self._callers[key] = label_prefix(
+                DESTINATION, istio.decode_peer(metadata, mtls), me, self.service
+            )
+        return prefix
+
+    # --- the request path ---------------------------------------------------------------
 
     def record(self, ex: Exchange, reporter: str) -> None:
-        """One finished exchange: counters, histogram, and a queued access-log line."""
+        """One finished exchange: Istio's counter and histograms, and a queued access-log
+        line. ``connection_security_policy`` is ``unknown`` at the source and what the
+        connection was at the destination."""
         ms = (time.monotonic() - ex.start) * 1000.0
-        dst = ex.labels or UNKNOWN
         flags = ex.flags or "-"
         status = ex.status
-        key = (
-            reporter,
-            self.source_workload if reporter == "source" else "unknown",
-            dst[0],
-            dst[1],
-            dst[2],
-            status,
-            flags,
-        )
+        prefix = ex.labels
+        if reporter == SOURCE:
+            key = (prefix or self.unknown_source) + (status, NO_GRPC, flags, UNKNOWN)
+        else:
+            key = (prefix or self.unknown_inbound) + (
+                status, NO_GRPC, flags, MUTUAL_TLS if ex.mtls else PLAINTEXT
+            )  # fmt: skip
         # The status is an int in the key (rendered as its digits): no str() per request.
-        self.metrics.record(key, ms)  # type: ignore[arg-type]
+        self.metrics.record(key, ms, ex.bytes_in, ex.bytes_out)  # type: ignore[arg-type]
         if self.log is not None:
             # The line's fields now (references, no formatting); the text is made in batches
             # of LOG_BATCH (``_format``), warm in cache, which costs a fraction of one

@@ -19,6 +19,8 @@ computed once and cached by the proxy) and ``request_key`` (the per-response par
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -220,4 +222,84 @@ def new_request_metrics() -> RequestMetrics:
     ``record(key, duration_ms, request_bytes, response_bytes)`` once per request."""
     return RequestMetrics(
         REQUESTS_TOTAL, (REQUEST_DURATION, REQUEST_BYTES, RESPONSE_BYTES), LABELS, BUCKETS
+    )
+
+
+def service_of_host(host: str) -> Service:
+    """The destination service of a cluster's host: a Kubernetes FQDN
+    (``name.namespace.svc.cluster.local``) gives name and namespace, any other host is
+    outside the mesh's registry (``Service.outside``)."""
+    suffix = ".svc.cluster.local"
+    if host.endswith(suffix):
+        name, _, namespace = host[: -len(suffix)].partition(".")
+        if name and namespace and "." not in namespace:
+            return Service(host, name, namespace)
+    return Service.outside(host)
+
+
+# --- metadata exchange ------------------------------------------------------------------
+#
+# Istio's client proxy tells the server proxy who is calling with two request headers (and
+# the server answers the same way): ``x-envoy-peer-metadata-id`` (the proxy's node id) and
+# ``x-envoy-peer-metadata`` (its workload metadata, base64). Istio serialises a protobuf
+# ``Struct``; the lab's proxies put the same keys (``WORKLOAD_NAME``, ``NAMESPACE``,
+# ``LABELS``, ``CLUSTER_ID``, ``SERVICE_ACCOUNT``) in base64 JSON. The server proxy strips
+# both before the app sees the request; an ingress gateway drops any a client sent.
+
+PEER_METADATA = "x-envoy-peer-metadata"
+PEER_METADATA_ID = "x-envoy-peer-metadata-id"
+PEER_HEADERS = (PEER_METADATA, PEER_METADATA_ID)
+# Longer values are not decoded (a peer's metadata is a few hundred bytes).
+MAX_PEER_METADATA = 4096
+
+
+def node_id(kind: str, address: str, pod: str, namespace: str) -> str:
+    """Envoy's node id as Istio builds it: ``sidecar~10.1.2.3~pod.ns~ns.svc.cluster.local``."""
+    return f"{kind}~{address}~{pod}.{namespace}~{namespace}.svc.cluster.local"
+
+
+def encode_peer(
+    workload: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    service_account: str,
+    pod: str = "",
+    cluster: str = DEFAULT_CLUSTER,
+) -> str:
+    """The ``x-envoy-peer-metadata`` value a proxy sends for its own workload."""
+    meta = {
+        "NAME": pod or workload,
+        "WORKLOAD_NAME": workload,
+        "NAMESPACE": namespace,
+        "LABELS": dict(labels),
+        "CLUSTER_ID": cluster,
+        "SERVICE_ACCOUNT": service_account,
+    }
+    text = json.dumps(meta, separators=(",", ":"), sort_keys=True)
+    return base64.b64encode(text.encode()).decode("ascii")
+
+
+def decode_peer(value: str | None, mtls: bool = False) -> Peer:
+    """The peer an ``x-envoy-peer-metadata`` value describes; ``UNKNOWN_PEER`` when absent or
+    malformed (a request from outside the mesh, or a forged header). The principal is the
+    peer's only when the connection is mutual TLS (Istio reads it from the certificate,
+    never from the header)."""
+    if not value or len(value) > MAX_PEER_METADATA:
+        return UNKNOWN_PEER
+    try:
+        meta = json.loads(base64.b64decode(value, validate=True))
+    except (ValueError, UnicodeDecodeError):
+        return UNKNOWN_PEER
+    if not isinstance(meta, dict):
+        return UNKNOWN_PEER
+    labels = meta.get("LABELS")
+    if not isinstance(labels, dict):
+        labels = {}
+    labels = {str(k): str(v) for k, v in labels.items()}
+    workload = str(meta.get("WORKLOAD_NAME") or "")
+    namespace = str(meta.get("NAMESPACE") or "")
+    account = str(meta.get("SERVICE_ACCOUNT") or "")
+    who = principal(namespace, account) if mtls and namespace and account else UNKNOWN
+    return Peer.of_pod(
+        workload, namespace, labels, principal=who, cluster=str(meta.get("CLUSTER_ID") or "")
     )

@@ -606,8 +606,8 @@ def test_registry_status_and_admin(mesh):
     clusters = mesh.sc.admin_json("/clusters")
     assert isinstance(clusters["clusters"], list)
     text = mesh.sc.admin("/stats/prometheus")[1].decode()
-    assert "mesh_requests_total{" in text and "mesh_config_version" in text
-    assert "mesh_request_duration_milliseconds_bucket" in text
+    assert "istio_requests_total{" in text and "mesh_config_version" in text
+    assert "istio_request_duration_milliseconds_bucket" in text
 
 
 def test_readiness_follows_the_probe(tmp_path):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -331,3 +332,19 @@ def test_a_rewritten_path_keeps_the_matched_one_in_x_envoy_original_path(edge):
     # Not rewritten: no such header is made.
     status, seen = echo(edge.gateway_port, "/echo/plain", {})
     assert "x-envoy-original-path" not in seen["headers"]
+
+
+def test_forged_peer_metadata_from_outside_is_replaced_by_the_gateways(edge):
+    """Istio's metadata exchange is between proxies: a client outside the mesh cannot pose
+    as a workload. The gateway drops what the client sent and sends its own; the pod's
+    sidecar reports the gateway as the source and strips the headers before the app."""
+    from mesh.telemetry.istio import encode_peer
+
+    forged = encode_peer("admin-v1", "default", {"app": "admin", "version": "v1"}, "admin")
+    status, seen = echo(edge.gateway_port, "/echo/forged", {
+        "x-envoy-peer-metadata": forged, "x-envoy-peer-metadata-id": "sidecar~1.2.3.4~x~y"})  # fmt: skip
+    assert status == 200, seen
+    assert not any(h.startswith("x-envoy-peer-metadata") for h in seen["headers"])
+    text = edge.pod.admin("/stats/prometheus")[1].decode()
+    assert 'source_workload="admin-v1"' not in text
+    assert re.search(r'reporter="destination",source_workload="istio-ingressgateway"', text)

@@ -231,10 +231,23 @@ def test_two_hops_outbound_to_inbound(tmp_path):
             assert r.status == 200 and r.body == b"ratings-app GET /ratings/0"
             seen = app.requests[-1].headers
             assert seen["end-user"] == "jason" and seen["host"] == "ratings:9080"
+            # Metadata exchange is between the proxies: the app never sees it.
+            assert not any(h.startswith("x-envoy-peer-metadata") for h in seen)
             text = a.admin("/stats/prometheus")[1].decode()
-            assert 'source_workload="reviews-v2",destination_workload="ratings-v1"' in text
+            assert re.search(
+                r'istio_requests_total\{reporter="source",source_workload="reviews-v2",'
+                r'.*destination_workload="ratings-v1",.*destination_app="ratings",'
+                r'destination_version="v1",.*response_code="200",.*'
+                r'connection_security_policy="unknown"\} 1', text,
+            )  # fmt: skip
             text = b.admin("/stats/prometheus")[1].decode()
-            assert 'reporter="destination"' in text
+            # The callee knows its caller from the exchanged metadata.
+            assert re.search(
+                r'istio_requests_total\{reporter="destination",source_workload="reviews-v2",'
+                r'.*source_app="reviews",source_version="v2",.*'
+                r'destination_workload="ratings-v1",.*destination_service_name="ratings",.*'
+                r'connection_security_policy="none"\} 1', text,
+            )  # fmt: skip
         finally:
             a.stop()
             b.stop()

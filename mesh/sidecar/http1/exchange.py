@@ -94,6 +94,7 @@ class Exchange:
         "upstream_host",
         "cluster_name",
         "labels",
+        "mtls",
         "request_id",
         "authority",
         "paused",
@@ -127,8 +128,12 @@ class Exchange:
         self.bytes_out = 0
         self.upstream_host = ""
         self.cluster_name = ""
-        # Telemetry labels (destination workload/service/version), set by the pipeline.
-        self.labels: tuple[str, str, str] | None = None
+        # Istio's metric labels up to request_protocol (``mesh.telemetry.istio.label_prefix``),
+        # cached per peer pair and set by the pipeline; None: not known (a local reply).
+        self.labels: tuple[str, ...] | None = None
+        # The downstream connection is mutual TLS (set by the listener that terminated it):
+        # the destination's connection_security_policy.
+        self.mtls = False
         self.request_id = ""
         self.authority = ""
         self.paused = False

@@ -96,6 +96,7 @@ def test_sidecar_command_follows_the_cli_contract() -> None:
         "--labels": "app=productpage,version=v2,workload=productpage-v2",
         "--namespace": "default",
         "--service-account": "bookinfo-productpage",
+        "--workload": "productpage-v2",
         "--mesh-dir": "/mesh",
         "--inbound-port": "9080",
         "--app-port": "9081",
