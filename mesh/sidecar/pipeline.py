@@ -164,6 +164,9 @@ def start_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge: bool)
             strip_peer_headers(ex)  # the app's own copy: the proxy speaks for its workload
     # Metadata exchange: who is calling, for the destination's source_* labels.
     extra += rt.peer_lines
+    tracer = rt.tracer
+    if tracer is not None:
+        extra += tracer.outbound(ex)
     view = request_view(ex, server_port)
     if view is None:
         replies.send(ex, replies.BAD_PATH)  # Envoy: 400, the connection kept
@@ -174,6 +177,7 @@ def start_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge: bool)
         local_reply(ex, decision)
         return
     fwd: Forward = decision
+    ex.route = fwd
     cluster = fwd.cluster
     ex.cluster_name = cluster.name
     if fwd.cors is not None and "origin" in ex.hdict:
@@ -238,6 +242,9 @@ def start_inbound(rt: Runtime, ex: Exchange) -> None:
     if metadata is not None or PEER_METADATA_ID in hdict:
         strip_peer_headers(ex)  # metadata exchange is between proxies: never to the app
     extra = added_headers(ex, True)
+    tracer = rt.tracer
+    if tracer is not None:
+        extra += tracer.inbound(ex)
     url = ex.url
     if url[:1] != b"/":
         view = request_view(ex, None, absolute=True)

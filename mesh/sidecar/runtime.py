@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from mesh.sidecar.clusters import ClusterState, Load
 from mesh.sidecar.http1.client import Pool
 from mesh.sidecar.telemetry import Telemetry
+from mesh.sidecar.tracing import Tracer
 
 
 class AppEndpoint(NamedTuple):
@@ -49,6 +50,8 @@ class Runtime:
         # The metadata-exchange header lines this proxy adds to every request it sends
         # (``x-envoy-peer-metadata``/``-id``), made once by the proxy.
         self.peer_lines: list[bytes] = []
+        # b3 in, spans out (None: telemetry off).
+        self.tracer: Tracer | None = None
 
     def install(self, table: Any) -> None:
         """Build the cluster states of ``table`` and make it current, in one assignment."""

@@ -50,8 +50,10 @@ from mesh.sidecar.pipeline import start_inbound, start_routed
 from mesh.sidecar.prober import ProbeSpec, ProbeState, run_prober
 from mesh.sidecar.runtime import Runtime
 from mesh.sidecar.telemetry import Telemetry, open_log
+from mesh.sidecar.tracing import Tracer, sampling_from_env, telemetry_enabled
 from mesh.snapshot import Snapshot, SnapshotError
-from mesh.telemetry import istio
+from mesh.spansender import SpanSender, collector_from_env
+from mesh.telemetry import istio, zipkin
 
 POLL_INTERVAL = 1.0
 HOUSEKEEPING_INTERVAL = 0.25
@@ -155,6 +157,16 @@ class Sidecar:
             loop, self.pool, self.telemetry, random.Random(options.seed), app_port=options.app_port
         )
         self.runtime.peer_lines = peer_lines(options)
+        self.sender: SpanSender | None = None
+        self.tracer: Tracer | None = None
+        if telemetry_enabled():
+            collector = collector_from_env()
+            if collector is not None:
+                self.sender = SpanSender(*collector)
+            self.tracer = make_tracer(options, self.sender, self.runtime.rng)
+            self.runtime.tracer = self.telemetry.tracer = self.tracer
+        else:
+            self.telemetry.enabled = False
         self.listeners: list[Listener] = []
         self.gateway_listeners: dict[int, Listener] = {}
         self.snapshot: Snapshot | None = None
@@ -396,6 +408,8 @@ class Sidecar:
         self._tasks.append(self.loop.create_task(self.watch()))
         self._tasks.append(self.loop.create_task(self._heartbeat()))
         self._tasks.append(self.loop.create_task(self._housekeeping()))
+        if self.sender is not None:
+            self._tasks.append(self.sender.start())
         if o.probe is not None and self.probe_state is not None:
             self._tasks.append(
                 self.loop.create_task(run_prober(o.probe, self.probe_state, self.readiness_changed))
@@ -413,6 +427,8 @@ class Sidecar:
         while True:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
             self.runtime.sweep(time.monotonic())
+            if self.tracer is not None:
+                self.tracer.drain()  # spans built here, in batches, off the request path
             # Small, frequent batches keep the log buffer (and the memory it holds) small.
             self.telemetry.flush_log(self.writer)
             n += 1
@@ -452,6 +468,10 @@ class Sidecar:
         if self._watch is not None:
             self._watch.close()
         self.pool.close_all()
+        if self.sender is not None:
+            if self.tracer is not None:
+                self.tracer.drain()
+            await self.sender.close(timeout=0.5)
         self.telemetry.flush_log(self.writer)
         self.writer.close()
         remove_quietly(self.registry_path)  # again: a heartbeat may have been queued
@@ -494,6 +514,20 @@ class Sidecar:
                     f'mesh_downstream_cx_overflow_total{{listener="{listener.name}"}} '
                     f"{listener.overflows}"
                 )
+            tracer = self.tracer
+            if tracer is not None:
+                # Envoy's tracing.zipkin stats, plus spans this proxy dropped before sending.
+                sent = self.sender.stats if self.sender is not None else None
+                for name, value in (
+                    ("spans_sent", sent.spans_sent if sent else 0),
+                    ("reports_sent", sent.reports_sent if sent else 0),
+                    ("reports_failed", sent.reports_failed if sent else 0),
+                    ("reports_dropped", sent.reports_rejected if sent else 0),
+                    ("spans_dropped", tracer.dropped + (sent.spans_dropped if sent else 0)),
+                    ("b3_malformed", tracer.malformed),
+                ):
+                    extra.append(f"# TYPE mesh_tracing_zipkin_{name} counter")
+                    extra.append(f"mesh_tracing_zipkin_{name} {value}")
             extra.append("# TYPE mesh_ready gauge")
             extra.append(f"mesh_ready {1 if self.ready else 0}")
             body = self.telemetry.render(extra).encode()
@@ -532,6 +566,27 @@ class Sidecar:
             ex.reply(200, b"ok\n")
         else:
             ex.reply(404, b"admin: /ready /stats/prometheus /config_dump /clusters\n")
+
+
+def make_tracer(o: Options, sender: SpanSender | None, rng: random.Random) -> Tracer:
+    """This proxy's tracer: Istio's tracing service name ``<app>.<namespace>``, the inbound
+    span named by Istio's decorator for the pod's own service."""
+    address = o.advertise_address or o.bind_address
+    ipv4 = address if _is_ipv4(address) else None
+    proxy = zipkin.ProxyInfo.of(
+        o.labels.get("app") or o.service_name, o.namespace, o.pod,
+        version=o.labels.get("version"), ipv4=ipv4, port=o.inbound_port, gateway=o.gateway,
+    )  # fmt: skip
+    inbound = zipkin.operation_name(istio.fqdn(o.service_name, o.namespace), o.inbound_port or 0)
+    return Tracer(proxy, sender, rng, sampling=sampling_from_env(), inbound_name=inbound)
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET, text)
+    except OSError:
+        return False
+    return True
 
 
 def peer_lines(o: Options) -> list[bytes]:

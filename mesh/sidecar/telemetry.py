@@ -37,6 +37,7 @@ from mesh.telemetry.istio import (
 if TYPE_CHECKING:
     from mesh.sidecar.files import Writer
     from mesh.sidecar.http1.exchange import Exchange
+    from mesh.sidecar.tracing import Tracer
     from mesh.snapshot import Endpoint
 
 # Access-log records formatted together (see ``Telemetry.record``): small enough that a batch
@@ -97,6 +98,9 @@ class Telemetry:
         self._stamp = ""
         self._by_host: dict[str, tuple[str, ...]] = {}
         self._callers: dict[tuple[str | None, bool], tuple[str, ...]] = {}
+        # False: no metrics, no spans (``MESH_TELEMETRY=off``, the benchmark's baseline).
+        self.enabled = True
+        self.tracer: Tracer | None = None
         self.unknown_source = label_prefix(SOURCE, self.peer, UNKNOWN_PEER, Service())
         self.unknown_inbound = label_prefix(DESTINATION, UNKNOWN_PEER, self.peer, self.service)
 
@@ -140,15 +144,18 @@ class Telemetry:
         ms = (time.monotonic() - ex.start) * 1000.0
         flags = ex.flags or "-"
         status = ex.status
-        prefix = ex.labels
-        if reporter == SOURCE:
-            key = (prefix or self.unknown_source) + (status, NO_GRPC, flags, UNKNOWN)
-        else:
-            key = (prefix or self.unknown_inbound) + (
-                status, NO_GRPC, flags, MUTUAL_TLS if ex.mtls else PLAINTEXT
-            )  # fmt: skip
-        # The status is an int in the key (rendered as its digits): no str() per request.
-        self.metrics.record(key, ms, ex.bytes_in, ex.bytes_out)  # type: ignore[arg-type]
+        if self.enabled:
+            prefix = ex.labels
+            if reporter == SOURCE:
+                key = (prefix or self.unknown_source) + (status, NO_GRPC, flags, UNKNOWN)
+            else:
+                key = (prefix or self.unknown_inbound) + (
+                    status, NO_GRPC, flags, MUTUAL_TLS if ex.mtls else PLAINTEXT
+                )  # fmt: skip
+            # The status is an int in the key (rendered as its digits): no str() per request.
+            self.metrics.record(key, ms, ex.bytes_in, ex.bytes_out)  # type: ignore[arg-type]
+            if ex.trace is not None and self.tracer is not None:
+                self.tracer.finished(ex, reporter, ms)
         if self.log is not None:
             # The line's fields now (references, no formatting); the text is made in batches
             # of LOG_BATCH (``_format``), warm in cache, which costs a fraction of one

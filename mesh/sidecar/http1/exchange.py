@@ -95,6 +95,9 @@ class Exchange:
         "cluster_name",
         "labels",
         "mtls",
+        "trace",
+        "trace_root",
+        "route",
         "request_id",
         "authority",
         "paused",
@@ -134,6 +137,11 @@ class Exchange:
         # The downstream connection is mutual TLS (set by the listener that terminated it):
         # the destination's connection_security_policy.
         self.mtls = False
+        # The sampled b3 context of this proxy's span (None: not traced), whether the trace
+        # started here, and the route it took (``Forward``; None: inbound or a local reply).
+        self.trace: Any = None
+        self.trace_root = False
+        self.route: Any = None
         self.request_id = ""
         self.authority = ""
         self.paused = False

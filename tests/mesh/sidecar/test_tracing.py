@@ -1,0 +1,154 @@
+"""The proxy's b3 handling and span shapes, from plain values (no sockets, no clock)."""
+
+from __future__ import annotations
+
+import random
+
+from mesh.sidecar.tracing import Tracer, sampling_from_env, telemetry_enabled
+from mesh.telemetry import zipkin
+from tests.helpers import make_downstream
+
+TRACE = "463ac35c9f6413ad"
+SPAN = "a2fb4a1d1a96d312"
+PROXY = zipkin.ProxyInfo.of("reviews", "default", "reviews-v2-1", version="v2", ipv4="10.0.0.7")
+
+
+class Sender:
+    def __init__(self) -> None:
+        self.spans: list[zipkin.Span] = []
+
+    def submit(self, span: zipkin.Span) -> bool:
+        self.spans.append(span)
+        return True
+
+
+def request(headers: bytes = b"", target: bytes = b"http://ratings:9080/ratings/0"):  # type: ignore[no-untyped-def]
+    pending = []
+    conn, _, _, _ = make_downstream(lambda ex: pending.append(ex))
+    conn.data_received(
+        b"GET " + target + b" HTTP/1.1\r\nhost: ratings:9080\r\nuser-agent: t\r\n"
+        b"x-request-id: rid-1\r\n" + headers + b"\r\n"
+    )
+    return pending[0]
+
+
+def tracer(sampling: float = 100.0) -> tuple[Tracer, Sender]:
+    sender = Sender()
+    t = Tracer(PROXY, sender, random.Random(7), sampling=sampling,  # type: ignore[arg-type]
+               inbound_name="reviews.default.svc.cluster.local:9080/*")  # fmt: skip
+    return t, sender
+
+
+def lines_dict(lines: list[bytes]) -> dict[str, str]:
+    out = {}
+    for line in lines:
+        name, _, value = line.decode().strip().partition(": ")
+        out[name] = value
+    return out
+
+
+def test_outbound_makes_a_child_of_the_apps_context_and_replaces_its_headers():
+    t, sender = tracer()
+    ex = request(f"x-b3-traceid: {TRACE}\r\nx-b3-spanid: {SPAN}\r\nx-b3-sampled: 1\r\n".encode())
+    sent = lines_dict(t.outbound(ex))
+    assert sent["x-b3-traceid"] == TRACE and sent["x-b3-parentspanid"] == SPAN
+    assert sent["x-b3-spanid"] != SPAN and sent["x-b3-sampled"] == "1"
+    assert not any(n.startswith(b"x-b3-") for n, _ in ex.headers)  # the app's copy is gone
+    ex.status, ex.flags, ex.bytes_out = 503, "FI", 18
+    t.finished(ex, "source", 12.5)
+    assert sender.spans == []  # nothing built on the request path
+    assert t.drain() == 1
+    (span,) = sender.spans
+    assert (span.trace_id, span.id, span.parent_id) == (TRACE, sent["x-b3-spanid"], SPAN)
+    assert span.kind == "CLIENT" and span.duration == 12500
+    data = span.to_json()
+    assert data["localEndpoint"] == {"serviceName": "reviews.default", "ipv4": "10.0.0.7"}
+    tags = data["tags"]
+    assert tags["http.status_code"] == "503" and tags["response_flags"] == "FI"
+    assert tags["error"] == "true" and tags["component"] == "proxy"
+    assert tags["guid:x-request-id"] == "rid-1" and tags["http.method"] == "GET"
+    assert tags["http.url"] == "http://ratings:9080/ratings/0"
+    assert tags["node_id"] == "sidecar~10.0.0.7~reviews-v2-1.default~default.svc.cluster.local"
+    assert tags["response_size"] == "18"
+
+
+def test_outbound_without_a_context_starts_a_sampled_trace():
+    t, sender = tracer()
+    ex = request()
+    sent = lines_dict(t.outbound(ex))
+    assert sent["x-b3-traceid"] == sent["x-b3-spanid"] and "x-b3-parentspanid" not in sent
+    ex.status = 200
+    t.finished(ex, "source", 1.0)
+    t.drain()
+    (span,) = sender.spans
+    assert span.parent_id is None and "error" not in span.to_json()["tags"]
+
+
+def test_inbound_shares_the_callers_span_and_leaves_its_headers_alone():
+    t, sender = tracer()
+    ex = request(
+        f"x-b3-traceid: {TRACE}\r\nx-b3-spanid: {SPAN}\r\nx-b3-parentspanid: {'1' * 16}\r\n"
+        "x-b3-sampled: 1\r\n".encode(),
+        target=b"/ratings/0",
+    )
+    assert t.inbound(ex) == []  # the app gets the caller's headers as they are
+    assert any(n == b"x-b3-spanid" for n, _ in ex.headers)
+    ex.status = 200
+    t.finished(ex, "destination", 3.0)
+    t.drain()
+    (span,) = sender.spans
+    assert (span.id, span.parent_id, span.kind) == (SPAN, "1" * 16, "SERVER")
+    data = span.to_json()
+    assert data["shared"] is True and data["name"] == "reviews.default.svc.cluster.local:9080/*"
+    assert data["tags"]["http.url"] == "http://ratings:9080/ratings/0"
+
+
+def test_inbound_without_a_context_starts_a_trace_for_the_app():
+    t, sender = tracer()
+    ex = request(target=b"/ratings/0")
+    sent = lines_dict(t.inbound(ex))
+    assert sent["x-b3-sampled"] == "1" and ex.trace is not None and ex.trace_root
+    t.finished(ex, "destination", 1.0)
+    t.drain()
+    assert "shared" not in sender.spans[0].to_json()  # a root span is not shared
+
+
+def test_sampling_zero_propagates_but_records_nothing_and_a_callers_zero_is_kept():
+    t, sender = tracer(sampling=0.0)
+    ex = request()
+    sent = lines_dict(t.outbound(ex))
+    assert sent["x-b3-sampled"] == "0" and ex.trace is None
+    t, sender = tracer(sampling=100.0)
+    ex = request(f"x-b3-traceid: {TRACE}\r\nx-b3-spanid: {SPAN}\r\nx-b3-sampled: 0\r\n".encode())
+    assert lines_dict(t.outbound(ex))["x-b3-sampled"] == "0" and ex.trace is None
+
+
+def test_malformed_b3_is_replaced_by_a_new_trace():
+    t, _ = tracer()
+    ex = request(b"x-b3-traceid: nothex\r\nx-b3-spanid: 0000000000000000\r\n")
+    sent = lines_dict(t.outbound(ex))
+    assert sent["x-b3-traceid"] != "nothex" and t.malformed == 1
+    assert [v for n, v in ex.headers if n == b"x-b3-traceid"] == []
+
+
+def test_pending_spans_are_bounded_and_no_collector_records_nothing():
+    t, _ = tracer()
+    t.max_pending = 3
+    for _ in range(5):
+        ex = request()
+        t.outbound(ex)
+        t.finished(ex, "source", 1.0)
+    assert len(t.pending) == 3 and t.dropped == 2
+    quiet = Tracer(PROXY, None, random.Random(1))
+    ex = request()
+    assert lines_dict(quiet.outbound(ex))["x-b3-sampled"] == "1"  # still propagated
+    assert ex.trace is None  # nothing to send spans to: nothing recorded
+
+
+def test_env_knobs():
+    assert sampling_from_env({}) == 100.0
+    assert sampling_from_env({"PILOT_TRACE_SAMPLING": "1"}) == 1.0
+    assert sampling_from_env({"PILOT_TRACE_SAMPLING": "250"}) == 100.0
+    assert sampling_from_env({"PILOT_TRACE_SAMPLING": "x"}) == 100.0
+    assert sampling_from_env({"PILOT_TRACE_SAMPLING": "nan"}) == 100.0
+    assert telemetry_enabled({}) and not telemetry_enabled({"MESH_TELEMETRY": "off"})
