@@ -432,6 +432,9 @@ class ProxyStatus:
     heartbeat: float | None = None
     probe_error: str | None = None
     listener_error: str | None = None
+    # Upstream endpoints this proxy's outlier detection has ejected now:
+    # ``{"pod", "address", "cluster", "until"}`` (``until``: Unix time the ejection ends).
+    ejected: tuple[Mapping[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -449,7 +452,23 @@ class ProxyStatus:
             data["probe_error"] = self.probe_error
         if self.listener_error:
             data["listener_error"] = self.listener_error
+        if self.ejected:
+            data["ejected"] = [dict(e) for e in self.ejected]
         return data
+
+    def ejections(self, now: float) -> list[tuple[str, float]]:
+        """``(ejected pod, seconds left)`` of the ejections not over at ``now``; malformed
+        entries skipped."""
+        found = []
+        for entry in self.ejected:
+            try:
+                left = float(entry["until"]) - now
+                pod = str(entry["pod"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if left > 0:
+                found.append((pod, left))
+        return found
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], *, pod: str = "") -> ProxyStatus:
@@ -469,7 +488,14 @@ class ProxyStatus:
             heartbeat=_float(data.get("heartbeat")),
             probe_error=text("probe_error"),
             listener_error=text("listener_error"),
+            ejected=_mappings(data.get("ejected")),
         )
+
+
+def _mappings(value: Any) -> tuple[Mapping[str, Any], ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(v for v in value if isinstance(v, Mapping))
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import functools
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -46,7 +46,7 @@ from mesh.manager.configdir import (
 from mesh.manager.findings import count_text, print_issues
 from mesh.manager.observe import ManagerView, MeshState, age, table
 from mesh.manager.registry import is_fresh
-from mesh.meshdir import MeshDir, MeshDirError
+from mesh.meshdir import MeshDir, MeshDirError, ProxyStatus
 
 DEFAULT_LOCAL_MESH = Path(".mesh")
 
@@ -377,19 +377,35 @@ def cmd_endpoints(args: argparse.Namespace, mesh: MeshDir) -> int:
         if not records:
             _err(f'No endpoints found for service "{args.service}".')
             return REFUSED
+    ejected = ejections_by_pod(state.statuses.values(), now)
     rows = []
     for r in records:
         ready = str(r.ready).lower()
         if not is_fresh(r, now):
             ready = f"false (stale: heartbeat {age(now - r.heartbeat)} ago)"
         labels = ",".join(f"{k}={v}" for k, v in sorted(r.labels.items()))
-        rows.append([r.pod, r.service, f"{r.address}:{r.port}", labels, ready])
+        outlier = "; ".join(
+            f"EJECTED {left:.1f}s left (by {by})" for by, left in ejected.get(r.pod, [])
+        )
+        rows.append([r.pod, r.service, f"{r.address}:{r.port}", labels, ready, outlier or "-"])
     rows.sort(key=lambda row: (row[1], row[0]))
     if not rows:
         print("No endpoints registered.")
         return OK
-    print(table(["POD", "SERVICE", "ADDRESS", "LABELS", "READY"], rows))
+    print(table(["POD", "SERVICE", "ADDRESS", "LABELS", "READY", "OUTLIER"], rows))
     return OK
+
+
+def ejections_by_pod(
+    statuses: Iterable[ProxyStatus], now: float
+) -> dict[str, list[tuple[str, float]]]:
+    """Ejected pod -> ``[(the client proxy that ejected it, seconds left)]``, from the
+    proxies' status records (outlier detection is per client proxy, as in Envoy)."""
+    found: dict[str, list[tuple[str, float]]] = {}
+    for status in sorted(statuses, key=lambda s: s.pod):
+        for pod, left in status.ejections(now):
+            found.setdefault(pod, []).append((status.pod, left))
+    return found
 
 
 # -- registration -----------------------------------------------------------------------------

@@ -398,8 +398,7 @@ class LocalLab:
         argv = [
             self.python, "-m", "mesh.sidecar", "--gateway", "--pod", gateway.name,
             "--service", gateway.service, "--namespace", gateway.namespace,
-            "--service-account", gateway.service_account,
-            "--workload", gateway.workload_name,
+            "--service-account", gateway.service_account, "--workload", gateway.workload_name,
             "--labels", labels, "--mesh-dir", str(self.mesh.root),
             "--admin-port", str(self.gateway_admin_port),
             "--bind-address", os.environ.get("LAB_BIND") or "127.0.0.1",

@@ -78,6 +78,7 @@ class ClusterState:
         "next_sweep",
         "ejections",
         "makes_cookie",
+        "notify",
     )
 
     def __init__(
@@ -138,6 +139,8 @@ class ClusterState:
         }
         self.unknown_labels = prefix(cluster.host, None)
         self.healthy: tuple[Any, ...] = ()
+        # Called when an endpoint is ejected or returns (the proxy republishes its status).
+        self.notify: Callable[[], None] | None = None
         self.refresh(now)
 
     def refresh(self, now: float) -> None:
@@ -152,12 +155,36 @@ class ClusterState:
         if self.outlier.record(key, status, now):
             self.ejections += 1
             self.refresh(now)
+            if self.notify is not None:
+                self.notify()
 
     def maybe_sweep(self, now: float) -> None:
         if now >= self.next_sweep:
-            self.outlier.sweep(now)
+            returned = self.outlier.sweep(now)
             self.next_sweep = now + _interval(self.outlier)
             self.refresh(now)
+            if returned and self.notify is not None:
+                self.notify()
+
+    def ejected(self, now: float, wall: float) -> list[dict[str, Any]]:
+        """The endpoints ejected now, for the proxy's status record: ``until`` in Unix time
+        (``wall`` is the Unix time at monotonic ``now``)."""
+        if len(self.healthy) == len(self.cluster.endpoints):
+            return []
+        out = []
+        hosts = self.outlier.hosts
+        for e in self.cluster.endpoints:
+            host = hosts.get(e.key)
+            if host is not None and host.ejected_until is not None:
+                out.append(
+                    {
+                        "pod": e.pod,
+                        "address": e.key,
+                        "cluster": self.name,
+                        "until": round(wall + host.ejected_until - now, 3),
+                    }
+                )
+        return out
 
     def describe(self, now: float) -> dict[str, Any]:
         """For the admin ``/clusters`` page."""

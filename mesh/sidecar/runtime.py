@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from mesh.sidecar.clusters import ClusterState, Load
@@ -50,6 +51,8 @@ class Runtime:
         # The metadata-exchange header lines this proxy adds to every request it sends
         # (``x-envoy-peer-metadata``/``-id``), made once by the proxy.
         self.peer_lines: list[bytes] = []
+        # Called when outlier detection ejects or returns an endpoint.
+        self.ejection_hook: Callable[[], None] | None = None
         # b3 in, spans out (None: telemetry off).
         self.tracer: Tracer | None = None
 
@@ -61,13 +64,24 @@ class Runtime:
             load = self.loads.get(name)
             if load is None:
                 load = self.loads[name] = Load()
-            states[name] = ClusterState(
+            state = states[name] = ClusterState(
                 cluster, load, self.states.get(name), now, self.telemetry.source_prefix
             )
+            state.notify = self.on_ejection
         # Requests read (table, states) together without awaiting in between, and nothing
         # awaits between these two assignments: no request sees one without the other.
         self.states = states
         self.table = table
+
+    def on_ejection(self) -> None:
+        """An endpoint was ejected or returned: tell ``ejection_hook`` (the proxy's status)."""
+        hook = self.ejection_hook
+        if hook is not None:
+            hook()
+
+    def ejected(self, now: float, wall: float) -> list[dict[str, Any]]:
+        """Every endpoint ejected now, over all clusters."""
+        return [e for state in self.states.values() for e in state.ejected(now, wall)]
 
     def sweep(self, now: float) -> None:
         for state in self.states.values():

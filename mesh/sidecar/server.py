@@ -25,7 +25,6 @@ has been applied; a gateway when a snapshot has been applied.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import resource
 import signal
@@ -40,7 +39,7 @@ from typing import Any
 from mesh.config import ConfigError
 from mesh.meshdir import MeshDir, ProxyStatus, RegistryRecord, write_json
 from mesh.routing import ProxyIdentity, compile_snapshot
-from mesh.sidecar import memory_budget
+from mesh.sidecar import admin, memory_budget
 from mesh.sidecar.files import Writer, remove_quietly
 from mesh.sidecar.http1.client import Pool
 from mesh.sidecar.http1.exchange import Exchange
@@ -50,10 +49,10 @@ from mesh.sidecar.pipeline import start_inbound, start_routed
 from mesh.sidecar.prober import ProbeSpec, ProbeState, run_prober
 from mesh.sidecar.runtime import Runtime
 from mesh.sidecar.telemetry import Telemetry, open_log
-from mesh.sidecar.tracing import Tracer, sampling_from_env, telemetry_enabled
+from mesh.sidecar.tracing import Tracer, make_tracer, telemetry_enabled
 from mesh.snapshot import Snapshot, SnapshotError
 from mesh.spansender import SpanSender, collector_from_env
-from mesh.telemetry import istio, zipkin
+from mesh.telemetry import istio
 
 POLL_INTERVAL = 1.0
 HOUSEKEEPING_INTERVAL = 0.25
@@ -156,14 +155,26 @@ class Sidecar:
         self.runtime = Runtime(
             loop, self.pool, self.telemetry, random.Random(options.seed), app_port=options.app_port
         )
-        self.runtime.peer_lines = peer_lines(options)
+        # An ejection is published at once (meshctl endpoints, the console's graph), not at
+        # the next heartbeat: one status write, on the writer's thread.
+        self.runtime.ejection_hook = self._ejections_changed
+        self._status_due = False
+        self.runtime.peer_lines = istio.peer_lines(
+            options.gateway, options.advertise_address or options.bind_address, options.pod,
+            options.namespace, options.workload, options.labels, options.service_account,
+        )  # fmt: skip
         self.sender: SpanSender | None = None
         self.tracer: Tracer | None = None
         if telemetry_enabled():
             collector = collector_from_env()
             if collector is not None:
                 self.sender = SpanSender(*collector)
-            self.tracer = make_tracer(options, self.sender, self.runtime.rng)
+            o = options
+            self.tracer = make_tracer(
+                o.labels.get("app") or o.service_name, o.service_name, o.namespace, o.pod,
+                o.labels.get("version"), o.advertise_address or o.bind_address,
+                o.inbound_port, o.gateway, self.sender, self.runtime.rng,
+            )  # fmt: skip
             self.runtime.tracer = self.telemetry.tracer = self.tracer
         else:
             self.telemetry.enabled = False
@@ -248,8 +259,18 @@ class Sidecar:
             heartbeat=time.time(),
             probe_error=self.probe_state.last_error if self.probe_state is not None else None,
             listener_error=self.listener_error,
+            ejected=tuple(self.runtime.ejected(time.monotonic(), time.time())),
         )
         self.writer.submit(_write, self.status_path, status.to_json())
+
+    def _ejections_changed(self) -> None:
+        if not self._status_due:
+            self._status_due = True
+            self.loop.call_soon(self._write_status_now)
+
+    def _write_status_now(self) -> None:
+        self._status_due = False
+        self.write_status()
 
     # --- config ----------------------------------------------------------------------------
 
@@ -479,131 +500,7 @@ class Sidecar:
     # --- admin ---------------------------------------------------------------------------
 
     def handle_admin(self, ex: Exchange) -> None:
-        path = ex.url.decode("latin-1").split("?", 1)[0]
-        now = time.monotonic()
-        rt = self.runtime
-        if path == "/ready":
-            if self.ready:
-                ex.reply(200, b"LIVE\n")
-            else:
-                ex.reply(503, b"NOT READY\n" if self.snapshot else b"PRE_INITIALIZING\n")
-        elif path in ("/stats/prometheus", "/stats", "/metrics"):
-            extra = []
-            extra.append("# TYPE mesh_outlier_ejections_total counter")
-            for name, state in sorted(rt.states.items()):
-                extra.append(f'mesh_outlier_ejections_total{{cluster="{name}"}} {state.ejections}')
-            extra.append("# TYPE mesh_outlier_ejected_hosts gauge")
-            for name, state in sorted(rt.states.items()):
-                ejected = len(state.cluster.endpoints) - len(state.healthy)
-                extra.append(f'mesh_outlier_ejected_hosts{{cluster="{name}"}} {ejected}')
-            extra.append("# TYPE mesh_upstream_rq_pending_overflow_total counter")
-            for name, load in sorted(rt.loads.items()):
-                extra.append(
-                    f'mesh_upstream_rq_pending_overflow_total{{cluster="{name}"}} {load.overflows}'
-                )
-            # Envoy's listener stats: downstream_cx_active, and downstream_cx_overflow for
-            # connections refused over the listener's cap.
-            extra.append("# TYPE mesh_downstream_cx_active gauge")
-            for listener in self.listeners:
-                extra.append(
-                    f'mesh_downstream_cx_active{{listener="{listener.name}"}} {len(listener.conns)}'
-                )
-            extra.append("# TYPE mesh_downstream_cx_overflow_total counter")
-            for listener in self.listeners:
-                extra.append(
-                    f'mesh_downstream_cx_overflow_total{{listener="{listener.name}"}} '
-                    f"{listener.overflows}"
-                )
-            tracer = self.tracer
-            if tracer is not None:
-                # Envoy's tracing.zipkin stats, plus spans this proxy dropped before sending.
-                sent = self.sender.stats if self.sender is not None else None
-                for name, value in (
-                    ("spans_sent", sent.spans_sent if sent else 0),
-                    ("reports_sent", sent.reports_sent if sent else 0),
-                    ("reports_failed", sent.reports_failed if sent else 0),
-                    ("reports_dropped", sent.reports_rejected if sent else 0),
-                    ("spans_dropped", tracer.dropped + (sent.spans_dropped if sent else 0)),
-                    ("b3_malformed", tracer.malformed),
-                ):
-                    extra.append(f"# TYPE mesh_tracing_zipkin_{name} counter")
-                    extra.append(f"mesh_tracing_zipkin_{name} {value}")
-            extra.append("# TYPE mesh_ready gauge")
-            extra.append(f"mesh_ready {1 if self.ready else 0}")
-            body = self.telemetry.render(extra).encode()
-            ex.reply(200, body, headers=((b"content-type", b"text/plain; version=0.0.4"),))
-        elif path == "/config_dump":
-            table = rt.table
-            snap = self.snapshot
-            dump: dict[str, Any] = {
-                "pod": self.options.pod,
-                "role": self.options.role,
-                "version": snap.version if snap else None,
-                "hash": snap.hash if snap else None,
-                "applied_at": self.applied_at,
-                "error": self.error,
-                "error_version": self.error_version,
-            }
-            if table is not None:
-                try:
-                    dump.update(table.describe())
-                except Exception as exc:
-                    dump["describe_error"] = repr(exc)
-                dump["version"] = snap.version if snap else None
-                dump.setdefault(
-                    "clusters", {n: s.describe(now) for n, s in sorted(rt.states.items())}
-                )
-            _json_reply(ex, dump)
-        elif path == "/clusters":
-            _json_reply(
-                ex,
-                {
-                    "version": self.snapshot.version if self.snapshot else None,
-                    "clusters": [s.describe(now) for _, s in sorted(rt.states.items())],
-                },
-            )
-        elif path == "/healthz":
-            ex.reply(200, b"ok\n")
-        else:
-            ex.reply(404, b"admin: /ready /stats/prometheus /config_dump /clusters\n")
-
-
-def make_tracer(o: Options, sender: SpanSender | None, rng: random.Random) -> Tracer:
-    """This proxy's tracer: Istio's tracing service name ``<app>.<namespace>``, the inbound
-    span named by Istio's decorator for the pod's own service."""
-    address = o.advertise_address or o.bind_address
-    ipv4 = address if _is_ipv4(address) else None
-    proxy = zipkin.ProxyInfo.of(
-        o.labels.get("app") or o.service_name, o.namespace, o.pod,
-        version=o.labels.get("version"), ipv4=ipv4, port=o.inbound_port, gateway=o.gateway,
-    )  # fmt: skip
-    inbound = zipkin.operation_name(istio.fqdn(o.service_name, o.namespace), o.inbound_port or 0)
-    return Tracer(proxy, sender, rng, sampling=sampling_from_env(), inbound_name=inbound)
-
-
-def _is_ipv4(text: str) -> bool:
-    try:
-        socket.inet_pton(socket.AF_INET, text)
-    except OSError:
-        return False
-    return True
-
-
-def peer_lines(o: Options) -> list[bytes]:
-    """The metadata-exchange header lines of this proxy's workload (Istio's
-    ``x-envoy-peer-metadata-id`` and ``x-envoy-peer-metadata``), sent on every request."""
-    kind = "router" if o.gateway else "sidecar"
-    ident = istio.node_id(kind, o.advertise_address or o.bind_address, o.pod, o.namespace)
-    meta = istio.encode_peer(o.workload, o.namespace, o.labels, o.service_account, o.pod)
-    return [
-        f"{istio.PEER_METADATA_ID}: {ident}\r\n".encode("latin-1"),
-        f"{istio.PEER_METADATA}: {meta}\r\n".encode("latin-1"),
-    ]
-
-
-def _json_reply(ex: Exchange, data: Any) -> None:
-    body = json.dumps(data, indent=1, sort_keys=True, default=str).encode()
-    ex.reply(200, body, headers=((b"content-type", b"application/json"),))
+        admin.handle(self, ex)
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -226,3 +227,33 @@ class Tracer:
         else:
             name = self.name(authority.rsplit(":", 1)[0] or "unknown", 80)
         return zipkin.client_span(ctx, proxy, ex, name)
+
+
+def make_tracer(
+    app: str,
+    service: str,
+    namespace: str,
+    pod: str,
+    version: str | None,
+    address: str,
+    inbound_port: int | None,
+    gateway: bool,
+    sender: SpanSender | None,
+    rng: random.Random,
+) -> Tracer:
+    """A proxy's tracer: Istio's tracing service name ``<app>.<namespace>``, the inbound span
+    named by Istio's decorator for the pod's own service, sampling from the environment."""
+    proxy = zipkin.ProxyInfo.of(
+        app, namespace, pod, version=version, ipv4=address if _is_ipv4(address) else None,
+        port=inbound_port, gateway=gateway,
+    )  # fmt: skip
+    inbound = zipkin.operation_name(f"{service}.{namespace}.svc.cluster.local", inbound_port or 0)
+    return Tracer(proxy, sender, rng, sampling=sampling_from_env(), inbound_name=inbound)
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET, text)
+    except OSError:
+        return False
+    return True

@@ -303,3 +303,22 @@ def decode_peer(value: str | None, mtls: bool = False) -> Peer:
     return Peer.of_pod(
         workload, namespace, labels, principal=who, cluster=str(meta.get("CLUSTER_ID") or "")
     )
+
+
+def peer_lines(
+    gateway: bool,
+    address: str,
+    pod: str,
+    namespace: str,
+    workload: str,
+    labels: Mapping[str, str],
+    service_account: str,
+) -> list[bytes]:
+    """The metadata-exchange header lines a proxy adds to every request it sends
+    (``x-envoy-peer-metadata-id``, ``x-envoy-peer-metadata``), made once."""
+    ident = node_id("router" if gateway else "sidecar", address, pod, namespace)
+    meta = encode_peer(workload, namespace, labels, service_account, pod)
+    return [
+        f"{PEER_METADATA_ID}: {ident}\r\n".encode("latin-1"),
+        f"{PEER_METADATA}: {meta}\r\n".encode("latin-1"),
+    ]

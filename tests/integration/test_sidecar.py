@@ -603,7 +603,7 @@ def test_registry_status_and_admin(mesh):
     assert status["ready"] is True and status["role"] == "sidecar"
     dump = mesh.sc.admin_json("/config_dump")
     assert dump["version"] == status["version"]
-    clusters = mesh.sc.admin_json("/clusters")
+    clusters = mesh.sc.admin_json("/clusters?format=json")
     assert isinstance(clusters["clusters"], list)
     text = mesh.sc.admin("/stats/prometheus")[1].decode()
     assert "istio_requests_total{" in text and "mesh_config_version" in text

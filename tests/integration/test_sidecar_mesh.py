@@ -3,6 +3,7 @@ and two hops (outbound of one pod to the inbound of another)."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
@@ -146,10 +147,28 @@ def test_outlier_detection_ejects_and_returns(tmp_path):
         assert statuses.count(503) == 2
         assert bad.count == 2
         t_eject = time.monotonic()
+        # Published at once in the proxy's status record (what meshctl endpoints and the
+        # console read), not at the next heartbeat (2 s): within 0.5 s, generous.
+        status_file = tmp_path / "status" / f"{sc.pod}.json"
+
+        def ejected_in_status() -> list:  # type: ignore[type-arg]
+            try:
+                return json.loads(status_file.read_text()).get("ejected") or []
+            except (OSError, ValueError):
+                return []
+
+        (entry,) = wait_for(ejected_in_status, 0.5, "the ejection in status/<pod>.json")
+        assert entry["pod"] == "bad" and entry["cluster"].endswith(
+            "details.default.svc.cluster.local"
+        )
+        assert 0 < entry["until"] - time.time() <= 1.0
+        text = sc.admin("/clusters")[1].decode()
+        assert f"::127.0.0.1:{bad.port}::health_flags::/failed_outlier_check" in text
+        assert f"::127.0.0.1:{good.port}::health_flags::healthy" in text
         for _ in range(20):
             assert get() == 200
         assert bad.count == 2
-        clusters = sc.admin_json("/clusters")["clusters"]
+        clusters = sc.admin_json("/clusters?format=json")["clusters"]
         details = [c for c in clusters if c["host"].startswith("details") and c["endpoints"]]
         assert any(e["ejected"] for c in details for e in c["endpoints"])
         assert "mesh_outlier_ejections_total" in sc.admin("/stats/prometheus")[1].decode()

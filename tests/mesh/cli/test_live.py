@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -258,6 +259,10 @@ def test_status_proxy_status_endpoints_from_files(run, mesh):
                   "labels": {"version": pod[-2:]}, "ready": ready, "heartbeat": beat, "ttl": 10}  # fmt: skip
         (mesh.registry / f"{pod}.json").write_text(json.dumps(record))
         status = {"pod": pod, "version": version, "hash": f"h{version}", "heartbeat": now}
+        if pod == "reviews-v1":  # its outlier detection ejected reviews-v2 (and one long gone)
+            status["ejected"] = [{"pod": "reviews-v2", "address": "127.0.0.1:1",
+                                  "cluster": "outbound|9080||reviews", "until": now + 12.5},
+                                 {"pod": "ratings-v1", "until": now - 1}, {"bad": 1}]  # fmt: skip
         (mesh.status / f"{pod}.json").write_text(json.dumps(status))
     code, out, _ = run("status")
     assert code == 0
@@ -273,6 +278,9 @@ def test_status_proxy_status_endpoints_from_files(run, mesh):
     assert code == 0 and "reviews-v2" in out and "ratings" not in out
     code, out, _ = run("endpoints")
     assert "false (stale" in out
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert re.search(r"EJECTED 1[12]\.\d+s left \(by reviews-v1\)", rows["reviews-v2"])
+    assert "EJECTED" not in rows["ratings-v1"] and rows["ratings-v1"].rstrip().endswith("-")
     assert run("endpoints", "nothing")[0] == 1
 
 
