@@ -5,7 +5,12 @@ exporters are in test_observability.py.)"""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -67,3 +72,197 @@ def test_the_console_shows_the_lab(lab: Any):
     assert timeline and timeline[-1]["version"] == graph["config_version"]
     page = requests.get(f"{plan.console_url}/", timeout=10)
     assert page.ok and "meshlab console" in page.text
+
+
+# --- the sidecars' own telemetry: Istio's metrics in a real Prometheus, traces in the console ---
+
+
+def prom(plan: Any, query: str) -> list[dict[str, Any]]:
+    body = requests.get(
+        f"{plan.prometheus_url}/api/v1/query", params={"query": query}, timeout=5
+    ).json()
+    assert body["status"] == "success", body
+    return list(body["data"]["result"])
+
+
+def by_version(plan: Any, query: str) -> dict[str, float]:
+    return {
+        r["metric"].get("destination_version", ""): float(r["value"][1]) for r in prom(plan, query)
+    }
+
+
+REVIEWS_SPLIT = """\
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: 70
+    - destination: {host: reviews, subset: v3}
+      weight: 30
+"""
+COUNT = 'sum(istio_requests_total{reporter="source",destination_app="reviews"}) by (destination_version)'
+ISTIO_DOCS = (
+    'sum(rate(istio_requests_total{reporter="source",destination_app="reviews"}[30s])) '
+    "by (destination_version)"
+)
+
+
+def test_istios_promql_returns_the_split_the_pages_saw(gw: Any, tmp_path: Any):
+    plan = owned(gw.lab)
+    split = tmp_path / "reviews-70-30.yaml"
+    split.write_text(REVIEWS_SPLIT)
+    code, output = gw.lab.apply(split)
+    assert code == 0, output
+    time.sleep(2)  # a scrape after the config change
+    before = by_version(plan, COUNT)
+    served: dict[str, int] = {}
+    for _ in range(100):
+        for hop in gw.served_by(gw.get()):
+            if hop.startswith("reviews-"):
+                version = hop.split("-")[1]
+                served[version] = served.get(version, 0) + 1
+    assert set(served) == {"v1", "v3"}, served
+
+    def counted() -> dict[str, float]:
+        after = by_version(plan, COUNT)
+        delta = {v: after.get(v, 0.0) - before.get(v, 0.0) for v in after}
+        return {v: n for v, n in delta.items() if n > 0}
+
+    deadline = time.monotonic() + 15  # scraped every second
+    while counted() != served:
+        assert time.monotonic() < deadline, (counted(), served)
+        time.sleep(1)
+    # The query of Istio's docs, unchanged: both versions, in the pages' proportion
+    # (rate extrapolates over its window: within 5 points, generous).
+    rates = by_version(plan, ISTIO_DOCS)
+    assert set(rates) == {"v1", "v3"}, rates
+    share = rates["v1"] / (rates["v1"] + rates["v3"])
+    assert abs(share - served["v1"] / 100) < 0.05, (rates, served)
+
+
+def traced_page(gw: Any, session: Any = None, path: str = "/productpage") -> tuple[str, Any]:
+    """A page requested with a b3 context of our own (Envoy takes it), so its trace is known."""
+    trace_id = uuid.uuid4().hex[:16]
+    headers = {"Host": "bookinfo.local", "x-b3-traceid": trace_id, "x-b3-spanid": trace_id,
+               "x-b3-sampled": "1"}  # fmt: skip
+    session = session or gw.client()
+    return trace_id, session.get(gw.url + path, headers=headers, timeout=20)
+
+
+def trace(plan: Any, trace_id: str, expect: int) -> list[dict[str, Any]]:
+    """The trace from the console's Zipkin API once it holds ``expect`` spans (sent in
+    batches, at least once a second)."""
+    deadline = time.monotonic() + 15
+    while True:
+        response = requests.get(f"{plan.console_url}/api/v2/trace/{trace_id}", timeout=5)
+        spans = response.json() if response.ok else []
+        if len(spans) >= expect:
+            return list(spans)
+        assert time.monotonic() < deadline, spans
+        time.sleep(0.5)
+
+
+def spans_of(spans: list[dict[str, Any]], service: str, kind: str) -> list[dict[str, Any]]:
+    return [s for s in spans if s["localEndpoint"]["serviceName"] == service and s["kind"] == kind]
+
+
+def test_every_page_is_one_joined_trace(gw: Any, tmp_path: Any):
+    plan = owned(gw.lab)
+    every = tmp_path / "reviews-all.yaml"
+    every.write_text(
+        REVIEWS_SPLIT.replace("weight: 70", "weight: 50").replace("weight: 30", "weight: 50")
+    )
+    code, output = gw.lab.apply(every)
+    assert code == 0, output
+    for _ in range(4):
+        trace_id, page = traced_page(gw)
+        assert page.status_code == 200
+        chain = gw.served_by(page)
+        reviews = next(h for h in chain if h.startswith("reviews-"))
+        with_ratings = reviews in ("reviews-v2", "reviews-v3")
+        # gateway + productpage + details + reviews (+ ratings): a CLIENT span at the caller's
+        # proxy and a SERVER span at the callee's for each hop.
+        expect = 2 * (4 if with_ratings else 3)
+        spans = trace(plan, trace_id, expect)
+        assert {s["traceId"] for s in spans} == {trace_id}
+        services = {s["localEndpoint"]["serviceName"] for s in spans}
+        wanted = {"istio-ingressgateway.istio-system", "productpage.default",
+                  "details.default", "reviews.default"}  # fmt: skip
+        if with_ratings:
+            wanted.add("ratings.default")
+        assert wanted <= services, services
+        # Joined: every span hangs off another span of the trace (or off our own root).
+        ids = {s["id"] for s in spans} | {trace_id}
+        assert all(s.get("parentId") in ids for s in spans if s["kind"] == "CLIENT"), spans
+        for server in (s for s in spans if s["kind"] == "SERVER"):
+            client = [s for s in spans if s["kind"] == "CLIENT" and s["id"] == server["id"]]
+            assert client and server.get("shared") is True, server
+        (edge,) = spans_of(spans, "istio-ingressgateway.istio-system", "CLIENT")
+        assert edge["name"] == "productpage.default.svc.cluster.local:9080/*"
+        assert edge["tags"]["http.status_code"] == "200"
+
+
+def test_a_delay_shows_on_the_testers_reviews_span(gw: Any):
+    plan = owned(gw.lab)
+    gw.apply("delay")
+    tester = gw.login("tester")
+    trace_id, page = traced_page(gw, session=tester)
+    assert page.status_code == 200
+    spans = trace(plan, trace_id, 8)
+    (call,) = [s for s in spans_of(spans, "productpage.default", "CLIENT")
+               if s["name"].startswith("reviews.")]  # fmt: skip
+    assert call["duration"] >= 2_500_000, call  # microseconds
+    assert call["tags"]["response_flags"] == "DI"
+
+
+def test_an_abort_shows_as_503_fi_on_the_failed_calls_span(gw: Any):
+    plan = owned(gw.lab)
+    gw.apply("abort")  # 50 % of the tester's reviews calls
+    tester = gw.login("tester")
+    traces = [traced_page(gw, session=tester)[0] for _ in range(10)]
+    time.sleep(2.5)  # every span at the collector (sent at least once a second)
+    failed = []
+    for trace_id in traces:
+        spans = trace(plan, trace_id, 4)
+        failed += [s for s in spans_of(spans, "productpage.default", "CLIENT")
+                   if s["name"].startswith("reviews.") and s["tags"]["response_flags"] == "FI"]  # fmt: skip
+    # At 50 %, ten pages without one abort: 1 in 1024.
+    assert failed, traces
+    for span in failed:
+        assert span["tags"]["http.status_code"] == "503" and span["tags"]["error"] == "true"
+
+
+def test_an_ejection_shows_in_meshctl_endpoints_and_the_graph(gw: Any):
+    plan = owned(gw.lab)
+    gw.apply("circuit-breaker")
+    env = dict(os.environ, MESH_DIR=str(gw.lab.mesh.root))
+
+    def endpoints() -> str:
+        return subprocess.run(
+            [sys.executable, "-m", "mesh.cli.meshctl", "endpoints", "details"],
+            env=env, capture_output=True, text=True, timeout=30, check=True,
+        ).stdout  # fmt: skip
+
+    ejected_at = None
+    for i in range(30):
+        status = gw.get("/api/v1/products/0").status_code
+        rows = {line.split()[0]: line for line in endpoints().splitlines()[1:] if line.strip()}
+        if "EJECTED" in rows.get("details-v2-failing", ""):
+            ejected_at = i
+            break
+        assert status in (200, 503)
+    # Within one request of the ejection: the request that ejected it is the last 503, and
+    # meshctl run right after it shows the ejection.
+    assert ejected_at is not None and ejected_at < 6, rows
+    line = rows["details-v2-failing"]
+    assert re.search(r"EJECTED \d+(\.\d)?s left \(by productpage-v1\)", line), line
+    assert "EJECTED" not in rows["details-v2"]
+    graph = requests.get(f"{plan.console_url}/api/graph", timeout=10).json()
+    node = next(n for n in graph["nodes"] if n["id"] == "details-v2")
+    assert [e["pod"] for e in node["ejected"]] == ["details-v2-failing"], node
+    assert any(b["kind"] == "ejected" for b in node["badges"]), node
