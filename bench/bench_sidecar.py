@@ -68,6 +68,8 @@ TARGETS = {
     "two_hop_p90_ms": 0.3,
     "rss_mb": 30,
     "cpu_per_1k": 0.1,
+    # Istio's metrics and 100 % trace sampling cost at most this share of throughput.
+    "telemetry_cost": 0.15,
 }
 
 
@@ -120,6 +122,54 @@ def nginx_stock_proxy(work: Path, port: int, upstream: int) -> str:
         f"        location / {{ proxy_pass http://127.0.0.1:{upstream}; }}\n    }}\n",
         keepalive=False,
     )
+
+
+def nginx_collector(work: Path, port: int) -> str:
+    """A Zipkin collector stand-in for the telemetry row: ``POST /api/v2/spans`` -> 202, the
+    body read and dropped (what the console's collector answers, at no cost to measure)."""
+    return nginx_config(
+        work,
+        "zipkin",
+        f"    server {{\n        listen 127.0.0.1:{port};\n"
+        "        location / { return 202; }\n    }\n",
+    )
+
+
+def telemetry_cost(
+    on: tuple[str, int], off: tuple[str, int], host: str, conns: int, seconds: int, rounds: int
+) -> tuple[dict, dict]:
+    """Throughput of the same build with telemetry and 100 % sampling on, and off
+    (``MESH_TELEMETRY=off``), in alternating runs of one session: (on, off) medians, each
+    with the sidecar's CPU time per request (``cpu_us``: the cost on a machine whose other
+    load makes req/s wander)."""
+    on_runs, off_runs = [], []
+
+    def run(url: str, pid: int) -> dict:
+        cpu0 = cpu_seconds(pid)
+        result = wrk(url, conns, seconds, host)
+        result["cpu_us"] = (cpu_seconds(pid) - cpu0) / (result["rps"] * seconds) * 1e6
+        return result
+
+    for _ in range(rounds):
+        on_runs.append(run(*on))
+        off_runs.append(run(*off))
+    on_runs.sort(key=lambda r: r["rps"])
+    off_runs.sort(key=lambda r: r["rps"])
+    return on_runs[len(on_runs) // 2], off_runs[len(off_runs) // 2]
+
+
+def admin_stats(port: int) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /stats/prometheus HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data.decode("latin-1", "replace")
+
+
+def stat(text: str, name: str) -> int:
+    found = re.search(rf"^{name} (\d+)$", text, re.M)
+    return int(found.group(1)) if found else 0
 
 
 def pin(pid: int, cpu: int) -> None:
@@ -291,6 +341,10 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     ap.add_argument("--rounds", type=int, default=3, help="runs per measure (median kept)")
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument(
+        "--telemetry-only", action="store_true",
+        help="only the telemetry row: the same sidecar with telemetry on and off",
+    )  # fmt: skip
     args = ap.parse_args()
     need("wrk", "wrk")
     nginx = need("nginx", "nginx")
@@ -320,7 +374,9 @@ def main() -> int:
         procs.append(
             start_nginx(nginx, work, "proxy2", nginx_tuned_proxy(work, px2_port, px_port), 1)
         )
-        for port in (up_port, px_port, stock_port, px2_port):
+        zipkin_port = free_port()
+        procs.append(start_nginx(nginx, work, "zipkin", nginx_collector(work, zipkin_port), 0))
+        for port in (up_port, px_port, stock_port, px2_port, zipkin_port):
             wait_port(port)
 
         host = "bench"
@@ -334,8 +390,21 @@ def main() -> int:
                            access_log=str(work / "access-a.log"))  # fmt: skip
         one_hop = [endpoint("bench-up", host, up_port, version="v1")]
         write_snapshot(mesh, 1, bench_resources(host), one_hop)
+        # Sidecar A reports every request's span (100 % sampling, the lab's default) to the
+        # collector; sidecar "off", the same build and config, has telemetry off.
+        os.environ["ZIPKIN_ADDRESS"] = f"127.0.0.1:{zipkin_port}"
+        os.environ.pop("PILOT_TRACE_SAMPLING", None)
         sidecars += [a.start(wait_ready=True), b.start(wait_ready=True)]
+        off = SidecarProcess(mesh, pod="bench-off", labels={"app": "client", "version": "v1"},
+                             cpu=1, access_log=str(work / "access-off.log"))  # fmt: skip
+        os.environ["MESH_TELEMETRY"] = "off"
+        try:
+            sidecars.append(off.start(wait_ready=True))
+        finally:
+            del os.environ["MESH_TELEMETRY"]
         a.wait_version(1)
+        off.wait_version(1)
+        off_url = f"http://127.0.0.1:{off.outbound_port}/1k.bin"
         assert a.proc is not None
         sidecar_url = f"http://127.0.0.1:{a.outbound_port}/1k.bin"
         direct_url = f"http://127.0.0.1:{up_port}/1k.bin"
@@ -346,6 +415,16 @@ def main() -> int:
         c = args.connections
         n = args.rounds
         wrk(sidecar_url, c, 2, host)  # warm-up
+        wrk(off_url, c, 2, host)
+        assert off.proc is not None
+        tele_on, tele_off = telemetry_cost(
+            (sidecar_url, a.proc.pid), (off_url, off.proc.pid), host, c, d, n
+        )
+        tele_stats = admin_stats(a.admin_port)
+        tele_rss = rss_mb(a.proc.pid)
+        if args.telemetry_only:
+            print_telemetry(tele_on, tele_off, tele_stats, tele_rss, n, d, c)
+            return 0
         direct = median_run(lambda: wrk(direct_url, c, d), n)
         proxy = median_run(lambda: wrk(proxy_url, c, d), n)
         stock = median_run(lambda: wrk(stock_url, c, d), n)
@@ -444,6 +523,9 @@ def main() -> int:
          f"{pct(hops_nginx_x, 90):.0f} (+{two90_nginx_x:.3f} ms)",
          f"{pct(hops_x, 90):.0f}", f"+{two90_x:.3f} ms", "(context)", None),
         ("RSS (MB)", "-", "-", f"{rss:.1f}", "", "<= 30", rss <= TARGETS["rss_mb"]),
+        (f"telemetry on/off (req/s, c={c})", "-", "-", f"{tele_on['rps']:.0f}",
+         f"{tele_on['rps'] / tele_off['rps']:.2f}x off", f">= {1 - TARGETS['telemetry_cost']:.2f}x",
+         tele_on["rps"] >= (1 - TARGETS["telemetry_cost"]) * tele_off["rps"]),
         ("CPU per 1000 req/s (core)", "-", f"{cpu_nginx:.3f}", f"{cpu:.3f}",
          f"{cpu / cpu_nginx:.1f}x nginx" if cpu_nginx else "", "<= 0.1",
          cpu <= TARGETS["cpu_per_1k"]),
@@ -456,6 +538,7 @@ def main() -> int:
         print("  ".join(str(v).ljust(w) for v, w in zip(cells, widths, strict=True)))
     if errors:
         print(f"non-2xx responses through the sidecar: {errors}")
+    print_telemetry(tele_on, tele_off, tele_stats, tele_rss, n, d, c)
     print(
         f"method: median of {n} runs of {d} s each. Throughput: wrk -t1 -c{c} keep-alive, "
         f"wrk and the upstream (nginx, static 1 KB) on core 0, the proxy under test on core 1; "
@@ -476,6 +559,22 @@ def main() -> int:
         f"hop p50 +{add50:.0f} us, p99 +{add99:.0f} us; rss {rss:.1f} MB"
     )
     return 0
+
+
+def print_telemetry(on: dict, off: dict, stats: str, rss: float, n: int, d: int, c: int) -> None:
+    """The telemetry row's figures and what the spans became."""
+    ratio = on["rps"] / off["rps"]
+    print(
+        f"telemetry: on {on['rps']:.0f} req/s (Istio metrics, access log, 100 % sampling, spans "
+        f"to a collector) vs off {off['rps']:.0f} req/s (MESH_TELEMETRY=off, same build, "
+        f"access log on): {ratio:.3f}x, cost {100 * (1 - ratio):.1f} % "
+        f"(sidecar CPU per request {on['cpu_us']:.1f} vs {off['cpu_us']:.1f} us: "
+        f"{100 * (on['cpu_us'] / off['cpu_us'] - 1):.1f} % more) "
+        f"(target <= {100 * TARGETS['telemetry_cost']:.0f} %); alternating runs, median of "
+        f"{n} x {d} s, wrk -c{c}; spans sent {stat(stats, 'mesh_tracing_zipkin_spans_sent')}, "
+        f"dropped {stat(stats, 'mesh_tracing_zipkin_spans_dropped')}, reports "
+        f"{stat(stats, 'mesh_tracing_zipkin_reports_sent')}; RSS {rss:.1f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 Primitive: ``SpanSender``. ``submit(span)`` is what a proxy calls on its request path: one list
 append, never an await, never an exception; a span is dropped (and counted) when
-``max_pending`` spans already wait. A background task (``start()``) sends a batch when
+``max_pending`` spans already wait. A span is a ``Span`` or its JSON text already encoded (what
+the sidecar's tracer hands over: no objects built per request). One report carries at most
+``max_batch`` spans, so a burst never makes one huge body. A background task (``start()``) sends a batch when
 ``batch_size`` spans are pending or ``flush_interval`` seconds passed, one request at a time on
 a kept-alive connection, each bounded by ``timeout``. A collector that is down, slow or
 answering anything but 202 costs the batch (counted in ``failed`` / ``rejected``), never a
@@ -56,6 +58,8 @@ class SpanSender:
         batch_size: int = 5,
         flush_interval: float = 1.0,
         max_pending: int = 1000,
+        max_batch: int = 500,
+        min_gap: float = 0.05,
         timeout: float = 5.0,
     ) -> None:
         self.host = host
@@ -63,8 +67,12 @@ class SpanSender:
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.max_pending = max_pending
+        self.max_batch = max_batch
+        # At least this long between two reports: under load spans gather into fewer,
+        # bigger reports (a report costs far more than a span), at most 20 a second.
+        self.min_gap = min_gap
         self.timeout = timeout
-        self.pending: list[Span] = []
+        self.pending: list[Span | str] = []
         self.stats = SenderStats()
         self._due: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -72,15 +80,17 @@ class SpanSender:
 
     # -- the request path ----------------------------------------------------------------
 
-    def submit(self, span: Span) -> bool:
-        """Queue ``span`` for sending; False when it was dropped (queue full)."""
+    def submit(self, span: Span | str) -> bool:
+        """Queue ``span`` (or its JSON text) for sending; False when it was dropped (queue
+        full)."""
         pending = self.pending
         if len(pending) >= self.max_pending:
             self.stats.spans_dropped += 1
             return False
         pending.append(span)
-        if len(pending) == self.batch_size and self._due is not None:
-            self._due.set()
+        due = self._due
+        if len(pending) >= self.batch_size and due is not None and not due.is_set():
+            due.set()
         return True
 
     # -- the background task -------------------------------------------------------------
@@ -108,13 +118,22 @@ class SpanSender:
                 await asyncio.wait_for(self._due.wait(), self.flush_interval)
             self._due.clear()
             await self.flush()
+            await asyncio.sleep(self.min_gap)
+            if len(self.pending) >= self.batch_size:
+                self._due.set()  # more arrived meanwhile (or the report was capped)
 
     async def flush(self) -> None:
-        """Send what is pending now, as one report (spans that arrive meanwhile wait)."""
+        """Send what is pending now (at most ``max_batch``), as one report (spans that arrive
+        meanwhile wait)."""
         if not self.pending:
             return
-        batch, self.pending = self.pending, []
-        body = json.dumps([s.to_json() for s in batch], separators=(",", ":")).encode()
+        batch = self.pending[: self.max_batch]
+        self.pending = self.pending[self.max_batch :]
+        parts = [
+            s if isinstance(s, str) else json.dumps(s.to_json(), separators=(",", ":"))
+            for s in batch
+        ]
+        body = ("[" + ",".join(parts) + "]").encode()
         try:
             status = await asyncio.wait_for(self._post(body), self.timeout)
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):

@@ -63,7 +63,7 @@ def handle(sidecar: Any, ex: Exchange) -> None:
                 ("reports_sent", sent.reports_sent if sent else 0),
                 ("reports_failed", sent.reports_failed if sent else 0),
                 ("reports_dropped", sent.reports_rejected if sent else 0),
-                ("spans_dropped", tracer.dropped + (sent.spans_dropped if sent else 0)),
+                ("spans_dropped", sent.spans_dropped if sent else 0),
                 ("b3_malformed", tracer.malformed),
             ):
                 extra.append(f"# TYPE mesh_tracing_zipkin_{name} counter")

@@ -448,8 +448,6 @@ class Sidecar:
         while True:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
             self.runtime.sweep(time.monotonic())
-            if self.tracer is not None:
-                self.tracer.drain()  # spans built here, in batches, off the request path
             # Small, frequent batches keep the log buffer (and the memory it holds) small.
             self.telemetry.flush_log(self.writer)
             n += 1
@@ -490,8 +488,6 @@ class Sidecar:
             self._watch.close()
         self.pool.close_all()
         if self.sender is not None:
-            if self.tracer is not None:
-                self.tracer.drain()
             await self.sender.close(timeout=0.5)
         self.telemetry.flush_log(self.writer)
         self.writer.close()

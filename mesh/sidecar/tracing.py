@@ -9,10 +9,10 @@ Primitive: ``Tracer``, one per proxy.
 - ``inbound(ex)`` (the inbound listener): the SERVER span shares the caller's client span id
   (Envoy's ``shared_span_context``); a request without a context starts a trace here and the
   app gets its headers;
-- ``finished(ex, reporter, ms)`` (from telemetry, per sampled request): one tuple appended,
-  no formatting; ``drain()`` (housekeeping, 4 x a second) turns the tuples into Zipkin spans
-  (``mesh.telemetry.zipkin``) and hands them to the ``SpanSender``, which batches them to
-  the collector. A full queue drops spans (counted), never a request.
+- ``finished(ex, reporter, ms)`` (from telemetry, per sampled request, once its response is
+  written): the span encoded as Zipkin v2 JSON (exactly the shapes of
+  ``mesh.telemetry.zipkin``, in one f-string) and handed to the ``SpanSender``, whose own
+  task batches spans to the collector. A full queue drops spans (counted), never a request.
 
 Sampling: ``PILOT_TRACE_SAMPLING`` (percent, 0-100, Istio's pilot knob of the same name;
 default 100 in the lab). ``MESH_TELEMETRY=off`` turns metrics and traces off altogether (the
@@ -21,6 +21,7 @@ benchmark's baseline).
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -38,8 +39,8 @@ if TYPE_CHECKING:
 ENV_SAMPLING = "PILOT_TRACE_SAMPLING"
 ENV_TELEMETRY = "MESH_TELEMETRY"
 DEFAULT_SAMPLING = 100.0
-# Finished requests waiting for ``drain`` (4 x a second): beyond this they are dropped.
-MAX_PENDING = 2000
+_json_str = json.encoder.encode_basestring
+NO_FLAGS = '"-"'
 B3_BYTES = frozenset(h.encode("latin-1") for h in b3.HEADERS)
 
 
@@ -60,7 +61,15 @@ def telemetry_enabled(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def context_lines(ctx: TraceContext) -> list[bytes]:
-    return [f"{n}: {v}\r\n".encode("latin-1") for n, v in b3.propagation_headers(ctx)]
+    """The multi-header b3 form Envoy sends upstream, as one chunk of header lines."""
+    text = f"x-b3-traceid: {ctx.trace_id}\r\nx-b3-spanid: {ctx.span_id}\r\n"
+    if ctx.parent_id:
+        text += f"x-b3-parentspanid: {ctx.parent_id}\r\n"
+    if ctx.debug:
+        text += "x-b3-flags: 1\r\n"
+    elif ctx.sampled is not None:
+        text += "x-b3-sampled: 1\r\n" if ctx.sampled else "x-b3-sampled: 0\r\n"
+    return [text.encode("latin-1")]
 
 
 def strip_b3(ex: Exchange) -> None:
@@ -79,7 +88,6 @@ class Tracer:
         *,
         sampling: float = DEFAULT_SAMPLING,
         inbound_name: str = "",
-        max_pending: int = MAX_PENDING,
     ) -> None:
         self.proxy = proxy
         self.sender = sender
@@ -87,16 +95,25 @@ class Tracer:
         self.sampling = sampling
         # The inbound listener's span name (Istio's decorator for the pod's own service).
         self.inbound_name = inbound_name
-        self.max_pending = max_pending
         # Spans are recorded only when there is a collector to send them to; the context
         # is propagated either way.
         self.records = sender is not None
-        self.pending: list[tuple[Any, ...]] = []
-        self.dropped = 0
         self.malformed = 0
         self._names: dict[tuple[str, int], str] = {}
+        self._bits = rng.getrandbits
         # Monotonic -> epoch microseconds (spans carry wall-clock start times).
         self._offset = time.time() - time.monotonic()
+        # What every span of this proxy says the same way, JSON-encoded once.
+        self._inbound_head = f',"name":{_json_str(inbound_name.lower())},"kind":"SERVER",'
+        self._fragments: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+        self._local = json.dumps(proxy.endpoint().to_json(), separators=(",", ":"))
+        self._node = _json_str(proxy.node_id)
+        self._istio = (
+            f'"istio.canonical_service":{_json_str(proxy.canonical_service)},'
+            f'"istio.canonical_revision":{_json_str(proxy.canonical_revision)},'
+            f'"istio.namespace":{_json_str(proxy.namespace)},'
+            f'"istio.mesh_id":{_json_str(zipkin.MESH_ID)}'
+        )
 
     # --- the request path ---------------------------------------------------------------
 
@@ -112,121 +129,167 @@ class Tracer:
             strip_b3(ex)
             return None
 
-    def _decide(self, ctx: TraceContext) -> TraceContext:
-        if ctx.sampled is not None or ctx.debug:
-            return ctx
-        sampled = b3.should_sample(self.sampling, self.rng)
-        return TraceContext(ctx.trace_id, ctx.span_id, ctx.parent_id, sampled, ctx.debug)
+    def _sample(self) -> bool:
+        sampling = self.sampling
+        return sampling >= 100.0 or (sampling > 0.0 and self.rng.random() * 100.0 < sampling)
+
+    def _new_id(self) -> str:
+        # 64 random bits, never all zeros (b3.random_id's rule, without its loop).
+        return f"{self._bits(64) or 1:016x}"
 
     def outbound(self, ex: Exchange) -> list[bytes]:
-        """The CLIENT span's context for ``ex`` (kept on ``ex.trace`` when sampled) and the
-        header lines that carry it upstream."""
-        ctx = self._incoming(ex)
+        """The CLIENT span's context for ``ex`` (``ex.trace``, when sampled and recorded:
+        ``(trace id, span id, parent id, debug)``) and the header lines that carry it
+        upstream: a child of the app's context, or a new trace."""
+        span_id = self._new_id()
+        hdict = ex.hdict
+        ctx = None
+        if b3.TRACE_ID in hdict or b3.SINGLE in hdict:
+            ctx = self._incoming(ex)
         if ctx is None:
-            ctx = b3.new_trace(self.rng, sampled=b3.should_sample(self.sampling, self.rng))
+            trace_id, parent, debug = span_id, None, False
+            sampled = self._sample()
+            text = f"x-b3-traceid: {span_id}\r\nx-b3-spanid: {span_id}\r\n"
         else:
             strip_b3(ex)
-            ctx = b3.child(self._decide(ctx), self.rng)
-        if self.records and ctx.recorded:
-            ex.trace = ctx
-        return context_lines(ctx)
+            trace_id, parent, debug = ctx.trace_id, ctx.span_id, ctx.debug
+            sampled = debug or (ctx.sampled if ctx.sampled is not None else self._sample())
+            text = (
+                f"x-b3-traceid: {trace_id}\r\nx-b3-spanid: {span_id}\r\n"
+                f"x-b3-parentspanid: {parent}\r\n"
+            )
+        if debug:
+            text += "x-b3-flags: 1\r\n"
+        else:
+            text += "x-b3-sampled: 1\r\n" if sampled else "x-b3-sampled: 0\r\n"
+        if sampled and self.records:
+            ex.trace = (trace_id, span_id, parent, debug)
+        return [text.encode("latin-1")]
 
     def inbound(self, ex: Exchange) -> list[bytes]:
         """The SERVER span's context (the caller's, shared); header lines for the app only
-        when the trace starts here."""
+        when the trace starts here or the caller left the decision to us."""
         ctx = self._incoming(ex)
         lines: list[bytes] = []
         if ctx is None:
-            ctx = b3.new_trace(self.rng, sampled=b3.should_sample(self.sampling, self.rng))
+            root = self._new_id()
+            ctx = TraceContext(root, root, None, self._sample())
             lines = context_lines(ctx)
             ex.trace_root = True
         elif ctx.sampled is None and not ctx.debug:
-            ctx = self._decide(ctx)
+            ctx = TraceContext(ctx.trace_id, ctx.span_id, ctx.parent_id, self._sample())
             if b3.SINGLE not in ex.hdict:
                 lines = [b"x-b3-sampled: " + (b"1" if ctx.sampled else b"0") + b"\r\n"]
         if self.records and ctx.recorded:
-            ex.trace = ctx
+            ex.trace = (ctx.trace_id, ctx.span_id, ctx.parent_id, ctx.debug)
         return lines
 
     def finished(self, ex: Exchange, reporter: str, ms: float) -> None:
-        """A sampled request ended: its fields, for ``drain``."""
-        pending = self.pending
-        if len(pending) >= self.max_pending:
-            self.dropped += 1
-            return
-        hget = ex.hdict.get
-        pending.append(
-            (
-                reporter, ex.trace, ex.trace_root, ex.route, ex.start, ms, ex.method, ex.url,
-                ex.authority or hget("host") or "", ex.status, ex.flags,
-                ex.request_id or hget("x-request-id"), hget("user-agent"),
-                hget("x-envoy-downstream-service-cluster"), ex.conn.peer, ex.bytes_in,
-                ex.bytes_out, ex.cluster_name, ex.upstream_host,
-            )
-        )  # fmt: skip
+        """A sampled request ended, its response already written: its span, encoded now as
+        one string (no object is kept alive per request, so nothing for the garbage collector
+        to scan), handed to the sender, which sends it from its own task. A full queue drops
+        it (the sender counts)."""
+        sender = self.sender
+        if sender is not None:
+            sender.submit(self.encode(ex, reporter, ms))
 
     # --- off the request path -----------------------------------------------------------
 
-    def drain(self) -> int:
-        """Turn the finished requests into spans and queue them for the collector."""
-        pending = self.pending
-        if not pending:
-            return 0
-        self.pending = []
-        sender = self.sender
-        if sender is None:
-            return 0
-        proxy = self.proxy
-        offset = self._offset
-        for record in pending:
-            span = self.span(record, proxy, offset)
-            sender.submit(span)
-        return len(pending)
-
-    def name(self, host: str, port: int) -> str:
+    def _name(self, host: str, port: int) -> str:
+        """A span name, JSON-encoded, cached per upstream host and port."""
         key = (host, port)
         name = self._names.get(key)
         if name is None:
             if len(self._names) > 1024:
                 self._names.clear()
-            name = self._names[key] = zipkin.operation_name(host, port)
+            name = self._names[key] = _json_str(zipkin.operation_name(host, port).lower())
         return name
 
-    def span(self, record: tuple[Any, ...], proxy: zipkin.ProxyInfo, offset: float) -> zipkin.Span:
-        (reporter, ctx, root, route, start, ms, method, url, authority, status, flags,
-         request_id, user_agent, downstream, peer, bytes_in, bytes_out, cluster,
-         upstream) = record  # fmt: skip
-        target = url.decode("latin-1") if isinstance(url, bytes) else str(url)
-        path = target
-        if target[:1] != "/":
-            # The absolute form an app sends its proxy: the path is after the authority.
+    def encode(self, ex: Exchange, reporter: str, ms: float) -> str:
+        """One span as Zipkin v2 JSON: exactly ``json.dumps(span.to_json())`` of the span
+        ``zipkin.client_span``/``server_span`` make from the same values (the unit tests
+        check it), written as one string, since a Span object and a dict per request would
+        cost more than the rest of the proxy's telemetry together. What repeats from request
+        to request (the span's name and kind, the client's method and agent, the upstream,
+        the route) is encoded once per distinct value (``_fragment``)."""
+        hget = ex.hdict.get
+        trace_id, span_id, parent_id, debug = ex.trace
+        authority = ex.authority or hget("host") or ""
+        status = ex.status
+        target = ex.url.decode("latin-1")
+        if target[:1] == "/":
+            path = target
+        else:  # the absolute form an app sends its proxy: the path is after the authority
             rest = target.split("://", 1)[-1]
             cut = rest.find("/")
             path = rest[cut:] if cut >= 0 else "/"
-        ex = zipkin.Exchange(
-            start_us=int((start + offset) * 1_000_000),
-            duration_us=int(ms * 1000),
-            method=method,
-            url=zipkin.http_url("http", authority, path),
-            status=status,
-            flags=flags,
-            request_id=request_id,
-            user_agent=user_agent,
-            downstream_cluster=downstream,
-            peer_address=peer or None,
-            request_size=bytes_in,
-            response_size=bytes_out,
-            upstream_cluster=cluster or None,
-            upstream_address=upstream or None,
-            route_name=route.route_name if route is not None else None,
-        )
+        route = ex.route
         if reporter == "destination":
-            return zipkin.server_span(ctx, proxy, ex, self.inbound_name, shared=not root)
-        if route is not None:
-            name = self.name(route.cluster.host, route.cluster.port)
+            host, port = "", 0
+        elif route is not None:
+            cluster = route.cluster
+            host, port = cluster.host, cluster.port
         else:
-            name = self.name(authority.rsplit(":", 1)[0] or "unknown", 80)
-        return zipkin.client_span(ctx, proxy, ex, name)
+            host, port = authority.rsplit(":", 1)[0] or "unknown", 80
+        key = (
+            reporter, host, port, ex.method, ex.http11,
+            hget("x-envoy-downstream-service-cluster"), hget("user-agent"), ex.conn.peer,
+            ex.cluster_name, ex.upstream_host, route.route_name if route is not None else None,
+        )  # fmt: skip
+        fragments = self._fragments.get(key)
+        if fragments is None:
+            fragments = self._fragment(key)
+        head, middle, tail = fragments
+        request_id = ex.request_id or hget("x-request-id")
+        rid = f',"guid:x-request-id":{_json_str(request_id)}' if request_id else ""
+        error = ',"error":"true"' if status == 0 or 500 <= status <= 599 else ""
+        end = ',"debug":true' if debug else ""
+        if reporter == "destination" and not ex.trace_root:
+            end += ',"shared":true'
+        parent = f',"parentId":"{parent_id}"' if parent_id else ""
+        flags = _json_str(ex.flags) if ex.flags else NO_FLAGS
+        return (
+            f'{{"traceId":"{trace_id}","id":"{span_id}"{parent}{head}'
+            f'"timestamp":{int((ex.start + self._offset) * 1_000_000)},'
+            f'"duration":{max(1, int(ms * 1000))},"localEndpoint":{self._local},'
+            f'"tags":{{"component":"proxy","node_id":{self._node},'
+            f'"http.url":{_json_str(zipkin.http_url("http", authority, path))},{middle}'
+            f'"request_size":"{ex.bytes_in}","response_size":"{ex.bytes_out}",'
+            f'"http.status_code":"{status}",'
+            f'"response_flags":{flags},'
+            f"{self._istio}{rid}{tail}{error}}}{end}}}"
+        )
+
+    def _fragment(self, key: tuple[Any, ...]) -> tuple[str, str, str]:
+        """The parts of a span that repeat from request to request, encoded once per
+        distinct ``key`` (bounded): ``,"name":…,"kind":…,``; the method, protocol,
+        downstream cluster and user agent tags; the peer, upstream and route tags (which
+        come after the request id, in Envoy's order)."""
+        (reporter, host, port, method, http11, downstream, agent, peer, cluster, upstream,
+         route_name) = key  # fmt: skip
+        if reporter == "destination":
+            head = self._inbound_head
+        else:
+            head = f',"name":{self._name(host, port)},"kind":"CLIENT",'
+        middle = (
+            f'"http.method":{_json_str(method)},'
+            f'"http.protocol":"{"HTTP/1.1" if http11 else "HTTP/1.0"}",'
+            f'"downstream_cluster":{_json_str(downstream or "-")},'
+            f'"user_agent":{_json_str(agent or "-")},'
+        )
+        tail = []
+        if peer:
+            tail.append(f',"peer.address":{_json_str(peer)}')
+        if cluster:
+            tail.append(f',"upstream_cluster":{_json_str(cluster)}')
+        if upstream:
+            tail.append(f',"upstream_address":{_json_str(upstream)}')
+        if route_name:
+            tail.append(f',"route_name":{_json_str(route_name)}')
+        if len(self._fragments) >= 4096:  # bounded whatever the traffic
+            self._fragments.clear()
+        fragments = self._fragments[key] = (head, middle, "".join(tail))
+        return fragments
 
 
 def make_tracer(
