@@ -421,7 +421,7 @@ def main() -> int:
             (sidecar_url, a.proc.pid), (off_url, off.proc.pid), host, c, d, n
         )
         tele_stats = admin_stats(a.admin_port)
-        tele_rss = rss_mb(a.proc.pid)
+        tele_rss = (rss_mb(a.proc.pid), rss_mb(off.proc.pid))
         if args.telemetry_only:
             print_telemetry(tele_on, tele_off, tele_stats, tele_rss, n, d, c)
             return 0
@@ -523,6 +523,8 @@ def main() -> int:
          f"{pct(hops_nginx_x, 90):.0f} (+{two90_nginx_x:.3f} ms)",
          f"{pct(hops_x, 90):.0f}", f"+{two90_x:.3f} ms", "(context)", None),
         ("RSS (MB)", "-", "-", f"{rss:.1f}", "", "<= 30", rss <= TARGETS["rss_mb"]),
+        ("RSS, telemetry on / off (MB)", "-", "-", f"{tele_rss[0]:.1f}", f"{tele_rss[1]:.1f} off",
+         "<= 30", tele_rss[0] <= TARGETS["rss_mb"]),
         (f"telemetry on/off (req/s, c={c})", "-", "-", f"{tele_on['rps']:.0f}",
          f"{tele_on['rps'] / tele_off['rps']:.2f}x off", f">= {1 - TARGETS['telemetry_cost']:.2f}x",
          tele_on["rps"] >= (1 - TARGETS["telemetry_cost"]) * tele_off["rps"]),
@@ -561,7 +563,9 @@ def main() -> int:
     return 0
 
 
-def print_telemetry(on: dict, off: dict, stats: str, rss: float, n: int, d: int, c: int) -> None:
+def print_telemetry(
+    on: dict, off: dict, stats: str, rss: tuple[float, float], n: int, d: int, c: int
+) -> None:
     """The telemetry row's figures and what the spans became."""
     ratio = on["rps"] / off["rps"]
     print(
@@ -573,7 +577,8 @@ def print_telemetry(on: dict, off: dict, stats: str, rss: float, n: int, d: int,
         f"(target <= {100 * TARGETS['telemetry_cost']:.0f} %); alternating runs, median of "
         f"{n} x {d} s, wrk -c{c}; spans sent {stat(stats, 'mesh_tracing_zipkin_spans_sent')}, "
         f"dropped {stat(stats, 'mesh_tracing_zipkin_spans_dropped')}, reports "
-        f"{stat(stats, 'mesh_tracing_zipkin_reports_sent')}; RSS {rss:.1f} MB"
+        f"{stat(stats, 'mesh_tracing_zipkin_reports_sent')}; RSS on {rss[0]:.1f} MB, "
+        f"off {rss[1]:.1f} MB"
     )
 
 

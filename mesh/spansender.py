@@ -59,7 +59,7 @@ class SpanSender:
         flush_interval: float = 1.0,
         max_pending: int = 1000,
         max_batch: int = 500,
-        min_gap: float = 0.05,
+        min_gap: float = 0.02,
         timeout: float = 5.0,
     ) -> None:
         self.host = host
@@ -69,7 +69,7 @@ class SpanSender:
         self.max_pending = max_pending
         self.max_batch = max_batch
         # At least this long between two reports: under load spans gather into fewer,
-        # bigger reports (a report costs far more than a span), at most 20 a second.
+        # bigger reports (a report costs far more than a span), at most 50 a second.
         self.min_gap = min_gap
         self.timeout = timeout
         self.pending: list[Span | str] = []
