@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import uuid
 
 import pytest
 import requests
@@ -69,3 +70,60 @@ def test_prometheus_and_console_are_healthy_and_reachable(lab: ComposeLab):
     assert (
         requests.post(f"{console}/api/v2/spans", json=[{"id": "x"}], timeout=5).status_code == 400
     )
+
+
+def test_the_sidecars_own_metrics_and_traces_across_containers(lab: ComposeLab):
+    """Istio's metrics from every proxy (the callee knows its caller from the metadata
+    exchange between containers), the PromQL of Istio's docs, and one joined trace per page
+    in the console's collector (ZIPKIN_ADDRESS=console:20001 in every container)."""
+    prometheus = f"http://127.0.0.1:{PROMETHEUS_PORT}"
+    console = f"http://127.0.0.1:{CONSOLE_PORT}"
+    trace_id = uuid.uuid4().hex[:16]
+    session = requests.Session()
+    session.trust_env = False
+    page = session.get(f"{lab.gateway}/productpage", timeout=15, headers={
+        "Host": "bookinfo.local", "x-b3-traceid": trace_id, "x-b3-spanid": trace_id,
+        "x-b3-sampled": "1"})  # fmt: skip
+    assert page.status_code == 200
+    for _ in range(30):
+        assert lab.get().status_code == 200
+
+    def query(promql: str) -> list[dict]:  # type: ignore[type-arg]
+        body = requests.get(f"{prometheus}/api/v1/query", params={"query": promql}, timeout=5)
+        return list(body.json()["data"]["result"])
+
+    called = (
+        'sum(istio_requests_total{reporter="destination",destination_app="reviews",'
+        'source_app="productpage",source_workload="productpage-v1",'
+        'connection_security_policy="none"}) by (destination_version)'
+    )
+    docs = (
+        'sum(rate(istio_requests_total{reporter="source",destination_app="reviews"}[30s])) '
+        "by (destination_version)"
+    )
+    deadline = time.monotonic() + 60
+    while not (query(called) and query(docs)):
+        assert time.monotonic() < deadline, (query(called), query(docs))
+        time.sleep(1)
+    # The baseline sends every reviews call to v1.
+    assert {r["metric"]["destination_version"] for r in query(docs)} == {"v1"}
+    gateway = query(
+        'istio_requests_total{reporter="source",source_workload="istio-ingressgateway"}'
+    )
+    assert {r["metric"]["destination_workload"] for r in gateway} >= {"productpage-v1"}
+
+    deadline = time.monotonic() + 30
+    while True:
+        spans = requests.get(f"{console}/api/v2/trace/{trace_id}", timeout=5)
+        found = spans.json() if spans.ok else []
+        services = {s["localEndpoint"]["serviceName"] for s in found}
+        if {"istio-ingressgateway.istio-system", "productpage.default", "details.default",
+                "reviews.default"} <= services and len(found) >= 6:  # fmt: skip
+            break
+        assert time.monotonic() < deadline, found
+        time.sleep(1)
+    assert {s["traceId"] for s in found} == {trace_id}
+    graph = requests.get(f"{console}/api/graph?duration=30s", timeout=10).json()
+    edges = {(e["source"], e["target"]): e for e in graph["edges"]}
+    assert edges[("istio-ingressgateway", "productpage-v1")]["rps"] > 0, edges
+    assert edges[("productpage-v1", "reviews-v1")]["mtls"] is False

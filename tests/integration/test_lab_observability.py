@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import requests
 
+from tests.helpers import headless_chromium
+
 pytestmark = pytest.mark.integration
 
 
@@ -266,3 +268,58 @@ def test_an_ejection_shows_in_meshctl_endpoints_and_the_graph(gw: Any):
     node = next(n for n in graph["nodes"] if n["id"] == "details-v2")
     assert [e["pod"] for e in node["ejected"]] == ["details-v2-failing"], node
     assert any(b["kind"] == "ejected" for b in node["badges"]), node
+
+
+def graph_edge(plan: Any, source: str, target: str) -> dict[str, Any] | None:
+    graph = requests.get(f"{plan.console_url}/api/graph?duration=30s", timeout=10).json()
+    return next(
+        (e for e in graph["edges"] if e["source"] == source and e["target"] == target), None
+    )
+
+
+@pytest.mark.browser
+def test_console_in_chromium_follows_a_canary_and_opens_a_real_trace(gw: Any):
+    """The real lab, no stand-ins: the graph reflects the canary within 2 s of apply --wait
+    returning, the page shows the configured weight, and a trace of a real page opens."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    plan = owned(gw.lab)
+    for _ in range(20):
+        gw.get()  # traffic from the gateway to productpage before the change
+    edge_css = 'g.edge[data-source="istio-ingressgateway"][data-target="productpage-v2"] text'
+    driver = headless_chromium()
+    try:
+        driver.get(plan.console_url + "/")
+        wait = WebDriverWait(driver, 30)
+        wait.until(lambda d: d.find_element(By.ID, "config-version").text not in ("", "–"))
+        gw.apply("canary-70-30")  # meshctl apply --wait
+        applied = time.monotonic()
+        while (edge := graph_edge(plan, "istio-ingressgateway", "productpage-v2")) is None or (
+            edge["configured_share"] != 0.3
+        ):
+            assert time.monotonic() - applied < 2.0, edge
+            time.sleep(0.05)
+        for _ in range(30):
+            gw.get()
+        trace_id, page = traced_page(gw)
+        assert page.status_code == 200
+        trace(plan, trace_id, 6)
+        label = wait.until(
+            lambda d: [
+                e for e in d.find_elements(By.CSS_SELECTOR, edge_css)
+                if "configured 30 %" in (e.get_attribute("textContent") or "")
+            ]
+        )[0]  # fmt: skip
+        assert "req/s" in (label.get_attribute("textContent") or "")
+        row = wait.until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-trace-id="{trace_id}"]')
+        )[0]
+        row.click()
+        rows = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".waterfall .span-row"))
+        texts = [r.text for r in rows]
+        assert len(texts) >= 6, texts
+        assert "istio-ingressgateway.istio-system" in texts[0] and "✓ 200" in texts[0]
+        assert any("reviews.default" in t for t in texts), texts
+    finally:
+        driver.quit()
