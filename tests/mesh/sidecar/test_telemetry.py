@@ -147,7 +147,8 @@ def test_destination_reporter_reads_the_callers_metadata_and_the_connection():
 
 def test_a_caller_outside_the_mesh_or_a_forged_header_is_unknown():
     t = productpage()
-    for value in (None, "", "not base64!", "aGVsbG8=", "W10="):  # "hello", "[]"
+    huge = encode_peer("x" * 5000, "default", {}, "sa")  # over MAX_PEER_METADATA: not decoded
+    for value in (None, "", "not base64!", "aGVsbG8=", "W10=", huge):  # "hello", "[]"
         assert decode_peer(value) == UNKNOWN_PEER
         prefix = t.inbound_prefix(value, False)
         assert prefix[1] == "unknown" and prefix[0] == "destination"

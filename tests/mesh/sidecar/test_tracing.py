@@ -173,3 +173,18 @@ def test_the_encoded_span_is_the_reference_models_json():
         "ratings:80/*",
     )  # fmt: skip
     assert sender.texts == [json.dumps(reference.to_json(), separators=(",", ":"))]
+
+
+def test_a_flood_of_spans_is_bounded_by_the_senders_queue():
+    """Nothing is sent without the sender's task; the queue holds ``max_pending`` spans and
+    counts the rest as dropped, whatever the request rate."""
+    from mesh.spansender import SpanSender
+
+    sender = SpanSender("127.0.0.1", 9, max_pending=3)
+    t = Tracer(PROXY, sender, random.Random(3))
+    for _ in range(5):
+        ex = request()
+        t.outbound(ex)
+        ex.status = 200
+        t.finished(ex, "source", 1.0)
+    assert len(sender.pending) == 3 and sender.stats.spans_dropped == 2
