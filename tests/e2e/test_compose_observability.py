@@ -123,7 +123,17 @@ def test_the_sidecars_own_metrics_and_traces_across_containers(lab: ComposeLab):
         assert time.monotonic() < deadline, found
         time.sleep(1)
     assert {s["traceId"] for s in found} == {trace_id}
-    graph = requests.get(f"{console}/api/graph?duration=30s", timeout=10).json()
-    edges = {(e["source"], e["target"]): e for e in graph["edges"]}
+    deadline = time.monotonic() + 30
+    while True:
+        assert lab.get().status_code == 200  # traffic in the graph's 30 s window
+        graph = requests.get(f"{console}/api/graph?duration=30s", timeout=10).json()
+        edges = {(e["source"], e["target"]): e for e in graph["edges"]}
+        if {("istio-ingressgateway", "productpage-v1"), ("productpage-v1", "reviews-v1")} <= set(
+            edges
+        ):
+            break
+        assert time.monotonic() < deadline, (sorted(edges), graph.get("prometheus"))
+        time.sleep(1)
     assert edges[("istio-ingressgateway", "productpage-v1")]["rps"] > 0, edges
+    # Plaintext between the pods: the destination proxies say "none".
     assert edges[("productpage-v1", "reviews-v1")]["mtls"] is False
