@@ -159,13 +159,15 @@ class Sidecar:
         # the next heartbeat: one status write, on the writer's thread.
         self.runtime.ejection_hook = self._ejections_changed
         self._status_due = False
-        self.runtime.peer_lines = istio.peer_lines(
-            options.gateway, options.advertise_address or options.bind_address, options.pod,
-            options.namespace, options.workload, options.labels, options.service_account,
-        )  # fmt: skip
         self.sender: SpanSender | None = None
         self.tracer: Tracer | None = None
         if telemetry_enabled():
+            # Metadata exchange: who this proxy's requests come from, for the callee's labels.
+            self.runtime.peer_lines = istio.peer_lines(
+                options.gateway, options.advertise_address or options.bind_address,
+                options.pod, options.namespace, options.workload, options.labels,
+                options.service_account,
+            )  # fmt: skip
             collector = collector_from_env()
             if collector is not None:
                 self.sender = SpanSender(*collector)

@@ -2,7 +2,7 @@
 
 Primitive: ``Tracer``, one per proxy.
 
-- ``outbound(ex, route)`` (the outbound listener and the gateway): the request's b3 context
+- ``outbound(ex)`` (the outbound listener and the gateway): the request's b3 context
   (what the app propagated; none: a new trace, sampled at ``sampling`` %), a child context
   for this hop's CLIENT span, and the header lines that carry it upstream (the incoming b3
   headers are replaced, as Envoy does);
