@@ -365,6 +365,9 @@ class RegistryRecord:
             labels=dict(self.labels),
             ready=self.ready,
             namespace=self.namespace,
+            service_account=self.service_account,
+            # A pod registered by a bare workload (no sidecar) speaks plaintext only.
+            proxy="none" if self.role == "workload" else "sidecar",
         )
 
     @classmethod
@@ -428,6 +431,11 @@ class ProxyStatus:
     heartbeat: float | None = None
     probe_error: str | None = None
     listener_error: str | None = None
+    # The proxy's workload identity (``spiffe://...``; None: none loaded, plaintext only),
+    # its inbound mTLS mode, and why the last secrets generation was refused.
+    identity: str | None = None
+    mtls_mode: str | None = None
+    secrets_error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -445,6 +453,10 @@ class ProxyStatus:
             data["probe_error"] = self.probe_error
         if self.listener_error:
             data["listener_error"] = self.listener_error
+        for key in ("identity", "mtls_mode", "secrets_error"):
+            value = getattr(self, key)
+            if value:
+                data[key] = value
         return data
 
     @classmethod
@@ -465,6 +477,9 @@ class ProxyStatus:
             heartbeat=_float(data.get("heartbeat")),
             probe_error=text("probe_error"),
             listener_error=text("listener_error"),
+            identity=text("identity"),
+            mtls_mode=text("mtls_mode"),
+            secrets_error=text("secrets_error"),
         )
 
 

@@ -44,6 +44,8 @@ EDGE_STRIPPED: frozenset[str] = frozenset(
 # request (Istio leaves preserve_external_request_id off), the scheme it was received on,
 # and the client's address.
 _EDGE_REPLACED: frozenset[str] = EDGE_STRIPPED | {
+    # Istio's gateway: SANITIZE_SET, and its clients present no certificate: removed.
+    "x-forwarded-client-cert",
     "x-request-id",
     "x-forwarded-proto",
     "x-envoy-external-address",

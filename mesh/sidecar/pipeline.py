@@ -53,6 +53,14 @@ from mesh.sidecar.forwarding import (
 from mesh.sidecar.http1.exchange import Exchange
 from mesh.sidecar.runtime import Runtime
 
+XFCC_HEADER = "x-forwarded-client-cert"
+
+
+def strip_xfcc(ex: Exchange) -> None:
+    del ex.hdict[XFCC_HEADER]
+    ex.headers = [(n, v) for n, v in ex.headers if n != b"x-forwarded-client-cert"]
+
+
 # --- stage 1: the request as the router sees it ----------------------------------------------
 
 
@@ -154,6 +162,10 @@ def start_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge: bool)
         return
     # 1. view
     extra = edge_headers(ex) if edge else added_headers(ex, False)
+    if XFCC_HEADER in ex.hdict and not edge:
+        # Envoy's default (SANITIZE) on the sidecar's outbound listener: an app's
+        # X-Forwarded-Client-Cert never leaves its pod (the gateway's is in ``edge_headers``).
+        strip_xfcc(ex)
     view = request_view(ex, server_port)
     if view is None:
         replies.send(ex, replies.BAD_PATH)  # Envoy: 400, the connection kept
@@ -235,6 +247,13 @@ def start_inbound(rt: Runtime, ex: Exchange) -> None:
     ex.labels = rt.pod_labels
     ex.upstream_host = rt.app_key
     ex.cluster_name = "inbound"
+    if rt.security is not None:
+        # mTLS facts, X-Forwarded-Client-Cert, then AuthorizationPolicy, before the app.
+        if rt.security.inbound(ex, path, authority) is not None:
+            replies.send(ex, replies.RBAC_DENIED)
+            return
+    elif XFCC_HEADER in ex.hdict:
+        strip_xfcc(ex)  # plaintext: a client cannot forge its certificate's details
     if rt.app_port is None:
         replies.send(ex, replies.NO_HEALTHY_UPSTREAM)
         return

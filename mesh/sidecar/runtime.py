@@ -48,6 +48,9 @@ class Runtime:
         self.app = AppEndpoint(self.app_key, app_address, app_port or 0)
         self.pod_labels = pod_labels
         self.mirrors_in_flight = 0
+        # ``mesh.sidecar.secure.Security`` when mTLS or policies apply to this proxy; None:
+        # plaintext with no policy, and no per-request security work at all.
+        self.security: Any = None
 
     def install(self, table: Any) -> None:
         """Build the cluster states of ``table`` and make it current, in one assignment."""

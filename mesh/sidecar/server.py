@@ -84,6 +84,9 @@ class Options:
     max_connections: int | None = None
     access_log: str = "-"
     seed: int | None = None
+    # The pod's private secrets directory (the agent writes the workload certificate there):
+    # mTLS. None: no identity, plaintext only, and OpenSSL never loaded.
+    secrets_dir: Path | None = None
 
     @property
     def role(self) -> str:
@@ -172,6 +175,17 @@ class Sidecar:
         self.mesh = MeshDir(options.mesh_dir)
         self.registry_path = self.mesh.registry_file(options.pod)
         self.status_path = self.mesh.status_file(options.pod)
+        # mTLS and AuthorizationPolicy (``mesh.sidecar.secure``), loaded only when this proxy
+        # has an identity or the mesh has security policies.
+        self.secrets: Any = None
+        self.security: Any = None
+        self.acceptor: Any = None
+        self.inbound_listener: Listener | None = None
+        if options.secrets_dir is not None and not options.plain:
+            from mesh.sidecar.tls import Secrets
+
+            self.secrets = Secrets(loop, options.secrets_dir, on_change=self._identity_changed)
+            self._ensure_security()
 
     # --- readiness ----------------------------------------------------------------------
 
@@ -233,8 +247,61 @@ class Sidecar:
             heartbeat=time.time(),
             probe_error=self.probe_state.last_error if self.probe_state is not None else None,
             listener_error=self.listener_error,
+            **self._security_status(),
         )
         self.writer.submit(_write, self.status_path, status.to_json())
+
+    def _security_status(self) -> dict[str, Any]:
+        security = self.security
+        if security is None:
+            return {}
+        creds = security.credentials
+        mode = str(security.mode) if self.options.inbound_port is not None else None
+        if mode == "STRICT" and creds is None:
+            mode = "STRICT (no certificate: every inbound connection is refused)"
+        return {
+            "identity": creds.uri if creds is not None else None,
+            "mtls_mode": mode,
+            "secrets_error": self.secrets.error if self.secrets is not None else None,
+        }
+
+    # --- security ----------------------------------------------------------------------------
+
+    def _ensure_security(self) -> Any:
+        if self.security is None:
+            from mesh.sidecar.secure import Security, pod_of
+
+            self.security = Security(pod_of(self.options), self.options.inbound_port, self.secrets)
+            self.pool.security = self.security
+        return self.security
+
+    def _identity_changed(self) -> None:
+        """New credentials (or the first ones): new connections use them; the upstream plan
+        changes when the proxy gets its first identity."""
+        security = self.security
+        if security is not None:
+            security.replan()
+            self._apply_security()
+        self.write_status()
+
+    def _apply_security(self) -> None:
+        security = self.security
+        if security is None:
+            return
+        active = (
+            self.secrets is not None
+            or bool(security.policies)
+            or bool(security.plan)
+            or bool(security.strict_endpoints)
+            or security.mode_policy is not None
+        )
+        self.runtime.security = security if active else None
+        listener = self.inbound_listener
+        if listener is not None:
+            # Without a certificate a STRICT proxy refuses every inbound connection.
+            from mesh.security.mtls import MtlsMode
+
+            listener.refusing = self.secrets is None and security.mode is MtlsMode.STRICT
 
     # --- config ----------------------------------------------------------------------------
 
@@ -273,7 +340,17 @@ class Sidecar:
         except Exception as exc:  # an engine bug must not take the data plane down
             self._refuse(snap.version, f"snapshot {snap.version} failed to compile: {exc!r}")
             return
+        prepared = None
+        if not self.options.plain and (self.security is not None or _has_security(snap)):
+            try:
+                prepared = self._ensure_security().prepare(table)
+            except ValueError as exc:
+                self._refuse(snap.version, f"snapshot {snap.version} refused: {exc}")
+                return
         self.runtime.install(table)
+        if prepared is not None:
+            self.security.install(table, prepared)
+            self._apply_security()
         self.snapshot = snap
         self.applied_at = time.time()
         self.error = None
@@ -330,6 +407,23 @@ class Sidecar:
             listener.server = await self.loop.create_server(factory, sock=sock, backlog=1024)
         self.listeners.append(listener)
 
+    async def _bind_mtls(self, listener: Listener, handler: Any) -> None:
+        """The inbound port of a proxy with an identity: each connection's first bytes decide
+        TLS or plaintext (``mesh.sidecar.secure.Acceptor``)."""
+        from mesh.sidecar.secure import Acceptor
+
+        o = self.options
+        assert o.inbound_port is not None
+        sock = _listening_socket(o.bind_address, o.inbound_port)
+        if sock is None:
+            sock = socket.create_server((o.bind_address, o.inbound_port), backlog=1024)
+        self.acceptor = Acceptor(
+            self.loop, sock, listener, handler, o.inbound_port, self._ensure_security(),
+            header_timeout=o.header_timeout, tap=_tap_recorder(),
+        )  # fmt: skip
+        self.acceptor.start()
+        self.listeners.append(listener)
+
     async def sync_gateway_listeners(self, table: Any) -> None:
         """Open a listener per Gateway server port that selects this proxy; close the rest."""
         o = self.options
@@ -377,10 +471,15 @@ class Sidecar:
         if not o.gateway:
             if o.inbound_port is not None:
                 inbound = Listener(self, "inbound", "destination")
+                self.inbound_listener = inbound
 
                 # Handlers are C-level partials: no Python frame of ours per request.
                 inbound_handler = partial(start_inbound, rt)
-                await self._bind(inbound, o.bind_address, o.inbound_port, inbound_handler)
+                if self.secrets is not None:
+                    await self._bind_mtls(inbound, inbound_handler)
+                else:
+                    await self._bind(inbound, o.bind_address, o.inbound_port, inbound_handler)
+                self._apply_security()
             if o.outbound_port is not None:
                 outbound = Listener(self, "outbound", "source")
 
@@ -391,6 +490,8 @@ class Sidecar:
         self.write_status()
         self.write_registry()
         self._tasks.append(self.loop.create_task(self.watch()))
+        if self.secrets is not None:
+            self._tasks.append(self.loop.create_task(self.secrets.watch()))
         self._tasks.append(self.loop.create_task(self._heartbeat()))
         self._tasks.append(self.loop.create_task(self._housekeeping()))
         if o.probe is not None and self.probe_state is not None:
@@ -439,6 +540,8 @@ class Sidecar:
         for listener in self.listeners:
             if listener.server is not None:
                 listener.server.close()
+        if self.acceptor is not None:
+            self.acceptor.close()
         deadline = self.loop.time() + grace
         while self.loop.time() < deadline and any(
             conn.active is not None for listener in self.listeners for conn in listener.conns
@@ -493,6 +596,8 @@ class Sidecar:
                 )
             extra.append("# TYPE mesh_ready gauge")
             extra.append(f"mesh_ready {1 if self.ready else 0}")
+            if self.security is not None:
+                extra.extend(self.security.prometheus())
             body = self.telemetry.render(extra).encode()
             ex.reply(200, body, headers=((b"content-type", b"text/plain; version=0.0.4"),))
         elif path == "/config_dump":
@@ -527,8 +632,30 @@ class Sidecar:
             )
         elif path == "/healthz":
             ex.reply(200, b"ok\n")
+        elif path == "/certs":
+            # Envoy's /certs, and what this proxy enforces (mTLS mode, policies, upstream TLS).
+            security = self.security
+            _json_reply(ex, security.describe() if security is not None else {"identity": None})
         else:
             ex.reply(404, b"admin: /ready /stats/prometheus /config_dump /clusters\n")
+
+
+def _has_security(snap: Snapshot) -> bool:
+    """Whether the snapshot holds policies this proxy must enforce or know of."""
+    return any(
+        isinstance(doc, dict) and doc.get("kind") in ("PeerAuthentication", "AuthorizationPolicy")
+        for doc in snap.resources
+    )
+
+
+def _tap_recorder() -> Any:
+    """``mesh.sidecar.tap.record(first_bytes, peer)`` when that module exists (``meshctl
+    tap``: the first bytes of each inbound connection, plaintext vs TLS), else None."""
+    try:
+        from mesh.sidecar import tap  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return getattr(tap, "record", None)
 
 
 def _json_reply(ex: Exchange, data: Any) -> None:

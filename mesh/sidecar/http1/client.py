@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 import httptools
 
@@ -499,6 +499,9 @@ class Pool:
         self.loop = loop
         self.idle: dict[str, list[UpstreamConn]] = {}
         self.active: set[UpstreamConn] = set()
+        # Originates TLS for the connections that need it (``mesh.sidecar.secure.Security``:
+        # the contexts, the server's identity check); None: plaintext only.
+        self.security: Any = None
 
     def take_idle(self, key: str) -> UpstreamConn | None:
         conns = self.idle.get(key)
@@ -510,10 +513,14 @@ class Pool:
         return None
 
     async def connect(
-        self, key: str, address: str, port: int, timeout: float | None
+        self, key: str, address: str, port: int, timeout: float | None, tls: Any = None
     ) -> UpstreamConn | None:
-        """A new connection, or None when it cannot be made (refused, unreachable, slow)."""
+        """A new connection, or None when it cannot be made (refused, unreachable, slow; with
+        ``tls``, a ``mesh.sidecar.secure.UpstreamTLS``: a failed handshake or a server that
+        is not who it should be)."""
         loop = self.loop
+        if tls is not None:
+            return await self._connect_tls(key, address, port, timeout, tls)
         try:
             coro = loop.create_connection(lambda: UpstreamConn(self, key), address, port)
             if timeout is not None:
@@ -521,6 +528,32 @@ class Pool:
             else:
                 _, proto = await coro
         except (TimeoutError, OSError):
+            return None
+        conn: UpstreamConn = proto
+        self.active.add(conn)
+        return conn
+
+    async def _connect_tls(
+        self, key: str, address: str, port: int, timeout: float | None, tls: Any
+    ) -> UpstreamConn | None:
+        security = self.security
+        context = security.client_context(tls) if security is not None else None
+        if context is None:
+            return None  # this TLS mode cannot be originated here: Envoy's 503 UF
+        try:
+            coro = self.loop.create_connection(
+                lambda: UpstreamConn(self, key), address, port, ssl=context,
+                server_hostname=tls.sni, ssl_handshake_timeout=timeout or 10.0,
+            )  # fmt: skip
+            if timeout is not None:
+                transport, proto = await asyncio.wait_for(coro, timeout)
+            else:
+                transport, proto = await coro
+        except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
+            security.upstream_failed(tls, exc)
+            return None
+        if not security.check_server(tls, transport):
+            transport.abort()
             return None
         conn: UpstreamConn = proto
         self.active.add(conn)

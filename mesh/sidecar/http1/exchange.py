@@ -94,6 +94,8 @@ class Exchange:
         "upstream_host",
         "cluster_name",
         "labels",
+        "mtls",
+        "peer_principal",
         "request_id",
         "authority",
         "paused",
@@ -129,6 +131,10 @@ class Exchange:
         self.cluster_name = ""
         # Telemetry labels (destination workload/service/version), set by the pipeline.
         self.labels: tuple[str, str, str] | None = None
+        # The downstream connection is mutual TLS, and its verified peer's principal
+        # (``cluster.local/ns/<ns>/sa/<sa>``): set by the inbound listener that terminated it.
+        self.mtls = False
+        self.peer_principal: str | None = None
         self.request_id = ""
         self.authority = ""
         self.paused = False
