@@ -145,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import uvloop
 
-    from mesh.sidecar.server import Sidecar, raise_fd_limit
+    from mesh.sidecar.server import Sidecar
+    from mesh.sidecar.sockets import raise_fd_limit
 
     options = options_from_args(argv)
     raise_fd_limit()

@@ -7,31 +7,24 @@ Primitives:
   AuthorizationPolicies that select this workload, compiled once (``mesh.security.authz``),
   and the upstream TLS plan — per cluster and endpoint, what ``client_tls`` says the client
   sends (auto mTLS, DestinationRule ``tls``) as an ``UpstreamTLS`` (SNI, expected peer
-  identity, pool key). Counters for the admin stats.
-- ``Acceptor``: the inbound listener when the proxy has a secrets directory. It accepts,
-  peeks at the first bytes (``MSG_PEEK``: nothing consumed) and decides per connection as
-  Envoy's ``tls_inspector`` + filter chain match: a TLS ClientHello (``0x16 0x03``) is
-  terminated with the workload certificate, client certificate required; plaintext is served
-  under PERMISSIVE and DISABLE and refused under STRICT with a TCP reset (``SO_LINGER`` 0: the
-  client sees ``ECONNRESET``, curl's ``(56) Recv failure: Connection reset by peer``).
-- ``SecureDownstream``: a ``Downstream`` over TLS: the verified peer (``PeerInfo``: SPIFFE
-  identity in the mesh's trust domain, else the connection is reset) and the
-  ``X-Forwarded-Client-Cert`` element Envoy writes for it, computed once per connection.
+  identity, pool key). ``connect`` originates TLS with the newest credentials and checks the
+  server's identity (a failure is the caller's 503 UF). Counters for the admin stats.
 - ``Security.inbound(ex, path, authority)``: per inbound request: ``ex.mtls`` /
   ``ex.peer_principal``, XFCC (``APPEND_FORWARD``; a client-sent header removed over
-  plaintext), then RBAC (deny: ``403 RBAC: access denied``, no response flag).
-- ``reset_socket`` / ``reset_transport``: close with RST.
+  plaintext), then RBAC (deny: ``403 RBAC: access denied``, no response flag; dry-run shadow
+  results and AUDIT matches counted and logged).
+- ``PeerInfo``: a verified mTLS client (``mesh.sidecar.acceptor`` makes it once per
+  connection).
 
-Without a secrets directory nothing here imports ``ssl``: the proxy then has no identity,
-speaks plaintext, and under STRICT refuses every inbound connection (as Envoy without a
+The inbound listener of a proxy with an identity is ``mesh.sidecar.acceptor``. Without a
+secrets directory nothing here imports ``ssl``: the proxy then has no identity, speaks
+plaintext, and under STRICT refuses every inbound connection (as Envoy without a
 certificate).
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
-import struct
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,40 +41,15 @@ from mesh.security.authz import (
 from mesh.security.identity import TRUST_DOMAIN, Identity, IdentityError
 from mesh.security.mtls import ClientTLS, MtlsMode, PeerAuthentications, client_tls
 from mesh.security.xfcc import SIDECAR_INBOUND_MODE, XFCC_HEADER, forward_client_cert
-from mesh.sidecar.http1.server import Downstream, Handler
+from mesh.sidecar.http1.client import UpstreamConn
 from mesh.topology import Pod
 
 if TYPE_CHECKING:
+    from mesh.sidecar.http1.client import Pool
     from mesh.sidecar.http1.exchange import Exchange
     from mesh.sidecar.tls import Credentials, Secrets
 
-_LINGER_RESET = struct.pack("ii", 1, 0)
 _XFCC_BYTES = XFCC_HEADER.encode()
-TLS_HANDSHAKE_TIMEOUT = 10.0
-
-
-def reset_socket(sock: socket.socket) -> None:
-    """Close with a TCP RST rather than a FIN (SO_LINGER on, timeout 0)."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-    except OSError:
-        pass
-    sock.close()
-
-
-def reset_transport(transport: asyncio.BaseTransport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-        except (OSError, AttributeError):
-            pass
-    transport.abort()  # type: ignore[attr-defined]
-
-
-def looks_like_tls(head: bytes) -> bool:
-    """A TLS record header: handshake (0x16), protocol major version 3."""
-    return len(head) >= 1 and head[0] == 0x16 and (len(head) < 2 or head[1] == 0x03)
 
 
 # ---------------------------------------------------------------- upstream
@@ -248,6 +216,34 @@ class Security:
             return False
         return True
 
+    async def connect(
+        self, pool: Pool, key: str, address: str, port: int, timeout: float | None,
+        tls: UpstreamTLS,
+    ) -> UpstreamConn | None:  # fmt: skip
+        """A new TLS connection for ``pool``, or None (Envoy's 503 UF): no credentials for
+        this mode, a failed handshake, a server that is not who the endpoint says."""
+        context = self.client_context(tls)
+        if context is None:
+            return None
+        try:
+            coro = pool.loop.create_connection(
+                lambda: UpstreamConn(pool, key), address, port, ssl=context,
+                server_hostname=tls.sni, ssl_handshake_timeout=timeout or 10.0,
+            )  # fmt: skip
+            if timeout is not None:
+                transport, proto = await asyncio.wait_for(coro, timeout)
+            else:
+                transport, proto = await coro
+        except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
+            self.upstream_failed(tls, exc)
+            return None
+        if not self.check_server(tls, transport):
+            transport.abort()
+            return None
+        conn: UpstreamConn = proto
+        pool.active.add(conn)
+        return conn
+
     def upstream_failed(self, tls: UpstreamTLS, exc: BaseException) -> None:
         self.stats["upstream_ssl_connection_error"] += 1
         self._log(f"upstream {tls.sni}: TLS handshake failed: {exc}")
@@ -392,170 +388,6 @@ class PeerInfo:
     principal: str  # cluster.local/ns/<ns>/sa/<sa>
     xfcc: str  # this hop's XFCC element (By, Hash, Subject, URI)
     sni: str | None = None
-
-
-# ---------------------------------------------------------------- inbound
-
-
-class SecureDownstream(Downstream):
-    """A client connection over mTLS: its peer is verified before any request is read."""
-
-    __slots__ = ("security",)
-
-    def __init__(self, handler: Handler, server: Any, port: int, security: Security) -> None:
-        super().__init__(handler, server, port)
-        self.security = security
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        try:
-            self.tls = self.security.verify_client(transport.get_extra_info("ssl_object"))
-        except IdentityError as exc:
-            self.security._log(f"inbound mTLS peer refused: {exc}")
-            self.closed = True
-            self.transport = transport  # type: ignore[assignment]
-            reset_transport(transport)
-            return
-        super().connection_made(transport)
-
-
-class Acceptor:
-    """The inbound listener of a proxy with an identity: plaintext or TLS per connection."""
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        sock: socket.socket,
-        tracker: Any,
-        handler: Handler,
-        port: int,
-        security: Security,
-        header_timeout: float = 10.0,
-        tap: Callable[[bytes, str], None] | None = None,
-    ) -> None:
-        self.loop = loop
-        self.sock = sock
-        self.tracker = tracker
-        self.handler = handler
-        self.port = port
-        self.security = security
-        self.header_timeout = header_timeout
-        self.tap = tap
-        self.pending: set[socket.socket] = set()
-        self.closed = False
-
-    def start(self) -> None:
-        self.sock.setblocking(False)
-        self.loop.add_reader(self.sock.fileno(), self._accept)
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.loop.remove_reader(self.sock.fileno())
-        self.sock.close()
-        for conn in list(self.pending):
-            self._drop_pending(conn)
-            conn.close()
-
-    def _accept(self) -> None:
-        for _ in range(64):
-            try:
-                conn, _ = self.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # out of descriptors, say: try again on the next wakeup
-                self.security._log(f"inbound accept failed: {exc}")
-                return
-            conn.setblocking(False)
-            tracker = self.tracker
-            if len(tracker.conns) + len(self.pending) >= tracker.max_connections:
-                tracker.overflows += 1
-                reset_socket(conn)
-                continue
-            if self.security.mode is MtlsMode.DISABLE and self.tap is None:
-                self._serve(conn, None)  # plaintext only: nothing to look at
-                continue
-            self.pending.add(conn)
-            timer = self.loop.call_later(self.header_timeout, self._timed_out, conn)
-            self.loop.add_reader(conn.fileno(), self._peek, conn, timer)
-
-    def _drop_pending(self, conn: socket.socket) -> None:
-        self.pending.discard(conn)
-        try:
-            self.loop.remove_reader(conn.fileno())
-        except (ValueError, OSError):
-            pass
-
-    def _timed_out(self, conn: socket.socket) -> None:
-        if conn in self.pending:
-            self._drop_pending(conn)
-            conn.close()
-
-    def _peek(self, conn: socket.socket, timer: asyncio.TimerHandle) -> None:
-        try:
-            head = conn.recv(8, socket.MSG_PEEK)
-        except (BlockingIOError, InterruptedError):
-            return  # spurious wakeup: keep waiting
-        except OSError:
-            head = b""
-        self._drop_pending(conn)
-        timer.cancel()
-        if not head:
-            conn.close()  # the client left before saying anything
-            return
-        peer = ""
-        try:
-            host, port = conn.getpeername()[:2]
-            peer = f"{host}:{port}"
-        except OSError:
-            pass
-        if self.tap is not None:
-            self.tap(head, peer)
-        security = self.security
-        tls = looks_like_tls(head)
-        if tls and security.mode is not MtlsMode.DISABLE:
-            creds = security.credentials
-            if creds is None:
-                # No certificate to terminate with (no identity yet): as Envoy's listener
-                # without its secret, the handshake cannot happen.
-                security.stats["no_identity_reset"] += 1
-                reset_socket(conn)
-                return
-            self.loop.create_task(self._handshake(conn, creds))
-            return
-        if not tls and security.mode is MtlsMode.STRICT:
-            security.stats["plaintext_reset"] += 1
-            reset_socket(conn)
-            return
-        security.stats["plaintext_accepted"] += 1
-        self._serve(conn, None)
-
-    def _serve(self, conn: socket.socket, _unused: Any) -> None:
-        tracker, handler, port = self.tracker, self.handler, self.port
-        self.loop.create_task(self._connect(conn, lambda: Downstream(handler, tracker, port), None))
-
-    async def _handshake(self, conn: socket.socket, creds: Credentials) -> None:
-        tracker, handler, port, security = self.tracker, self.handler, self.port, self.security
-        await self._connect(
-            conn, lambda: SecureDownstream(handler, tracker, port, security), creds.server
-        )
-
-    async def _connect(self, conn: socket.socket, factory: Any, context: Any) -> None:
-        try:
-            if context is None:
-                await self.loop.connect_accepted_socket(factory, conn)
-            else:
-                await self.loop.connect_accepted_socket(
-                    factory, conn, ssl=context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT
-                )
-        except (TimeoutError, OSError, ValueError) as exc:
-            # ssl.SSLError is an OSError: a refused certificate, a plaintext speaker, a reset.
-            if context is not None:
-                self.security.handshake_failed(exc)
-            try:
-                conn.close()
-            except OSError:
-                pass
 
 
 class _Element:

@@ -27,9 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import resource
 import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -42,6 +40,7 @@ from mesh.meshdir import MeshDir, ProxyStatus, RegistryRecord, write_json
 from mesh.routing import ProxyIdentity, compile_snapshot
 from mesh.sidecar import memory_budget
 from mesh.sidecar.files import Writer, remove_quietly
+from mesh.sidecar.guard import Guard
 from mesh.sidecar.http1.client import Pool
 from mesh.sidecar.http1.exchange import Exchange
 from mesh.sidecar.http1.server import ConnTracker, Downstream
@@ -49,6 +48,7 @@ from mesh.sidecar.inotify import DirWatch, watch_dir
 from mesh.sidecar.pipeline import start_inbound, start_routed
 from mesh.sidecar.prober import ProbeSpec, ProbeState, run_prober
 from mesh.sidecar.runtime import Runtime
+from mesh.sidecar.sockets import connection_cap, listening_socket
 from mesh.sidecar.telemetry import Telemetry, open_log
 from mesh.snapshot import Snapshot, SnapshotError
 
@@ -175,17 +175,9 @@ class Sidecar:
         self.mesh = MeshDir(options.mesh_dir)
         self.registry_path = self.mesh.registry_file(options.pod)
         self.status_path = self.mesh.status_file(options.pod)
-        # mTLS and AuthorizationPolicy (``mesh.sidecar.secure``), loaded only when this proxy
-        # has an identity or the mesh has security policies.
-        self.secrets: Any = None
-        self.security: Any = None
-        self.acceptor: Any = None
-        self.inbound_listener: Listener | None = None
-        if options.secrets_dir is not None and not options.plain:
-            from mesh.sidecar.tls import Secrets
-
-            self.secrets = Secrets(loop, options.secrets_dir, on_change=self._identity_changed)
-            self._ensure_security()
+        # mTLS and AuthorizationPolicy: loaded only when this proxy has an identity or the
+        # mesh has security policies (``mesh.sidecar.guard``).
+        self.guard = Guard(options, loop, self.runtime, self.write_status)
 
     # --- readiness ----------------------------------------------------------------------
 
@@ -247,61 +239,9 @@ class Sidecar:
             heartbeat=time.time(),
             probe_error=self.probe_state.last_error if self.probe_state is not None else None,
             listener_error=self.listener_error,
-            **self._security_status(),
+            **self.guard.status_fields(),
         )
         self.writer.submit(_write, self.status_path, status.to_json())
-
-    def _security_status(self) -> dict[str, Any]:
-        security = self.security
-        if security is None:
-            return {}
-        creds = security.credentials
-        mode = str(security.mode) if self.options.inbound_port is not None else None
-        if mode == "STRICT" and creds is None:
-            mode = "STRICT (no certificate: every inbound connection is refused)"
-        return {
-            "identity": creds.uri if creds is not None else None,
-            "mtls_mode": mode,
-            "secrets_error": self.secrets.error if self.secrets is not None else None,
-        }
-
-    # --- security ----------------------------------------------------------------------------
-
-    def _ensure_security(self) -> Any:
-        if self.security is None:
-            from mesh.sidecar.secure import Security, pod_of
-
-            self.security = Security(pod_of(self.options), self.options.inbound_port, self.secrets)
-            self.pool.security = self.security
-        return self.security
-
-    def _identity_changed(self) -> None:
-        """New credentials (or the first ones): new connections use them; the upstream plan
-        changes when the proxy gets its first identity."""
-        security = self.security
-        if security is not None:
-            security.replan()
-            self._apply_security()
-        self.write_status()
-
-    def _apply_security(self) -> None:
-        security = self.security
-        if security is None:
-            return
-        active = (
-            self.secrets is not None
-            or bool(security.policies)
-            or bool(security.plan)
-            or bool(security.strict_endpoints)
-            or security.mode_policy is not None
-        )
-        self.runtime.security = security if active else None
-        listener = self.inbound_listener
-        if listener is not None:
-            # Without a certificate a STRICT proxy refuses every inbound connection.
-            from mesh.security.mtls import MtlsMode
-
-            listener.refusing = self.secrets is None and security.mode is MtlsMode.STRICT
 
     # --- config ----------------------------------------------------------------------------
 
@@ -340,17 +280,17 @@ class Sidecar:
         except Exception as exc:  # an engine bug must not take the data plane down
             self._refuse(snap.version, f"snapshot {snap.version} failed to compile: {exc!r}")
             return
+        guard = self.guard
         prepared = None
-        if not self.options.plain and (self.security is not None or _has_security(snap)):
+        if guard.wants(snap.resources):
             try:
-                prepared = self._ensure_security().prepare(table)
-            except ValueError as exc:
+                prepared = guard.prepare(table)
+            except ValueError as exc:  # a policy the proxy cannot enforce: refused whole
                 self._refuse(snap.version, f"snapshot {snap.version} refused: {exc}")
                 return
         self.runtime.install(table)
         if prepared is not None:
-            self.security.install(table, prepared)
-            self._apply_security()
+            guard.install(table, prepared)
         self.snapshot = snap
         self.applied_at = time.time()
         self.error = None
@@ -394,34 +334,20 @@ class Sidecar:
 
     # --- listeners ---------------------------------------------------------------------
 
-    async def _bind(self, listener: Listener, host: str, port: int, handler: Any) -> None:
+    async def _bind(
+        self, listener: Listener, host: str, port: int, handler: Any, sock: Any = False
+    ) -> None:
         def factory() -> Downstream:
             return Downstream(handler, listener, port)
 
-        sock = _listening_socket(host, port)
+        if sock is False:
+            sock = listening_socket(host, port)
         if sock is None:  # a host name: let the loop resolve it
             listener.server = await self.loop.create_server(
                 factory, host, port, reuse_address=True, backlog=1024
             )
         else:
             listener.server = await self.loop.create_server(factory, sock=sock, backlog=1024)
-        self.listeners.append(listener)
-
-    async def _bind_mtls(self, listener: Listener, handler: Any) -> None:
-        """The inbound port of a proxy with an identity: each connection's first bytes decide
-        TLS or plaintext (``mesh.sidecar.secure.Acceptor``)."""
-        from mesh.sidecar.secure import Acceptor
-
-        o = self.options
-        assert o.inbound_port is not None
-        sock = _listening_socket(o.bind_address, o.inbound_port)
-        if sock is None:
-            sock = socket.create_server((o.bind_address, o.inbound_port), backlog=1024)
-        self.acceptor = Acceptor(
-            self.loop, sock, listener, handler, o.inbound_port, self._ensure_security(),
-            header_timeout=o.header_timeout, tap=_tap_recorder(),
-        )  # fmt: skip
-        self.acceptor.start()
         self.listeners.append(listener)
 
     async def sync_gateway_listeners(self, table: Any) -> None:
@@ -471,15 +397,14 @@ class Sidecar:
         if not o.gateway:
             if o.inbound_port is not None:
                 inbound = Listener(self, "inbound", "destination")
-                self.inbound_listener = inbound
 
                 # Handlers are C-level partials: no Python frame of ours per request.
                 inbound_handler = partial(start_inbound, rt)
-                if self.secrets is not None:
-                    await self._bind_mtls(inbound, inbound_handler)
+                sock = listening_socket(o.bind_address, o.inbound_port)
+                if self.guard.bind_inbound(inbound, inbound_handler, sock):
+                    self.listeners.append(inbound)  # TLS or plaintext per connection
                 else:
-                    await self._bind(inbound, o.bind_address, o.inbound_port, inbound_handler)
-                self._apply_security()
+                    await self._bind(inbound, o.bind_address, o.inbound_port, inbound_handler, sock)
             if o.outbound_port is not None:
                 outbound = Listener(self, "outbound", "source")
 
@@ -490,8 +415,8 @@ class Sidecar:
         self.write_status()
         self.write_registry()
         self._tasks.append(self.loop.create_task(self.watch()))
-        if self.secrets is not None:
-            self._tasks.append(self.loop.create_task(self.secrets.watch()))
+        for coro in self.guard.tasks():
+            self._tasks.append(self.loop.create_task(coro))
         self._tasks.append(self.loop.create_task(self._heartbeat()))
         self._tasks.append(self.loop.create_task(self._housekeeping()))
         if o.probe is not None and self.probe_state is not None:
@@ -540,8 +465,7 @@ class Sidecar:
         for listener in self.listeners:
             if listener.server is not None:
                 listener.server.close()
-        if self.acceptor is not None:
-            self.acceptor.close()
+        self.guard.close()
         deadline = self.loop.time() + grace
         while self.loop.time() < deadline and any(
             conn.active is not None for listener in self.listeners for conn in listener.conns
@@ -596,8 +520,7 @@ class Sidecar:
                 )
             extra.append("# TYPE mesh_ready gauge")
             extra.append(f"mesh_ready {1 if self.ready else 0}")
-            if self.security is not None:
-                extra.extend(self.security.prometheus())
+            extra.extend(self.guard.prometheus())
             body = self.telemetry.render(extra).encode()
             ex.reply(200, body, headers=((b"content-type", b"text/plain; version=0.0.4"),))
         elif path == "/config_dump":
@@ -634,28 +557,9 @@ class Sidecar:
             ex.reply(200, b"ok\n")
         elif path == "/certs":
             # Envoy's /certs, and what this proxy enforces (mTLS mode, policies, upstream TLS).
-            security = self.security
-            _json_reply(ex, security.describe() if security is not None else {"identity": None})
+            _json_reply(ex, self.guard.certs())
         else:
-            ex.reply(404, b"admin: /ready /stats/prometheus /config_dump /clusters\n")
-
-
-def _has_security(snap: Snapshot) -> bool:
-    """Whether the snapshot holds policies this proxy must enforce or know of."""
-    return any(
-        isinstance(doc, dict) and doc.get("kind") in ("PeerAuthentication", "AuthorizationPolicy")
-        for doc in snap.resources
-    )
-
-
-def _tap_recorder() -> Any:
-    """``mesh.sidecar.tap.record(first_bytes, peer)`` when that module exists (``meshctl
-    tap``: the first bytes of each inbound connection, plaintext vs TLS), else None."""
-    try:
-        from mesh.sidecar import tap  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return getattr(tap, "record", None)
+            ex.reply(404, b"admin: /ready /stats/prometheus /config_dump /clusters /certs\n")
 
 
 def _json_reply(ex: Exchange, data: Any) -> None:
@@ -669,51 +573,3 @@ def _write(path: Path, data: dict[str, Any]) -> None:
         write_json(path, data, durable=False)
     except OSError as exc:
         print(f"sidecar: cannot write {path}: {exc}", file=sys.stderr)
-
-
-# File descriptors kept for everything but downstream connections (pooled upstream
-# connections beyond one per downstream, files, the admin listener's clients).
-RESERVED_FDS = 256
-
-
-def raise_fd_limit(ceiling: int = 1 << 20) -> None:
-    """Raise this process's open-file soft limit to its hard limit (at most ``ceiling``), as
-    servers do at start: the soft default (often 1024) is far below what a proxy needs."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = min(hard if hard != resource.RLIM_INFINITY else ceiling, ceiling)
-    if soft < target:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        except (ValueError, OSError):
-            pass
-
-
-def connection_cap() -> int:
-    """The default cap on concurrent downstream connections per listener: a refusal at the
-    cap beats running out of file descriptors. Each downstream connection may hold one
-    upstream connection, and a sidecar has two busy listeners (inbound, outbound): a quarter
-    of the open-file limit, less a reserve, keeps every accepted connection servable."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        soft = 1 << 20
-    return max(64, (soft - RESERVED_FDS) // 4)
-
-
-def _listening_socket(host: str, port: int) -> socket.socket | None:
-    """A bound, listening socket for an IP literal. Handing the loop a ready socket spares
-    uvloop's getaddrinfo, which would start libuv's thread pool (four threads, for nothing)."""
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        socket.inet_pton(family, host)
-    except OSError:
-        return None
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(1024)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock

@@ -520,7 +520,12 @@ class Pool:
         is not who it should be)."""
         loop = self.loop
         if tls is not None:
-            return await self._connect_tls(key, address, port, timeout, tls)
+            if self.security is None:
+                return None
+            secured: UpstreamConn | None = await self.security.connect(
+                self, key, address, port, timeout, tls
+            )
+            return secured
         try:
             coro = loop.create_connection(lambda: UpstreamConn(self, key), address, port)
             if timeout is not None:
@@ -528,32 +533,6 @@ class Pool:
             else:
                 _, proto = await coro
         except (TimeoutError, OSError):
-            return None
-        conn: UpstreamConn = proto
-        self.active.add(conn)
-        return conn
-
-    async def _connect_tls(
-        self, key: str, address: str, port: int, timeout: float | None, tls: Any
-    ) -> UpstreamConn | None:
-        security = self.security
-        context = security.client_context(tls) if security is not None else None
-        if context is None:
-            return None  # this TLS mode cannot be originated here: Envoy's 503 UF
-        try:
-            coro = self.loop.create_connection(
-                lambda: UpstreamConn(self, key), address, port, ssl=context,
-                server_hostname=tls.sni, ssl_handshake_timeout=timeout or 10.0,
-            )  # fmt: skip
-            if timeout is not None:
-                transport, proto = await asyncio.wait_for(coro, timeout)
-            else:
-                transport, proto = await coro
-        except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
-            security.upstream_failed(tls, exc)
-            return None
-        if not security.check_server(tls, transport):
-            transport.abort()
             return None
         conn: UpstreamConn = proto
         self.active.add(conn)

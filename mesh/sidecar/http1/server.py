@@ -35,7 +35,14 @@ from typing import Any
 import httptools
 
 from mesh.sidecar.http1.exchange import Exchange
-from mesh.sidecar.http1.framing import CHUNKED, CONTINUE, LENGTH, NO_BODY, nodelay
+from mesh.sidecar.http1.framing import (
+    CHUNKED,
+    CONTINUE,
+    LENGTH,
+    NO_BODY,
+    nodelay,
+    reset_transport,
+)
 
 # Envoy's defaults: max_request_headers_kb = 60, max_headers_count = 100.
 MAX_HEADER_BYTES = 60 * 1024
@@ -145,11 +152,9 @@ class Downstream(asyncio.Protocol):
         server = self.server
         if server.refusing:
             # Plaintext under STRICT on a proxy without a certificate: refused at the
-            # connection with a reset, as Envoy does (``mesh.sidecar.secure``).
+            # connection with a reset, as Envoy does (``mesh.sidecar.acceptor``).
             server.refused += 1
             self.closed = True
-            from mesh.sidecar.secure import reset_transport
-
             reset_transport(transport)
             return
         if len(server.conns) >= server.max_connections:
