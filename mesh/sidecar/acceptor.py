@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from mesh.sidecar.tls import Credentials
 
 TLS_HANDSHAKE_TIMEOUT = 10.0
+TAP_PEEK = 2048
 
 
 def looks_like_tls(head: bytes) -> bool:
@@ -137,7 +138,8 @@ class Acceptor:
 
     def _peek(self, conn: socket.socket, timer: asyncio.TimerHandle) -> None:
         try:
-            head = conn.recv(8, socket.MSG_PEEK)
+            # Enough for the TLS record header; with a tap, the whole ClientHello (SNI, ALPN).
+            head = conn.recv(8 if self.tap is None else TAP_PEEK, socket.MSG_PEEK)
         except (BlockingIOError, InterruptedError):
             return  # spurious wakeup: keep waiting
         except OSError:

@@ -7,7 +7,8 @@ Primitives:
   AuthorizationPolicies that select this workload, compiled once (``mesh.security.authz``),
   and the upstream TLS plan — per cluster and endpoint, what ``client_tls`` says the client
   sends (auto mTLS, DestinationRule ``tls``) as an ``UpstreamTLS`` (SNI, expected peer
-  identity, pool key). ``connect`` originates TLS with the newest credentials and checks the
+  identity, pool key; ``sni(port, subset, fqdn)``: Istio's ``outbound_.<port>_.<subset>_.<fqdn>``).
+  ``connect`` originates TLS with the newest credentials and checks the
   server's identity (a failure is the caller's 503 UF). Counters for the admin stats.
 - ``Security.inbound(ex, path, authority)``: per inbound request: ``ex.mtls`` /
   ``ex.peer_principal``, XFCC (``APPEND_FORWARD``; a client-sent header removed over
@@ -53,6 +54,11 @@ _XFCC_BYTES = XFCC_HEADER.encode()
 
 
 # ---------------------------------------------------------------- upstream
+
+
+def sni(port: int, subset: str | None, fqdn: str) -> str:
+    """Istio's outbound cluster SNI: ``outbound_.9080_.v1_.reviews.default.svc.cluster.local``."""
+    return f"outbound_.{port}_.{subset or ''}_.{fqdn}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +186,6 @@ class Security:
                         )
                     except IdentityError:
                         expected = None
-                from mesh.sidecar.tls import sni
-
                 name_sni = sni(cluster.port, cluster.subset, cluster.host)
                 per[endpoint.key] = UpstreamTLS(
                     mode, name_sni, expected, f"{endpoint.key}|{mode}|{name_sni}"

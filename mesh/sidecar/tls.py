@@ -15,7 +15,6 @@ Primitives:
   ``current`` symlink's generation, swapped in for NEW connections only (a connection keeps the
   context it was made with: a rotation fails no request); a refused generation keeps the last
   good one and says why (``status()``).
-- ``sni(port, subset, fqdn)``: the SNI Istio's client sends, ``outbound_.<port>_.<subset>_.<fqdn>``.
 
 ``ssl`` is imported here, and this module is imported only when a secrets directory is
 configured: a proxy without one keeps ``memory_budget``'s OpenSSL stub (no libssl/libcrypto
@@ -53,11 +52,6 @@ SERVER_ALPN = ("istio-peer-exchange", "istio", "http/1.1")
 
 class SecretsError(ValueError):
     """A generation that cannot be used; the message names the file and the problem."""
-
-
-def sni(port: int, subset: str | None, fqdn: str) -> str:
-    """Istio's outbound cluster SNI: ``outbound_.9080_.v1_.reviews.default.svc.cluster.local``."""
-    return f"outbound_.{port}_.{subset or ''}_.{fqdn}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -380,6 +380,19 @@ def test_authz_deny_all_then_allow_by_principal(pair: Pair) -> None:
     assert stats["rbac_denied"] >= 2 and stats["rbac_allowed"] >= 1
 
 
+def test_authz_when_connection_sni_and_source_namespace(pair: Pair) -> None:
+    sni = "outbound_.9080_._.httpbin.foo.svc.cluster.local"
+    allow = ap("by-sni", "foo", {"rules": [{
+        "from": [{"source": {"namespaces": ["foo"]}}],
+        "when": [{"key": "connection.sni", "values": [sni]},
+                 {"key": "request.headers[x-user]", "values": ["ann*"]}],
+    }]})  # fmt: skip
+    pair.apply([allow])
+    assert pair.get(headers={"x-user": "anna"}).status == 200
+    assert pair.get(headers={"x-user": "bob"}).status == 403
+    assert pair.direct(headers={"x-user": "anna"}).status == 403  # no SNI, no namespace
+
+
 def test_authz_dry_run_is_not_enforced(pair: Pair) -> None:
     pair.apply([ap("deny-all", "foo", {"action": "DENY", "rules": [{}]},
                    **{"istio.io/dry-run": "true"})])  # fmt: skip
@@ -396,3 +409,57 @@ def test_authz_malformed_policy_refuses_the_snapshot(pair: Pair) -> None:
     write_snapshot(pair.mesh_dir, pair.version, [bad], [pair.endpoint()])
     wait_for(lambda: (read_status(pair.mesh_dir, "httpbin-1") or {}).get("error"), 5, "refusal")
     assert pair.get().status == 200  # the last good config (no policy) still applies
+
+
+# --------------------------------------------------------------------- gateway, no identity
+
+
+def test_the_gateway_originates_mtls_to_a_strict_sidecar(pair: Pair) -> None:
+    from mesh.sidecar.testing import gateway_process, gateway_resource
+
+    gw_secrets = pair.mesh_dir.parent / "pods" / "gateway" / "secrets"
+    write_secrets(gw_secrets, pair.ca, "istio-system", "istio-ingressgateway-service-account")
+    gateway, listen = gateway_process(pair.mesh_dir, extra=["--namespace", "istio-system",
+                                                            "--secrets-dir", str(gw_secrets)])  # fmt: skip
+    vs = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+          "metadata": {"name": "httpbin", "namespace": "default"},
+          "spec": {"hosts": ["*"], "gateways": ["gw"],
+                   "http": [{"route": [{"destination": {"host": "httpbin.foo.svc.cluster.local",
+                                                        "port": {"number": 9080}}}]}]}}  # fmt: skip
+    try:
+        gateway.start()
+        pair.apply([pa("default", "istio-system", "STRICT"), gateway_resource(), vs])
+        gateway.wait_version(pair.version)
+        wait_for(lambda: _identity_loaded(gateway), 10, "gateway identity")
+        r = wait_for(
+            lambda: (lambda x: x if x.status == 200 else None)(
+                http_request("127.0.0.1", listen, "GET", "/get", headers={XFCC: "By=forged"})
+            ), 10, "gateway route",
+        )  # fmt: skip
+        assert r.status == 200
+        seen = pair.app.requests[-1].headers[XFCC]
+        assert seen.endswith("URI=spiffe://cluster.local/ns/istio-system/sa/"
+                             "istio-ingressgateway-service-account")  # fmt: skip
+        assert "forged" not in seen  # the gateway sanitizes what its clients send
+    finally:
+        gateway.stop()
+
+
+def test_strict_without_an_identity_refuses_every_connection(tmp_path: Path) -> None:
+    mesh_dir = tmp_path / "mesh"
+    with Upstream(name="app") as app:
+        server = SidecarProcess(mesh_dir, pod="plain-1", labels={"app": "plain"},
+                                app_port=app.port)  # fmt: skip
+        try:
+            server.start()
+            write_snapshot(mesh_dir, 1, [], [])
+            server.wait_version(1)
+            assert http_request("127.0.0.1", server.inbound_port, "GET", "/").status == 200
+            write_snapshot(mesh_dir, 2, [pa("default", "istio-system", "STRICT")], [])
+            server.wait_version(2)
+            assert _reset(lambda: http_request("127.0.0.1", server.inbound_port, "GET", "/"))
+            status = wait_for(lambda: (read_status(mesh_dir, "plain-1") or {}).get("mtls_mode"), 5,
+                              "status")  # fmt: skip
+            assert status.startswith("STRICT (no certificate")
+        finally:
+            server.stop()

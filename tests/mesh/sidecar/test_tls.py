@@ -12,8 +12,9 @@ import pytest
 
 from mesh.security.ca import MeshCA
 from mesh.security.identity import Identity, IdentityError
+from mesh.sidecar.secure import sni
 from mesh.sidecar.testing import write_secrets
-from mesh.sidecar.tls import Secrets, SecretsError, check_peer, load_generation, sni
+from mesh.sidecar.tls import Secrets, SecretsError, check_peer, load_generation
 
 
 @pytest.fixture(scope="module")
