@@ -34,6 +34,7 @@ from mesh.sidecar.clusters import ClusterState
 from mesh.sidecar.forwarding import apply_ops, request_head, request_lines, upstream_authority
 from mesh.sidecar.http1.client import Attempt, UpstreamConn
 from mesh.sidecar.http1.exchange import Exchange
+from mesh.sidecar.http1.framing import reset_transport
 from mesh.sidecar.mirror import mirror
 from mesh.sidecar.runtime import Runtime
 from mesh.sidecar.tries import body_timeout, drop, try_once
@@ -346,6 +347,14 @@ class Flight:
             if decided.flag:
                 ex.add_flag(decided.flag)
             self.commit(att)
+            return False
+        if self.rt.kube_proxy:
+            # kube-proxy has no 503 page: the app sees the failed connection (curl: 000).
+            transport = ex.conn.transport  # type: ignore[attr-defined]
+            if transport is not None:
+                reset_transport(transport)
+            ex.abort(decided.flag)
+            self.end()
             return False
         if outcome == RESET and decided.flag.startswith("UF") and self._reset_by_strict():
             # A plaintext try reset by a server that requires mTLS: Envoy's "connection

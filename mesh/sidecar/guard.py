@@ -7,6 +7,8 @@ PeerAuthentication / AuthorizationPolicy resources: a plaintext proxy in a mesh 
 security policy imports none of them, never maps OpenSSL, and does no per-request work for
 security (``Runtime.security`` stays None).
 
+A change of the inbound mode drains the connections it no longer allows (``drain``).
+
 Hooks: ``wants(snapshot)``, ``prepare(table)`` (raises ``ValueError``: the snapshot is refused)
 and ``install``, ``bind_inbound``, ``tasks``, ``close``, ``status_fields`` (for
 ``status/<pod>.json``: identity, inbound mode, secrets error), ``certs`` (admin ``/certs``)
@@ -41,6 +43,7 @@ class Guard:
         self.security: Any = None
         self.acceptor: Any = None
         self.inbound: Any = None  # the inbound listener (its connection tracker)
+        self._mode = "PERMISSIVE"
         if options.secrets_dir is not None and not options.plain:
             from mesh.sidecar.tls import Secrets
 
@@ -75,8 +78,8 @@ class Guard:
     def prepare(self, table: Any) -> Any:
         return self._ensure().prepare(table)
 
-    def install(self, table: Any, prepared: Any) -> None:
-        self.security.install(table, prepared)
+    def install(self, table: Any, prepared: Any, services: Any = ()) -> None:
+        self.security.install(table, prepared, services)
         self.apply()
 
     def apply(self) -> None:
@@ -93,8 +96,13 @@ class Guard:
             or security.mode_policy is not None
         )
         self.runtime.security = security if active else None
-        if self.inbound is not None:
-            self.inbound.refusing = self.secrets is None and str(security.mode) == "STRICT"
+        inbound = self.inbound
+        if inbound is not None:
+            mode = str(security.mode)
+            inbound.refusing = self.secrets is None and mode == "STRICT"
+            if mode != self._mode:
+                self._mode = mode
+                drain(inbound.conns, mode)
 
     # --- listeners and tasks ---------------------------------------------------------------
 
@@ -148,6 +156,27 @@ class Guard:
 
     def prometheus(self) -> list[str]:
         return self.security.prometheus() if self.security is not None else []
+
+
+def drain(conns: Any, mode: str) -> int:
+    """The inbound connections a new mode no longer allows (plaintext under STRICT, mTLS
+    under DISABLE) end, as Envoy drains the connections of a replaced filter chain: an idle
+    one is closed now, a busy one after its exchange (``Connection: close``). Returns how
+    many."""
+    ended = 0
+    for conn in list(conns):
+        plaintext = conn.tls is None
+        if not ((mode == "STRICT" and plaintext) or (mode == "DISABLE" and not plaintext)):
+            continue
+        ended += 1
+        active = conn.active
+        if active is not None:
+            active.keep_alive = False
+        elif conn.transport is not None and not conn.closed:
+            conn.uncork()
+            conn.transport.close()
+            conn.closed = True
+    return ended
 
 
 def tap_recorder() -> Any:

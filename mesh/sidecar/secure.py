@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,7 @@ from mesh.security.identity import TRUST_DOMAIN, Identity, IdentityError
 from mesh.security.mtls import ClientTLS, MtlsMode, PeerAuthentications, client_tls
 from mesh.security.xfcc import SIDECAR_INBOUND_MODE, XFCC_HEADER, forward_client_cert
 from mesh.sidecar.http1.client import UpstreamConn
-from mesh.topology import Pod
+from mesh.topology import Pod, Service
 
 if TYPE_CHECKING:
     from mesh.sidecar.http1.client import Pool
@@ -92,6 +92,7 @@ class Security:
         self.plan: dict[str, dict[str, UpstreamTLS]] = {}
         self.strict_endpoints: frozenset[str] = frozenset()
         self._table: Any = None
+        self._services: dict[str, Service] = {}
         self._pas = PeerAuthentications(())
         self.stats: dict[str, int] = dict.fromkeys(
             (
@@ -132,16 +133,39 @@ class Security:
         return pas, policies
 
     def install(
-        self, table: Any, prepared: tuple[PeerAuthentications, tuple[CompiledPolicy, ...]]
+        self,
+        table: Any,
+        prepared: tuple[PeerAuthentications, tuple[CompiledPolicy, ...]],
+        services: Iterable[Service] = (),
     ) -> None:
+        """Make ``table``'s policy current. ``services`` (the snapshot's catalog) give the
+        container ports PeerAuthentication's ``portLevelMtls`` names: a Service's
+        ``targetPort``, which the lab's local processes do not listen on themselves."""
         pas, policies = prepared
         self._table = table
         self._pas = pas
-        effective = pas.for_workload(self.pod, self.inbound_port)
+        self._services = {s.fqdn: s for s in services}
+        effective = pas.for_workload(self.pod, self._own_container_port())
         self.mode = effective.mode
         self.mode_policy = effective.policy
         self.policies = policies
         self.replan()
+
+    def _own_container_port(self) -> int | None:
+        for service in self._services.values():
+            if service.name == self.pod.service and service.namespace == self.pod.namespace:
+                if service.ports:
+                    first = service.ports[0]
+                    return first.target_port or first.number
+        return self.inbound_port
+
+    def _target_port(self, cluster: Any, endpoint: Any) -> int:
+        """The container port behind ``cluster``'s service port (its ``targetPort``)."""
+        service = self._services.get(cluster.host)
+        found = service.port(cluster.port) if service is not None else None
+        if found is None:
+            return int(endpoint.port)
+        return found.target_port or found.number
 
     def replan(self) -> None:
         """The upstream TLS plan for the installed table and the current credentials (again
@@ -159,12 +183,13 @@ class Security:
             service = hostnames.service_of(cluster.host)
             for endpoint in cluster.endpoints:
                 server = endpoint.as_pod()
+                target = self._target_port(cluster, endpoint)
                 if server.proxy != "none":
-                    if pas.for_workload(server, endpoint.port).mode is MtlsMode.STRICT:
+                    if pas.for_workload(server, target).mode is MtlsMode.STRICT:
                         strict.add(endpoint.key)
                 mode = client_tls(
                     server=server,
-                    target_port=endpoint.port,
+                    target_port=target,
                     service_namespace=service[1] if service is not None else endpoint.namespace,
                     service_port=cluster.port,
                     peer_authentications=pas,
@@ -421,6 +446,7 @@ def pod_of(options: Any) -> Pod:
         dict(options.labels),
         namespace=options.namespace,
         service_account=options.service_account,
+        service_name=options.service_name,
         proxy="gateway" if options.gateway else "none" if options.plain else "sidecar",
         port=options.inbound_port or 0,
     )

@@ -156,6 +156,7 @@ class Sidecar:
             app_port=options.app_port,
             pod_labels=pod_labels,
         )
+        self.runtime.kube_proxy = options.plain
         self.listeners: list[Listener] = []
         self.gateway_listeners: dict[int, Listener] = {}
         self.snapshot: Snapshot | None = None
@@ -290,7 +291,7 @@ class Sidecar:
                 return
         self.runtime.install(table)
         if prepared is not None:
-            guard.install(table, prepared)
+            guard.install(table, prepared, snap.services)
         self.snapshot = snap
         self.applied_at = time.time()
         self.error = None

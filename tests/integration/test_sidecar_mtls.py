@@ -463,3 +463,38 @@ def test_strict_without_an_identity_refuses_every_connection(tmp_path: Path) -> 
             assert status.startswith("STRICT (no certificate")
         finally:
             server.stop()
+
+
+def test_strict_drains_open_plaintext_connections(pair: Pair) -> None:
+    with socket.create_connection(("127.0.0.1", pair.server.inbound_port), timeout=5) as sock:
+        sock.sendall(b"GET /a HTTP/1.1\r\nhost: httpbin\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        pair.apply([pa("default", "istio-system", "STRICT")])
+        # The idle keep-alive connection is closed: plaintext is not allowed any more.
+        try:
+            sock.sendall(b"GET /b HTTP/1.1\r\nhost: httpbin\r\n\r\n")
+            answer = sock.recv(65536)
+        except OSError:
+            answer = b""
+        assert answer == b""
+    assert [r.target for r in pair.app.requests] == ["/a"]
+
+
+def test_a_pod_without_sidecar_sees_the_reset_itself(pair: Pair) -> None:
+    legacy = SidecarProcess(pair.mesh_dir, pod="legacy-1", labels={"app": "legacy"},
+                            extra=["--no-sidecar", "--namespace", "legacy"])  # fmt: skip
+    try:
+        legacy.start()
+        pair.apply([pa("default", "istio-system", "STRICT")])
+        legacy.wait_version(pair.version)
+
+        def call() -> Any:
+            return http_request("127.0.0.1", legacy.outbound_port, "GET",
+                                "http://httpbin.foo.svc.cluster.local:9080/get")  # fmt: skip
+
+        assert _reset(call)  # kube-proxy answers nothing itself: curl says 000
+        pair.apply([])
+        legacy.wait_version(pair.version)
+        assert call().status == 200
+    finally:
+        legacy.stop()

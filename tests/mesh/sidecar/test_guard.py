@@ -15,7 +15,7 @@ from mesh.snapshot import Snapshot
 def options(**kw: Any) -> Any:
     base = dict(pod="p", labels={"app": "a"}, namespace="foo", service_account="sa",
                 gateway=False, plain=False, inbound_port=9080, secrets_dir=None,
-                bind_address="127.0.0.1", header_timeout=10)  # fmt: skip
+                bind_address="127.0.0.1", header_timeout=10, service_name="a")  # fmt: skip
     return SimpleNamespace(**(base | kw))
 
 
@@ -48,7 +48,7 @@ def test_strict_without_identity_refuses_the_inbound_listener() -> None:
     try:
         rt = runtime()
         guard = Guard(options(), loop, rt, lambda: None)
-        listener = SimpleNamespace(refusing=False)
+        listener = SimpleNamespace(refusing=False, conns=set())
         assert guard.bind_inbound(listener, None, None) is False  # no identity: plain bind
         snap = Snapshot(1, normal_documents([PA]), ())
         table = compile_snapshot(snap, ProxyIdentity("p", {"app": "a"}, False, "foo"))
@@ -63,3 +63,30 @@ def test_strict_without_identity_refuses_the_inbound_listener() -> None:
 def test_tap_recorder_is_optional() -> None:
     recorder = tap_recorder()
     assert recorder is None or callable(recorder)
+
+
+class _Conn:
+    def __init__(self, tls: Any, active: Any = None) -> None:
+        self.tls = tls
+        self.active = active
+        self.closed = False
+        self.transport = SimpleNamespace(close=lambda: setattr(self, "closed_by_drain", True))
+
+    def uncork(self) -> None:
+        pass
+
+
+def test_drain_ends_what_the_new_mode_refuses() -> None:
+    from mesh.sidecar.guard import drain
+
+    idle_plain, busy_plain, tls = (
+        _Conn(None),
+        _Conn(None, SimpleNamespace(keep_alive=True)),
+        _Conn("peer"),
+    )
+    assert drain([idle_plain, busy_plain, tls], "PERMISSIVE") == 0
+    assert drain([idle_plain, busy_plain, tls], "STRICT") == 2
+    assert idle_plain.closed and getattr(idle_plain, "closed_by_drain", False)
+    assert busy_plain.active.keep_alive is False and not busy_plain.closed  # after its exchange
+    assert not tls.closed
+    assert drain([tls], "DISABLE") == 1 and tls.closed

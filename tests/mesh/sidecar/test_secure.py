@@ -31,8 +31,8 @@ def ap(spec: dict[str, Any], name: str = "p") -> dict[str, Any]:
             "metadata": {"name": name, "namespace": "foo"}, "spec": spec}  # fmt: skip
 
 
-def table(resources: list[dict[str, Any]], *endpoints: Endpoint) -> Any:
-    snap = Snapshot(1, normal_documents(resources), tuple(endpoints))
+def table(resources: list[dict[str, Any]], *endpoints: Endpoint, services: Any = ()) -> Any:
+    snap = Snapshot(1, normal_documents(resources), tuple(endpoints), services=tuple(services))
     return compile_snapshot(snap, ProxyIdentity("sleep-1", {"app": "sleep"}, False, "foo"))
 
 
@@ -141,9 +141,24 @@ def test_handshake_failures_are_counted_by_reason() -> None:
     assert stats["ssl_connection_error"] == 3
 
 
+def test_port_level_mtls_names_the_container_port_not_the_local_listener() -> None:
+    from mesh.topology import Service, ServicePort
+
+    port_level = pa("foo", "STRICT", {"app": "httpbin"})
+    port_level["spec"]["portLevelMtls"] = {"8080": {"mode": "DISABLE"}}
+    catalog = [Service("httpbin", "foo", (ServicePort(8000, "http", 8080),))]
+    sec = security()
+    t = table([port_level], ep("a", 21562), services=catalog)  # the lab's port: not 8080
+    sec.install(t, sec.prepare(t), catalog)
+    assert sec.mode is MtlsMode.DISABLE  # this pod's container port is the Service's targetPort
+    assert sec.strict_endpoints == frozenset() and sec.plan == {}  # clients: plaintext to 8080
+    sec.install(t, sec.prepare(t))  # without the catalog: the listener's own port
+    assert sec.mode is MtlsMode.STRICT
+
+
 def test_pod_of_options() -> None:
     options = SimpleNamespace(pod="p", labels={"app": "a"}, namespace="foo", service_account="sa",
-                              gateway=False, plain=False, inbound_port=9080)  # fmt: skip
+                              gateway=False, plain=False, inbound_port=9080, service_name="a")  # fmt: skip
     pod = pod_of(options)
     assert (pod.namespace, pod.service_account, pod.proxy, pod.port) == (
         "foo",
