@@ -41,7 +41,12 @@ from mesh.security.authz import (
 )
 from mesh.security.identity import TRUST_DOMAIN, Identity, IdentityError
 from mesh.security.mtls import ClientTLS, MtlsMode, PeerAuthentications, client_tls
-from mesh.security.xfcc import SIDECAR_INBOUND_MODE, XFCC_HEADER, forward_client_cert
+from mesh.security.xfcc import (
+    SIDECAR_INBOUND_MODE,
+    XFCC_HEADER,
+    ClientCertDetails,
+    forward_client_cert,
+)
 from mesh.sidecar.http1.client import UpstreamConn
 from mesh.topology import Pod, Service
 
@@ -298,9 +303,7 @@ class Security:
         own = (creds.uri,) if creds is not None else ()
         der = ssl_object.getpeercert(binary_form=True) or b""
         details = client_cert_details(own, cert or {}, der)
-        return PeerInfo(
-            identity.principal, details.element(), getattr(ssl_object, "mesh_sni", None)
-        )
+        return PeerInfo(identity.principal, details, getattr(ssl_object, "mesh_sni", None))
 
     def handshake_failed(self, exc: BaseException) -> None:
         text = str(exc).lower()
@@ -348,7 +351,7 @@ class Security:
         if incoming is not None:
             ex.headers = [(n, v) for n, v in ex.headers if n != _XFCC_BYTES]
         if peer is not None:
-            value = forward_client_cert(SIDECAR_INBOUND_MODE, incoming, _Element(peer.xfcc))  # type: ignore[arg-type]
+            value = forward_client_cert(SIDECAR_INBOUND_MODE, incoming, peer.details)
             if value is not None:
                 ex.hdict[XFCC_HEADER] = value
                 ex.headers.append((_XFCC_BYTES, value.encode("latin-1")))
@@ -415,20 +418,8 @@ class PeerInfo:
     """A verified mTLS client, once per connection."""
 
     principal: str  # cluster.local/ns/<ns>/sa/<sa>
-    xfcc: str  # this hop's XFCC element (By, Hash, Subject, URI)
+    details: ClientCertDetails  # what XFCC says of this hop (By, Hash, Subject, URI)
     sni: str | None = None
-
-
-class _Element:
-    """``forward_client_cert`` reads ``element()`` of the connection's details."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def element(self) -> str:
-        return self.text
 
 
 def _local_ip(conn: Any) -> str:

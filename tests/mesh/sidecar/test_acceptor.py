@@ -91,7 +91,8 @@ def test_mtls_is_terminated_and_the_peer_known(
         answer = loop.run_until_complete(_ask(port, client.client))
         assert answer.startswith(b"HTTP/1.1 200")
         assert seen[0].principal == "cluster.local/ns/foo/sa/sleep"
-        assert seen[0].xfcc.startswith("By=spiffe://cluster.local/ns/foo/sa/httpbin;Hash=")
+        element = seen[0].details.element()
+        assert element.startswith("By=spiffe://cluster.local/ns/foo/sa/httpbin;Hash=")
         assert sec.stats["ssl_handshake"] == 1
     finally:
         acceptor.close()

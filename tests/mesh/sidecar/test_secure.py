@@ -89,8 +89,11 @@ def test_destination_rule_disable_wins_over_auto_mtls() -> None:
 
 
 def _peer() -> PeerInfo:
+    from mesh.security.xfcc import ClientCertDetails
+
     return PeerInfo(
-        "cluster.local/ns/foo/sa/sleep", 'By=spiffe://x;Hash=ab;Subject="";URI=spiffe://y'
+        "cluster.local/ns/foo/sa/sleep",
+        ClientCertDetails(("spiffe://x",), "ab", "", ("spiffe://y",)),
     )
 
 
