@@ -170,6 +170,12 @@ def start_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge: bool)
     if view is None:
         replies.send(ex, replies.BAD_PATH)  # Envoy: 400, the connection kept
         return
+    if edge and rt.security is not None and rt.security.policies:
+        # AuthorizationPolicies that select the ingress gateway, before routing (Envoy's
+        # RBAC filter precedes the router).
+        if rt.security.edge(ex, view.path, view.host, server_port) is not None:
+            replies.send(ex, replies.RBAC_DENIED)
+            return
     # 2. decide
     decision = decide(table, view, rt.rng)
     if isinstance(decision, LocalReply):

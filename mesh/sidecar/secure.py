@@ -383,6 +383,21 @@ class Security:
             )
         return None if decision.allowed else decision
 
+    def edge(self, ex: Exchange, path: str, host: str, port: int | None) -> Decision | None:
+        """RBAC at the ingress gateway: its clients are outside the mesh (no principal)."""
+        conn: Any = ex.conn
+        facts = RequestFacts(
+            method=ex.method,
+            path=path,
+            host=ex.authority or host,
+            headers=ex.hdict,
+            source_ip=conn.peer,
+            destination_ip=_local_ip(conn),
+            destination_port=port or 0,
+        )
+        decision = self.authorize(facts)
+        return None if decision.allowed else decision
+
     # --- reporting ----------------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:

@@ -426,9 +426,13 @@ def test_the_gateway_originates_mtls_to_a_strict_sidecar(pair: Pair) -> None:
           "spec": {"hosts": ["*"], "gateways": ["gw"],
                    "http": [{"route": [{"destination": {"host": "httpbin.foo.svc.cluster.local",
                                                         "port": {"number": 9080}}}]}]}}  # fmt: skip
+    deny = ap("block", "istio-system", {
+        "selector": {"matchLabels": {"istio": "ingressgateway"}}, "action": "DENY",
+        "rules": [{"when": [{"key": "request.headers[x-block]", "values": ["yes"]}]}],
+    })  # fmt: skip
     try:
         gateway.start()
-        pair.apply([pa("default", "istio-system", "STRICT"), gateway_resource(), vs])
+        pair.apply([pa("default", "istio-system", "STRICT"), gateway_resource(), vs, deny])
         gateway.wait_version(pair.version)
         wait_for(lambda: _identity_loaded(gateway), 10, "gateway identity")
         r = wait_for(
@@ -441,6 +445,9 @@ def test_the_gateway_originates_mtls_to_a_strict_sidecar(pair: Pair) -> None:
         assert seen.endswith("URI=spiffe://cluster.local/ns/istio-system/sa/"
                              "istio-ingressgateway-service-account")  # fmt: skip
         assert "forged" not in seen  # the gateway sanitizes what its clients send
+        # An AuthorizationPolicy selecting the gateway is enforced there, before routing.
+        blocked = http_request("127.0.0.1", listen, "GET", "/get", headers={"x-block": "yes"})
+        assert blocked.status == 403 and blocked.body == b"RBAC: access denied"
     finally:
         gateway.stop()
 
