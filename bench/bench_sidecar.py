@@ -28,7 +28,10 @@ Measurements (each the median of ``--rounds`` runs):
    time of its threads, median of the runs) gives CPU per 1,000 req/s, beside nginx's
    under the same paced load;
 4. RSS of the sidecar (``/proc/<pid>/status`` VmRSS), the larger of after-throughput and
-   after-two-hops.
+   after-two-hops;
+5. mTLS (``bench/bench_mtls.py``): the two hops A -> B again against a TLS-speaking pair
+   (secrets directories, auto mTLS) and nginx -> nginx plain vs. mutual TLS, throughput and
+   p50, and the RSS of a sidecar with TLS loaded (budget 40 MB).
 
 The machine is shared: the script warns when the load average says other work is running.
 The last line is machine-readable:
@@ -51,6 +54,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import bench_mtls  # noqa: E402
 
 from mesh.sidecar.testing import (  # noqa: E402
     SidecarProcess,
@@ -472,6 +478,12 @@ def main() -> int:
         hops_nginx_x = pace_client(px2_port, host, 1000, 5.0)
         lat_side = lat_one["sidecar"]
         errors = side["errors"] + lat_side["errors"]
+        # The mTLS row: sidecar A -> B (plaintext, as just measured) vs. a TLS-speaking pair
+        # and nginx -> nginx in plaintext and over mutual TLS, same layout (bench_mtls).
+        mtls, _ = bench_mtls.mtls_rows(
+            sys.modules[__name__], nginx, work, host, up_port, a, px2_port, procs, sidecars,
+            d, n, c,
+        )  # fmt: skip
     finally:
         for sc in sidecars:
             sc.stop()
@@ -531,6 +543,7 @@ def main() -> int:
         ("CPU per 1000 req/s (core)", "-", f"{cpu_nginx:.3f}", f"{cpu:.3f}",
          f"{cpu / cpu_nginx:.1f}x nginx" if cpu_nginx else "", "<= 0.1",
          cpu <= TARGETS["cpu_per_1k"]),
+        *mtls,
     ]  # fmt: skip
     widths = [34, 8, 22, 9, 14, 18, 5]
     header = ("measure", "direct", "nginx stock/tuned", "sidecar", "vs baseline", "target", "ok")

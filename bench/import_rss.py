@@ -11,9 +11,11 @@ mapping the same file, e.g. all sidecars of one image on one host). Rows:
 - ``+cryptography``: what a workload needs to make a key and a CSR and read certificates
   (``cryptography.x509``, ``hazmat.primitives.asymmetric.ec``, ``serialization``, ``hashes``);
 - ``+mesh.security.ca``: the lab's CA and certificate code (``cryptography`` plus the lab's);
-- ``sidecar``: the sidecar's modules as it starts them today (``mesh.sidecar.lean`` blocks
-  OpenSSL first), then the same with ``ssl``, with ``ssl`` + ``cryptography``, and with
-  ``ssl`` + the security core a sidecar needs (authz, mtls, tlsinfo: no ``cryptography``).
+- ``sidecar``: the sidecar's modules as a proxy without a secrets directory starts them
+  (``mesh.sidecar.memory_budget`` stubs OpenSSL out first), then the same with ``ssl``, with
+  ``ssl`` + ``cryptography``, with ``ssl`` + the security core a sidecar needs (authz, mtls,
+  tlsinfo: no ``cryptography``), and as a proxy with a secrets directory loads it
+  (``mesh.sidecar.tls``, ``secure``, ``acceptor``).
 
 Each row is measured ``--rounds`` times; the median is printed.
 
@@ -46,10 +48,15 @@ CRYPTOGRAPHY = (
     "from cryptography.hazmat.primitives import hashes, serialization\n"
     "from cryptography.hazmat.primitives.asymmetric import ec"
 )
-SIDECAR_LEAN = "from mesh.sidecar import lean\nlean.install()\nimport mesh.sidecar.server"
+SIDECAR_LEAN = (
+    "from mesh.sidecar import memory_budget\nmemory_budget.stub_out_openssl()\n"
+    "import mesh.sidecar.server"
+)
 SIDECAR = "import mesh.sidecar.server"
 # What a TLS-speaking sidecar would import of the security core (no cryptography).
 SECURITY = "import mesh.security.authz, mesh.security.mtls, mesh.security.tlsinfo"
+# What a sidecar with a secrets directory loads (mesh.sidecar.guard imports these lazily).
+SIDECAR_TLS = "import mesh.sidecar.tls, mesh.sidecar.secure, mesh.sidecar.acceptor"
 
 ROWS: tuple[tuple[str, str], ...] = (
     ("bare", ""),
@@ -57,10 +64,11 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("+cryptography", CRYPTOGRAPHY),
     ("+ssl +cryptography", "import ssl\n" + CRYPTOGRAPHY),
     ("+mesh.security.ca (CA and certificates)", "import mesh.security.ca"),
-    ("sidecar (lean: no OpenSSL, today)", SIDECAR_LEAN),
+    ("sidecar (no secrets dir: OpenSSL stubbed)", SIDECAR_LEAN),
     ("sidecar +ssl", "import ssl\n" + SIDECAR),
     ("sidecar +ssl +cryptography", "import ssl\n" + CRYPTOGRAPHY + "\n" + SIDECAR),
     ("sidecar +ssl +mesh.security (no crypto)", "import ssl\n" + SIDECAR + "\n" + SECURITY),
+    ("sidecar with secrets dir (ssl + mTLS shell)", SIDECAR + "\n" + SIDECAR_TLS),
 )
 
 

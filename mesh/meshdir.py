@@ -368,6 +368,9 @@ class RegistryRecord:
             ready=self.ready,
             namespace=self.namespace,
             workload=self.workload,
+            service_account=self.service_account,
+            # A pod registered by a bare workload (no sidecar) speaks plaintext only.
+            proxy="none" if self.role == "workload" else "sidecar",
         )
 
     @classmethod
@@ -435,6 +438,11 @@ class ProxyStatus:
     # Upstream endpoints this proxy's outlier detection has ejected now:
     # ``{"pod", "address", "cluster", "until"}`` (``until``: Unix time the ejection ends).
     ejected: tuple[Mapping[str, Any], ...] = ()
+    # The proxy's workload identity (``spiffe://...``; None: none loaded, plaintext only),
+    # its inbound mTLS mode, and why the last secrets generation was refused.
+    identity: str | None = None
+    mtls_mode: str | None = None
+    secrets_error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -454,6 +462,10 @@ class ProxyStatus:
             data["listener_error"] = self.listener_error
         if self.ejected:
             data["ejected"] = [dict(e) for e in self.ejected]
+        for key in ("identity", "mtls_mode", "secrets_error"):
+            value = getattr(self, key)
+            if value:
+                data[key] = value
         return data
 
     def ejections(self, now: float) -> list[tuple[str, float]]:
@@ -489,6 +501,9 @@ class ProxyStatus:
             probe_error=text("probe_error"),
             listener_error=text("listener_error"),
             ejected=_mappings(data.get("ejected")),
+            identity=text("identity"),
+            mtls_mode=text("mtls_mode"),
+            secrets_error=text("secrets_error"),
         )
 
 

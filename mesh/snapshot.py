@@ -15,7 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mesh.topology import DEFAULT_NAMESPACE, Pod, Service, ServicePort, Topology
+from mesh.topology import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_SERVICE_ACCOUNT,
+    Pod,
+    Service,
+    ServicePort,
+    Topology,
+)
 
 SNAPSHOT_FILE = "snapshot.json"
 # The lab's workloads as the manager serves them ($MESH_DIR/topology.json): what meshctl
@@ -44,20 +51,37 @@ class Endpoint:
     # ``address:port``: the stable identity load balancers, pools and outlier detection use;
     # made once here, since the data plane reads it several times per request.
     key: str = field(init=False, repr=False, compare=False)
+    # What Istio's endpoint metadata tells a client proxy for mTLS: the pod's service account
+    # (the identity its certificate must carry; "" = unknown, not checked) and whether it has
+    # a sidecar (``proxy`` "none": auto mTLS sends it plaintext, Istio's tlsMode disabled).
+    service_account: str = ""
+    proxy: str = "sidecar"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", f"{self.address}:{self.port}")
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "pod": self.pod,
-            "service": self.service,
-            "address": self.address,
-            "port": self.port,
-            "labels": dict(self.labels),
-            "ready": self.ready,
-            "namespace": self.namespace,
-        } | ({"workload": self.workload} if self.workload else {})
+        return (
+            {
+                "pod": self.pod,
+                "service": self.service,
+                "address": self.address,
+                "port": self.port,
+                "labels": dict(self.labels),
+                "ready": self.ready,
+                "namespace": self.namespace,
+            }
+            | ({"workload": self.workload} if self.workload else {})
+            | self._security_json()
+        )
+
+    def _security_json(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.service_account:
+            extra["service_account"] = self.service_account
+        if self.proxy != "sidecar":
+            extra["proxy"] = self.proxy
+        return extra
 
     @property
     def fqdn(self) -> str:
@@ -69,7 +93,16 @@ class Endpoint:
 
     def as_pod(self) -> Pod:
         """The pod behind this endpoint, as the topology describes pods."""
-        return Pod(self.pod, self.labels, namespace=self.namespace, service_name=self.service)
+        proxy: Any = self.proxy if self.proxy in ("sidecar", "gateway", "none") else "sidecar"
+        return Pod(
+            self.pod,
+            self.labels,
+            namespace=self.namespace,
+            service_name=self.service,
+            service_account=self.service_account or DEFAULT_SERVICE_ACCOUNT,
+            proxy=proxy,
+            port=self.port,
+        )
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Endpoint:
@@ -86,6 +119,8 @@ class Endpoint:
                 ready=bool(data.get("ready", True)),
                 namespace=str(data.get("namespace") or DEFAULT_NAMESPACE),
                 workload=str(data.get("workload") or ""),
+                service_account=str(data.get("service_account") or ""),
+                proxy=str(data.get("proxy") or "sidecar"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SnapshotError(f"bad endpoint record {data!r}: {exc}") from exc

@@ -171,7 +171,16 @@ def _load_config(args: argparse.Namespace) -> SimulatedMesh | str:
         except WorkloadError as exc:
             return str(exc)
         endpoints = [
-            Endpoint(p.name, p.service, "127.0.0.1", p.port, p.labels, namespace=p.namespace)
+            Endpoint(
+                p.name,
+                p.service,
+                "127.0.0.1",
+                p.port,
+                p.labels,
+                namespace=p.namespace,
+                service_account=p.service_account,
+                proxy=p.proxy,
+            )  # fmt: skip
             for p in topology.app_pods
         ]
         return SimulatedMesh(loaded, endpoints, topology, topology.services)

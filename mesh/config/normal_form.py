@@ -5,8 +5,8 @@ plain JSON document in the model's own terms, and a sidecar turns that back into
 model without checking anything (Istio's proxies never validate: istiod pushes what it
 already checked). Primitives:
 
-- ``to_normal(resource)``: ``{"apiVersion", "kind", "metadata": {"name", "namespace"},
-  "spec"}`` where ``spec`` uses the model's field names (snake_case), durations are float
+- ``to_normal(resource)``: ``{"apiVersion", "kind", "metadata": {"name", "namespace"} (and
+  the ``annotations`` a proxy acts on: ``istio.io/dry-run``), "spec"}`` where ``spec`` uses the model's field names (snake_case), durations are float
   seconds, a string match is ``{}`` or ``{"exact" | "prefix" | "regex": value}``, and a
   field equal to its default is left out.
 - ``from_normal(document)``: the ``Resource`` again, built by the model's type hints. It
@@ -30,11 +30,22 @@ class NormalFormError(ValueError):
     """A published document that is not in normal form (or of a kind the proxy lacks)."""
 
 
+# Annotations a proxy acts on (the rest of the metadata stays with the manager).
+PROXY_ANNOTATIONS = ("istio.io/dry-run",)
+
+
 def to_normal(resource: Resource) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": resource.name, "namespace": resource.namespace}
+    written = resource.raw.get("metadata")
+    annotations = written.get("annotations") if isinstance(written, Mapping) else None
+    if isinstance(annotations, Mapping):
+        kept = {k: str(annotations[k]) for k in PROXY_ANNOTATIONS if k in annotations}
+        if kept:
+            metadata["annotations"] = kept
     return {
         "apiVersion": resource.api_version,
         "kind": resource.kind,
-        "metadata": {"name": resource.name, "namespace": resource.namespace},
+        "metadata": metadata,
         "spec": _encode(resource.spec),
     }
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 
 from mesh.config import hosts as hostnames
-from mesh.config.model import CorsPolicy, TrafficPolicy
+from mesh.config.model import CorsPolicy, DestinationRule, TrafficPolicy
 from mesh.resilience.retry import RetryPolicy
 from mesh.snapshot import Endpoint
 
@@ -86,6 +86,9 @@ class Cluster:
     endpoints: tuple[Endpoint, ...]
     policy: TrafficPolicy
     defined: bool = True
+    # The DestinationRule that applies (its ``tls``, with Istio's subset and port-level
+    # precedence, decides what the client sends: ``mesh.security.mtls.client_tls``).
+    rule: DestinationRule | None = field(default=None, compare=False)
 
     @property
     def label(self) -> str:
@@ -146,6 +149,10 @@ NO_CLUSTER_BODY = b""
 OVERFLOW_BODY = b"upstream connect error or disconnect/reset before headers. reset reason: overflow"
 CONNECT_FAILURE_BODY = (
     b"upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+)
+CONNECTION_TERMINATION_BODY = (
+    b"upstream connect error or disconnect/reset before headers. reset reason: connection "
+    b"termination"
 )
 UPSTREAM_TIMEOUT_BODY = b"upstream request timeout"
 FAULT_ABORT_BODY = b"fault filter abort"

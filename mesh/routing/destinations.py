@@ -154,6 +154,6 @@ class ClusterBuilder:
                 endpoints = [e for e in endpoints if labels_match(subset.labels, e.labels)]
                 policy = policy.overridden_by(subset.traffic_policy)
         policy = policy.for_port(port)
-        built = Cluster(name, host, subset_name, port, tuple(endpoints), policy, defined)
+        built = Cluster(name, host, subset_name, port, tuple(endpoints), policy, defined, rule)
         self.clusters[name] = built
         return built

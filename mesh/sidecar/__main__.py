@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 if __name__ == "__main__":
-    # Before anything imports asyncio, ssl or hashlib: no OpenSSL in the proxy.
+    # Before anything imports asyncio, ssl or hashlib: no OpenSSL in the proxy, unless it has
+    # a workload identity to speak mTLS with (a secrets directory, ``mesh.sidecar.tls``).
+    import os as _os
+    import sys as _sys
+
     from mesh.sidecar import memory_budget
 
-    memory_budget.stub_out_openssl()
+    if not memory_budget.needs_tls(_sys.argv[1:], _os.environ):
+        memory_budget.stub_out_openssl()
     memory_budget.tune_malloc()
 
 import argparse  # noqa: E402
@@ -82,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="concurrent client connections per listener; more are closed at once "
         "(default: a quarter of the open-file limit)",
     )  # fmt: skip
+    p.add_argument(
+        "--secrets-dir", default=os.environ.get("MESH_SECRETS_DIR"),
+        help="the pod's private secrets directory (workload certificate, written by the "
+        "agent): mTLS with other sidecars; none: plaintext only (default: MESH_SECRETS_DIR)",
+    )  # fmt: skip
     p.add_argument("--access-log", default="-", help="'-' stdout (default), 'off', or a file")
     p.add_argument("--seed", type=int, help="seed of the proxy's random source (tests)")
     return p
@@ -131,6 +141,7 @@ def options_from_args(argv: Sequence[str] | None = None):  # type: ignore[no-unt
         access_log=args.access_log,
         seed=args.seed,
         workload_name=args.workload,
+        secrets_dir=Path(args.secrets_dir) if args.secrets_dir else None,
     )
 
 
@@ -139,7 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import uvloop
 
-    from mesh.sidecar.server import Sidecar, raise_fd_limit
+    from mesh.sidecar.server import Sidecar
+    from mesh.sidecar.sockets import raise_fd_limit
 
     options = options_from_args(argv)
     raise_fd_limit()

@@ -1,7 +1,8 @@
 """The proxy's admin port (Envoy's admin API, the parts the lab uses): ``/ready``,
 ``/stats/prometheus`` (Istio's standard metrics and the lab's own), ``/config_dump``,
 ``/clusters`` (Envoy's text form, ``health_flags::/failed_outlier_check`` on an ejected host;
-``?format=json`` for tools), ``/healthz``.
+``?format=json`` for tools), ``/healthz``, ``/certs`` (the proxy's certificate and what it
+enforces).
 
 Primitives: ``handle(sidecar, ex)``, ``clusters_text(described clusters)``.
 """
@@ -70,6 +71,7 @@ def handle(sidecar: Any, ex: Exchange) -> None:
                 extra.append(f"mesh_tracing_zipkin_{name} {value}")
         extra.append("# TYPE mesh_ready gauge")
         extra.append(f"mesh_ready {1 if sidecar.ready else 0}")
+        extra.extend(sidecar.guard.prometheus())
         body = sidecar.telemetry.render(extra).encode()
         ex.reply(200, body, headers=((b"content-type", b"text/plain; version=0.0.4"),))
     elif path == "/config_dump":
@@ -107,8 +109,13 @@ def handle(sidecar: Any, ex: Exchange) -> None:
             ex.reply(200, text.encode(), headers=((b"content-type", b"text/plain"),))
     elif path == "/healthz":
         ex.reply(200, b"ok\n")
+    elif path == "/certs":
+        # Envoy's /certs, and what this proxy enforces (mTLS mode, policies, upstream TLS).
+        _json_reply(ex, sidecar.guard.certs())
     else:
-        ex.reply(404, b"admin: /ready /stats/prometheus /config_dump /clusters[?format=json]\n")
+        ex.reply(
+            404, b"admin: /ready /stats/prometheus /config_dump /clusters[?format=json] /certs\n"
+        )
 
 
 def clusters_text(clusters: Iterable[Mapping[str, Any]]) -> list[str]:

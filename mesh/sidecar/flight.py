@@ -21,7 +21,9 @@ from mesh.resilience.retry import NO_RETRY, backoff
 from mesh.resilience.verdict import (
     COMMIT,
     CONNECT_FAILURE,
+    RESET,
     RETRY,
+    Verdict,
     backoff_too_late,
     stale,
     verdict,
@@ -32,6 +34,7 @@ from mesh.sidecar.clusters import ClusterState
 from mesh.sidecar.forwarding import apply_ops, request_head, request_lines, upstream_authority
 from mesh.sidecar.http1.client import Attempt, UpstreamConn
 from mesh.sidecar.http1.exchange import Exchange
+from mesh.sidecar.http1.framing import reset_transport
 from mesh.sidecar.mirror import mirror
 from mesh.sidecar.runtime import Runtime
 from mesh.sidecar.tries import body_timeout, drop, try_once
@@ -215,11 +218,22 @@ class Flight:
             self.no_healthy()
             self.end()
             return
-        conn = self.rt.pool.take_idle(endpoint.key)
+        security = self.rt.security
+        tls = self.upstream_tls(endpoint) if security is not None else None
+        conn = self.rt.pool.take_idle(endpoint.key if tls is None else tls.pool_key)
         if conn is None:
             self.spawn(self.run_tries(endpoint))
             return
         self.send_on(conn, endpoint)
+
+    def upstream_tls(self, endpoint: Any) -> Any:
+        """The TLS of a connection to ``endpoint`` (``mesh.sidecar.secure.UpstreamTLS``),
+        None: plaintext (and always for the inbound hop to the pod's app)."""
+        security = self.rt.security
+        fwd = self.fwd
+        if security is None or fwd is None or not security.plan:
+            return None
+        return security.upstream(fwd.cluster.name, endpoint.key)
 
     def send_on(self, conn: UpstreamConn, endpoint: Any) -> None:
         """Send this try on a pooled connection; its callbacks bring the answer back."""
@@ -337,9 +351,29 @@ class Flight:
                 ex.add_flag(decided.flag)
             self.commit(att)
             return False
+        if self.rt.kube_proxy:
+            # kube-proxy has no 503 page: the app sees the failed connection (curl: 000).
+            transport = ex.conn.transport  # type: ignore[attr-defined]
+            if transport is not None:
+                reset_transport(transport)
+            ex.abort(decided.flag)
+            self.end()
+            return False
+        if outcome == RESET and decided.flag.startswith("UF") and self._reset_by_strict():
+            # A plaintext try reset by a server that requires mTLS: Envoy's "connection
+            # termination" (UC), as ``mesh.security.mtls.connect`` says.
+            decided = Verdict(decided.action, decided.status, "UC" + decided.flag[2:])
         replies.send_verdict(ex, decided)
         self.end()
         return False
+
+    def _reset_by_strict(self) -> bool:
+        security = self.rt.security
+        return (
+            security is not None
+            and self.key in security.strict_endpoints
+            and self.upstream_tls(self.endpoint) is None
+        )
 
     # --- stage 7 ----------------------------------------------------------------------------
 
@@ -500,7 +534,8 @@ class Flight:
                 replay = self.sent
                 self.sent = True
                 att = await try_once(rt.pool, loop, ex, endpoint, self.head, replay,
-                                     try_deadline, connect_timeout, fresh=fresh)  # fmt: skip
+                                     try_deadline, connect_timeout, fresh=fresh,
+                                     tls=self.upstream_tls(endpoint))  # fmt: skip
             finally:
                 self._finish_try()
             fresh = False

@@ -47,6 +47,8 @@ EDGE_STRIPPED: frozenset[str] = frozenset(
 _EDGE_REPLACED: frozenset[str] = EDGE_STRIPPED | {
     # Istio's metadata exchange: only the gateway itself speaks for the caller.
     *PEER_HEADERS,
+    # Istio's gateway: SANITIZE_SET, and its clients present no certificate: removed.
+    "x-forwarded-client-cert",
     "x-request-id",
     "x-forwarded-proto",
     "x-envoy-external-address",

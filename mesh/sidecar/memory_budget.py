@@ -1,12 +1,15 @@
-"""What keeps a proxy inside its memory budget (30 MB): no OpenSSL, malloc tuned for a small
-long-running process, the collector settled after each config, freed heap handed back.
+"""What keeps a proxy inside its memory budget (30 MB; 40 MB with TLS): no OpenSSL unless
+the proxy has a workload identity, malloc tuned for a small long-running process, the
+collector settled after each config, freed heap handed back.
 
-Primitives: ``stub_out_openssl()``, ``tune_malloc()``, ``settle()``, ``trim()``.
+Primitives: ``needs_tls(argv, environ)``, ``stub_out_openssl()``, ``tune_malloc()``,
+``settle()``, ``trim()``.
 
-The data plane speaks plain HTTP only (DestinationRule ``tls`` is a no-op in the lab, Lab
-decision 7), yet ``asyncio``/uvloop import ``ssl`` and ``hashlib`` loads ``_hashlib``: both
-map ``libcrypto`` (about 4 MB of RSS per proxy, an eighth of the 30 MB budget). ``stub_out_openssl()``
-runs before those imports: ``hashlib`` falls back to CPython's built-in SHA-2 (the snapshot's
+A proxy without a secrets directory speaks plain HTTP only, yet ``asyncio``/uvloop import
+``ssl`` and ``hashlib`` loads ``_hashlib``: both map ``libcrypto`` (about 4 MB of RSS per
+proxy, an eighth of the 30 MB budget). ``stub_out_openssl()`` runs before those imports,
+only when ``needs_tls`` says no (a proxy with a secrets directory speaks mTLS,
+``mesh.sidecar.tls``): ``hashlib`` falls back to CPython's built-in SHA-2 (the snapshot's
 content hash needs nothing else), and ``ssl`` is a stub carrying the few names uvloop reads at
 import time; actually using TLS raises. When ``ssl`` or ``hashlib`` is already loaded (a test
 process, say), nothing is done.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import types
+from collections.abc import Mapping, Sequence
 
 
 class SSLError(OSError):
@@ -65,6 +69,17 @@ _CONSTANTS = (
     "SSL_ERROR_WANT_CONNECT",
     "SSL_ERROR_EOF",
 )
+
+
+def needs_tls(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
+    """Whether this proxy will speak TLS: it was given a secrets directory (``--secrets-dir``
+    or ``MESH_SECRETS_DIR``). Then OpenSSL must stay: the stub would make ``ssl`` unusable."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--secrets-dir="):
+            return bool(arg.partition("=")[2])
+        if arg == "--secrets-dir":
+            return i + 1 < len(argv) and bool(argv[i + 1])
+    return bool(environ.get("MESH_SECRETS_DIR"))
 
 
 def stub_out_openssl() -> bool:

@@ -56,8 +56,10 @@ async def _mirror_one(
         if endpoint is None:
             return
         deadline = rt.loop.time() + MIRROR_DEADLINE
+        security = rt.security
+        tls = security.upstream(state.cluster.name, endpoint.key) if security is not None else None
         att = await try_once(rt.pool, rt.loop, None, endpoint, head, False, deadline,
-                             state.connect_timeout, body)  # fmt: skip
+                             state.connect_timeout, body, tls=tls)  # fmt: skip
         if att is None:
             return
         att.discard = True

@@ -56,6 +56,14 @@ from mesh.telemetry.istio import PEER_HEADERS, PEER_METADATA, PEER_METADATA_ID
 
 PEER_HEADER_BYTES = frozenset(h.encode("latin-1") for h in PEER_HEADERS)
 
+XFCC_HEADER = "x-forwarded-client-cert"
+
+
+def strip_xfcc(ex: Exchange) -> None:
+    del ex.hdict[XFCC_HEADER]
+    ex.headers = [(n, v) for n, v in ex.headers if n != b"x-forwarded-client-cert"]
+
+
 # --- stage 1: the request as the router sees it ----------------------------------------------
 
 
@@ -160,6 +168,10 @@ def start_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge: bool)
         extra = edge_headers(ex)
     else:
         extra = added_headers(ex, False)
+        if XFCC_HEADER in ex.hdict:
+            # Envoy's default (SANITIZE) on the sidecar's outbound listener: an app's
+            # X-Forwarded-Client-Cert never leaves its pod (the gateway's is in ``edge_headers``).
+            strip_xfcc(ex)
         if PEER_METADATA in ex.hdict or PEER_METADATA_ID in ex.hdict:
             strip_peer_headers(ex)  # the app's own copy: the proxy speaks for its workload
     # Metadata exchange: who is calling, for the destination's source_* labels.
@@ -171,6 +183,12 @@ def start_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge: bool)
     if view is None:
         replies.send(ex, replies.BAD_PATH)  # Envoy: 400, the connection kept
         return
+    if edge and rt.security is not None and rt.security.policies:
+        # AuthorizationPolicies that select the ingress gateway, before routing (Envoy's
+        # RBAC filter precedes the router).
+        if rt.security.edge(ex, view.path, view.host, server_port) is not None:
+            replies.send(ex, replies.RBAC_DENIED)
+            return
     # 2. decide
     decision = decide(table, view, rt.rng)
     if isinstance(decision, LocalReply):
@@ -264,6 +282,16 @@ def start_inbound(rt: Runtime, ex: Exchange) -> None:
         ex.authority = authority
     ex.upstream_host = rt.app_key
     ex.cluster_name = "inbound"
+    if rt.security is not None:
+        # mTLS facts, X-Forwarded-Client-Cert, then AuthorizationPolicy, before the app.
+        denied = rt.security.inbound(ex, path, authority) is not None
+        if ex.mtls:  # the destination's connection_security_policy: mutual_tls
+            ex.labels = rt.telemetry.inbound_prefix(metadata, True)
+        if denied:
+            replies.send(ex, replies.RBAC_DENIED)
+            return
+    elif XFCC_HEADER in ex.hdict:
+        strip_xfcc(ex)  # plaintext: a client cannot forge its certificate's details
     if rt.app_port is None:
         replies.send(ex, replies.NO_HEALTHY_UPSTREAM)
         return

@@ -55,6 +55,12 @@ class Runtime:
         self.ejection_hook: Callable[[], None] | None = None
         # b3 in, spans out (None: telemetry off).
         self.tracer: Tracer | None = None
+        # ``mesh.sidecar.secure.Security`` when mTLS or policies apply to this proxy; None:
+        # plaintext with no policy, and no per-request security work at all.
+        self.security: Any = None
+        # No sidecar in the pod (``--no-sidecar``): the proxy plays kube-proxy, which
+        # forwards connections and answers nothing itself.
+        self.kube_proxy = False
 
     def install(self, table: Any) -> None:
         """Build the cluster states of ``table`` and make it current, in one assignment."""

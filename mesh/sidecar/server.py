@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import resource
 import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -41,6 +39,7 @@ from mesh.meshdir import MeshDir, ProxyStatus, RegistryRecord, write_json
 from mesh.routing import ProxyIdentity, compile_snapshot
 from mesh.sidecar import admin, memory_budget
 from mesh.sidecar.files import Writer, remove_quietly
+from mesh.sidecar.guard import Guard
 from mesh.sidecar.http1.client import Pool
 from mesh.sidecar.http1.exchange import Exchange
 from mesh.sidecar.http1.server import ConnTracker, Downstream
@@ -48,6 +47,7 @@ from mesh.sidecar.inotify import DirWatch, watch_dir
 from mesh.sidecar.pipeline import start_inbound, start_routed
 from mesh.sidecar.prober import ProbeSpec, ProbeState, run_prober
 from mesh.sidecar.runtime import Runtime
+from mesh.sidecar.sockets import connection_cap, listening_socket
 from mesh.sidecar.telemetry import Telemetry, open_log
 from mesh.sidecar.tracing import Tracer, make_tracer, telemetry_enabled
 from mesh.snapshot import Snapshot, SnapshotError
@@ -88,6 +88,9 @@ class Options:
     seed: int | None = None
     # The pod's Deployment (Istio's workload name); "": ``<app>-<version>``.
     workload_name: str = ""
+    # The pod's private secrets directory (the agent writes the workload certificate there):
+    # mTLS. None: no identity, plaintext only, and OpenSSL never loaded.
+    secrets_dir: Path | None = None
 
     @property
     def role(self) -> str:
@@ -180,6 +183,7 @@ class Sidecar:
             self.runtime.tracer = self.telemetry.tracer = self.tracer
         else:
             self.telemetry.enabled = False
+        self.runtime.kube_proxy = options.plain
         self.listeners: list[Listener] = []
         self.gateway_listeners: dict[int, Listener] = {}
         self.snapshot: Snapshot | None = None
@@ -199,6 +203,9 @@ class Sidecar:
         self.mesh = MeshDir(options.mesh_dir)
         self.registry_path = self.mesh.registry_file(options.pod)
         self.status_path = self.mesh.status_file(options.pod)
+        # mTLS and AuthorizationPolicy: loaded only when this proxy has an identity or the
+        # mesh has security policies (``mesh.sidecar.guard``).
+        self.guard = Guard(options, loop, self.runtime, self.write_status)
 
     # --- readiness ----------------------------------------------------------------------
 
@@ -262,6 +269,7 @@ class Sidecar:
             probe_error=self.probe_state.last_error if self.probe_state is not None else None,
             listener_error=self.listener_error,
             ejected=tuple(self.runtime.ejected(time.monotonic(), time.time())),
+            **self.guard.status_fields(),
         )
         self.writer.submit(_write, self.status_path, status.to_json())
 
@@ -311,7 +319,17 @@ class Sidecar:
         except Exception as exc:  # an engine bug must not take the data plane down
             self._refuse(snap.version, f"snapshot {snap.version} failed to compile: {exc!r}")
             return
+        guard = self.guard
+        prepared = None
+        if guard.wants(snap.resources):
+            try:
+                prepared = guard.prepare(table)
+            except ValueError as exc:  # a policy the proxy cannot enforce: refused whole
+                self._refuse(snap.version, f"snapshot {snap.version} refused: {exc}")
+                return
         self.runtime.install(table)
+        if prepared is not None:
+            guard.install(table, prepared, snap.services)
         self.snapshot = snap
         self.applied_at = time.time()
         self.error = None
@@ -355,11 +373,14 @@ class Sidecar:
 
     # --- listeners ---------------------------------------------------------------------
 
-    async def _bind(self, listener: Listener, host: str, port: int, handler: Any) -> None:
+    async def _bind(
+        self, listener: Listener, host: str, port: int, handler: Any, sock: Any = False
+    ) -> None:
         def factory() -> Downstream:
             return Downstream(handler, listener, port)
 
-        sock = _listening_socket(host, port)
+        if sock is False:
+            sock = listening_socket(host, port)
         if sock is None:  # a host name: let the loop resolve it
             listener.server = await self.loop.create_server(
                 factory, host, port, reuse_address=True, backlog=1024
@@ -418,7 +439,11 @@ class Sidecar:
 
                 # Handlers are C-level partials: no Python frame of ours per request.
                 inbound_handler = partial(start_inbound, rt)
-                await self._bind(inbound, o.bind_address, o.inbound_port, inbound_handler)
+                sock = listening_socket(o.bind_address, o.inbound_port)
+                if self.guard.bind_inbound(inbound, inbound_handler, sock):
+                    self.listeners.append(inbound)  # TLS or plaintext per connection
+                else:
+                    await self._bind(inbound, o.bind_address, o.inbound_port, inbound_handler, sock)
             if o.outbound_port is not None:
                 outbound = Listener(self, "outbound", "source")
 
@@ -429,6 +454,8 @@ class Sidecar:
         self.write_status()
         self.write_registry()
         self._tasks.append(self.loop.create_task(self.watch()))
+        for coro in self.guard.tasks():
+            self._tasks.append(self.loop.create_task(coro))
         self._tasks.append(self.loop.create_task(self._heartbeat()))
         self._tasks.append(self.loop.create_task(self._housekeeping()))
         if self.sender is not None:
@@ -479,6 +506,7 @@ class Sidecar:
         for listener in self.listeners:
             if listener.server is not None:
                 listener.server.close()
+        self.guard.close()
         deadline = self.loop.time() + grace
         while self.loop.time() < deadline and any(
             conn.active is not None for listener in self.listeners for conn in listener.conns
@@ -507,51 +535,3 @@ def _write(path: Path, data: dict[str, Any]) -> None:
         write_json(path, data, durable=False)
     except OSError as exc:
         print(f"sidecar: cannot write {path}: {exc}", file=sys.stderr)
-
-
-# File descriptors kept for everything but downstream connections (pooled upstream
-# connections beyond one per downstream, files, the admin listener's clients).
-RESERVED_FDS = 256
-
-
-def raise_fd_limit(ceiling: int = 1 << 20) -> None:
-    """Raise this process's open-file soft limit to its hard limit (at most ``ceiling``), as
-    servers do at start: the soft default (often 1024) is far below what a proxy needs."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = min(hard if hard != resource.RLIM_INFINITY else ceiling, ceiling)
-    if soft < target:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        except (ValueError, OSError):
-            pass
-
-
-def connection_cap() -> int:
-    """The default cap on concurrent downstream connections per listener: a refusal at the
-    cap beats running out of file descriptors. Each downstream connection may hold one
-    upstream connection, and a sidecar has two busy listeners (inbound, outbound): a quarter
-    of the open-file limit, less a reserve, keeps every accepted connection servable."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        soft = 1 << 20
-    return max(64, (soft - RESERVED_FDS) // 4)
-
-
-def _listening_socket(host: str, port: int) -> socket.socket | None:
-    """A bound, listening socket for an IP literal. Handing the loop a ready socket spares
-    uvloop's getaddrinfo, which would start libuv's thread pool (four threads, for nothing)."""
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        socket.inet_pton(family, host)
-    except OSError:
-        return None
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(1024)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock

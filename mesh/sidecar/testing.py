@@ -433,3 +433,67 @@ class Upstream:
                 conn.close()
             except OSError:
                 pass
+
+
+# --- workload certificates for tests (the agent's part, in-process) -------------------------
+
+
+def write_secrets(
+    secrets_dir: Path,
+    ca: Any,
+    namespace: str,
+    service_account: str,
+    *,
+    generation: int = 1,
+    ttl: float = 3600.0,
+    now: float | None = None,
+    key_pem: bytes | None = None,
+    chain_pem: bytes | None = None,
+    root_pem: bytes | None = None,
+    swap: bool = True,
+) -> Path:
+    """Write one generation of a pod's secrets directory as the agent does (the contract in
+    DESIGN.md "Security"): ``..gen-<n>/`` with ``key.pem``, ``cert-chain.pem``,
+    ``root-cert.pem``, ``meta.json``, then ``current`` swapped to it atomically. ``ca`` is a
+    ``mesh.security.ca.MeshCA``; ``key_pem`` / ``chain_pem`` / ``root_pem`` replace what it
+    would issue (bad-input tests). Imports ``cryptography`` (tests only)."""
+    from datetime import UTC, datetime, timedelta
+
+    from mesh.security.certs import make_csr, new_private_key, private_key_pem
+    from mesh.security.identity import Identity
+
+    identity = Identity(namespace, service_account)
+    moment = datetime.fromtimestamp(now if now is not None else time.time(), UTC)
+    key = new_private_key()
+    issued = ca.sign(make_csr(key, identity), identity, moment, timedelta(seconds=ttl))
+    secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    gen = secrets_dir / f"..gen-{generation}"
+    gen.mkdir(mode=0o700, exist_ok=True)
+    files = {
+        "key.pem": key_pem if key_pem is not None else private_key_pem(key),
+        "cert-chain.pem": chain_pem if chain_pem is not None else issued.cert_chain_pem,
+        "root-cert.pem": root_pem if root_pem is not None else issued.root_cert_pem,
+        "meta.json": json.dumps(
+            {
+                "identity": identity.uri,
+                "not_before": issued.not_before.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "not_after": issued.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "renew_at": (
+                    issued.not_before + (issued.not_after - issued.not_before) / 2
+                ).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "serial": "",
+            }
+        ).encode(),
+    }
+    for name, data in files.items():
+        path = gen / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+    if swap:
+        tmp = secrets_dir / f".current-{generation}"
+        if tmp.is_symlink():
+            tmp.unlink()
+        tmp.symlink_to(gen.name)
+        os.replace(tmp, secrets_dir / "current")
+    return gen

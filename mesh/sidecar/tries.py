@@ -29,17 +29,20 @@ async def try_once(
     connect_timeout: float,
     body: bytes = b"",
     fresh: bool = False,
+    tls: Any = None,
 ) -> Attempt | None:
     """A pooled (unless ``fresh``) or new connection to ``endpoint``, the request (``ex``'s,
     its body resent from the replay copy when ``replay``; or ``head`` + ``body`` whole, for a
-    mirror), and the response head. None: no connection could be made."""
-    conn = None if fresh else pool.take_idle(endpoint.key)
+    mirror), and the response head. None: no connection could be made. ``tls``: the
+    connection's TLS (``mesh.sidecar.secure.UpstreamTLS``), whose pool key it goes by."""
+    key = endpoint.key if tls is None else tls.pool_key
+    conn = None if fresh else pool.take_idle(key)
     while True:
         if conn is None:
             timeout = connect_timeout
             if deadline is not None:
                 timeout = min(timeout, max(deadline - loop.time(), 0.001))
-            conn = await pool.connect(endpoint.key, endpoint.address, endpoint.port, timeout)
+            conn = await pool.connect(key, endpoint.address, endpoint.port, timeout, tls)
             if conn is None:
                 return None
         fut: asyncio.Future[None] = loop.create_future()

@@ -41,3 +41,20 @@ def test_a_snapshot_without_a_catalog_loads_with_none() -> None:
 def test_bad_snapshots_are_refused_with_a_reason(text: str) -> None:
     with pytest.raises(SnapshotError):
         Snapshot.from_json(text)
+
+
+def test_endpoint_security_metadata_round_trips():
+    from mesh.meshdir import RegistryRecord
+
+    e = Endpoint("h-1", "httpbin", "127.0.0.1", 8000, {"app": "httpbin"}, namespace="foo",
+                 service_account="httpbin", proxy="none")  # fmt: skip
+    assert Endpoint.from_json(e.to_json()) == e
+    pod = e.as_pod()
+    assert (pod.service_account, pod.proxy, pod.port) == ("httpbin", "none", 8000)
+    plain = Endpoint("a-1", "a", "127.0.0.1", 1)
+    assert "proxy" not in plain.to_json() and "service_account" not in plain.to_json()
+    assert plain.as_pod().proxy == "sidecar"
+    record = RegistryRecord("l-1", "legacy", "127.0.0.1", 9080, role="workload",
+                            namespace="legacy", service_account="sleep")  # fmt: skip
+    assert record.endpoint().proxy == "none" and record.endpoint().service_account == "sleep"
+    assert RegistryRecord("s-1", "s", "127.0.0.1", 9080).endpoint().proxy == "sidecar"

@@ -104,10 +104,16 @@ def check_traffic_policy(found: Findings, path: str, policy: TrafficPolicy) -> N
                 f"tunnel target host must be valid FQDN or IP address: {host_problem}",
             )
         check_port(found, f"{tpath}.targetPort", tunnel.target_port)
-    if policy.tls is not None or any(level.tls for level in policy.port_level_settings):
+    originated = [
+        tls.mode
+        for tls in (policy.tls, *(level.tls for level in policy.port_level_settings))
+        if tls is not None and tls.mode in ("SIMPLE", "MUTUAL")
+    ]
+    if originated:
         found.lab(
             f"{path}.tls",
-            "tls is accepted and has no effect until mutual TLS lands in the lab (Lab decision 7)",
+            f"tls mode {originated[0]} needs certificate files the lab's pods do not have: its "
+            "connections fail with 503 UF (ISTIO_MUTUAL and DISABLE apply) (Lab decision 7)",
         )
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 import httptools
 
@@ -499,6 +499,9 @@ class Pool:
         self.loop = loop
         self.idle: dict[str, list[UpstreamConn]] = {}
         self.active: set[UpstreamConn] = set()
+        # Originates TLS for the connections that need it (``mesh.sidecar.secure.Security``:
+        # the contexts, the server's identity check); None: plaintext only.
+        self.security: Any = None
 
     def take_idle(self, key: str) -> UpstreamConn | None:
         conns = self.idle.get(key)
@@ -510,10 +513,19 @@ class Pool:
         return None
 
     async def connect(
-        self, key: str, address: str, port: int, timeout: float | None
+        self, key: str, address: str, port: int, timeout: float | None, tls: Any = None
     ) -> UpstreamConn | None:
-        """A new connection, or None when it cannot be made (refused, unreachable, slow)."""
+        """A new connection, or None when it cannot be made (refused, unreachable, slow; with
+        ``tls``, a ``mesh.sidecar.secure.UpstreamTLS``: a failed handshake or a server that
+        is not who it should be)."""
         loop = self.loop
+        if tls is not None:
+            if self.security is None:
+                return None
+            secured: UpstreamConn | None = await self.security.connect(
+                self, key, address, port, timeout, tls
+            )
+            return secured
         try:
             coro = loop.create_connection(lambda: UpstreamConn(self, key), address, port)
             if timeout is not None:

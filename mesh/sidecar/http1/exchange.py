@@ -98,6 +98,7 @@ class Exchange:
         "trace",
         "trace_root",
         "route",
+        "peer_principal",
         "request_id",
         "authority",
         "paused",
@@ -142,6 +143,9 @@ class Exchange:
         self.trace: Any = None
         self.trace_root = False
         self.route: Any = None
+        # Its verified peer's principal (``cluster.local/ns/<ns>/sa/<sa>``; None over
+        # plaintext): set by the inbound listener that terminated it.
+        self.peer_principal: str | None = None
         self.request_id = ""
         self.authority = ""
         self.paused = False

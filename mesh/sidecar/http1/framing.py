@@ -1,11 +1,13 @@
 """HTTP/1.1 framing shared by both sides of the proxy: how a body is delimited on the wire
 (``NO_BODY``, ``LENGTH``, ``CHUNKED``, ``UNTIL_CLOSE``), chunk encoding, status lines, the
-hop-by-hop header names, and ``nodelay`` for every socket the proxy opens or accepts."""
+hop-by-hop header names, ``nodelay`` for every socket the proxy opens or accepts, and
+``reset_socket`` / ``reset_transport`` (close with a TCP reset)."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 from http import HTTPStatus
 
 from mesh.headers import HOP_BY_HOP_HEADERS
@@ -54,3 +56,27 @@ def nodelay(transport: asyncio.BaseTransport) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (OSError, AttributeError):
             pass
+
+
+_LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+def reset_socket(sock: socket.socket) -> None:
+    """Close with a TCP RST rather than a FIN (SO_LINGER on, timeout 0): the peer's next
+    read fails with ECONNRESET (curl: ``(56) Recv failure: Connection reset by peer``)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    except OSError:
+        pass
+    sock.close()
+
+
+def reset_transport(transport: asyncio.BaseTransport) -> None:
+    """``reset_socket`` for a connection the event loop owns."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        except (OSError, AttributeError):
+            pass
+    transport.abort()  # type: ignore[attr-defined]

@@ -30,11 +30,19 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import httptools
 
 from mesh.sidecar.http1.exchange import Exchange
-from mesh.sidecar.http1.framing import CHUNKED, CONTINUE, LENGTH, NO_BODY, nodelay
+from mesh.sidecar.http1.framing import (
+    CHUNKED,
+    CONTINUE,
+    LENGTH,
+    NO_BODY,
+    nodelay,
+    reset_transport,
+)
 
 # Envoy's defaults: max_request_headers_kb = 60, max_headers_count = 100.
 MAX_HEADER_BYTES = 60 * 1024
@@ -88,6 +96,7 @@ class Downstream(asyncio.Protocol):
         "head_ticks",
         "raw_left",
         "raw_ex",
+        "tls",
     )
 
     def __init__(self, handler: Handler, server: ConnTracker, port: int) -> None:
@@ -133,12 +142,21 @@ class Downstream(asyncio.Protocol):
         # bytes: read here by its Content-Length (``raw_left`` bytes owed to ``raw_ex``).
         self.raw_left = 0
         self.raw_ex: Exchange | None = None
+        # The verified mTLS peer (``mesh.sidecar.secure.PeerInfo``); None: plaintext.
+        self.tls: Any = None
 
     # --- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         server = self.server
+        if server.refusing:
+            # Plaintext under STRICT on a proxy without a certificate: refused at the
+            # connection with a reset, as Envoy does (``mesh.sidecar.acceptor``).
+            server.refused += 1
+            self.closed = True
+            reset_transport(transport)
+            return
         if len(server.conns) >= server.max_connections:
             # Over the listener's cap: closed at once, before reading a byte (Envoy's
             # listener connection limit; counted as downstream_cx_overflow).
@@ -510,6 +528,9 @@ class ConnTracker:
         self.conns: set[Downstream] = set()
         self.max_connections = max_connections
         self.overflows = 0
+        # Refuse every connection with a reset (STRICT mTLS, and no certificate to speak it).
+        self.refusing = False
+        self.refused = 0
 
     def on_exchange_done(self, ex: Exchange) -> None:  # pragma: no cover - overridden
         pass

@@ -133,3 +133,21 @@ def test_every_valid_case_of_istio_s_tables_round_trips(kind: str) -> None:
             assert back.spec == resource.spec, case["case"]
             checked += 1
     assert checked >= 30
+
+
+def test_the_dry_run_annotation_reaches_the_proxy_and_nothing_else() -> None:
+    raw = {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": {"name": "a", "namespace": "foo", "labels": {"x": "y"},
+                     "annotations": {"istio.io/dry-run": "true", "note": "private"}},
+        "spec": {"action": "DENY", "rules": [{}]},
+    }  # fmt: skip
+    (resource,) = load_resources([raw]).resources
+    normal = to_normal(resource)
+    assert normal["metadata"] == {
+        "name": "a", "namespace": "foo", "annotations": {"istio.io/dry-run": "true"},
+    }  # fmt: skip
+    from mesh.security.authz import is_dry_run
+
+    assert is_dry_run(from_normal(json.loads(json.dumps(normal))))

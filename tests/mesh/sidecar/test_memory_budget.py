@@ -20,3 +20,14 @@ def test_no_openssl_mode_keeps_openssl_out_and_uvloop_working():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[3], check=True)  # fmt: skip
     assert out.stdout.strip() == "stub"
+
+
+def test_needs_tls_when_a_secrets_dir_is_given():
+    from mesh.sidecar.memory_budget import needs_tls
+
+    assert not needs_tls(["--pod", "p"], {})
+    assert needs_tls(["--secrets-dir", "/s"], {})
+    assert needs_tls(["--secrets-dir=/s"], {})
+    assert not needs_tls(["--secrets-dir="], {})
+    assert needs_tls([], {"MESH_SECRETS_DIR": "/var/run/meshlab/secrets"})
+    assert not needs_tls([], {"MESH_SECRETS_DIR": ""})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import assert_finding, doc
+from tests.helpers import assert_finding, doc, findings
 
 CASES = [
     # (id, yaml, expected "Severity CODE path" prefix, message fragment)
@@ -45,14 +45,14 @@ CASES = [
         "at least one field",
     ),
     (
-        "tls-no-effect",
+        "tls-simple-not-originated",
         doc(
             "DestinationRule",
             "details",
-            "host: details\ntrafficPolicy:\n  tls: {mode: ISTIO_MUTUAL}",
+            "host: details\ntrafficPolicy:\n  tls: {mode: SIMPLE}",
         ),
         "Info MSH0008 trafficPolicy.tls",
-        "no effect",
+        "503 UF",
     ),
     # Istio's ValidateTLS (pkg/config/validation/agent).
     (
@@ -91,3 +91,11 @@ CASES = [
 )
 def test_finding(text: str, expected: str | None, fragment: str | None) -> None:
     assert_finding(text, expected, fragment)
+
+
+def test_mesh_tls_modes_apply_without_a_lab_note() -> None:
+    for mode in ("ISTIO_MUTUAL", "DISABLE"):
+        text = doc(
+            "DestinationRule", "details", f"host: details\ntrafficPolicy:\n  tls: {{mode: {mode}}}"
+        )
+        assert not [f for f in findings(text) if "MSH0008" in f], mode
