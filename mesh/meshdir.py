@@ -4,6 +4,8 @@ Everything the manager, the sidecars and ``meshctl`` exchange goes through files
 this module is the one place that spells them:
 
 - ``MeshDir``: the layout (``config/``, ``registry/<pod>.json``, ``snapshot/snapshot.json``,
+  ``csr/<pod>.pem`` and ``certs/<pod>.pem`` + ``certs/root-cert.pem`` (the mesh CA's exchange,
+  public material only),
   ``status/<pod>.json``, ``status/manager.json``, ``observe/targets.json`` and
   ``observe/history.json`` (the manager's output for Prometheus and the console, formats in
   ``mesh.manager.observers``), ``logs/``).
@@ -49,6 +51,8 @@ LOCK_FILE = ".lock"
 APPLIED_MARKER = ".applied"
 CONFIG_SUFFIXES = (".yaml", ".yml")
 RECORD_SUFFIX = ".json"
+PEM_SUFFIX = ".pem"
+ROOT_CERT_NAME = "root-cert.pem"
 # The manager's status file is not a proxy's; every other status/*.json is.
 NOT_A_PROXY = frozenset({MANAGER_STATUS})
 DEFAULT_TTL = 10.0
@@ -112,6 +116,27 @@ class MeshDir:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def csr_dir(self) -> Path:
+        """``csr/<pod>.pem``: a workload's certificate signing request (public)."""
+        return self.root / "csr"
+
+    @property
+    def certs_dir(self) -> Path:
+        """``certs/<pod>.pem`` (the CA's answer: the chain) and ``certs/root-cert.pem``.
+        Public material only: no private key is ever written under $MESH_DIR."""
+        return self.root / "certs"
+
+    @property
+    def root_cert_file(self) -> Path:
+        return self.certs_dir / ROOT_CERT_NAME
+
+    def csr_file(self, pod: str) -> Path:
+        return self.csr_dir / f"{pod}{PEM_SUFFIX}"
+
+    def cert_file(self, pod: str) -> Path:
+        return self.certs_dir / f"{pod}{PEM_SUFFIX}"
 
     def registry_file(self, pod: str) -> Path:
         return self.registry / f"{pod}{RECORD_SUFFIX}"
@@ -485,6 +510,8 @@ class ManagerStatus:
     warnings: tuple[dict[str, Any], ...] = ()
     endpoints: int = 0
     registry_problems: tuple[str, ...] = ()
+    # The mesh CA (mesh.manager.ca.CAShell.status): its root, what it issued and refused.
+    ca: Mapping[str, Any] | None = None
 
     @property
     def rejected_at(self) -> float | None:
@@ -508,6 +535,7 @@ class ManagerStatus:
             "warnings": list(self.warnings),
             "endpoints": self.endpoints,
             "registry_problems": list(self.registry_problems),
+            "ca": None if self.ca is None else dict(self.ca),
         }
 
     @classmethod
@@ -530,6 +558,7 @@ class ManagerStatus:
             else (),
             endpoints=_int(data.get("endpoints")) or 0,
             registry_problems=tuple(map(str, problems)) if isinstance(problems, list) else (),
+            ca=data.get("ca") if isinstance(data.get("ca"), Mapping) else None,
         )
 
 

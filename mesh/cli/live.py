@@ -341,6 +341,11 @@ def cmd_status(args: argparse.Namespace, mesh: MeshDir) -> int:
             )
     for problem in state.registry_problems:
         print(f"  registry: {problem}")
+    if state.manager is not None and state.manager.ca is not None:
+        from mesh.manager.ca import ca_status_lines
+
+        for line in ca_status_lines(state.manager.ca):
+            print(line)
     return OK if manager.alive else REFUSED
 
 

@@ -10,6 +10,9 @@ Primitives:
   baseline, and waits until every pod is ready and every proxy runs the published version.
   ``stop()`` leaves no process behind. It writes ``$MESH_DIR/lab.json`` (each pod's
   namespace and ports) for ``meshlab exec``.
+- The lab directory (``<mesh dir>.lab``, 0700, never under $MESH_DIR, which every pod reads):
+  ``ca/``, the manager's CA (``--ca-dir``), and ``pods/<pod>/secrets``, each pod's private
+  secrets directory (the agent's key and certificate; Kubernetes' in-pod volume).
 - ``Child``: one supervised process in its own process group, logging to
   ``$MESH_DIR/logs/<name>.log``; stopped with SIGTERM to its group, SIGKILL after a grace,
   then any descendant that outlived its parent (recorded from /proc while it ran) is killed.
@@ -25,6 +28,7 @@ import contextlib
 import ctypes
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -257,6 +261,7 @@ class LocalLab:
         console_port: int | None = None,
         prometheus_port: int | None = None,
         observe: bool = True,
+        lab_dir: str | Path | None = None,
     ) -> None:
         """``profile`` (default ``course``) or ``workloads`` (exactly these manifest files,
         each ``FILE`` or ``FILE=NAMESPACE``) choose the pods; raises ``WorkloadError`` with
@@ -264,6 +269,10 @@ class LocalLab:
         from mesh.lab.workloads import lab_entries
 
         self.mesh = MeshDir(Path(mesh_dir or ".mesh").resolve())
+        root = self.mesh.root
+        self.lab_dir = Path(lab_dir).resolve() if lab_dir else root.with_name(root.name + ".lab")
+        if self.lab_dir.is_relative_to(root):
+            raise LabError(f"the lab directory {self.lab_dir} must not be inside {root}")
         self.gateway_port = gateway_port
         self.profile = None if workloads else (profile or DEFAULT_PROFILE)
         self.entries: list[Entry] = lab_entries(self.profile, workloads)
@@ -317,6 +326,14 @@ class LocalLab:
     def expected_proxies(self) -> list[str]:
         return [*self.plans, self.gateway.name]
 
+    @property
+    def ca_dir(self) -> Path:
+        return self.lab_dir / "ca"
+
+    def secrets_dir(self, pod: str) -> Path:
+        """The pod's private secrets directory (``MESH_SECRETS_DIR`` of its agent and proxy)."""
+        return self.lab_dir / "pods" / pod / "secrets"
+
     def app_url(self, pod: str) -> str:
         return f"http://127.0.0.1:{self.plans[pod].ports.app}"
 
@@ -359,6 +376,10 @@ class LocalLab:
                 "stop it or choose another --mesh-dir"
             ) from None
         self.mesh.logs.mkdir(exist_ok=True)
+        self.lab_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.lab_dir, 0o700)
+        # A restarted pod makes a new key (the CA's root in ca/ stays, as istiod's secret).
+        shutil.rmtree(self.lab_dir / "pods", ignore_errors=True)
         # A previous run's records and proxy statuses would read as dead pods.
         for path in list_files(self.mesh.registry, (".json",)):
             path.unlink(missing_ok=True)
@@ -368,6 +389,8 @@ class LocalLab:
 
     def start_manager(self) -> None:
         argv = [self.python, "-m", "mesh.manager", "--mesh-dir", str(self.mesh.root)]
+        if not {"--ca-dir", "--cacerts"} & set(self.manager_args):
+            argv += ["--ca-dir", str(self.ca_dir)]
         self.manager = self._child("manager", [*argv, *self.manager_args])
         self.manager.start()
 
@@ -388,22 +411,24 @@ class LocalLab:
             "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
             "--grace-seconds", str(max(1.0, self.grace - 2)),
         ]  # fmt: skip
+        if plan.pod.proxy != "none":
+            argv += ["--secrets-dir", str(self.secrets_dir(plan.pod.name))]
         return self._child(plan.pod.name, argv, plan.env)
 
     def _gateway_child(self) -> Child:
         gateway = self.gateway
-        labels = ",".join(f"{k}={v}" for k, v in gateway.labels.items())
-        # The gateway on loopback unless LAB_BIND shares the lab (as compose's published
-        # ports; the gateway's admin port goes with it); every pod stays on loopback.
+        # The gateway pod's supervisor runs its proxy (mesh.lab.pod.build_gateway) and its
+        # agent. On loopback unless LAB_BIND shares the lab (as compose's published ports;
+        # the gateway's admin port goes with it); every pod stays on loopback.
         argv = [
-            self.python, "-m", "mesh.sidecar", "--gateway", "--pod", gateway.name,
-            "--service", gateway.service, "--namespace", gateway.namespace,
-            "--service-account", gateway.service_account,
-            "--labels", labels, "--mesh-dir", str(self.mesh.root),
+            self.python, "-m", "mesh.lab.pod", gateway.name,
+            "--mesh-dir", str(self.mesh.root),
             "--admin-port", str(self.gateway_admin_port),
             "--bind-address", os.environ.get("LAB_BIND") or "127.0.0.1",
             "--advertise-address", "127.0.0.1",
             "--gateway-port-map", f"{GATEWAY_PORT}:{self.gateway_port}",
+            "--secrets-dir", str(self.secrets_dir(gateway.name)),
+            "--grace-seconds", str(max(1.0, self.grace - 2)),
         ]  # fmt: skip
         return self._child("gateway", argv)
 
@@ -472,6 +497,9 @@ class LocalLab:
                 "app_port": plan.ports.app,
                 "outbound_port": plan.ports.outbound,
                 "admin_port": plan.ports.admin,
+                **(
+                    {"secrets_dir": str(self.secrets_dir(name))} if plan.pod.proxy != "none" else {}
+                ),
             }
             for name, plan in self.plans.items()
         }
@@ -479,7 +507,12 @@ class LocalLab:
             "pid": os.getpid(),
             "profile": self.profile,
             "workloads": [entry.spec() for entry in self.entries],
-            "gateway": {"pod": self.gateway.name, "port": self.gateway_port},
+            "gateway": {
+                "pod": self.gateway.name,
+                "port": self.gateway_port,
+                "secrets_dir": str(self.secrets_dir(self.gateway.name)),
+            },
+            "lab_dir": str(self.lab_dir),
             "pods": pods,
         }
         (self.mesh.root / LAB_FILE).write_text(json.dumps(body, indent=1) + "\n")
