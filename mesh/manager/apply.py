@@ -34,8 +34,8 @@ from mesh.config.issues import Issue
 from mesh.config.loader import latest_definitions, load_text
 from mesh.config.normal_form import to_normal
 from mesh.config.resource import Resource
-from mesh.config.validate import analyze
 from mesh.config.validate.analyzer import ALLOW_DANGLING
+from mesh.manager.analysis import analyze_all as analyze
 from mesh.manager.compile import blocking, resource_key, sort_resources
 from mesh.manager.configdir import (
     KINDS,

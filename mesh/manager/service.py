@@ -101,9 +101,9 @@ def load_config(files: Sequence[Path]) -> tuple[list[Any], list[Issue]]:
 
 
 def analyze_config(resources: Sequence[Any], topology: Topology) -> list[Issue]:
-    from mesh.config.validate import analyze
+    from mesh.manager.analysis import analyze_all
 
-    return list(analyze(resources, topology))
+    return analyze_all(resources, topology)
 
 
 def internal_issue(exc: BaseException) -> Issue:
