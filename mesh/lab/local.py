@@ -13,9 +13,9 @@ Primitives:
 - The lab directory (``<mesh dir>.lab``, 0700, never under $MESH_DIR, which every pod reads):
   ``ca/``, the manager's CA (``--ca-dir``), and ``pods/<pod>/secrets``, each pod's private
   secrets directory (the agent's key and certificate; Kubernetes' in-pod volume).
-- ``Child``: one supervised process in its own process group, logging to
-  ``$MESH_DIR/logs/<name>.log``; stopped with SIGTERM to its group, SIGKILL after a grace,
-  then any descendant that outlived its parent (recorded from /proc while it ran) is killed.
+- ``Child`` (``mesh.lab.processes``, imported here for the callers): one supervised process
+  in its own process group, logging to ``$MESH_DIR/logs/<name>.log``; stopped with SIGTERM to
+  its group, SIGKILL after a grace, then any descendant that outlived its parent is killed.
 - ``free_ports(n)``: distinct loopback ports the kernel says are free right now.
 
 The lab is also the programmatic API of the integration tests and benchmarks: ``apply(path)``,
@@ -24,14 +24,11 @@ The lab is also the programmatic API of the integration tests and benchmarks: ``
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import random
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,6 +38,12 @@ from typing import IO, Any
 
 from mesh.lab.dispatch import LAB_FILE
 from mesh.lab.pod import PodPorts
+from mesh.lab.processes import DEFAULT_GRACE as DEFAULT_GRACE
+from mesh.lab.processes import REPO_ROOT as REPO_ROOT
+from mesh.lab.processes import Child as Child
+from mesh.lab.processes import descendants as descendants
+from mesh.lab.processes import processes_mentioning as processes_mentioning
+from mesh.lab.processes import stop_children as stop_children
 from mesh.lab.prometheus import INSTALL_HINT, ObservabilityPlan, find_binary
 from mesh.lab.workloads import DEFAULT_PROFILE, Entry, entries_env, lab_workloads, load_profile
 from mesh.manager.observe import MeshState, ProxyRow
@@ -48,13 +51,11 @@ from mesh.manager.service import single_instance
 from mesh.meshdir import NOT_A_PROXY, MeshDir, list_files
 from mesh.topology import Pod
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 BASELINE = REPO_ROOT / "scenarios" / "reset.yaml"
 GATEWAY_PORT = 8080  # the gateway's own HTTP port (its Service maps 80 to it)
 # The baseline argument's default: the profile's own (the course's reset.yaml, none for istio).
 PROFILE_BASELINE = Path("<profile>")
 HOSTS = ("bookinfo.local", "test.bookinfo.local")
-DEFAULT_GRACE = 10.0
 
 
 # Where the local lab's processes listen: below Linux's default ephemeral range (32768-60999),
@@ -95,144 +96,6 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
     return True
-
-
-def _die_with_parent() -> None:
-    # Linux PR_SET_PDEATHSIG: a child gets SIGTERM if meshlab itself is SIGKILLed.
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
-
-
-def _proc_stat(pid: int) -> tuple[int, int] | None:
-    """(parent pid, start time) of ``pid`` from /proc, or None if it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()
-    return int(fields[1]), int(fields[19])
-
-
-def descendants(root: int) -> set[tuple[int, int]]:
-    """(pid, start time) of every live descendant of ``root`` (Linux /proc)."""
-    children: dict[int, list[tuple[int, int]]] = {}
-    with contextlib.suppress(OSError):
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            stat = _proc_stat(int(entry))
-            if stat is not None:
-                children.setdefault(stat[0], []).append((int(entry), stat[1]))
-    found: set[tuple[int, int]] = set()
-    stack = [root]
-    while stack:
-        for pid, start in children.get(stack.pop(), []):
-            if (pid, start) not in found:
-                found.add((pid, start))
-                stack.append(pid)
-    return found
-
-
-def processes_mentioning(text: str) -> list[int]:
-    """Pids whose command line or environment contains ``text`` (e.g. a lab's mesh dir)."""
-    needle = text.encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        for part in ("cmdline", "environ"):
-            try:
-                if needle in Path(f"/proc/{entry}/{part}").read_bytes():
-                    found.append(int(entry))
-                    break
-            except OSError:
-                continue
-    return found
-
-
-@dataclass
-class Child:
-    name: str
-    argv: Sequence[str]
-    env: Mapping[str, str]
-    log_path: Path
-    proc: subprocess.Popen[bytes] | None = None
-    seen: set[tuple[int, int]] = field(default_factory=set)
-    _log: IO[bytes] | None = None
-
-    def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in wait()
-        preexec = _die_with_parent if sys.platform.startswith("linux") else None
-        self.proc = subprocess.Popen(  # noqa: S603 - argv from the topology
-            list(self.argv),
-            env=dict(self.env),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            process_group=0,
-            preexec_fn=preexec,
-            cwd=REPO_ROOT,
-        )
-        self.seen = set()
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def remember_descendants(self) -> None:
-        if self.running and self.proc is not None:
-            self.seen |= descendants(self.proc.pid)
-
-    def signal(self, signum: int) -> None:
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signum)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(self.proc.pid, signum)
-
-    def reap_leftovers(self) -> None:
-        """SIGKILL descendants that outlived the child (same pid *and* start time only)."""
-        live = descendants(self.proc.pid) if self.proc is not None and self.running else set()
-        for pid, start in self.seen | live:
-            stat = _proc_stat(pid)
-            if stat is not None and stat[1] == start:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-
-    def close(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def stop_children(children: Sequence[Child], grace: float = DEFAULT_GRACE) -> None:
-    """SIGTERM every child's group, SIGKILL what is left after ``grace``, reap leftovers."""
-    for child in children:
-        child.remember_descendants()
-    for child in children:
-        if child.running:
-            child.signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(c.running for c in children):
-        time.sleep(0.05)
-    for child in children:
-        if child.running:
-            child.signal(signal.SIGKILL)
-    for child in children:
-        if child.proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.proc.wait(timeout=5)
-        child.reap_leftovers()
-        child.close()
 
 
 @dataclass
