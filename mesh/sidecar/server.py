@@ -40,7 +40,7 @@ from typing import Any
 from mesh.config import ConfigError
 from mesh.meshdir import MeshDir, ProxyStatus, RegistryRecord, write_json
 from mesh.routing import ProxyIdentity, compile_snapshot
-from mesh.sidecar import memory_budget
+from mesh.sidecar import memory_budget, tap
 from mesh.sidecar.files import Writer, remove_quietly
 from mesh.sidecar.http1.client import Pool
 from mesh.sidecar.http1.exchange import Exchange
@@ -527,8 +527,10 @@ class Sidecar:
             )
         elif path == "/healthz":
             ex.reply(200, b"ok\n")
+        elif path == "/tap":  # the first bytes of new inbound connections (meshctl tap)
+            _json_reply(ex, tap.snapshot(tap.since_of(ex.url)))
         else:
-            ex.reply(404, b"admin: /ready /stats/prometheus /config_dump /clusters\n")
+            ex.reply(404, b"admin: /ready /stats/prometheus /config_dump /clusters /tap\n")
 
 
 def _json_reply(ex: Exchange, data: Any) -> None:
