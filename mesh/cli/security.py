@@ -1,4 +1,4 @@
-"""meshctl's security commands on a live mesh: ``describe pod`` and ``tap``.
+"""meshctl's security commands on a live mesh: ``describe pod``, ``tap``, ``reachability``.
 
 - ``meshctl describe pod POD [-n NS]`` (``istioctl x describe pod``): the pod's identity and
   certificate (``$MESH_DIR/certs/<pod>.pem``, public), its Services, the PeerAuthentication
@@ -10,6 +10,9 @@
   sidecar, from its admin endpoint ``/tap`` (``mesh.sidecar.tap``), read as plaintext HTTP or
   a TLS ClientHello (``mesh.security.wire``): the no-privilege view of what a ``tcpdump`` in
   the pod's network namespace shows in Istio's tasks.
+- ``meshctl reachability [--from-app sleep] [--to-app httpbin] [-o json]``: what each call of
+  istio.io's matrix should give under the applied config (200, 000 reset, 503 UC/UF), from
+  ``mesh.security.mtls`` — the expectation ``make verify-mtls`` compares measurements with.
 """
 
 from __future__ import annotations
@@ -179,6 +182,33 @@ def cmd_tap(args: argparse.Namespace, mesh: MeshDir) -> int:
         time.sleep(0.5)
 
 
+def cmd_reachability(args: argparse.Namespace, mesh: MeshDir) -> int:
+    from mesh.manager.yaml_files import load_paths
+    from mesh.security.describe import reachability_matrix
+
+    topology = mesh_topology(mesh)
+    resources = list(load_paths([mesh.config]).resources) if mesh.config.is_dir() else []
+    cells = reachability_matrix(topology, resources, args.from_app, args.to_app)
+    if args.output == "json":
+        rows = [
+            {
+                "from": c.client.name,
+                "to": c.server.name,
+                "host": c.host,
+                "port": c.port,
+                "expect": c.code,
+                "result": c.outcome.result,
+                "reason": c.outcome.reason,
+            }  # fmt: skip
+            for c in cells
+        ]
+        print(json.dumps(rows, indent=1))
+        return 0
+    for c in cells:
+        print(f"{c.client.name} to {c.host}: {c.code}  ({c.outcome.reason})")
+    return 0
+
+
 def register(commands: Any, with_mesh: Any) -> None:
     """Add ``describe`` and ``tap`` to meshctl's parser (``with_mesh``: live's resolver)."""
     p = commands.add_parser(
@@ -199,3 +229,12 @@ def register(commands: Any, with_mesh: Any) -> None:
         "--duration", type=float, default=600.0, help="with --follow: stop after this (seconds)"
     )
     p.set_defaults(handler=with_mesh(cmd_tap))
+
+    p = commands.add_parser(
+        "reachability",
+        help="expected outcome of every client -> server call (istio.io's mTLS matrix)",
+    )
+    p.add_argument("--from-app", default="sleep", help="clients: pods with this app label")
+    p.add_argument("--to-app", default="httpbin", help="servers: pods with this app label")
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    p.set_defaults(handler=with_mesh(cmd_reachability))

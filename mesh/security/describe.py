@@ -277,3 +277,53 @@ def render(description: PodDescription, certificate: Mapping[str, Any] | None = 
         lines += [RULE, "Conflicts and warnings:"]
         lines += [f"   {issue}" for issue in d.findings]
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- the reachability matrix
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """One cell of istio.io's matrix: ``client`` curls ``host:port`` (a Service of ``server``)."""
+
+    client: Pod
+    server: Pod
+    host: str  # <service>.<namespace>, as the task's curl names it
+    port: int
+    outcome: Outcome
+
+    @property
+    def code(self) -> str:
+        """What ``curl -w '%{http_code}'`` prints: 200; 000 for a connection the client sees
+        reset or fail itself; its sidecar's 503 (UC/UF) when it has one."""
+        if self.outcome.ok:
+            return "200"
+        return str(self.outcome.status) if self.outcome.status is not None else "000"
+
+
+def reachability_matrix(
+    topology: Topology, resources: Sequence[Resource], client_app: str, server_app: str
+) -> list[Reach]:
+    """Every pod labelled ``app: client_app`` to every Service backed by a pod labelled
+    ``app: server_app`` (istio.io's sleep → httpbin matrix), in topology order."""
+    peer_authns = PeerAuthentications(resources)
+    clients = [p for p in topology.pods if p.labels.get("app") == client_app]
+    servers = [p for p in topology.pods if p.labels.get("app") == server_app]
+    cells = []
+    for client in clients:
+        for server in servers:
+            for service, ports in backing_services(server, topology)[:1]:
+                port = ports[0]
+                rule = _rule_for(resources, client.namespace, service)
+                outcome = reachability(
+                    client=client,
+                    server=server,
+                    target_port=_target(port),
+                    service_port=port.number,
+                    peer_authentications=peer_authns,
+                    rules={service.fqdn: rule.spec} if rule is not None else {},
+                    service_host=service.fqdn,
+                )
+                host = f"{service.name}.{service.namespace}"
+                cells.append(Reach(client, server, host, port.number, outcome))
+    return cells

@@ -91,3 +91,25 @@ def test_a_pod_without_sidecar_has_no_identity_and_takes_plaintext(tmp_path: Pat
     assert d.identity is None and d.policies == ()
     assert {v.outcome.result for v in d.clients} == {"plaintext"}
     assert "no identity, plaintext only" in render(d)
+
+
+# istio.io's documented matrices (sleep.<from> to httpbin.<to>), every pair not listed is 200.
+ISTIO_IO_MATRIX = {
+    "mtls-permissive": {},
+    "mtls-strict-namespace": {("legacy", "foo"): "000"},
+    "mtls-strict": {("legacy", "foo"): "000", ("legacy", "bar"): "000"},
+    "mtls-workload": {("legacy", "bar"): "000"},
+    "mtls-port-level": {},
+    "mtls-precedence": {},
+}
+
+
+def test_the_scenarios_give_istio_io_s_reachability_matrix() -> None:
+    from mesh.security.describe import reachability_matrix
+
+    for scenario, failing in ISTIO_IO_MATRIX.items():
+        resources = list(load_paths([Path("scenarios") / f"{scenario}.yaml"]).resources)
+        cells = reachability_matrix(SECURITY, resources, "sleep", "httpbin")
+        assert len(cells) == 9
+        got = {(c.client.namespace, c.server.namespace): c.code for c in cells if c.code != "200"}
+        assert got == failing, scenario
