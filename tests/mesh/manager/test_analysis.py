@@ -105,3 +105,17 @@ def test_a_malformed_policy_is_an_error_with_did_you_mean_and_nothing_is_applied
     code, out = run(capsys, "apply", "-f", str(path), "--mesh-dir", str(mesh.root))
     assert code != 0, out
     assert list(mesh.config.glob("*.yaml")) == []
+
+
+def test_apply_and_delete_the_security_kinds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mesh = MeshDir(tmp_path / "mesh").create()
+    path = _file(tmp_path, "strict.yaml", STRICT_FOO)
+    code, out = run(capsys, "apply", "-f", str(path), "--mesh-dir", str(mesh.root))
+    assert code == 0, out
+    assert "peerauthentication.security.istio.io/default -n foo created" in out
+    code, out = run(capsys, "get", "pa", "--mesh-dir", str(mesh.root))
+    assert code == 0 and out.split("\n")[1].split()[:2] == ["foo", "default"], out
+    code, out = run(capsys, "delete", "pa", "default", "-n", "foo", "--mesh-dir", str(mesh.root))
+    assert code == 0 and 'peerauthentication.security.istio.io "default" deleted' in out
