@@ -175,7 +175,7 @@ readiness-pass: ## reviews-v2 passes its probe again: traffic back
 SECURITY_STAGES := mtls-permissive mtls-strict-namespace mtls-strict mtls-workload \
 	mtls-port-level mtls-precedence authz-deny-all authz-productpage authz-details-reviews \
 	authz-ratings
-.PHONY: $(SECURITY_STAGES) verify-mtls verify-authz rotation
+.PHONY: $(SECURITY_STAGES) verify-mtls verify-authz verify-rotation rotation
 
 mtls-permissive: ## Mesh-wide PERMISSIVE: every sleep reaches every httpbin
 	@$(LAB_RUN) apply $@
@@ -219,14 +219,20 @@ authz-ratings: ## + ratings-viewer (reviews' identity): stars again
 	@$(LAB_RUN) apply $@
 	@echo "  The whole page again: black (v2) and red (v3) stars."
 
+SECURITY_RUN = VENV=$(VENV) PYTHONPATH=$(MESHLAB_ROOT) $(PYTHON) -m mesh.lab.security_verify
+
 verify-mtls: ## istio.io's sleep -> httpbin matrix at every mTLS stage
-	@$(LAB_RUN) verify-mtls $(STAGES)
+	@$(SECURITY_RUN) mtls $(STAGES)
 
 verify-authz: ## The documented page at every authz-http step
-	@$(LAB_RUN) verify-authz $(STAGES)
+	@$(SECURITY_RUN) authz $(STAGES)
+
+verify-rotation: ## 3 renewals under steady load, 0 failed requests
+	@$(SECURITY_RUN) rotation
 
 rotation: ## How to watch a certificate rotation (MESH_CERT_TTL=2m)
 	@echo "  Start the lab with short-lived certificates: MESH_CERT_TTL=2m make up PROFILE=security"
 	@echo "  (or make up-local); the agents renew at half-life (MESH_CERT_GRACE_RATIO=0.5): every minute."
 	@echo "  Watch the serial change: meshctl describe pod httpbin.foo | grep Certificate"
 	@echo "  and the manager's log: 'issued spiffe://cluster.local/ns/foo/sa/httpbin to httpbin.foo'."
+	@echo "  Under load, with no failed request: make verify-rotation (applies scenarios/rotation.yaml)."

@@ -402,79 +402,6 @@ def cmd_check(args: argparse.Namespace, env: Env) -> int:
     return code if code else run_verify(lab, env, exercise.verify, args.extra)
 
 
-def capture(argv: Sequence[str], env: Env) -> tuple[int, str]:
-    """Run ``argv`` with ``MESH_DIR`` set; (exit status, its stdout)."""
-    child_env = {**os.environ, "MESH_DIR": str(env.mesh_dir), "MESHLAB_PROJECT": env.project}
-    done = subprocess.run(
-        list(argv), env=child_env, cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    return done.returncode, done.stdout
-
-
-def cmd_verify_mtls(args: argparse.Namespace, env: Env) -> int:
-    """istio.io's reachability matrix at every migration stage: expected (meshctl
-    reachability) vs measured (curl in each sleep pod)."""
-    from mesh.lab.security_verify import MTLS_STAGES, curl_command, matrix_lines, measured_code
-
-    lab = find_lab(env)
-    if lab == "local":
-        need_venv(env)
-    expect = [env.tool("meshctl"), "reachability", "-o", "json"]
-    if lab == "compose":
-        expect = lab_sh("compose", "exec", "-T", "manager", "meshctl", "reachability", "-o", "json")
-    failures = 0
-    for stage in args.stages or MTLS_STAGES:
-        code = apply_scenario(lab, env, stage)
-        if code:
-            return code
-        code, out = capture(expect, env)
-        if code or not out.strip().startswith("["):
-            raise LabChoiceError("meshctl reachability failed: is this the security profile?")
-        cells = json.loads(out)
-        if not cells:
-            raise LabChoiceError("no sleep/httpbin pods: start the lab with PROFILE=security")
-        measured = {}
-        for cell in cells:
-            shell = ["sh", "-c", curl_command(cell)]
-            argv = lab_sh("exec", cell["from"], *shell) if lab == "compose" else [
-                env.tool("meshlab"), "exec", cell["from"], "--", *shell]  # fmt: skip
-            measured[(cell["from"], cell["host"])] = measured_code(capture(argv, env)[1])
-        lines, failed = matrix_lines(stage, cells, measured)
-        print("\n".join(lines), flush=True)
-        failures += failed
-    print(f"\nverify-mtls: {'PASS' if not failures else f'FAIL ({failures} cell(s))'}")
-    return 1 if failures else 0
-
-
-def cmd_verify_authz(args: argparse.Namespace, env: Env) -> int:
-    """istio.io's authz-http cascade: the documented /productpage at every step."""
-    import urllib.error
-    import urllib.request
-
-    from mesh.lab.security_verify import AUTHZ_STAGES, PAGES, page_checks
-
-    lab = find_lab(env)
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    failures = 0
-    for stage in args.stages or AUTHZ_STAGES:
-        code = apply_scenario(lab, env, stage)
-        if code:
-            return code
-        pages = []
-        for _ in range(PAGES):
-            try:
-                with opener.open(f"{gateway_url(lab, env)}/productpage", timeout=20) as reply:
-                    pages.append((reply.status, reply.read().decode("utf-8", "replace")))
-            except urllib.error.HTTPError as exc:
-                pages.append((exc.code, exc.read().decode("utf-8", "replace")))
-        print(f"{stage} (scenarios/{stage}.yaml):")
-        for check, passed in page_checks(stage, pages):
-            failures += not passed
-            print(f"  {check}: {'PASS' if passed else 'FAIL'}")
-    print(f"\nverify-authz: {'PASS' if not failures else f'FAIL ({failures} check(s))'}")
-    return 1 if failures else 0
-
-
 # -- make help -------------------------------------------------------------------------------
 
 
@@ -561,10 +488,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("exercise")
     p.add_argument("file", nargs="?", default="")
     p.add_argument("extra", nargs="*")
-    p = add("verify-mtls", cmd_verify_mtls, help="istio.io's mTLS matrix at every stage")
-    p.add_argument("stages", nargs="*")
-    p = add("verify-authz", cmd_verify_authz, help="istio.io's authz-http cascade")
-    p.add_argument("stages", nargs="*")
     p = add("exec", cmd_exec, help="run a command beside a pod")
     p.add_argument("pod", nargs="?", default="")
     p.add_argument("cmd", nargs="?", default="")
