@@ -207,7 +207,11 @@ def _mode_text(effective: EffectiveMtls) -> str:
 
 def _policy_text(policy: CompiledPolicy) -> str:
     if not policy.rules:
-        effect = "no rules: denies every request" if policy.action == "ALLOW" else "no rules"
+        effect = (
+            "no rules: matches nothing; without another ALLOW that matches, denies every request"
+            if policy.action == "ALLOW"
+            else "no rules: matches nothing"
+        )
     else:
         effect = f"{len(policy.rules)} rule(s)"
     dry = ", dry-run (not enforced)" if policy.dry_run else ""

@@ -68,7 +68,7 @@ def test_mesh_wide_strict_resets_the_legacy_clients(tmp_path: Path) -> None:
     assert any(i.code == "MSH0006" and i.kind == "DestinationRule" for i in d.findings)
     text = render(d, {"serial": "ab12", "not_after": "2026-11-27T00:00:00Z"})
     assert "Workload mTLS mode: STRICT (mesh-wide, istio-system/default)" in text
-    assert "foo/deny-all (ALLOW, no rules: denies every request)" in text
+    assert "foo/deny-all (ALLOW, no rules: matches nothing; without another ALLOW" in text
     assert "sleep.legacy -> :8000 sends plaintext [no sidecar]: FAILS: connection reset" in text
     assert "Certificate: serial ab12" in text
     assert "Conflicts and warnings:" in text
