@@ -440,6 +440,8 @@ class LocalLab:
         stop_children(everyone, self.grace)
         self.children.clear()
         self.manager = None
+        # The pods are gone: so are their private keys (Kubernetes deletes a pod's volumes).
+        shutil.rmtree(self.lab_dir / "pods", ignore_errors=True)
 
     def leftovers(self) -> list[int]:
         """Processes still running for this lab's mesh directory (empty after ``stop()``)."""

@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,17 @@ def test_no_private_key_outside_its_pod(lab: LocalLab) -> None:
     assert scan(lab.secrets_dir(lab.gateway.name))
     lab_file = json.loads((lab.mesh.root / "lab.json").read_text())
     assert lab_file["gateway"]["secrets_dir"] == str(lab.secrets_dir(lab.gateway.name))
+
+
+def test_stopping_the_lab_removes_the_pods_keys(tmp_path: Path) -> None:
+    lab = LocalLab(
+        tmp_path / "mesh", profile="httpbin", gateway_port=free_ports(1)[0], grace=8.0,
+        out=io.StringIO(), observe=False,
+    )  # fmt: skip
+    try:
+        lab.start(timeout=240)
+        _wait_meta(lab, lab.gateway.name)
+    finally:
+        lab.stop()
+    assert not (lab.lab_dir / "pods").exists()
+    assert scan(lab.lab_dir, [lab.ca_dir]) == []
