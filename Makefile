@@ -8,8 +8,8 @@
 # `make help` — how to add a target to it (also from a new fragment you `include`):
 #   - end the target's line with `## text` (one short sentence);
 #   - it is listed under the section named by the last `##@ <group>` line above it in the
-#     same file: lab, strategies, verify, observe, develop (a new name makes a new section,
-#     listed after those). A file starts in `develop`.
+#     same file: lab, strategies, verify, security, observe, develop (a new name makes a new
+#     section, listed after those). A file starts in `develop`.
 # The help wraps to 80 columns by itself; nothing else to register.
 
 .DEFAULT_GOAL := help
@@ -164,3 +164,75 @@ readiness-fail: ## reviews-v2 fails its readiness probe: no traffic
 readiness-pass: ## reviews-v2 passes its probe again: traffic back
 	@$(LAB_RUN) ready reviews-v2 true
 	@echo "  reviews-v2 is ready again: black stars are back in the rotation."
+
+##@ security
+# The mTLS and authorization module (issue 17). mtls-*: make up PROFILE=security (httpbin and
+# sleep in foo and bar with sidecars, in legacy without); authz-*: make up PROFILE=istio.
+# Each stage is a whole state (applied with --prune). See a pod's side: meshctl describe pod
+# httpbin.foo (in the compose lab: compose/lab.sh compose exec manager meshctl ...), and the
+# wire: meshctl tap httpbin.foo.
+
+SECURITY_STAGES := mtls-permissive mtls-strict-namespace mtls-strict mtls-workload \
+	mtls-port-level mtls-precedence authz-deny-all authz-productpage authz-details-reviews \
+	authz-ratings
+.PHONY: $(SECURITY_STAGES) verify-mtls verify-authz verify-rotation rotation
+
+mtls-permissive: ## Mesh-wide PERMISSIVE: every sleep reaches every httpbin
+	@$(LAB_RUN) apply $@
+	@echo "  Every pair is 200: make exec POD=sleep.legacy CMD='curl -s http://httpbin.foo:8000/ip'"
+	@echo "  sleep.foo's calls are mTLS (auto mTLS), sleep.legacy's plaintext: meshctl tap httpbin.foo"
+
+mtls-strict-namespace: ## foo STRICT: sleep.legacy -> httpbin.foo is reset
+	@$(LAB_RUN) apply $@
+	@echo "  make exec POD=sleep.legacy CMD='curl -s http://httpbin.foo:8000/ip': curl (56) reset;"
+	@echo "  from sleep.foo or sleep.bar: 200 (their sidecars speak mTLS). Next: make mtls-strict"
+
+mtls-strict: ## Mesh-wide STRICT: legacy reaches no sidecar
+	@$(LAB_RUN) apply $@
+	@echo "  sleep.legacy -> httpbin.foo and httpbin.bar: reset; -> httpbin.legacy (no sidecar): 200"
+
+mtls-workload: ## Only bar's httpbin STRICT (workload selector)
+	@$(LAB_RUN) apply $@
+	@echo "  sleep.legacy -> httpbin.bar: reset; -> httpbin.foo: 200 (foo stays PERMISSIVE)"
+
+mtls-port-level: ## bar's httpbin STRICT but port 8080 DISABLE
+	@$(LAB_RUN) apply $@
+	@echo "  sleep.legacy -> httpbin.bar: 200 again (portLevelMtls wins on 8080)"
+
+mtls-precedence: ## foo STRICT, httpbin in foo DISABLE: the workload wins
+	@$(LAB_RUN) apply $@
+	@echo "  sleep.legacy -> httpbin.foo: 200 (the workload's DISABLE overrides the namespace)"
+
+authz-deny-all: ## allow-nothing: /productpage is 403 RBAC: access denied
+	@$(LAB_RUN) apply $@
+	@echo "  /productpage: 403 'RBAC: access denied'. Next: make authz-productpage"
+
+authz-productpage: ## + productpage-viewer: page, no details or reviews
+	@$(LAB_RUN) apply $@
+	@echo "  The page loads with 'Error fetching product details/reviews'. Next: make authz-details-reviews"
+
+authz-details-reviews: ## + details/reviews-viewer (productpage's identity)
+	@$(LAB_RUN) apply $@
+	@echo "  Details and reviews show; v2/v3 say 'Ratings service is currently unavailable'. Next: make authz-ratings"
+
+authz-ratings: ## + ratings-viewer (reviews' identity): stars again
+	@$(LAB_RUN) apply $@
+	@echo "  The whole page again: black (v2) and red (v3) stars."
+
+SECURITY_RUN = VENV=$(VENV) PYTHONPATH=$(MESHLAB_ROOT) $(PYTHON) -m mesh.lab.security_verify
+
+verify-mtls: ## istio.io's sleep -> httpbin matrix at every mTLS stage
+	@$(SECURITY_RUN) mtls $(STAGES)
+
+verify-authz: ## The documented page at every authz-http step
+	@$(SECURITY_RUN) authz $(STAGES)
+
+verify-rotation: ## 3 renewals under steady load, 0 failed requests
+	@$(SECURITY_RUN) rotation
+
+rotation: ## How to watch a certificate rotation (MESH_CERT_TTL=2m)
+	@echo "  Start the lab with short-lived certificates: MESH_CERT_TTL=2m make up PROFILE=security"
+	@echo "  (or make up-local); the agents renew at half-life (MESH_CERT_GRACE_RATIO=0.5): every minute."
+	@echo "  Watch the serial change: meshctl describe pod httpbin.foo | grep Certificate"
+	@echo "  and the manager's log: 'issued spiffe://cluster.local/ns/foo/sa/httpbin to httpbin.foo'."
+	@echo "  Under load, with no failed request: make verify-rotation (applies scenarios/rotation.yaml)."

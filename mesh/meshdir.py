@@ -4,6 +4,8 @@ Everything the manager, the sidecars and ``meshctl`` exchange goes through files
 this module is the one place that spells them:
 
 - ``MeshDir``: the layout (``config/``, ``registry/<pod>.json``, ``snapshot/snapshot.json``,
+  ``csr/<pod>.pem`` and ``certs/<pod>.pem`` + ``certs/root-cert.pem`` (the mesh CA's exchange,
+  public material only),
   ``status/<pod>.json``, ``status/manager.json``, ``observe/targets.json`` and
   ``observe/history.json`` (the manager's output for Prometheus and the console, formats in
   ``mesh.manager.observers``), ``logs/``).
@@ -49,6 +51,8 @@ LOCK_FILE = ".lock"
 APPLIED_MARKER = ".applied"
 CONFIG_SUFFIXES = (".yaml", ".yml")
 RECORD_SUFFIX = ".json"
+PEM_SUFFIX = ".pem"
+ROOT_CERT_NAME = "root-cert.pem"
 # The manager's status file is not a proxy's; every other status/*.json is.
 NOT_A_PROXY = frozenset({MANAGER_STATUS})
 DEFAULT_TTL = 10.0
@@ -112,6 +116,27 @@ class MeshDir:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def csr_dir(self) -> Path:
+        """``csr/<pod>.pem``: a workload's certificate signing request (public)."""
+        return self.root / "csr"
+
+    @property
+    def certs_dir(self) -> Path:
+        """``certs/<pod>.pem`` (the CA's answer: the chain) and ``certs/root-cert.pem``.
+        Public material only: no private key is ever written under $MESH_DIR."""
+        return self.root / "certs"
+
+    @property
+    def root_cert_file(self) -> Path:
+        return self.certs_dir / ROOT_CERT_NAME
+
+    def csr_file(self, pod: str) -> Path:
+        return self.csr_dir / f"{pod}{PEM_SUFFIX}"
+
+    def cert_file(self, pod: str) -> Path:
+        return self.certs_dir / f"{pod}{PEM_SUFFIX}"
 
     def registry_file(self, pod: str) -> Path:
         return self.registry / f"{pod}{RECORD_SUFFIX}"
@@ -276,24 +301,6 @@ def list_files(directory: Path, suffixes: tuple[str, ...]) -> list[Path]:
     ]
 
 
-def dir_signature(directory: Path, suffixes: tuple[str, ...]) -> tuple[tuple[Any, ...], ...]:
-    """What changes whenever a relevant file is created, replaced, edited or removed."""
-    signature = []
-    for path in list_files(directory, suffixes):
-        try:
-            st = path.stat()
-        except OSError:
-            continue
-        signature.append((path.name, st.st_size, st.st_mtime_ns, st.st_ino))
-    return tuple(signature)
-
-
-def relevant(path: str, suffixes: tuple[str, ...]) -> bool:
-    """Is a watch event about a file the manager reads (not a temp or lock file)?"""
-    name = os.path.basename(path)
-    return not name.startswith(".") and name.endswith(suffixes)
-
-
 # ---------------------------------------------------------------- records
 
 
@@ -456,16 +463,11 @@ class ProxyStatus:
             "error_version": self.error_version,
             "heartbeat": self.heartbeat,
         }
-        if self.probe_error:
-            data["probe_error"] = self.probe_error
-        if self.listener_error:
-            data["listener_error"] = self.listener_error
+        for key in _OPTIONAL_TEXT:  # written only when set
+            if value := getattr(self, key):
+                data[key] = value
         if self.ejected:
             data["ejected"] = [dict(e) for e in self.ejected]
-        for key in ("identity", "mtls_mode", "secrets_error"):
-            value = getattr(self, key)
-            if value:
-                data[key] = value
         return data
 
     def ejections(self, now: float) -> list[tuple[str, float]]:
@@ -498,13 +500,12 @@ class ProxyStatus:
             error=text("error"),
             error_version=_int(data.get("error_version")),
             heartbeat=_float(data.get("heartbeat")),
-            probe_error=text("probe_error"),
-            listener_error=text("listener_error"),
             ejected=_mappings(data.get("ejected")),
-            identity=text("identity"),
-            mtls_mode=text("mtls_mode"),
-            secrets_error=text("secrets_error"),
+            **{key: text(key) for key in _OPTIONAL_TEXT},
         )
+
+
+_OPTIONAL_TEXT = ("probe_error", "listener_error", "identity", "mtls_mode", "secrets_error")
 
 
 def _mappings(value: Any) -> tuple[Mapping[str, Any], ...]:
@@ -530,6 +531,8 @@ class ManagerStatus:
     warnings: tuple[dict[str, Any], ...] = ()
     endpoints: int = 0
     registry_problems: tuple[str, ...] = ()
+    # The mesh CA (mesh.manager.ca.CAShell.status): its root, what it issued and refused.
+    ca: Mapping[str, Any] | None = None
 
     @property
     def rejected_at(self) -> float | None:
@@ -553,6 +556,7 @@ class ManagerStatus:
             "warnings": list(self.warnings),
             "endpoints": self.endpoints,
             "registry_problems": list(self.registry_problems),
+            "ca": None if self.ca is None else dict(self.ca),
         }
 
     @classmethod
@@ -575,6 +579,7 @@ class ManagerStatus:
             else (),
             endpoints=_int(data.get("endpoints")) or 0,
             registry_problems=tuple(map(str, problems)) if isinstance(problems, list) else (),
+            ca=data.get("ca") if isinstance(data.get("ca"), Mapping) else None,
         )
 
 

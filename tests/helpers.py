@@ -429,3 +429,20 @@ def page_hops(page: str) -> list[str]:
     pattern = r'<span class="hop [^"]*">(.*?)</span>\s*(?:<span class="arrow">|$)'
     hops = re.findall(pattern, banner, re.S)
     return [" ".join(re.sub(r"<[^>]+>", " ", h).replace("&#10007;", "✗").split()) for h in hops]
+
+
+def client_hello(sni: str, alpn: list[str]) -> bytes:
+    """The first flight of a TLS client (this Python's ssl), as a server peeks at it."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(alpn)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=sni)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()

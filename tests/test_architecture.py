@@ -43,8 +43,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mesh.spansender",),
     # The contract between the planes: the shared directory's layout, writes and records.
     ("mesh.meshdir",),
-    # The two planes: neither imports the other.
-    ("mesh.sidecar", "mesh.manager"),
+    # The two planes and the workload agent (a pod's key and certificate): none imports
+    # another.
+    ("mesh.sidecar", "mesh.manager", "mesh.agent"),
     # What runs the planes: the lab, the console.
     ("mesh.lab", "mesh.console"),
     # The command lines.

@@ -182,7 +182,7 @@ def cmd_delete(args: argparse.Namespace, mesh: MeshDir) -> int:
         kind = normalize_kind(args.kind)
         if kind is None:
             _err(
-                f"error: unknown kind {args.kind!r}; use one of {', '.join(KINDS)} (vs, dr, gw, se)"
+                f"error: unknown kind {args.kind!r}; use one of {', '.join(KINDS)} (vs, dr, gw, se, pa, ap)"
             )
             return REFUSED
         keys, problem = [(kind, args.namespace or "default", name) for name in args.names], ""
@@ -237,7 +237,7 @@ def cmd_get(args: argparse.Namespace, mesh: MeshDir) -> int:
         kind = normalize_kind(args.kind)
         if kind is None:
             _err(
-                f"error: unknown kind {args.kind!r}; use one of {', '.join(KINDS)} (vs, dr, gw, se)"
+                f"error: unknown kind {args.kind!r}; use one of {', '.join(KINDS)} (vs, dr, gw, se, pa, ap)"
             )
             return REFUSED
     files: list[ConfigFile] = read_files(mesh.config)
@@ -341,6 +341,11 @@ def cmd_status(args: argparse.Namespace, mesh: MeshDir) -> int:
             )
     for problem in state.registry_problems:
         print(f"  registry: {problem}")
+    if state.manager is not None and state.manager.ca is not None:
+        from mesh.manager.ca import ca_status_lines
+
+        for line in ca_status_lines(state.manager.ca):
+            print(line)
     return OK if manager.alive else REFUSED
 
 
@@ -449,7 +454,10 @@ def register(commands: Any) -> None:
 
     p = commands.add_parser("delete", help="delete resources from the live mesh")
     p.add_argument(
-        "kind", nargs="?", help="virtualservice|vs, destinationrule|dr, gateway|gw, serviceentry|se"
+        "kind",
+        nargs="?",
+        help="virtualservice|vs, destinationrule|dr, gateway|gw, serviceentry|se, "
+        "peerauthentication|pa, authorizationpolicy|ap",
     )
     p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("-f", "--filename", action="append", metavar="PATH")
@@ -460,7 +468,10 @@ def register(commands: Any) -> None:
 
     p = commands.add_parser("get", help="list applied resources")
     p.add_argument(
-        "kind", nargs="?", help="virtualservice|vs, destinationrule|dr, gateway|gw, serviceentry|se"
+        "kind",
+        nargs="?",
+        help="virtualservice|vs, destinationrule|dr, gateway|gw, serviceentry|se, "
+        "peerauthentication|pa, authorizationpolicy|ap",
     )
     p.add_argument("name", nargs="?")
     p.add_argument("-o", "--output", choices=("table", "yaml", "json"), default="table")

@@ -2,7 +2,8 @@
 
 Offline commands (``analyze``, ``route -f``) live in ``mesh.cli.offline``; commands that talk
 to a live mesh through ``$MESH_DIR`` (``apply``, ``delete``, ``get``, ``status``,
-``proxy-status``, ``endpoints``) live in ``mesh.cli.live``.
+``proxy-status``, ``endpoints``) live in ``mesh.cli.live``; ``describe pod`` and ``tap`` in
+``mesh.cli.security``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from mesh.cli import live, offline
+from mesh.cli import live, offline, security
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     offline.register(commands)
     live.register(commands)
+    security.register(commands, live.with_mesh)
     for command in commands.choices.values():
         # Also after the command, as kubectl takes its global flags (meshctl analyze --mesh-dir D).
         command.add_argument(

@@ -22,7 +22,7 @@ from mesh.config import hosts as hostnames
 from mesh.config.issues import SKIPPED_KIND
 from mesh.config.loader import load_resources
 from mesh.config.resource import LoadResult
-from mesh.config.validate import analyze
+from mesh.manager.analysis import analyze_all as analyze
 from mesh.manager.findings import live_note, print_issues, sort_issues, split_by_file, worst
 from mesh.manager.yaml_files import load_paths
 from mesh.meshdir import MeshDir

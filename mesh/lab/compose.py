@@ -40,6 +40,10 @@ from mesh.lab.workloads import (
 from mesh.topology import Pod, Topology
 
 LAB_MOUNT = "/lab"
+# A pod's private secrets (the agent's key and certificate): a tmpfs of its own container,
+# as Kubernetes' in-memory volume; never the shared mesh volume.
+SECRETS_DIR = "/var/run/meshlab/secrets"
+SECRETS_TMPFS = f"{SECRETS_DIR}:uid=${{MESHLAB_UID:-1000}},gid=${{MESHLAB_GID:-1000}},mode=0700"
 OUTBOUND = "http://127.0.0.1:15001"
 # The sidecar admin listener's /ready: 200 once the app passes its readiness probe and the
 # sidecar runs a snapshot (the proxy handler is emptied so no inherited HTTP_PROXY applies).
@@ -66,7 +70,9 @@ def compose_name(pod: Pod) -> str:
 
 def compose_service(pod: Pod, workloads_env: str) -> dict[str, Any]:
     name = compose_name(pod)
-    return {
+    # A pod with a sidecar runs its agent (mesh.lab.pod): key and certificate in its tmpfs.
+    secrets = pod.proxy != "none"
+    service: dict[str, Any] = {
         "image": "${MESHLAB_IMAGE:-meshlab:latest}",
         "init": True,
         # The invoking user's ids (compose/lab.sh), so the config dir stays theirs alone.
@@ -87,6 +93,8 @@ def compose_service(pod: Pod, workloads_env: str) -> dict[str, Any]:
             # Every proxy sends its Zipkin spans to the console's collector.
             "ZIPKIN_ADDRESS": "console:20001",
             "MESHLAB_WORKLOADS": workloads_env,
+            # The agent renews at this share of the lifetime left (the manager signs the TTL).
+            "MESH_CERT_GRACE_RATIO": "${MESH_CERT_GRACE_RATIO:-0.5}",
             # `docker exec` (make exec) runs commands with the pod's network, as the app has
             # it: through its sidecar (or, without one, the node agent's plain routing).
             "http_proxy": OUTBOUND,
@@ -110,8 +118,12 @@ def compose_service(pod: Pod, workloads_env: str) -> dict[str, Any]:
             "/mesh",
             "--advertise-address",
             name,
+            *(["--secrets-dir", SECRETS_DIR] if secrets else []),
         ],  # fmt: skip
     }
+    if secrets:
+        service["tmpfs"] = [SECRETS_TMPFS]
+    return service
 
 
 def pods_compose(topology: Topology, workloads_env: str) -> dict[str, Any]:

@@ -44,7 +44,7 @@ COMPOSE_GATEWAY = "http://istio-ingressgateway:8080"  # as the locust container 
 HELP_WIDTH = 80
 # make help: groups in this order; a group another fragment names that is not listed here
 # comes after them, in the order first seen.
-HELP_GROUPS = ("lab", "strategies", "verify", "observe", "develop")
+HELP_GROUPS = ("lab", "strategies", "verify", "security", "observe", "develop")
 START_HINT = "start one with `make up` (Docker) or `make up-local` (local processes, no Docker)"
 
 
@@ -192,8 +192,9 @@ def gateway_url(lab: str, env: Env) -> str:
 
 
 def apply_scenario(lab: str, env: Env, name: str) -> int:
-    """``meshctl apply -f scenarios/NAME.yaml --wait`` on the lab (``reset`` also prunes)."""
-    prune = ["--prune"] if name == "reset" else []
+    """``meshctl apply -f scenarios/NAME.yaml --wait`` on the lab (``reset`` and the security
+    stages, each a whole state, also prune)."""
+    prune = ["--prune"] if name == "reset" or name.startswith(("mtls-", "authz-")) else []
     if not (ROOT / "scenarios" / f"{name}.yaml").is_file():
         raise LabChoiceError(f"no scenario scenarios/{name}.yaml")
     if lab == "compose":

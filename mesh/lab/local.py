@@ -10,9 +10,12 @@ Primitives:
   baseline, and waits until every pod is ready and every proxy runs the published version.
   ``stop()`` leaves no process behind. It writes ``$MESH_DIR/lab.json`` (each pod's
   namespace and ports) for ``meshlab exec``.
-- ``Child``: one supervised process in its own process group, logging to
-  ``$MESH_DIR/logs/<name>.log``; stopped with SIGTERM to its group, SIGKILL after a grace,
-  then any descendant that outlived its parent (recorded from /proc while it ran) is killed.
+- The lab directory (``<mesh dir>.lab``, 0700, never under $MESH_DIR, which every pod reads):
+  ``ca/``, the manager's CA (``--ca-dir``), and ``pods/<pod>/secrets``, each pod's private
+  secrets directory (the agent's key and certificate; Kubernetes' in-pod volume).
+- ``Child`` (``mesh.lab.processes``, imported here for the callers): one supervised process
+  in its own process group, logging to ``$MESH_DIR/logs/<name>.log``; stopped with SIGTERM to
+  its group, SIGKILL after a grace, then any descendant that outlived its parent is killed.
 - ``free_ports(n)``: distinct loopback ports the kernel says are free right now.
 
 The lab is also the programmatic API of the integration tests and benchmarks: ``apply(path)``,
@@ -21,13 +24,11 @@ The lab is also the programmatic API of the integration tests and benchmarks: ``
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import random
+import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,6 +38,12 @@ from typing import IO, Any
 
 from mesh.lab.dispatch import LAB_FILE
 from mesh.lab.pod import PodPorts
+from mesh.lab.processes import DEFAULT_GRACE as DEFAULT_GRACE
+from mesh.lab.processes import REPO_ROOT as REPO_ROOT
+from mesh.lab.processes import Child as Child
+from mesh.lab.processes import descendants as descendants
+from mesh.lab.processes import processes_mentioning as processes_mentioning
+from mesh.lab.processes import stop_children as stop_children
 from mesh.lab.prometheus import INSTALL_HINT, ObservabilityPlan, find_binary
 from mesh.lab.workloads import DEFAULT_PROFILE, Entry, entries_env, lab_workloads, load_profile
 from mesh.manager.observe import MeshState, ProxyRow
@@ -44,13 +51,11 @@ from mesh.manager.service import single_instance
 from mesh.meshdir import NOT_A_PROXY, MeshDir, list_files
 from mesh.topology import Pod
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 BASELINE = REPO_ROOT / "scenarios" / "reset.yaml"
 GATEWAY_PORT = 8080  # the gateway's own HTTP port (its Service maps 80 to it)
 # The baseline argument's default: the profile's own (the course's reset.yaml, none for istio).
 PROFILE_BASELINE = Path("<profile>")
 HOSTS = ("bookinfo.local", "test.bookinfo.local")
-DEFAULT_GRACE = 10.0
 
 
 # Where the local lab's processes listen: below Linux's default ephemeral range (32768-60999),
@@ -93,144 +98,6 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def _die_with_parent() -> None:
-    # Linux PR_SET_PDEATHSIG: a child gets SIGTERM if meshlab itself is SIGKILLed.
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
-
-
-def _proc_stat(pid: int) -> tuple[int, int] | None:
-    """(parent pid, start time) of ``pid`` from /proc, or None if it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()
-    return int(fields[1]), int(fields[19])
-
-
-def descendants(root: int) -> set[tuple[int, int]]:
-    """(pid, start time) of every live descendant of ``root`` (Linux /proc)."""
-    children: dict[int, list[tuple[int, int]]] = {}
-    with contextlib.suppress(OSError):
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            stat = _proc_stat(int(entry))
-            if stat is not None:
-                children.setdefault(stat[0], []).append((int(entry), stat[1]))
-    found: set[tuple[int, int]] = set()
-    stack = [root]
-    while stack:
-        for pid, start in children.get(stack.pop(), []):
-            if (pid, start) not in found:
-                found.add((pid, start))
-                stack.append(pid)
-    return found
-
-
-def processes_mentioning(text: str) -> list[int]:
-    """Pids whose command line or environment contains ``text`` (e.g. a lab's mesh dir)."""
-    needle = text.encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        for part in ("cmdline", "environ"):
-            try:
-                if needle in Path(f"/proc/{entry}/{part}").read_bytes():
-                    found.append(int(entry))
-                    break
-            except OSError:
-                continue
-    return found
-
-
-@dataclass
-class Child:
-    name: str
-    argv: Sequence[str]
-    env: Mapping[str, str]
-    log_path: Path
-    proc: subprocess.Popen[bytes] | None = None
-    seen: set[tuple[int, int]] = field(default_factory=set)
-    _log: IO[bytes] | None = None
-
-    def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in wait()
-        preexec = _die_with_parent if sys.platform.startswith("linux") else None
-        self.proc = subprocess.Popen(  # noqa: S603 - argv from the topology
-            list(self.argv),
-            env=dict(self.env),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            process_group=0,
-            preexec_fn=preexec,
-            cwd=REPO_ROOT,
-        )
-        self.seen = set()
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def remember_descendants(self) -> None:
-        if self.running and self.proc is not None:
-            self.seen |= descendants(self.proc.pid)
-
-    def signal(self, signum: int) -> None:
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signum)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(self.proc.pid, signum)
-
-    def reap_leftovers(self) -> None:
-        """SIGKILL descendants that outlived the child (same pid *and* start time only)."""
-        live = descendants(self.proc.pid) if self.proc is not None and self.running else set()
-        for pid, start in self.seen | live:
-            stat = _proc_stat(pid)
-            if stat is not None and stat[1] == start:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-
-    def close(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def stop_children(children: Sequence[Child], grace: float = DEFAULT_GRACE) -> None:
-    """SIGTERM every child's group, SIGKILL what is left after ``grace``, reap leftovers."""
-    for child in children:
-        child.remember_descendants()
-    for child in children:
-        if child.running:
-            child.signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(c.running for c in children):
-        time.sleep(0.05)
-    for child in children:
-        if child.running:
-            child.signal(signal.SIGKILL)
-    for child in children:
-        if child.proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.proc.wait(timeout=5)
-        child.reap_leftovers()
-        child.close()
-
-
 @dataclass
 class PodPlan:
     pod: Pod
@@ -257,6 +124,7 @@ class LocalLab:
         console_port: int | None = None,
         prometheus_port: int | None = None,
         observe: bool = True,
+        lab_dir: str | Path | None = None,
     ) -> None:
         """``profile`` (default ``course``) or ``workloads`` (exactly these manifest files,
         each ``FILE`` or ``FILE=NAMESPACE``) choose the pods; raises ``WorkloadError`` with
@@ -264,6 +132,10 @@ class LocalLab:
         from mesh.lab.workloads import lab_entries
 
         self.mesh = MeshDir(Path(mesh_dir or ".mesh").resolve())
+        root = self.mesh.root
+        self.lab_dir = Path(lab_dir).resolve() if lab_dir else root.with_name(root.name + ".lab")
+        if self.lab_dir.is_relative_to(root):
+            raise LabError(f"the lab directory {self.lab_dir} must not be inside {root}")
         self.gateway_port = gateway_port
         self.profile = None if workloads else (profile or DEFAULT_PROFILE)
         self.entries: list[Entry] = lab_entries(self.profile, workloads)
@@ -317,6 +189,14 @@ class LocalLab:
     def expected_proxies(self) -> list[str]:
         return [*self.plans, self.gateway.name]
 
+    @property
+    def ca_dir(self) -> Path:
+        return self.lab_dir / "ca"
+
+    def secrets_dir(self, pod: str) -> Path:
+        """The pod's private secrets directory (``MESH_SECRETS_DIR`` of its agent and proxy)."""
+        return self.lab_dir / "pods" / pod / "secrets"
+
     def app_url(self, pod: str) -> str:
         return f"http://127.0.0.1:{self.plans[pod].ports.app}"
 
@@ -359,6 +239,10 @@ class LocalLab:
                 "stop it or choose another --mesh-dir"
             ) from None
         self.mesh.logs.mkdir(exist_ok=True)
+        self.lab_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.lab_dir, 0o700)
+        # A restarted pod makes a new key (the CA's root in ca/ stays, as istiod's secret).
+        shutil.rmtree(self.lab_dir / "pods", ignore_errors=True)
         # A previous run's records and proxy statuses would read as dead pods.
         for path in list_files(self.mesh.registry, (".json",)):
             path.unlink(missing_ok=True)
@@ -368,6 +252,8 @@ class LocalLab:
 
     def start_manager(self) -> None:
         argv = [self.python, "-m", "mesh.manager", "--mesh-dir", str(self.mesh.root)]
+        if not {"--ca-dir", "--cacerts"} & set(self.manager_args):
+            argv += ["--ca-dir", str(self.ca_dir)]
         self.manager = self._child("manager", [*argv, *self.manager_args])
         self.manager.start()
 
@@ -388,22 +274,24 @@ class LocalLab:
             "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
             "--grace-seconds", str(max(1.0, self.grace - 2)),
         ]  # fmt: skip
+        if plan.pod.proxy != "none":
+            argv += ["--secrets-dir", str(self.secrets_dir(plan.pod.name))]
         return self._child(plan.pod.name, argv, plan.env)
 
     def _gateway_child(self) -> Child:
         gateway = self.gateway
-        labels = ",".join(f"{k}={v}" for k, v in gateway.labels.items())
-        # The gateway on loopback unless LAB_BIND shares the lab (as compose's published
-        # ports; the gateway's admin port goes with it); every pod stays on loopback.
+        # The gateway pod's supervisor runs its proxy (mesh.lab.pod.build_gateway) and its
+        # agent. On loopback unless LAB_BIND shares the lab (as compose's published ports;
+        # the gateway's admin port goes with it); every pod stays on loopback.
         argv = [
-            self.python, "-m", "mesh.sidecar", "--gateway", "--pod", gateway.name,
-            "--service", gateway.service, "--namespace", gateway.namespace,
-            "--service-account", gateway.service_account, "--workload", gateway.workload_name,
-            "--labels", labels, "--mesh-dir", str(self.mesh.root),
+            self.python, "-m", "mesh.lab.pod", gateway.name,
+            "--mesh-dir", str(self.mesh.root),
             "--admin-port", str(self.gateway_admin_port),
             "--bind-address", os.environ.get("LAB_BIND") or "127.0.0.1",
             "--advertise-address", "127.0.0.1",
             "--gateway-port-map", f"{GATEWAY_PORT}:{self.gateway_port}",
+            "--secrets-dir", str(self.secrets_dir(gateway.name)),
+            "--grace-seconds", str(max(1.0, self.grace - 2)),
         ]  # fmt: skip
         return self._child("gateway", argv)
 
@@ -472,6 +360,9 @@ class LocalLab:
                 "app_port": plan.ports.app,
                 "outbound_port": plan.ports.outbound,
                 "admin_port": plan.ports.admin,
+                **(
+                    {"secrets_dir": str(self.secrets_dir(name))} if plan.pod.proxy != "none" else {}
+                ),
             }
             for name, plan in self.plans.items()
         }
@@ -479,7 +370,12 @@ class LocalLab:
             "pid": os.getpid(),
             "profile": self.profile,
             "workloads": [entry.spec() for entry in self.entries],
-            "gateway": {"pod": self.gateway.name, "port": self.gateway_port},
+            "gateway": {
+                "pod": self.gateway.name,
+                "port": self.gateway_port,
+                "secrets_dir": str(self.secrets_dir(self.gateway.name)),
+            },
+            "lab_dir": str(self.lab_dir),
             "pods": pods,
         }
         (self.mesh.root / LAB_FILE).write_text(json.dumps(body, indent=1) + "\n")
@@ -544,6 +440,8 @@ class LocalLab:
         stop_children(everyone, self.grace)
         self.children.clear()
         self.manager = None
+        # The pods are gone: so are their private keys (Kubernetes deletes a pod's volumes).
+        shutil.rmtree(self.lab_dir / "pods", ignore_errors=True)
 
     def leftovers(self) -> list[int]:
         """Processes still running for this lab's mesh directory (empty after ``stop()``)."""

@@ -14,6 +14,15 @@ profile; see :mod:`mesh.lab.workloads`) and starts
   program with ``--no-sidecar`` in the role of the node's agent (registration, probe,
   kube-proxy's plain Service routing).
 
+With ``--secrets-dir DIR`` (env ``MESH_SECRETS_DIR``: pod-private, a tmpfs under compose,
+``<lab>/pods/<pod>/secrets`` in process mode) a pod with a proxy also runs its workload agent
+(``python -m mesh.agent``, Istio's pilot-agent SDS role: the pod's key, CSR and certificate,
+renewed at half-life) and its sidecar gets ``MESH_SECRETS_DIR``. A pod without a sidecar
+gets neither: it has no identity, as in Istio.
+
+The ingress gateway is a pod too (``proxy: gateway``): its supervisor runs the agent and the
+sidecar in gateway mode (``build_gateway``), no app.
+
 A client pod (``sleep``, ``fortio``) runs ``python -m services.sleep`` as its app: it serves
 nothing and waits, so that ``meshlab exec`` / ``docker exec`` run commands beside it.
 
@@ -178,6 +187,58 @@ def build_children(
     return app, sidecar
 
 
+def build_agent(
+    pod: Pod,
+    *,
+    mesh_dir: str,
+    secrets_dir: str,
+    python: str = sys.executable,
+    base_env: Mapping[str, str] | None = None,
+) -> ChildSpec:
+    """The workload agent of ``pod`` (pure: no I/O)."""
+    env = dict(os.environ if base_env is None else base_env)
+    argv = (
+        python, "-m", "mesh.agent", "--pod", pod.name, "--namespace", pod.namespace,
+        "--service-account", pod.service_account, "--mesh-dir", mesh_dir,
+        "--secrets-dir", secrets_dir,
+    )  # fmt: skip
+    return ChildSpec(
+        name="agent", argv=argv, env={**env, "MESH_DIR": mesh_dir, "MESH_SECRETS_DIR": secrets_dir}
+    )
+
+
+def build_gateway(
+    pod: Pod,
+    *,
+    mesh_dir: str,
+    admin_port: int = ADMIN_PORT,
+    bind_address: str = "0.0.0.0",
+    advertise_address: str = "127.0.0.1",
+    port_map: str = "",
+    python: str = sys.executable,
+    base_env: Mapping[str, str] | None = None,
+) -> ChildSpec:
+    """The ingress gateway proxy of a ``proxy: gateway`` pod (pure: no I/O)."""
+    env = dict(os.environ if base_env is None else base_env)
+    labels = ",".join(f"{k}={v}" for k, v in pod.labels.items())
+    argv = [
+        python, "-m", "mesh.sidecar", "--gateway", "--pod", pod.name,
+        "--labels", labels, "--service", pod.service, "--namespace", pod.namespace,
+        "--service-account", pod.service_account, "--workload", pod.workload_name,
+        "--mesh-dir", mesh_dir,
+        "--admin-port", str(admin_port), "--bind-address", bind_address,
+        "--advertise-address", advertise_address,
+    ]  # fmt: skip
+    if port_map:
+        argv += ["--gateway-port-map", port_map]
+    return ChildSpec(name="gateway", argv=tuple(argv), env={**env, "MESH_DIR": mesh_dir})
+
+
+def with_secrets(spec: ChildSpec, secrets_dir: str) -> ChildSpec:
+    """``spec`` with ``MESH_SECRETS_DIR``: where its proxy finds the agent's certificate."""
+    return ChildSpec(spec.name, spec.argv, {**spec.env, "MESH_SECRETS_DIR": secrets_dir})
+
+
 def default_advertise_address(bind_address: str) -> str:
     """Where other pods reach this one when ``--advertise-address`` is not given.
 
@@ -337,6 +398,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="address other pods use (default: 127.0.0.1 for a loopback bind, "
         "else this host's name resolved)",
     )
+    parser.add_argument(
+        "--secrets-dir", default=os.environ.get("MESH_SECRETS_DIR") or None,
+        help="pod-private directory for the agent's key and certificate (env "
+        "MESH_SECRETS_DIR; none: no agent, the proxy has no identity)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--gateway-port-map", default="",
+        help="a gateway pod's CONTAINER:HOST port map (process mode)",
+    )  # fmt: skip
     parser.add_argument("--grace-seconds", type=float, default=DEFAULT_GRACE_SECONDS)
     parser.add_argument(
         "--dry-run", action="store_true", help="print the two command lines and exit"
@@ -354,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.workloads
             else topology_from_env()
         )
-        pod = find_pod(args.pod, topology.app_pods)
+        pod = find_pod(args.pod, topology.pods)
     except WorkloadError as exc:
         _log(str(exc))
         return 2
@@ -364,13 +434,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     service = args.service_port or pod.port
     ports = PodPorts(service, args.app_port or service + 1, args.outbound_port, args.admin_port)
     advertise = args.advertise_address or default_advertise_address(args.bind_address)
-    children = build_children(
-        pod,
-        mesh_dir=args.mesh_dir,
-        ports=ports,
-        bind_address=args.bind_address,
-        advertise_address=advertise,
-    )
+    children: list[ChildSpec]
+    if pod.proxy == "gateway":
+        children = [
+            build_gateway(
+                pod,
+                mesh_dir=args.mesh_dir,
+                admin_port=args.admin_port,
+                bind_address=args.bind_address,
+                advertise_address=advertise,
+                port_map=args.gateway_port_map,
+            )
+        ]
+    else:
+        children = list(
+            build_children(
+                pod,
+                mesh_dir=args.mesh_dir,
+                ports=ports,
+                bind_address=args.bind_address,
+                advertise_address=advertise,
+            )
+        )
+    if args.secrets_dir and pod.proxy != "none":
+        children = [with_secrets(c, args.secrets_dir) if c.name != "app" else c for c in children]
+        children.append(build_agent(pod, mesh_dir=args.mesh_dir, secrets_dir=args.secrets_dir))
     if args.dry_run:
         for child in children:
             print(f"{child.name}: {' '.join(child.argv)}")

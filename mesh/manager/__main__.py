@@ -5,6 +5,12 @@ The program wires the manager to the lab's workloads (``--workloads FILE...``, e
 knows and the pods it assumes while none has registered. It writes them to
 ``$MESH_DIR/topology.json`` for meshctl, as the API server holds a cluster's workloads.
 
+With ``--ca-dir DIR`` (env ``MESH_CA_DIR``) the manager is also the mesh CA
+(``mesh.manager.ca``): its root is kept in DIR — never under ``$MESH_DIR``: compose mounts a
+volume into the manager alone, the local lab a 0700 directory beside the mesh directory — or
+comes from Istio's ``cacerts`` files (``--cacerts DIR``, env ``MESH_CACERTS``). Workload
+certificates live ``MESH_CERT_TTL`` (24h).
+
 ``--healthcheck`` exits 0 when a manager on DIR wrote its heartbeat within the last
 ``--max-age`` seconds (for compose's ``healthcheck``), else 1.
 """
@@ -22,8 +28,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mesh.lab.workloads import WorkloadError, lab_entries, lab_workloads, topology_from_env
+from mesh.manager.ca import CAShell
 from mesh.manager.service import Manager, ManagerTimings, single_instance
 from mesh.meshdir import MeshDir, atomic_write, read_manager_status
+from mesh.security.knobs import KnobError, cert_ttl
 from mesh.snapshot import topology_to_json
 
 
@@ -44,7 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--workloads", nargs="+", metavar="FILE",
         help="the lab's manifests (default: $MESHLAB_WORKLOADS, else the course profile)",
     )  # fmt: skip
+    parser.add_argument(
+        "--ca-dir", default=os.environ.get("MESH_CA_DIR") or None,
+        help="be the mesh CA, its root kept here (env MESH_CA_DIR; outside the mesh dir)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cacerts", default=os.environ.get("MESH_CACERTS") or None,
+        help="a supplied CA in Istio's cacerts layout (env MESH_CACERTS)",
+    )  # fmt: skip
     return parser
+
+
+def inside(path: Path, directory: Path) -> bool:
+    return path.resolve().is_relative_to(directory.resolve())
 
 
 def healthcheck(mesh: MeshDir, max_age: float) -> int:
@@ -92,6 +112,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkloadError as exc:
         print(f"manager: {exc}", file=sys.stderr)
         return 2
+    ca = None
+    if args.ca_dir or args.cacerts:
+        ca_dir = Path(args.ca_dir or args.cacerts)
+        for given in filter(None, (args.ca_dir, args.cacerts)):
+            if inside(Path(given), mesh.root):
+                print(
+                    f"manager: the CA directory {given} is inside the mesh directory, which "
+                    "every pod reads: keep the CA's key elsewhere",
+                    file=sys.stderr,
+                )
+                return 2
+        try:
+            ttl = cert_ttl(os.environ)
+        except KnobError as exc:
+            print(f"manager: {exc}", file=sys.stderr)
+            return 2
+        ca = CAShell(
+            mesh,
+            ca_dir,
+            topology,
+            ttl,
+            cacerts=Path(args.cacerts) if args.cacerts else None,
+        )
     settings = ManagerTimings(
         quiet=args.debounce,
         max_delay=max(0.5, args.debounce * 5),
@@ -101,8 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with single_instance(mesh):
             atomic_write(mesh.topology_file, json.dumps(topology_to_json(topology), indent=1))
-            manager = Manager(mesh, settings, topology=topology)
+            manager = Manager(mesh, settings, topology=topology, ca=ca)
             manager._say(f"watching {mesh.root} (pid {os.getpid()})")
+            if ca is not None:
+                ca.say = manager._say
+                ca.load()
             asyncio.run(_serve(manager))
     except RuntimeError as exc:
         print(f"manager: {exc}", file=sys.stderr)

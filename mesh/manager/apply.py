@@ -34,10 +34,11 @@ from mesh.config.issues import Issue
 from mesh.config.loader import latest_definitions, load_text
 from mesh.config.normal_form import to_normal
 from mesh.config.resource import Resource
-from mesh.config.validate import analyze
 from mesh.config.validate.analyzer import ALLOW_DANGLING
+from mesh.manager.analysis import analyze_all as analyze
 from mesh.manager.compile import blocking, resource_key, sort_resources
 from mesh.manager.configdir import (
+    KIND_GROUPS,
     KINDS,
     ChangePlan,
     Key,
@@ -96,7 +97,7 @@ def key_text(key: Key) -> str:
 
 
 def plural_ref(kind: str) -> str:
-    return f"{KINDS[kind]}.networking.istio.io"
+    return f"{KINDS[kind]}.{KIND_GROUPS[kind]}"
 
 
 def expected_state(resources: Sequence[Resource]) -> Expected:

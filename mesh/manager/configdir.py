@@ -41,6 +41,14 @@ KINDS: dict[str, str] = {
     "DestinationRule": "destinationrules",
     "Gateway": "gateways",
     "ServiceEntry": "serviceentries",
+    "PeerAuthentication": "peerauthentications",
+    "AuthorizationPolicy": "authorizationpolicies",
+}
+# The API group of each kind (kubectl's references name it).
+KIND_GROUPS: dict[str, str] = {
+    **{kind: GROUP for kind in KINDS},
+    "PeerAuthentication": "security.istio.io",
+    "AuthorizationPolicy": "security.istio.io",
 }
 KIND_ALIASES: dict[str, str] = {
     "virtualservice": "VirtualService",
@@ -55,10 +63,16 @@ KIND_ALIASES: dict[str, str] = {
     "serviceentry": "ServiceEntry",
     "serviceentries": "ServiceEntry",
     "se": "ServiceEntry",
+    "peerauthentication": "PeerAuthentication",
+    "peerauthentications": "PeerAuthentication",
+    "pa": "PeerAuthentication",
+    "authorizationpolicy": "AuthorizationPolicy",
+    "authorizationpolicies": "AuthorizationPolicy",
+    "ap": "AuthorizationPolicy",
 }
 for _kind, _plural in KINDS.items():
-    KIND_ALIASES[f"{_kind.lower()}.{GROUP}"] = _kind
-    KIND_ALIASES[f"{_plural}.{GROUP}"] = _kind
+    KIND_ALIASES[f"{_kind.lower()}.{KIND_GROUPS[_kind]}"] = _kind
+    KIND_ALIASES[f"{_plural}.{KIND_GROUPS[_kind]}"] = _kind
 
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -73,7 +87,7 @@ def normalize_kind(text: str) -> str | None:
 
 def kind_ref(kind: str) -> str:
     """kubectl's singular resource reference: ``virtualservice.networking.istio.io``."""
-    return f"{kind.lower()}.{GROUP}"
+    return f"{kind.lower()}.{KIND_GROUPS.get(kind, GROUP)}"
 
 
 def valid_name(name: str) -> bool:

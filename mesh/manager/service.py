@@ -11,7 +11,9 @@ that decides *when* to evaluate:
   drop inotify events;
 - a timer fires when the next registry record reaches its TTL, so a dead pod drops out even
   though nothing on disk changes;
-- a heartbeat rewrites ``status/manager.json`` (compose healthchecks it).
+- a heartbeat rewrites ``status/manager.json`` (compose healthchecks it);
+- with a CA (``mesh.manager.ca.CAShell``), ``csr/`` is polled every ``ca_poll`` seconds and
+  each new CSR answered in ``certs/``; the CA files are re-read when they change.
 
 Invalid config is never published. The last good *config* stays, but endpoint changes still
 flow: a pod turning unready is published with the last good config, so a broken hand-edited
@@ -34,6 +36,7 @@ from typing import Any, TextIO
 
 from mesh.config.issues import Issue
 from mesh.config.normal_form import to_normal
+from mesh.manager.ca import CAShell
 from mesh.manager.compile import blocking, next_snapshot
 from mesh.manager.debounce import Debouncer
 from mesh.manager.observers import Observers
@@ -51,18 +54,34 @@ from mesh.meshdir import (
     MeshDir,
     RegistryRecord,
     config_lock,
-    dir_signature,
     list_files,
     publish_snapshot,
     read_manager_status,
     read_snapshot,
-    relevant,
     write_json,
 )
 from mesh.snapshot import Snapshot, SnapshotError
 from mesh.topology import Topology
 
 INTERNAL_ERROR = "MSH0100"
+
+
+def dir_signature(directory: Path, suffixes: tuple[str, ...]) -> tuple[tuple[Any, ...], ...]:
+    """What changes whenever a relevant file is created, replaced, edited or removed."""
+    signature = []
+    for path in list_files(directory, suffixes):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        signature.append((path.name, st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(signature)
+
+
+def relevant(path: str, suffixes: tuple[str, ...]) -> bool:
+    """Is a watch event about a file the manager reads (not a temp or lock file)?"""
+    name = os.path.basename(path)
+    return not name.startswith(".") and name.endswith(suffixes)
 
 
 @dataclass
@@ -75,6 +94,7 @@ class ManagerTimings:
     max_delay: float = 0.5
     poll: float = 1.0
     heartbeat: float = 1.0
+    ca_poll: float = 0.25
 
 
 @dataclass
@@ -97,9 +117,9 @@ def load_config(files: Sequence[Path]) -> tuple[list[Any], list[Issue]]:
 
 
 def analyze_config(resources: Sequence[Any], topology: Topology) -> list[Issue]:
-    from mesh.config.validate import analyze
+    from mesh.manager.analysis import analyze_all
 
-    return list(analyze(resources, topology))
+    return analyze_all(resources, topology)
 
 
 def internal_issue(exc: BaseException) -> Issue:
@@ -127,8 +147,11 @@ class Manager:
         topology: Topology,
         clock: Callable[[], float] = time.time,
         log: TextIO | None = None,
+        ca: CAShell | None = None,
     ) -> None:
         self.mesh = mesh
+        self.ca = ca
+        self.records: list[RegistryRecord] = []
         self.settings = settings or ManagerTimings()
         self.topology = topology
         self.clock = clock
@@ -182,6 +205,7 @@ class Manager:
             self.write_status()
             return None
         records, problems = read_registry(self.mesh.registry)
+        self.records = records
         self.observers.registry_read(records, now)
         self.registry_problems = problems
         self.expiry = next_expiry(records, now)
@@ -282,6 +306,7 @@ class Manager:
             warnings=tuple(self.warnings),
             endpoints=self.endpoint_count,
             registry_problems=tuple(self.registry_problems),
+            ca=self.ca.status() if self.ca is not None else None,
         )
 
     def write_status(self) -> None:
@@ -311,10 +336,16 @@ class Manager:
 
         watcher = asyncio.create_task(self._watch(poke, stop))
         poke()
-        next_poll = next_beat = loop.time()
+        next_poll = next_beat = next_ca = loop.time()
         try:
             while not stop.is_set():
                 now = loop.time()
+                if self.ca is not None and now >= next_ca:
+                    answered = await asyncio.to_thread(self._ca_pass)
+                    next_ca = loop.time() + settings.ca_poll
+                    if answered:
+                        await asyncio.to_thread(self.write_status)
+                        next_beat = loop.time() + settings.heartbeat
                 if now >= next_poll:
                     next_poll = now + settings.poll
                     current = (
@@ -336,6 +367,8 @@ class Manager:
                     await asyncio.to_thread(self.write_status)
                     next_beat = loop.time() + settings.heartbeat
                 deadlines = [next_poll, next_beat]
+                if self.ca is not None:
+                    deadlines.append(next_ca)
                 deadlines.extend(d for b in bursts if (d := b.deadline()) is not None)
                 if self.expiry is not None:
                     deadlines.append(loop.time() + max(0.0, self.expiry - self.clock()) + 0.01)
@@ -347,6 +380,16 @@ class Manager:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
+
+    def _ca_pass(self) -> list[str]:
+        """Reload a changed CA, answer new CSRs; a failure is reported, never fatal."""
+        assert self.ca is not None
+        try:
+            self.ca.check_reload()
+            return self.ca.process(self.records)
+        except Exception as exc:  # e.g. a full disk: report, keep serving, retry next pass
+            self._say("CA pass failed: " + "".join(traceback.format_exception(exc)).rstrip())
+            return []
 
     def _evaluate_safely(self) -> None:
         try:

@@ -2,7 +2,7 @@
 ``/stats/prometheus`` (Istio's standard metrics and the lab's own), ``/config_dump``,
 ``/clusters`` (Envoy's text form, ``health_flags::/failed_outlier_check`` on an ejected host;
 ``?format=json`` for tools), ``/healthz``, ``/certs`` (the proxy's certificate and what it
-enforces).
+enforces), ``/tap`` (the first bytes of new inbound connections).
 
 Primitives: ``handle(sidecar, ex)``, ``clusters_text(described clusters)``.
 """
@@ -13,6 +13,8 @@ import json
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
+
+from mesh.sidecar import tap
 
 if TYPE_CHECKING:
     from mesh.sidecar.http1.exchange import Exchange
@@ -109,12 +111,15 @@ def handle(sidecar: Any, ex: Exchange) -> None:
             ex.reply(200, text.encode(), headers=((b"content-type", b"text/plain"),))
     elif path == "/healthz":
         ex.reply(200, b"ok\n")
+    elif path == "/tap":  # the first bytes of new inbound connections (meshctl tap)
+        _json_reply(ex, tap.snapshot(tap.since_of(ex.url)))
     elif path == "/certs":
         # Envoy's /certs, and what this proxy enforces (mTLS mode, policies, upstream TLS).
         _json_reply(ex, sidecar.guard.certs())
     else:
         ex.reply(
-            404, b"admin: /ready /stats/prometheus /config_dump /clusters[?format=json] /certs\n"
+            404,
+            b"admin: /ready /stats/prometheus /config_dump /clusters[?format=json] /certs /tap\n",
         )
 
 

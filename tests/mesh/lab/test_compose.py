@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mesh.lab.compose import compose_name, pods_compose, write_lab
+from mesh.lab.compose import (
+    SECRETS_DIR,
+    SECRETS_TMPFS,
+    compose_name,
+    pods_compose,
+    write_lab,
+)
 from mesh.lab.workloads import WorkloadError, lab_entries, lab_workloads, profile_names
 
 REPO = Path(__file__).resolve().parents[3]
@@ -24,9 +30,10 @@ def test_generated_pods_are_exactly_the_profile_s_pods(profile: str, tmp_path: P
     assert set(generated) == {compose_name(p) for p in topology.app_pods}
     for pod in topology.app_pods:
         service = generated[compose_name(pod)]
+        secrets = ["--secrets-dir", SECRETS_DIR] if pod.proxy != "none" else []
         assert service["command"] == [
             "python", "-m", "mesh.lab.pod", pod.name,
-            "--mesh-dir", "/mesh", "--advertise-address", compose_name(pod),
+            "--mesh-dir", "/mesh", "--advertise-address", compose_name(pod), *secrets,
         ]  # fmt: skip
         assert service["hostname"] == compose_name(pod)
         assert service["depends_on"] == {"manager": {"condition": "service_healthy"}}
@@ -43,15 +50,33 @@ def test_the_static_file_runs_no_workload_pod_and_its_gateway_is_the_manifest_s(
     assert set(STATIC) & {compose_name(p) for p in course.app_pods} == set()
     assert {"manager", "locust", "istio-ingressgateway"} <= set(STATIC)
     (gateway,) = course.gateway_pods
-    command = STATIC[compose_name(gateway)]["command"]
-    assert command[:4] == ["python", "-m", "mesh.sidecar", "--gateway"]
+    service = STATIC[compose_name(gateway)]
+    command = service["command"]
+    # The gateway pod's supervisor: its proxy from the manifest (mesh.lab.pod.build_gateway,
+    # tested there) and its agent, whose secrets are in the container's own tmpfs.
+    assert command[:4] == ["python", "-m", "mesh.lab.pod", gateway.name]
     options = dict(zip(command[4::2], command[5::2], strict=True))
-    labels = dict(item.split("=") for item in options["--labels"].split(","))
-    assert options["--pod"] == gateway.name
-    assert labels == dict(gateway.labels)
-    assert options["--namespace"] == gateway.namespace
-    assert options["--service"] == gateway.service
-    assert options["--service-account"] == gateway.service_account
+    assert options["--secrets-dir"] == SECRETS_DIR
+    assert service["tmpfs"] == [SECRETS_TMPFS]
+
+
+def test_every_pod_with_a_proxy_keeps_its_secrets_in_its_own_tmpfs() -> None:
+    topology = lab_workloads(lab_entries("security")).topology
+    services = pods_compose(topology, "")["services"]
+    for pod in topology.app_pods:
+        service = services[compose_name(pod)]
+        if pod.proxy == "none":
+            assert "tmpfs" not in service and "--secrets-dir" not in service["command"]
+            continue
+        assert service["tmpfs"] == [SECRETS_TMPFS]
+        assert service["command"][-2:] == ["--secrets-dir", SECRETS_DIR]
+        assert not any(SECRETS_DIR in volume for volume in service["volumes"])
+    manager = STATIC["manager"]
+    assert "--ca-dir" in manager["command"]
+    assert "ca:/var/lib/meshlab" in manager["volumes"]
+    for name, other in STATIC.items():
+        if name != "manager":
+            assert not any(str(v).startswith("ca:") for v in other.get("volumes", [])), name
 
 
 def test_bad_workloads_write_nothing(tmp_path: Path) -> None:

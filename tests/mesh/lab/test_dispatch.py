@@ -101,7 +101,7 @@ def test_help_groups_in_order_wraps_to_80_columns_and_takes_new_groups(tmp_path:
     headings = [
         line[:-1] for line in lines if line and not line.startswith(" ") and ":" == line[-1]
     ]
-    assert headings == ["lab", "strategies", "verify", "observe", "develop", "console"]
+    assert headings == ["lab", "strategies", "verify", "security", "observe", "develop", "console"]
     assert "  extra-lab" in text.split("\nstrategies:")[0]
 
 

@@ -394,3 +394,49 @@ def test_compose_publishes_on_loopback_unless_lab_bind_says_otherwise() -> None:
 
 def _pod(name: str) -> Pod:
     return find_pod(name, COURSE.app_pods)
+
+
+# ---------------------------------------------------------------------------- the agent
+
+
+def test_the_agent_gets_the_pod_s_identity_and_the_proxy_its_secrets_dir() -> None:
+    pod = _pod("reviews-v2")
+    agent = podmod.build_agent(pod, mesh_dir="/m", secrets_dir="/s", python="/py", base_env={})
+    assert agent.argv[:3] == ("/py", "-m", "mesh.agent")
+    options = dict(zip(agent.argv[3::2], agent.argv[4::2], strict=True))
+    assert options == {
+        "--pod": "reviews-v2", "--namespace": pod.namespace,
+        "--service-account": pod.service_account, "--mesh-dir": "/m", "--secrets-dir": "/s",
+    }  # fmt: skip
+    _, sidecar = build_children(pod, mesh_dir="/m", base_env={})
+    assert podmod.with_secrets(sidecar, "/s").env["MESH_SECRETS_DIR"] == "/s"
+
+
+def test_the_gateway_pod_is_the_manifest_s_gateway_proxy() -> None:
+    (gateway,) = COURSE.gateway_pods
+    spec = podmod.build_gateway(
+        gateway, mesh_dir="/m", admin_port=1500, port_map="8080:18080", python="/py", base_env={}
+    )
+    assert spec.argv[:4] == ("/py", "-m", "mesh.sidecar", "--gateway")
+    options = dict(zip(spec.argv[4::2], spec.argv[5::2], strict=True))
+    assert options["--pod"] == gateway.name
+    assert options["--service-account"] == gateway.service_account
+    assert options["--namespace"] == gateway.namespace
+    assert options["--gateway-port-map"] == "8080:18080"
+    assert dict(i.split("=") for i in options["--labels"].split(",")) == dict(gateway.labels)
+
+
+@pytest.mark.parametrize(
+    ("pod", "agent"), [("sleep.foo", True), ("sleep.legacy", False), ("istio-ingressgateway", True)]
+)
+def test_dry_run_runs_an_agent_for_every_proxy_and_none_without(
+    pod: str, agent: bool, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mesh.lab.workloads import entries_env, lab_entries
+
+    monkeypatch.setenv("MESHLAB_WORKLOADS", entries_env(lab_entries("security")))
+    code = podmod.main([pod, "--secrets-dir", "/s", "--dry-run"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert ("agent: " in out) == agent
+    assert "MESH_SECRETS_DIR" not in out  # in the environment, not on the command line

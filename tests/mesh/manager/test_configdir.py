@@ -139,3 +139,14 @@ def test_a_yaml_bomb_is_an_opaque_document_not_a_hang():
     )
     parsed = parse_file("bomb.yaml", bomb)
     assert parsed.docs[0].key is None and parsed.docs[0].raw is None
+
+
+def test_the_security_kinds_are_stored_and_named_as_kubectl_names_them() -> None:
+    from mesh.manager.configdir import canonical_name, kind_ref, normalize_kind
+
+    assert normalize_kind("pa") == "PeerAuthentication"
+    assert normalize_kind("authorizationpolicies.security.istio.io") == "AuthorizationPolicy"
+    assert kind_ref("PeerAuthentication") == "peerauthentication.security.istio.io"
+    assert kind_ref("VirtualService") == "virtualservice.networking.istio.io"
+    key = ("PeerAuthentication", "istio-system", "default")
+    assert canonical_name(key) == "peerauthentication-istio-system__default.yaml"

@@ -208,3 +208,16 @@ def test_a_vanished_directory_publishes_nothing(mesh):
     register(mesh, "reviews-v1")
     assert m.evaluate() is None  # the same content: nothing new
     assert read_json(mesh.manager_status)["rejected"] is None
+
+
+def test_the_manager_watches_only_the_files_it_reads(tmp_path):
+    from mesh.manager.service import dir_signature, relevant
+
+    for name in ("a.yaml", ".a.yaml.123.tmp", ".lock"):
+        (tmp_path / name).write_text("x")
+    assert relevant("/x/config/a.yaml", (".yaml",)) and not relevant("/x/.a.yaml.1.tmp", (".yaml",))
+    before = dir_signature(tmp_path, (".yaml",))
+    (tmp_path / ".a.yaml.123.tmp").write_text("a temp file changing")
+    assert dir_signature(tmp_path, (".yaml",)) == before
+    (tmp_path / "a.yaml").write_text("changed")
+    assert dir_signature(tmp_path, (".yaml",)) != before
