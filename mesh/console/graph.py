@@ -11,7 +11,7 @@ out (contract: DESIGN.md "Observability").
   a 95 % Wilson score interval ``share_ci95``; ``configured_share`` is what the config sends
   there (``None`` when that depends on the request); ``rps`` is requests per second over the
   window; ``error_rate`` counts 5xx and requests without a response; ``flags`` counts Envoy's
-  response flags; ``p95_ms`` comes from the duration histogram; ``mtls`` from the destination
+  response flags; ``p95_ms`` comes from the duration histogram; ``mtls`` (and the edge's ``principals``) from the destination
   proxy's ``connection_security_policy``.
 """
 
@@ -181,10 +181,21 @@ def build_graph(
                 edges[(src, dst)] = _Edge(src, dst, service)
 
     latency = {(source_node(lb), destination_node(lb)): v for lb, v in p95 if not math.isnan(v)}
-    mtls: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+    mtls: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    # The identities an mTLS edge's certificates carried (Istio's source_principal and
+    # destination_principal, as the destination's proxy verified them).
+    principals: dict[tuple[str, str], dict[str, set[str]]] = defaultdict(
+        lambda: {"source": set(), "destination": set()}
+    )
     for labels, value in security:
         key = (source_node(labels), destination_node(labels))
-        mtls[key][labels.get("connection_security_policy", "unknown")] = value
+        policy = labels.get("connection_security_policy", "unknown")
+        mtls[key][policy] += value
+        if policy == "mutual_tls" and value > 0:
+            for side in ("source", "destination"):
+                principal = labels.get(f"{side}_principal", "unknown")
+                if principal and principal != "unknown":
+                    principals[key][side].add(principal)
 
     out_edges = []
     for (src, dst), edge in sorted(edges.items()):
@@ -211,6 +222,9 @@ def build_graph(
                 "mtls": bool(policies)
                 and policies.get("mutual_tls", 0) > 0
                 and all(v <= 0 for k, v in policies.items() if k != "mutual_tls"),
+                "principals": {
+                    side: sorted(names) for side, names in principals.get((src, dst), {}).items()
+                },
             }
         )
 

@@ -39,7 +39,8 @@ def p95_query(window: int) -> str:
 
 def security_query(window: int) -> str:
     return (
-        f"sum by ({EDGE_LABELS}, connection_security_policy) "
+        f"sum by ({EDGE_LABELS}, connection_security_policy, source_principal, "
+        "destination_principal) "
         f'(increase(istio_requests_total{{reporter="destination"}}[{window}s]))'
     )
 

@@ -136,6 +136,22 @@ def edge_lines(edge: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def principal_lines(edge: Mapping[str, Any]) -> list[str]:
+    """Who spoke to whom on an mTLS edge: the principals its certificates carried."""
+    principals = edge.get("principals") or {}
+    return [
+        f"{side}: {', '.join(principals[side])}"
+        for side in ("source", "destination")
+        if principals.get(side)
+    ]
+
+
+def _principals_title(edge: Mapping[str, Any]) -> str:
+    """The edge's principals as its tooltip (hovering the label shows them)."""
+    lines = principal_lines(edge)
+    return f"<title>{_e(chr(10).join(['mTLS', *lines]))}</title>" if lines else ""
+
+
 def graph_svg(graph: Mapping[str, Any], prometheus_error: str | None = None) -> str:
     head = banner(prometheus_error + " — showing the config only") if prometheus_error else ""
     nodes = graph["nodes"]
@@ -194,6 +210,7 @@ def graph_svg(graph: Mapping[str, Any], prometheus_error: str | None = None) -> 
             lx = tx - LABEL_W - 24
             label = [
                 f'<g class="edge" data-source="{_e(edge["source"])}" data-target="{_e(edge["target"])}">'
+                f"{_principals_title(edge)}"
                 f'<rect x="{lx:.0f}" y="{label_y:.0f}" width="{LABEL_W}" height="{box_h}" '
                 f'fill="#ffffff" stroke="{colour}" stroke-width="2"/>'
                 f'<text class="edge-label" x="{lx + 8:.0f}" y="{label_y + LABEL_LINE:.0f}" fill="#111">'

@@ -137,3 +137,35 @@ def test_ejections_field_of_a_status_record():
     }
     assert parse_ejections("caller", status) == [Ejection("a", "caller", 5.0)]
     assert parse_ejections("caller", {}) == [] and parse_ejections("caller", {"ejected": 3}) == []
+
+
+def test_an_edge_is_mtls_only_when_every_request_was_and_names_the_principals():
+    def secure(policy: str, value: float, src: str = "productpage-v1"):  # type: ignore[no-untyped-def]
+        labels, _ = sample(src, "reviews-v1", "reviews", value)
+        return labels | {
+            "connection_security_policy": policy,
+            "source_principal": "cluster.local/ns/default/sa/bookinfo-productpage"
+            if policy == "mutual_tls"
+            else "unknown",
+            "destination_principal": "cluster.local/ns/default/sa/bookinfo-reviews",
+        }, value
+
+    pods = [*PODS, Pod("reviews-v1", "reviews", "v1")]
+    requests = [sample("productpage-v1", "reviews-v1", "reviews", 10)]
+    graph = build_graph(
+        window=30, requests=requests, pods=pods, security=[secure("mutual_tls", 10)]
+    )
+    (edge,) = graph["edges"]
+    assert edge["mtls"] is True
+    assert edge["principals"] == {
+        "source": ["cluster.local/ns/default/sa/bookinfo-productpage"],
+        "destination": ["cluster.local/ns/default/sa/bookinfo-reviews"],
+    }
+    # Two rows for one edge are summed, not overwritten: one plaintext request is enough.
+    mixed = build_graph(
+        window=30,
+        requests=requests,
+        pods=pods,
+        security=[secure("mutual_tls", 9), secure("none", 1)],
+    )
+    assert mixed["edges"][0]["mtls"] is False

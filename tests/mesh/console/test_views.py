@@ -6,6 +6,7 @@ from __future__ import annotations
 from mesh.console.views import (
     edge_lines,
     graph_svg,
+    principal_lines,
     timeline_html,
     traces_html,
     traffic_svg,
@@ -108,6 +109,35 @@ def test_graph_draws_nodes_edges_ejections_and_flags_in_words_and_escapes_names(
     assert '<b id="config-version">7</b>' in svg and "<b>FI</b>" in svg  # the flag explained
     dashed = graph_svg({**graph, "edges": [{**graph["edges"][0], "requests": 0}]})
     assert 'stroke-dasharray="8 6"' in dashed and 'stroke-dasharray="8 6"' not in svg
+
+
+def test_an_mtls_edge_names_its_principals_on_hover():
+    edge = {
+        "source": "productpage-v1", "target": "reviews-v1", "service": "reviews", "rps": 1.0,
+        "requests": 30, "share": 1.0, "mtls": True,
+        "principals": {
+            "source": ["cluster.local/ns/default/sa/bookinfo-productpage"],
+            "destination": ["cluster.local/ns/default/sa/bookinfo-reviews"],
+        },
+    }  # fmt: skip
+    assert principal_lines(edge) == [
+        "source: cluster.local/ns/default/sa/bookinfo-productpage",
+        "destination: cluster.local/ns/default/sa/bookinfo-reviews",
+    ]
+    node = {"version": "v1", "kind": "workload", "badges": [], "ejected": []}
+    svg = graph_svg(
+        {
+            "nodes": [
+                {"id": "productpage-v1", "app": "productpage", "pods": ["productpage-v1"], **node},
+                {"id": "reviews-v1", "app": "reviews", "pods": ["reviews-v1"], **node},
+            ],
+            "edges": [edge],
+        }
+    )
+    assert "<title>mTLS\nsource: cluster.local/ns/default/sa/bookinfo-productpage\n" in svg
+    assert "🔒 mTLS" in svg
+    # A plaintext edge has no principals and no tooltip.
+    assert principal_lines({"mtls": False}) == []
 
 
 def test_timeline_newest_first_with_scenario_endpoint_moves_and_escaping():
