@@ -95,7 +95,7 @@ def test_the_sidecars_own_metrics_and_traces_across_containers(lab: ComposeLab):
     called = (
         'sum(istio_requests_total{reporter="destination",destination_app="reviews",'
         'source_app="productpage",source_workload="productpage-v1",'
-        'connection_security_policy="none"}) by (destination_version)'
+        'connection_security_policy="mutual_tls"}) by (destination_version)'
     )
     docs = (
         'sum(rate(istio_requests_total{reporter="source",destination_app="reviews"}[30s])) '
@@ -135,5 +135,8 @@ def test_the_sidecars_own_metrics_and_traces_across_containers(lab: ComposeLab):
         assert time.monotonic() < deadline, (sorted(edges), graph.get("prometheus"))
         time.sleep(1)
     assert edges[("istio-ingressgateway", "productpage-v1")]["rps"] > 0, edges
-    # Plaintext between the pods: the destination proxies say "none".
-    assert edges[("productpage-v1", "reviews-v1")]["mtls"] is False
+    # Auto mTLS between sidecars (Istio's default: every proxy has its workload identity,
+    # servers are PERMISSIVE): the destination proxies say "mutual_tls" and name the peer.
+    reviews = edges[("productpage-v1", "reviews-v1")]
+    assert reviews["mtls"] is True, reviews
+    assert reviews["principals"]["source"] == ["cluster.local/ns/default/sa/bookinfo-productpage"]

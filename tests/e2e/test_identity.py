@@ -15,8 +15,9 @@ from tests.e2e.conftest import GATEWAY_PORT, PROJECT, ComposeLab, _require_docke
 from tests.keyscan import scan_image
 
 pytestmark = pytest.mark.e2e
-# Beside the session lab's ports (+0 .. +1) and profile istio's (+2 .. +6): +7 .. +11.
-SECURITY_PORT = GATEWAY_PORT + 7
+# Beside the session lab's ports (+0 .. +1, Prometheus +10, console +11) and profile istio's
+# (+2 .. +6): +12 .. +16.
+SECURITY_PORT = GATEWAY_PORT + 12
 SECRETS = "/var/run/meshlab/secrets"
 IMAGE = os.environ.get("MESHLAB_IMAGE", "meshlab:latest")
 
