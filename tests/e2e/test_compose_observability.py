@@ -139,4 +139,6 @@ def test_the_sidecars_own_metrics_and_traces_across_containers(lab: ComposeLab):
     # servers are PERMISSIVE): the destination proxies say "mutual_tls" and name the peer.
     reviews = edges[("productpage-v1", "reviews-v1")]
     assert reviews["mtls"] is True, reviews
-    assert reviews["principals"]["source"] == ["cluster.local/ns/default/sa/bookinfo-productpage"]
+    assert reviews["principals"]["source"] == [
+        "spiffe://cluster.local/ns/default/sa/bookinfo-productpage"
+    ]

@@ -144,10 +144,10 @@ def test_an_edge_is_mtls_only_when_every_request_was_and_names_the_principals():
         labels, _ = sample(src, "reviews-v1", "reviews", value)
         return labels | {
             "connection_security_policy": policy,
-            "source_principal": "cluster.local/ns/default/sa/bookinfo-productpage"
+            "source_principal": "spiffe://cluster.local/ns/default/sa/bookinfo-productpage"
             if policy == "mutual_tls"
             else "unknown",
-            "destination_principal": "cluster.local/ns/default/sa/bookinfo-reviews",
+            "destination_principal": "spiffe://cluster.local/ns/default/sa/bookinfo-reviews",
         }, value
 
     pods = [*PODS, Pod("reviews-v1", "reviews", "v1")]
@@ -158,8 +158,8 @@ def test_an_edge_is_mtls_only_when_every_request_was_and_names_the_principals():
     (edge,) = graph["edges"]
     assert edge["mtls"] is True
     assert edge["principals"] == {
-        "source": ["cluster.local/ns/default/sa/bookinfo-productpage"],
-        "destination": ["cluster.local/ns/default/sa/bookinfo-reviews"],
+        "source": ["spiffe://cluster.local/ns/default/sa/bookinfo-productpage"],
+        "destination": ["spiffe://cluster.local/ns/default/sa/bookinfo-reviews"],
     }
     # Two rows for one edge are summed, not overwritten: one plaintext request is enough.
     mixed = build_graph(

@@ -116,13 +116,13 @@ def test_an_mtls_edge_names_its_principals_on_hover():
         "source": "productpage-v1", "target": "reviews-v1", "service": "reviews", "rps": 1.0,
         "requests": 30, "share": 1.0, "mtls": True,
         "principals": {
-            "source": ["cluster.local/ns/default/sa/bookinfo-productpage"],
-            "destination": ["cluster.local/ns/default/sa/bookinfo-reviews"],
+            "source": ["spiffe://cluster.local/ns/default/sa/bookinfo-productpage"],
+            "destination": ["spiffe://cluster.local/ns/default/sa/bookinfo-reviews"],
         },
     }  # fmt: skip
     assert principal_lines(edge) == [
-        "source: cluster.local/ns/default/sa/bookinfo-productpage",
-        "destination: cluster.local/ns/default/sa/bookinfo-reviews",
+        "source: spiffe://cluster.local/ns/default/sa/bookinfo-productpage",
+        "destination: spiffe://cluster.local/ns/default/sa/bookinfo-reviews",
     ]
     node = {"version": "v1", "kind": "workload", "badges": [], "ejected": []}
     svg = graph_svg(
@@ -134,7 +134,7 @@ def test_an_mtls_edge_names_its_principals_on_hover():
             "edges": [edge],
         }
     )
-    assert "<title>mTLS\nsource: cluster.local/ns/default/sa/bookinfo-productpage\n" in svg
+    assert "<title>mTLS\nsource: spiffe://cluster.local/ns/default/sa/bookinfo-productpage\n" in svg
     assert "🔒 mTLS" in svg
     # A plaintext edge has no principals and no tooltip.
     assert principal_lines({"mtls": False}) == []
