@@ -185,8 +185,6 @@ def mtls_rows(
 def main() -> int:
     """This row alone: the upstream, the two nginx pairs and the two sidecar pairs."""
     import argparse
-    import shutil
-    import signal
     import subprocess
     import tempfile
 
@@ -225,15 +223,7 @@ def main() -> int:
         rows, _ = mtls_rows(b, nginx, work, host, up, pa, px2, procs, sidecars,
                             args.duration, args.rounds, args.connections)  # fmt: skip
     finally:
-        for sc in sidecars:
-            sc.stop()
-        for p in procs:
-            p.send_signal(signal.SIGQUIT)
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        b.stop_everything(sidecars, procs, work)
     for row in rows:
         print("  ".join(str(v) for v in row[:-1]), {True: "yes", False: "NO", None: ""}[row[-1]])
     return 0

@@ -342,6 +342,22 @@ def bench_resources(host: str) -> list[dict]:
     return [vs, dr]
 
 
+def stop_everything(
+    sidecars: list[SidecarProcess], procs: list[subprocess.Popen], work: Path
+) -> None:
+    """A bench's teardown: the sidecars, then nginx and wrk (SIGQUIT: nginx's graceful stop),
+    then its scratch directory."""
+    for sc in sidecars:
+        sc.stop()
+    for p in procs:
+        p.send_signal(signal.SIGQUIT)
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
@@ -485,15 +501,7 @@ def main() -> int:
             d, n, c,
         )  # fmt: skip
     finally:
-        for sc in sidecars:
-            sc.stop()
-        for p in procs:
-            p.send_signal(signal.SIGQUIT)
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_everything(sidecars, procs, work)
 
     def added(lat: dict[str, dict], who: str, p: str) -> float:
         return lat[who][p] - lat["direct"][p]
