@@ -166,6 +166,8 @@ def start_routed(rt: Runtime, ex: Exchange, server_port: int | None, edge: bool)
     # 1. view
     if edge:
         extra = edge_headers(ex)
+    elif rt.kube_proxy:
+        extra = []  # no sidecar: kube-proxy forwards the app's request as it is
     else:
         extra = added_headers(ex, False)
         if XFCC_HEADER in ex.hdict:

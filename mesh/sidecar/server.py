@@ -164,7 +164,9 @@ class Sidecar:
         self._status_due = False
         self.sender: SpanSender | None = None
         self.tracer: Tracer | None = None
-        if telemetry_enabled():
+        # A pod without a sidecar has no Envoy (the lab's proxy stands in for kube-proxy): no
+        # metadata exchange, no istio_* series, no spans; b3 headers pass through untouched.
+        if telemetry_enabled() and not options.plain:
             # Metadata exchange: who this proxy's requests come from, for the callee's labels.
             self.runtime.peer_lines = istio.peer_lines(
                 options.gateway, options.advertise_address or options.bind_address,
