@@ -163,6 +163,7 @@ def build_children(
         ("--workload", pod.workload_name),
         ("--mesh-dir", mesh_dir),
         *([] if plain else [("--inbound-port", str(ports.service))]),
+        *([] if plain or ports.service == pod.port else [("--container-port", str(pod.port))]),
         ("--app-port", str(app_port)),
         ("--outbound-port", str(ports.outbound)),
         ("--admin-port", str(ports.admin)),

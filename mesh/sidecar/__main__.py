@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         "the app at --app-port and resolve Service names for it, with no Istio routing",
     )  # fmt: skip
     p.add_argument("--inbound-port", type=int)
+    p.add_argument(
+        "--container-port", type=int,
+        help="the pod's container port, which its Service's targetPort names (default: "
+        "--inbound-port); names the SERVER spans by the Service port",
+    )  # fmt: skip
     p.add_argument("--app-port", type=int)
     p.add_argument("--outbound-port", type=int)
     p.add_argument("--admin-port", type=int, default=15000)
@@ -126,6 +131,7 @@ def options_from_args(argv: Sequence[str] | None = None):  # type: ignore[no-unt
         service_account=args.service_account,
         plain=args.no_sidecar,
         inbound_port=args.inbound_port,
+        container_port=args.container_port,
         app_port=args.app_port,
         outbound_port=args.outbound_port,
         admin_port=args.admin_port,

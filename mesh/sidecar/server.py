@@ -52,7 +52,7 @@ from mesh.sidecar.telemetry import Telemetry, open_log
 from mesh.sidecar.tracing import Tracer, make_tracer, telemetry_enabled
 from mesh.snapshot import Snapshot, SnapshotError
 from mesh.spansender import SpanSender, collector_from_env
-from mesh.telemetry import istio
+from mesh.telemetry import istio, zipkin
 
 POLL_INTERVAL = 1.0
 HOUSEKEEPING_INTERVAL = 0.25
@@ -71,6 +71,9 @@ class Options:
     # plain Service routing (kube-proxy's part), no VirtualService or DestinationRule.
     plain: bool = False
     inbound_port: int | None = None
+    # The pod's container port (what its Service's targetPort names); None: ``inbound_port``
+    # (a container; in process mode every pod listens on a loopback port of its own).
+    container_port: int | None = None
     app_port: int | None = None
     outbound_port: int | None = None
     admin_port: int = 15000
@@ -332,6 +335,8 @@ class Sidecar:
         self.runtime.install(table)
         if prepared is not None:
             guard.install(table, prepared, snap.services)
+        if self.tracer is not None and not self.options.gateway:
+            self._name_server_spans(snap)
         self.snapshot = snap
         self.applied_at = time.time()
         self.error = None
@@ -347,6 +352,19 @@ class Sidecar:
         # full collections the request path triggers stay short, and hand freed heap pages
         # back to the OS (memory budget).
         self.loop.call_later(0.5, memory_budget.settle)
+
+    def _name_server_spans(self, snap: Snapshot) -> None:
+        """SERVER spans named by this pod's Service port, as Istio's inbound decorator does."""
+        o = self.options
+        for service in snap.services:
+            if service.name == o.service_name and service.namespace == o.namespace:
+                ports = [(p.number, p.target_port) for p in service.ports]
+                name = zipkin.server_operation(
+                    service.fqdn, ports, o.container_port or o.inbound_port
+                )
+                if name is not None and self.tracer is not None:
+                    self.tracer.name_inbound(name)
+                return
 
     def _refuse(self, version: int | None, message: str) -> None:
         self.error = message

@@ -115,6 +115,14 @@ class Tracer:
             f'"istio.mesh_id":{_json_str(zipkin.MESH_ID)}'
         )
 
+    def name_inbound(self, name: str) -> None:
+        """Name the SERVER spans ``name`` from now on (the Service port's decorator, known
+        once the snapshot's service catalog is)."""
+        if name != self.inbound_name:
+            self.inbound_name = name
+            self._inbound_head = f',"name":{_json_str(name.lower())},"kind":"SERVER",'
+            self._fragments.clear()  # their heads carry the old name
+
     # --- the request path ---------------------------------------------------------------
 
     def _incoming(self, ex: Exchange) -> TraceContext | None:

@@ -18,7 +18,8 @@ Primitives:
   ``istio.canonical_service``, ``istio.canonical_revision``, ``istio.namespace``,
   ``istio.mesh_id`` and the lab's ``route_name`` (the VirtualService route that matched).
 - ``operation_name(host, port)``: the span name, Istio's route decorator
-  (``reviews.default.svc.cluster.local:9080/*``).
+  (``reviews.default.svc.cluster.local:9080/*``); ``server_operation``: the inbound one,
+  named by the Service port (9080) whatever port the pod's proxy listens on.
 - ``parse_spans(data)``: a decoded ``POST /api/v2/spans`` body to spans, or ``SpanError``
   naming the first bad field (``spans[3].traceId: ...``). Like Zipkin it lowercases span and
   service names and ignores unknown fields; unlike Zipkin it caps sizes (``LIMITS``) so one
@@ -27,7 +28,7 @@ Primitives:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,6 +211,23 @@ class Exchange:
 def operation_name(host: str, port: int) -> str:
     """Istio's route decorator: the span name of every request to ``host:port``."""
     return f"{host}:{port}/*"
+
+
+def server_operation(
+    fqdn: str, ports: Iterable[tuple[int, int | None]], container_port: int | None
+) -> str | None:
+    """The SERVER span's name at a pod of the Service ``fqdn``: Istio's inbound decorator
+    (pilot ``buildSidecarInboundHTTPRouteConfig``: ``TraceOperation(hostname, port.Port)``)
+    names the *Service* port, not the port the proxy listens on. ``ports``: the Service's
+    ``(port, targetPort)`` pairs (targetPort None: the same number); the one whose target is
+    ``container_port`` wins, else the Service's first port. None: no ports known."""
+    first = None
+    for number, target in ports:
+        if first is None:
+            first = number
+        if (target if target is not None else number) == container_port:
+            return operation_name(fqdn, number)
+    return operation_name(fqdn, first) if first is not None else None
 
 
 def http_url(scheme: str, authority: str, path: str) -> str:

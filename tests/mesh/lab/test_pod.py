@@ -114,6 +114,21 @@ def test_sidecar_command_follows_the_cli_contract() -> None:
     assert sidecar.env["MESH_DIR"] == "/mesh"
 
 
+def test_process_mode_names_the_container_port_for_the_service_port_lookup() -> None:
+    """A pod on a loopback port of its own (process mode) tells its sidecar the container
+    port its Service's targetPort names (SERVER span names); a container needs not."""
+    pod = Pod("httpbin.foo", {"app": "httpbin"}, namespace="foo", port=8080)
+    _, sidecar = build_children(pod, mesh_dir="/m", ports=PodPorts(41001, 41002, 41003, 41004),
+                                base_env={})  # fmt: skip
+    options = _argv_options(sidecar.argv)
+    assert (options["--inbound-port"], options["--container-port"]) == ("41001", "8080")
+    _, sidecar = build_children(pod, mesh_dir="/m", ports=PodPorts(8080, 8081), base_env={})
+    assert "--container-port" not in _argv_options(sidecar.argv)
+    legacy = Pod("sleep.legacy", {"app": "sleep"}, namespace="legacy", proxy="none")
+    _, sidecar = build_children(legacy, mesh_dir="/m", ports=PodPorts(41001, 41002), base_env={})
+    assert "--container-port" not in sidecar.argv and sidecar.argv[-1] == "--no-sidecar"
+
+
 def test_sidecar_probe_options_come_from_the_pods_readiness_probe() -> None:
     pod = Pod(
         "reviews-slow",

@@ -188,3 +188,22 @@ def test_a_flood_of_spans_is_bounded_by_the_senders_queue():
         ex.status = 200
         t.finished(ex, "source", 1.0)
     assert len(sender.pending) == 3 and sender.stats.spans_dropped == 2
+
+
+def test_server_spans_are_renamed_for_the_service_port_once_it_is_known():
+    """Process mode: the proxy listens on a loopback port of its own; once the snapshot's
+    catalog names its Service port, the SERVER spans carry that (Istio's decorator)."""
+    t, sender = tracer()
+    t.name_inbound("reviews.default.svc.cluster.local:47113/*")  # what the listener port gave
+
+    def server_span_name() -> str:
+        ex = request(f"x-b3-traceid: {TRACE}\r\nx-b3-spanid: {SPAN}\r\nx-b3-sampled: 1\r\n"
+                     .encode(), target=b"/r")  # fmt: skip
+        t.inbound(ex)
+        ex.status = 200
+        t.finished(ex, "destination", 1.0)
+        return sender.spans[-1].name
+
+    assert server_span_name() == "reviews.default.svc.cluster.local:47113/*"
+    t.name_inbound("Reviews.default.svc.cluster.local:9080/*")
+    assert server_span_name() == "reviews.default.svc.cluster.local:9080/*"  # cache dropped

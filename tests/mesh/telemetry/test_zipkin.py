@@ -16,6 +16,7 @@ from mesh.telemetry.zipkin import (
     http_url,
     operation_name,
     parse_spans,
+    server_operation,
     server_span,
 )
 
@@ -118,3 +119,16 @@ def test_parser_normalises_like_zipkin():
     assert span.tags == {"a": "b"} and span.duration == 5
     (zero,) = parse_spans([{**GOOD, "duration": 0}])
     assert zero.duration is None
+
+
+def test_server_operation_names_the_service_port_not_the_listeners():
+    fqdn = "httpbin.foo.svc.cluster.local"
+    # Istio's httpbin: Service port 8000, targetPort 8080 (the container's).
+    assert server_operation(fqdn, [(8000, 8080)], 8080) == f"{fqdn}:8000/*"
+    # Process mode: the container port matches no target; one port: that one.
+    assert server_operation(fqdn, [(8000, 8080)], 47113) == f"{fqdn}:8000/*"
+    # Several ports: the one whose target is the container's; no target: the same number.
+    assert server_operation(fqdn, [(80, 8080), (9080, None)], 9080) == f"{fqdn}:9080/*"
+    assert server_operation(fqdn, [(80, 8080), (9080, None)], 8080) == f"{fqdn}:80/*"
+    assert server_operation(fqdn, [(80, 8080), (9080, None)], None) == f"{fqdn}:80/*"
+    assert server_operation(fqdn, [], 9080) is None
