@@ -5,17 +5,22 @@ exporters are in test_observability.py.)"""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import re
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from mesh.lab.local import LocalLab, free_ports
 from tests.helpers import headless_chromium
 
 pytestmark = pytest.mark.integration
@@ -206,6 +211,14 @@ def test_every_page_is_one_joined_trace(gw: Any, tmp_path: Any):
             assert client and server.get("shared") is True, server
         (edge,) = spans_of(spans, "istio-ingressgateway.istio-system", "CLIENT")
         assert edge["name"] == "productpage.default.svc.cluster.local:9080/*"
+        # Envoy's names on both sides of a hop: the Service port (9080), in this lab too,
+        # where every sidecar listens on a loopback port of its own.
+        for span in spans:
+            host = span["localEndpoint"]["serviceName"].split(".")[0]
+            if span["kind"] == "SERVER":
+                assert span["name"] == f"{host}.default.svc.cluster.local:9080/*", span
+            else:
+                assert span["name"].endswith(".default.svc.cluster.local:9080/*"), span
         assert edge["tags"]["http.status_code"] == "200"
 
 
@@ -323,3 +336,101 @@ def test_console_in_chromium_follows_a_canary_and_opens_a_real_trace(gw: Any):
         assert any("reviews.default" in t for t in texts), texts
     finally:
         driver.quit()
+
+
+# --- a pod without a sidecar: nothing reports it, the callee's sidecar calls it unknown ------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def legacy_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLab]:
+    """istio.io's mTLS-migration setting, small: httpbin in foo (sidecar), sleep in legacy
+    (none), with the console's collector and Prometheus."""
+    workloads = [
+        f"{ROOT / 'workloads' / 'samples' / 'httpbin.yaml'}=foo",
+        ROOT / "workloads" / "samples" / "legacy-namespace.yaml",
+        f"{ROOT / 'workloads' / 'samples' / 'sleep.yaml'}=legacy",
+    ]
+    lab = LocalLab(
+        tmp_path_factory.mktemp("legacy") / "mesh", gateway_port=free_ports(1)[0], grace=8.0,
+        out=io.StringIO(), workloads=workloads, baseline=None,
+    )  # fmt: skip
+    try:
+        lab.start(timeout=240)
+        yield lab
+    finally:
+        lab.stop()
+
+
+def admin_stats(lab: LocalLab, pod: str) -> str:
+    port = lab.plans[pod].ports.admin
+    return requests.get(
+        f"http://127.0.0.1:{port}/stats/prometheus", timeout=5, proxies={"http": "", "https": ""}
+    ).text
+
+
+def istio_requests(text: str) -> list[dict[str, str]]:
+    """The label sets of ``istio_requests_total`` series in an exposition text."""
+    return [
+        dict(re.findall(r'(\w+)="([^"]*)"', line))
+        for line in text.splitlines()
+        if line.startswith("istio_requests_total{")
+    ]
+
+
+def test_a_client_without_sidecar_is_unknown_to_the_destination_and_reports_nothing(
+    legacy_lab: LocalLab,
+) -> None:
+    lab = legacy_lab
+    plan = lab.observability
+    assert plan is not None and plan.prometheus_binary is not None, "apt-get install prometheus"
+    assert lab.plans["sleep.legacy"].pod.proxy == "none", list(lab.plans)
+    trace_id = uuid.uuid4().hex[:16]
+    result = subprocess.run(
+        [sys.executable, "-m", "mesh.cli.meshlab", "exec", "sleep.legacy", "--mesh-dir",
+         str(lab.mesh.root), "--", "curl", "-s", "-H", f"x-b3-traceid: {trace_id}",
+         "-H", f"x-b3-spanid: {trace_id}", "-H", "x-b3-sampled: 1",
+         "http://httpbin.foo:8000/headers"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    headers = json.loads(result.stdout)["headers"]
+    # The client's b3 context reached the app as sent: nothing in between made a span.
+    assert headers["X-B3-Traceid"] == [trace_id] and headers["X-B3-Spanid"] == [trace_id]
+    assert "X-B3-Parentspanid" not in headers and "X-Envoy-Peer-Metadata" not in headers
+
+    # The destination's sidecar reports it: source unknown, plaintext.
+    def inbound() -> list[dict[str, str]]:
+        return [
+            s for s in istio_requests(admin_stats(lab, "httpbin.foo"))
+            if s["reporter"] == "destination" and s["response_code"] == "200"
+        ]  # fmt: skip
+
+    deadline = time.monotonic() + 5  # recorded once the response is written
+    while not inbound():
+        assert time.monotonic() < deadline, admin_stats(lab, "httpbin.foo")
+        time.sleep(0.2)
+    (series,) = inbound()
+    assert series["source_workload"] == "unknown" and series["source_app"] == "unknown"
+    assert series["source_workload_namespace"] == "unknown"
+    assert series["connection_security_policy"] == "none"
+    assert series["destination_workload"] == "httpbin" and series["destination_app"] == "httpbin"
+    # The client's pod reports nothing: no Istio series, no tracer.
+    legacy = admin_stats(lab, "sleep.legacy")
+    assert istio_requests(legacy) == [] and "mesh_tracing_zipkin" not in legacy
+    # One span in the trace: the destination's SERVER span, named by the Service port
+    # (8000; the container listens on 8080, the process-mode listener on a loopback port).
+    trace(plan, trace_id, 1)
+    time.sleep(1.5)  # anything else sent in the same second would be here by now
+    spans = trace(plan, trace_id, 1)
+    assert [(s["kind"], s["localEndpoint"]["serviceName"], s["name"]) for s in spans] == [
+        ("SERVER", "httpbin.foo", "httpbin.foo.svc.cluster.local:8000/*")
+    ], spans
+    assert spans[0]["id"] == trace_id and spans[0]["tags"]["http.status_code"] == "200"
+    # Prometheus has it too, as Kiali would read it: an unknown source.
+    query = 'sum(istio_requests_total{reporter="destination",destination_app="httpbin"}) by (source_workload)'
+    deadline = time.monotonic() + 15
+    while (found := {r["metric"].get("source_workload") for r in prom(plan, query)}) != {"unknown"}:
+        assert time.monotonic() < deadline, found
+        time.sleep(1)
