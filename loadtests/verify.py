@@ -423,7 +423,25 @@ def verify_canary(st: Settings, name: str) -> list[Check]:
     return [
         window_check(sequential, weights, "1 client, 2xΣweight requests"),
         split_check(concurrent, weights, f"{min(st.users, st.requests)} concurrent users"),
+        tally_check(sequential + concurrent, weights),
     ]
+
+
+def tally_check(samples: list[Sample], weights: dict[str, int]) -> Check:
+    """Every request this verify sent, by the version that served it: what the console's
+    gateway -> productpage edges count over a window holding exactly this run."""
+    counts = {v: sum(s.productpage == v for s in samples) for v in weights}
+    n = len(samples)
+    unknown = n - sum(counts.values())
+    total = sum(weights.values())
+    return Check(
+        f"served by (all {n} requests)",
+        "/".join(f"{v} {w / total:.0%}" for v, w in weights.items()),
+        "/".join(f"{v} {c}" for v, c in counts.items()) + (f", other {unknown}" if unknown else ""),
+        "each answered by a configured version",
+        n > 0 and unknown == 0,
+        "the console's graph over a window holding only this run shows the same shares",
+    )
 
 
 def verify_canary_sticky(st: Settings) -> list[Check]:
