@@ -111,8 +111,9 @@ def build_graph(
     ejections: Sequence[Ejection] = (),
     now: float = 0.0,
 ) -> dict[str, Any]:
-    """``requests``: increases of ``istio_requests_total{reporter="source"}`` over ``window``
-    seconds by source/destination app, version, workload, service, code and flags."""
+    """``requests``: what ``istio_requests_total{reporter="source"}`` counted over ``window``
+    seconds (``prometheus.counted``) by source/destination app, version, workload, service,
+    code and flags."""
     view = view or ConfigView()
     edges: dict[tuple[str, str], _Edge] = {}
     totals: dict[tuple[str, str], float] = defaultdict(float)

@@ -23,10 +23,18 @@ EDGE_LABELS = (
 )
 
 
+def counted(series: str, window: int) -> str:
+    """What ``series`` (a counter) counted over the last ``window`` seconds, exactly: its
+    value now less its value ``window`` seconds ago, per series; a series born in the window
+    (no value then) or reset in it (a restarted proxy) counts from zero. Unlike
+    ``increase()``, nothing is extrapolated to the window's edges, so a window that holds a
+    run of requests shows that run's counts (``make verify-canary-70-30``'s, one for one)."""
+    return f"(({series} - {series} offset {window}s) >= 0 or {series})"
+
+
 def requests_query(window: int) -> str:
-    return (
-        f"sum by ({EDGE_LABELS}, response_code, response_flags) "
-        f'(increase(istio_requests_total{{reporter="source"}}[{window}s]))'
+    return f"sum by ({EDGE_LABELS}, response_code, response_flags) " + counted(
+        'istio_requests_total{reporter="source"}', window
     )
 
 
@@ -40,8 +48,7 @@ def p95_query(window: int) -> str:
 def security_query(window: int) -> str:
     return (
         f"sum by ({EDGE_LABELS}, connection_security_policy, source_principal, "
-        "destination_principal) "
-        f'(increase(istio_requests_total{{reporter="destination"}}[{window}s]))'
+        "destination_principal) " + counted('istio_requests_total{reporter="destination"}', window)
     )
 
 

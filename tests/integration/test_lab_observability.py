@@ -434,3 +434,52 @@ def test_a_client_without_sidecar_is_unknown_to_the_destination_and_reports_noth
     while (found := {r["metric"].get("source_workload") for r in prom(plan, query)}) != {"unknown"}:
         assert time.monotonic() < deadline, found
         time.sleep(1)
+
+
+# --- the Done point: the graph's canary shares are the verify's counts (1 pp) ------------------
+
+CANARY_REQUESTS = 300
+
+
+def test_the_graphs_canary_shares_match_what_the_verify_counted(gw: Any) -> None:
+    """``make verify-canary-70-30`` (its engine, ``loadtests.verify``, as ``make`` runs it on
+    the local lab) over 200 + 304 requests with no other traffic, then ``/api/graph`` over a
+    window that starts in the quiet before the run and ends after a scrape that holds its last
+    request: the gateway -> productpage edges show configured 70/30 and observed shares within
+    1 percentage point of the verify's own counts."""
+    plan = owned(gw.lab)
+    gw.apply("canary-70-30")
+    time.sleep(3)  # quiet: a scrape after any earlier traffic falls inside the window's lead-in
+    started = time.time()
+    run = subprocess.run(
+        [sys.executable, "-m", "loadtests.verify", "canary-70-30", "--gateway", gw.url,
+         "--requests", str(CANARY_REQUESTS), "--mesh-dir", str(gw.lab.mesh.root)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    match = re.search(r"served by \(all (\d+) requests\).*?v1 (\d+)/v2 (\d+)\s", run.stdout)
+    assert match, run.stdout
+    n, v1, v2 = (int(g) for g in match.groups())
+    # 2 x 100 in sequence (the window check), then 8 users x 38 (the split check).
+    assert v1 + v2 == n >= 2 * 100 + CANARY_REQUESTS, run.stdout
+    time.sleep(3)  # scraped every second: the last request is in Prometheus
+    # The window: from before the first request (the quiet second before ``started``) to now.
+    window = int(time.time() - started) + 2
+    graph = requests.get(f"{plan.console_url}/api/graph?duration={window}s", timeout=10).json()
+    assert graph["prometheus"]["ok"], graph["prometheus"]
+    edges = {
+        e["target"]: e
+        for e in graph["edges"]
+        if e["source"] == "istio-ingressgateway" and e["service"] == "productpage"
+    }
+    assert set(edges) == {"productpage-v1", "productpage-v2"}, graph["edges"]
+    counted = {"productpage-v1": v1 / n, "productpage-v2": v2 / n}
+    report = {t: (e["requests"], e["share"], e["configured_share"]) for t, e in edges.items()}
+    assert edges["productpage-v1"]["configured_share"] == 0.7, report
+    assert edges["productpage-v2"]["configured_share"] == 0.3, report
+    # The Done point's tolerance: 1 percentage point.
+    for target, share in counted.items():
+        assert abs(edges[target]["share"] - share) <= 0.01, (report, v1, v2, window)
+    # In fact exact: the console counts the window's requests without extrapolating (Prometheus'
+    # increase() over this window said 370 and 158 for the verify's 353 and 151).
+    assert (edges["productpage-v1"]["requests"], edges["productpage-v2"]["requests"]) == (v1, v2)
