@@ -6,7 +6,8 @@ out (contract: DESIGN.md "Observability").
 - Edges come from ``istio_requests_total{reporter="source"}`` (the caller's proxy sees every
   request, also those that never reached a pod: a fault-injected abort or no healthy
   upstream has ``destination_workload="unknown"`` and lands on the *service* node, e.g.
-  ``reviews``, as in Kiali).
+  ``reviews``, as in Kiali); a caller without a proxy (``sleep`` in ``legacy``) is seen by
+  the callee's proxy only, with ``source_workload="unknown"``: the ``unknown`` node.
 - ``share`` is the edge's part of the caller's requests to the same destination service, with
   a 95 % Wilson score interval ``share_ci95``; ``configured_share`` is what the config sends
   there (``None`` when that depends on the request); ``rps`` is requests per second over the
@@ -145,7 +146,7 @@ def build_graph(
         src = source_node(labels)
         dst = destination_node(labels)
         service = labels.get("destination_service_name") or "unknown"
-        src_kind = "gateway" if src == GATEWAY_NODE else "app"
+        src_kind = "gateway" if src == GATEWAY_NODE else "unknown" if src == "unknown" else "app"
         node(
             src,
             labels.get("source_app"),

@@ -32,16 +32,28 @@ def counted(series: str, window: int) -> str:
     return f"(({series} - {series} offset {window}s) >= 0 or {series})"
 
 
+# Who reports an edge: the caller's proxy; for a caller without one (a pod without sidecar,
+# a client outside the mesh) only the callee's proxy saw the request, with an unknown source
+# (Kiali draws those from the destination's telemetry too, as its "unknown" node).
+BY_SOURCE = '{reporter="source"}'
+UNKNOWN_CALLER = '{reporter="destination",source_workload="unknown"}'
+
+
 def requests_query(window: int) -> str:
-    return f"sum by ({EDGE_LABELS}, response_code, response_flags) " + counted(
-        'istio_requests_total{reporter="source"}', window
+    return (
+        f"sum by ({EDGE_LABELS}, response_code, response_flags) ("
+        + counted(f"istio_requests_total{BY_SOURCE}", window)
+        + " or "
+        + counted(f"istio_requests_total{UNKNOWN_CALLER}", window)
+        + ")"
     )
 
 
 def p95_query(window: int) -> str:
+    bucket = "istio_request_duration_milliseconds_bucket"
     return (
         f"histogram_quantile(0.95, sum by (le, {EDGE_LABELS}) "
-        f'(rate(istio_request_duration_milliseconds_bucket{{reporter="source"}}[{window}s])))'
+        f"(rate({bucket}{BY_SOURCE}[{window}s]) or rate({bucket}{UNKNOWN_CALLER}[{window}s])))"
     )
 
 

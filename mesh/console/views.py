@@ -232,7 +232,10 @@ def graph_svg(graph: Mapping[str, Any], prometheus_error: str | None = None) -> 
             f'width="{NODE_W}" height="{h:.0f}" rx="10" fill="#f4f6fa" stroke="{stroke}" stroke-width="3"/>'
         )
         title = node["app"] + (f" {node['version']}" if node.get("version") else "")
-        kind = {"gateway": "gateway", "service": "service (no pod answered)"}.get(node["kind"], "")
+        kind = {
+            "gateway": "gateway", "service": "service (no pod answered)",
+            "unknown": "outside the mesh",
+        }.get(node["kind"], "")  # fmt: skip
         parts.append(
             f'<text x="{x + 14:.0f}" y="{y + 32:.0f}" class="node-title">{_e(title)}</text>'
             f'<text x="{x + 14:.0f}" y="{y + 32 + LINE_H:.0f}" class="node-sub">'

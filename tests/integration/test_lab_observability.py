@@ -434,6 +434,11 @@ def test_a_client_without_sidecar_is_unknown_to_the_destination_and_reports_noth
     while (found := {r["metric"].get("source_workload") for r in prom(plan, query)}) != {"unknown"}:
         assert time.monotonic() < deadline, found
         time.sleep(1)
+    # The console draws it as Kiali does: from the unknown node (only the callee reported it).
+    graph = requests.get(f"{plan.console_url}/api/graph?duration=60s", timeout=10).json()
+    edges = [(e["source"], e["target"], e["requests"]) for e in graph["edges"]]
+    assert edges == [("unknown", "httpbin-v1", 1)], graph
+    assert {n["id"]: n["kind"] for n in graph["nodes"]}["unknown"] == "unknown"
 
 
 # --- the Done point: the graph's canary shares are the verify's counts (1 pp) ------------------

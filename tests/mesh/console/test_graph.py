@@ -169,3 +169,26 @@ def test_an_edge_is_mtls_only_when_every_request_was_and_names_the_principals():
         security=[secure("mutual_tls", 9), secure("none", 1)],
     )
     assert mixed["edges"][0]["mtls"] is False
+
+
+def test_a_caller_without_a_proxy_is_the_unknown_node():
+    """sleep in legacy -> httpbin in foo: only httpbin's proxy reported it (source unknown)."""
+    labels = {
+        "source_workload": "unknown", "source_app": "unknown", "source_version": "unknown",
+        "source_workload_namespace": "unknown", "destination_workload": "httpbin",
+        "destination_app": "httpbin", "destination_version": "v1",
+        "destination_service_name": "httpbin", "destination_service_namespace": "foo",
+        "response_code": "200", "response_flags": "-",
+    }  # fmt: skip
+    graph = build_graph(
+        window=30, requests=[(labels, 6.0)], pods=[Pod("httpbin-1", "httpbin", "v1", "foo")]
+    )
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    assert nodes["unknown"]["kind"] == "unknown" and nodes["httpbin-v1"]["kind"] == "app"
+    (edge,) = graph["edges"]
+    assert (edge["source"], edge["target"], edge["requests"], edge["share"]) == (
+        "unknown",
+        "httpbin-v1",
+        6,
+        1.0,
+    )

@@ -131,10 +131,14 @@ def test_nobody_listening_is_not_reachable():
 def test_the_queries_read_istios_metrics_as_the_reporting_proxy_saw_them():
     # Exact counts over the window (no extrapolation): now less 30 s ago, per series; a
     # series born or reset in the window from zero.
-    assert requests_query(30).endswith(
+    assert (
         '((istio_requests_total{reporter="source"} - istio_requests_total{reporter="source"} '
         'offset 30s) >= 0 or istio_requests_total{reporter="source"})'
-    )
+    ) in requests_query(30)
+    # A caller without a proxy: only the callee's proxy saw it (Kiali's "unknown" node).
+    unknown = 'istio_requests_total{reporter="destination",source_workload="unknown"}'
+    assert f" or (({unknown} - {unknown} offset 30s) >= 0 or {unknown}))" in requests_query(30)
+    assert 'bucket{reporter="destination",source_workload="unknown"}[30s]' in p95_query(30)
     assert "histogram_quantile(0.95" in p95_query(30)
     assert "istio_request_duration_milliseconds_bucket" in p95_query(30)
     # mTLS on an edge is what the server side saw (connection_security_policy).
