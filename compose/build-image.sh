@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Build meshlab:latest, the one image of every lab container, from compose/Dockerfile.
 #
-# Steps (each logged, each skipped when up to date):
-#   1. the base image (compose/build-base.sh: official Python image, else offline debootstrap),
-#      and on it the lab's Prometheus image (compose/build-prometheus.sh, Debian's package);
-#   2. the wheelhouse (compose/build-wheelhouse.sh);
-#   3. stage the build context in compose/.build/context: exactly the files the Dockerfile
-#      copies, laid out as in the repository. This machine's Docker has no BuildKit, and the
-#      legacy builder reads only <context>/.dockerignore, so the repository root (with .venv
-#      and friends) is never sent as context;
+# Steps (each logged, each skipped when up to date); what does not depend on the other runs
+# beside it, its lines prefixed with its name:
+#   1. the base image (compose/build-base.sh: official Python image, else offline
+#      mmdebstrap/debootstrap), while the wheelhouse (compose/build-wheelhouse.sh, pip from
+#      PyPI: it needs no image) downloads beside it;
+#   2. on that base, the lab's Prometheus image (compose/build-prometheus.sh, Debian's package)
+#      in the background, while steps 3 and 4 run: it is waited for at the end;
+#   3. stage the build context in compose/.build/context: app/ holds exactly the repository
+#      files the image runs (laid out as in git), compose/wheelhouse/ the wheels. This
+#      machine's Docker has no BuildKit, and the legacy builder reads only
+#      <context>/.dockerignore, so the repository root (with .venv and friends) is never sent;
 #   4. `docker build`, skipped when meshlab:latest already carries the label
 #      meshlab.inputs=<hash of the staged context, the Dockerfile and the base image id>;
 #      otherwise the layer cache rebuilds only the layers after the first changed COPY.
 #
-# Environment: MESHLAB_IMAGE (meshlab:latest; IMAGE is an older spelling), DOCKER (docker), plus those of the two scripts above.
+# Environment: MESHLAB_IMAGE (meshlab:latest; IMAGE is an older spelling), DOCKER (docker),
+# plus those of the three scripts above.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,19 +36,38 @@ run_cmd() {
     "$@"
 }
 
+# in_background NAME CMD...: CMD's output on stderr, each line not already tagged [NAME]
+# prefixed with it; $! is its pid. pipefail (inherited) makes the job fail when CMD does.
+in_background() {
+    local name="$1"
+    shift
+    ("$@" 2>&1 | sed -u "/^\[${name}\]/!s/^/[${name}] /" >&2) &
+}
+# On any exit, let the background steps finish first: no build outlives this script.
+trap 'wait' EXIT
+
+# wait_step NAME PID: the background step's status; an error stops the build.
+wait_step() {
+    if ! wait "$2"; then
+        run_log "ERROR: $1 failed (its lines above are prefixed [$1])"
+        exit 1
+    fi
+}
+
 START=$(date +%s)
-run_log "step 1/4: base image"
+run_log "step 1/4: base image, and beside it step 2/4: the wheelhouse"
+in_background build-wheelhouse "${HERE}/build-wheelhouse.sh"
+WHEELHOUSE_PID=$!
 BASE="$("${HERE}/build-base.sh")"
 
-run_log "step 1/4, part 2: the Prometheus image (Debian's package on that base)"
-"${HERE}/build-prometheus.sh" "$BASE"
+run_log "the Prometheus image (Debian's package on ${BASE}) in the background"
+in_background build-prometheus "${HERE}/build-prometheus.sh" "$BASE"
+PROMETHEUS_PID=$!
 
-run_log "step 2/4: wheelhouse"
-"${HERE}/build-wheelhouse.sh"
-
+wait_step build-wheelhouse "$WHEELHOUSE_PID"
 run_log "step 3/4: staging the build context in ${CONTEXT}"
 rm -rf "$CONTEXT"
-mkdir -p "${CONTEXT}/compose"
+mkdir -p "${CONTEXT}/compose" "${CONTEXT}/app"
 for src in "${SOURCES[@]}"; do
     if [[ ! -e "${ROOT}/${src}" ]]; then
         run_log "ERROR: ${ROOT}/${src} is missing"
@@ -52,7 +75,7 @@ for src in "${SOURCES[@]}"; do
     fi
 done
 tar -C "$ROOT" --exclude=__pycache__ --exclude='*.pyc' --exclude=.pytest_cache \
-    -cf - "${SOURCES[@]}" | tar -C "$CONTEXT" -xf -
+    -cf - "${SOURCES[@]}" | tar -C "${CONTEXT}/app" -xf -
 cp -a --link "${HERE}/wheelhouse" "${CONTEXT}/compose/wheelhouse" 2>/dev/null \
     || cp -a "${HERE}/wheelhouse" "${CONTEXT}/compose/wheelhouse"
 cp "${HERE}/Dockerfile.dockerignore" "${CONTEXT}/.dockerignore"
@@ -69,6 +92,7 @@ INPUTS="$(
 CURRENT="$("$DOCKER" image inspect -f '{{index .Config.Labels "meshlab.inputs"}}' "$IMAGE" 2>/dev/null || true)"
 if [[ "$CURRENT" == "$INPUTS" ]]; then
     run_log "step 4/4: ${IMAGE} is up to date (inputs ${INPUTS:0:12}); skipping docker build"
+    wait_step build-prometheus "$PROMETHEUS_PID"
     exit 0
 fi
 
@@ -80,5 +104,8 @@ DOCKER_BUILDKIT="${DOCKER_BUILDKIT:-0}" run_cmd "$DOCKER" build \
     -f "${HERE}/Dockerfile" \
     -t "$IMAGE" \
     "$CONTEXT" >&2
-run_log "built ${IMAGE} in $(($(date +%s) - BUILD_START)) s ($(($(date +%s) - START)) s in all);" \
-    "size $("$DOCKER" image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1 / 1e6}')"
+BUILT="built ${IMAGE} in $(($(date +%s) - BUILD_START)) s"
+BUILT+=", size $("$DOCKER" image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1 / 1e6}')"
+run_log "$BUILT; waiting for the Prometheus image"
+wait_step build-prometheus "$PROMETHEUS_PID"
+run_log "images ready in $(($(date +%s) - START)) s in all"
