@@ -8,9 +8,9 @@
 #   4. build the offline base: a minimal Debian bookworm (minbase) with python3, python3-venv,
 #      ca-certificates and curl from the mirror the host's own apt uses, then `docker import`
 #      it. With mmdebstrap (Debian's package; installed with apt-get when missing, like
-#      debootstrap before it) this takes about 45 s here: apt resolves and downloads in one go
-#      and the tarball streams straight into `docker import`. debootstrap, the fallback, gives
-#      the same packages and files in about 110 s.
+#      debootstrap before it) this takes about 35 s here: apt resolves and downloads in one go,
+#      it unpacks in a tmpfs, and the tarball streams straight into `docker import`.
+#      debootstrap, the fallback, gives the same packages and files in about 110 s.
 #
 # The chosen image name is written to compose/.build/base-image (one line), which the
 # Makefile passes to `docker build --build-arg BASE_IMAGE=...`; it is also printed last on
@@ -169,17 +169,39 @@ IMPORT_ARGS=(
 )
 START=$(date +%s)
 
+# Where mmdebstrap unpacks (~300 MB, removed when done): /dev/shm when it is a tmpfs with
+# room and without nodev/noexec (RAM: no disk I/O, no fsync; 33 s instead of 60 s here),
+# else $TMPDIR. BOOTSTRAP_TMPDIR chooses.
+bootstrap_tmpdir() {
+    local options avail
+    if [[ -n "${BOOTSTRAP_TMPDIR:-}" ]]; then
+        echo "$BOOTSTRAP_TMPDIR"
+        return
+    fi
+    options="$(findmnt -n -o FSTYPE,OPTIONS --target /dev/shm 2>/dev/null || true)"
+    avail="$(df --output=avail -k /dev/shm 2>/dev/null | tail -n1 || echo 0)"
+    if [[ "$options" == tmpfs* && "$options" != *nodev* && "$options" != *noexec* \
+          && -w /dev/shm && "${avail// /}" -ge 1048576 ]]; then
+        echo /dev/shm
+    else
+        echo "${TMPDIR:-/tmp}"
+    fi
+}
+
 if [[ "$BOOTSTRAP" == mmdebstrap ]]; then
-    # mmdebstrap's eatmydata hook runs dpkg without fsync while it builds (~10% faster here)
-    # and takes itself out again: the same files either way. It needs dpkg-architecture.
+    UNPACK_DIR="$(bootstrap_tmpdir)"
     HOOKS=(--hook-dir="$MERGED_USR_HOOK")
+    # On a disk, mmdebstrap's eatmydata hook runs dpkg without fsync while it builds (~10%
+    # faster here) and takes itself out again: the same files either way. It needs
+    # dpkg-architecture (dpkg-dev).
     EATMYDATA_HOOK=/usr/share/mmdebstrap/hooks/eatmydata
-    if [[ -d "$EATMYDATA_HOOK" ]] && command -v dpkg-architecture >/dev/null 2>&1; then
+    if [[ "$UNPACK_DIR" != /dev/shm && -d "$EATMYDATA_HOOK" ]] \
+        && command -v dpkg-architecture >/dev/null 2>&1; then
         HOOKS+=(--hook-dir="$EATMYDATA_HOOK")
     fi
     # The tarball goes to stdout and straight into docker import: no rootfs to tar or remove.
-    run_log "mmdebstrap ${DEBIAN_SUITE} from ${MIRROR} | docker import - ${OFFLINE_BASE_IMAGE}"
-    $SUDO mmdebstrap --variant=minbase --include="$PACKAGES" "${HOOKS[@]}" \
+    run_log "mmdebstrap ${DEBIAN_SUITE} from ${MIRROR} in ${UNPACK_DIR} | docker import - ${OFFLINE_BASE_IMAGE}"
+    $SUDO env TMPDIR="$UNPACK_DIR" mmdebstrap --variant=minbase --include="$PACKAGES" "${HOOKS[@]}" \
         --customize-hook="cd \"\$1\" && rm -rf ${TRIM}" \
         "$DEBIAN_SUITE" - "$MIRROR" \
         | run_cmd "$DOCKER" import "${IMPORT_ARGS[@]}" - "$OFFLINE_BASE_IMAGE" >&2
