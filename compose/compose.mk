@@ -3,7 +3,7 @@
 # log each step; the host needs only docker, docker-compose (or the compose plugin), make and
 # python3 (>= 3.11, for the wheelhouse).
 #
-#   make image     base image (official Python, else offline debootstrap) + wheelhouse +
+#   make image     base image (official Python, else offline mmdebstrap) + wheelhouse +
 #                  docker build; each step is skipped when up to date
 #   make up        image, then pods from the manifests, down -v, manager, baseline, all,
 #                  wait until healthy; PROFILE=istio (or any workloads/profiles/<name>.yaml)
