@@ -12,9 +12,10 @@
 #      files the image runs (laid out as in git), compose/wheelhouse/ the wheels. This
 #      machine's Docker has no BuildKit, and the legacy builder reads only
 #      <context>/.dockerignore, so the repository root (with .venv and friends) is never sent;
-#   4. `docker build`, skipped when meshlab:latest already carries the label
-#      meshlab.inputs=<hash of the staged context, the Dockerfile and the base image id>;
-#      otherwise the layer cache rebuilds only the layers after the first changed COPY.
+#   4. `docker build`, skipped when compose/.build/image-inputs-<image> records the current
+#      meshlab:latest's id with the same inputs (hash of the staged context, the Dockerfile
+#      and the base image id); otherwise the layer cache rebuilds only the layers after the
+#      first changed COPY.
 #
 # Environment: MESHLAB_IMAGE (meshlab:latest; IMAGE is an older spelling), DOCKER (docker),
 # plus those of the three scripts above.
@@ -89,8 +90,13 @@ INPUTS="$(
         echo "$BASE $BASE_ID"
     } | sha256sum | cut -d' ' -f1
 )"
-CURRENT="$("$DOCKER" image inspect -f '{{index .Config.Labels "meshlab.inputs"}}' "$IMAGE" 2>/dev/null || true)"
-if [[ "$CURRENT" == "$INPUTS" ]]; then
+# Which inputs the image was built from: "<inputs> <image id>" in a stamp beside the context,
+# not a `--label` (the legacy builder adds a label as one more step, ~10 s of layer diffing
+# here, cold or warm). The image id makes it exact: an image of that name built by anyone
+# else, or from other inputs, has another id.
+STAMP="${HERE}/.build/image-inputs-$(printf '%s' "$IMAGE" | tr -c 'A-Za-z0-9._-' '_')"
+IMAGE_ID="$("$DOCKER" image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
+if [[ -n "$IMAGE_ID" && -f "$STAMP" && "$(cat "$STAMP")" == "${INPUTS} ${IMAGE_ID}" ]]; then
     run_log "step 4/4: ${IMAGE} is up to date (inputs ${INPUTS:0:12}); skipping docker build"
     wait_step build-prometheus "$PROMETHEUS_PID"
     exit 0
@@ -98,12 +104,13 @@ fi
 
 run_log "step 4/4: docker build ${IMAGE} FROM ${BASE} (inputs ${INPUTS:0:12})"
 BUILD_START=$(date +%s)
+rm -f "$STAMP"
 DOCKER_BUILDKIT="${DOCKER_BUILDKIT:-0}" run_cmd "$DOCKER" build \
     --build-arg "BASE_IMAGE=${BASE}" \
-    --label "meshlab.inputs=${INPUTS}" \
     -f "${HERE}/Dockerfile" \
     -t "$IMAGE" \
     "$CONTEXT" >&2
+echo "${INPUTS} $("$DOCKER" image inspect -f '{{.Id}}' "$IMAGE")" >"$STAMP"
 BUILT="built ${IMAGE} in $(($(date +%s) - BUILD_START)) s"
 BUILT+=", size $("$DOCKER" image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1 / 1e6}')"
 run_log "$BUILT; waiting for the Prometheus image"
