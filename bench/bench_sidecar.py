@@ -142,13 +142,13 @@ def nginx_collector(work: Path, port: int) -> str:
 
 
 def telemetry_cost(
-    on: tuple[str, int], off: tuple[str, int], host: str, conns: int, seconds: int, rounds: int
-) -> tuple[dict, dict]:
-    """Throughput of the same build with telemetry and 100 % sampling on, and off
-    (``MESH_TELEMETRY=off``), in alternating runs of one session: (on, off) medians, each
-    with the sidecar's CPU time per request (``cpu_us``: the cost on a machine whose other
-    load makes req/s wander)."""
-    on_runs, off_runs = [], []
+    targets: list[tuple[str, int]], host: str, conns: int, seconds: int, rounds: int
+) -> list[dict]:
+    """Throughput of sidecars of the same build in alternating runs of one session (full
+    telemetry, metrics without spans, ``MESH_TELEMETRY=off``): the median run of each, with
+    the sidecar's CPU time per request (``cpu_us``: the cost on a machine whose other load
+    makes req/s wander)."""
+    runs: list[list[dict]] = [[] for _ in targets]
 
     def run(url: str, pid: int) -> dict:
         cpu0 = cpu_seconds(pid)
@@ -157,11 +157,9 @@ def telemetry_cost(
         return result
 
     for _ in range(rounds):
-        on_runs.append(run(*on))
-        off_runs.append(run(*off))
-    on_runs.sort(key=lambda r: r["rps"])
-    off_runs.sort(key=lambda r: r["rps"])
-    return on_runs[len(on_runs) // 2], off_runs[len(off_runs) // 2]
+        for i, target in enumerate(targets):
+            runs[i].append(run(*target))
+    return [sorted(r, key=lambda x: x["rps"])[len(r) // 2] for r in runs]
 
 
 def admin_stats(port: int) -> str:
@@ -424,9 +422,19 @@ def main() -> int:
             sidecars.append(off.start(wait_ready=True))
         finally:
             del os.environ["MESH_TELEMETRY"]
+        # Metrics, metadata exchange and b3 headers, but no spans (no collector to send to).
+        mid = SidecarProcess(mesh, pod="bench-metrics", labels={"app": "client", "version": "v1"},
+                             cpu=1, access_log=str(work / "access-metrics.log"))  # fmt: skip
+        del os.environ["ZIPKIN_ADDRESS"]
+        try:
+            sidecars.append(mid.start(wait_ready=True))
+        finally:
+            os.environ["ZIPKIN_ADDRESS"] = f"127.0.0.1:{zipkin_port}"
         a.wait_version(1)
         off.wait_version(1)
+        mid.wait_version(1)
         off_url = f"http://127.0.0.1:{off.outbound_port}/1k.bin"
+        mid_url = f"http://127.0.0.1:{mid.outbound_port}/1k.bin"
         assert a.proc is not None
         sidecar_url = f"http://127.0.0.1:{a.outbound_port}/1k.bin"
         direct_url = f"http://127.0.0.1:{up_port}/1k.bin"
@@ -438,14 +446,16 @@ def main() -> int:
         n = args.rounds
         wrk(sidecar_url, c, 2, host)  # warm-up
         wrk(off_url, c, 2, host)
-        assert off.proc is not None
-        tele_on, tele_off = telemetry_cost(
-            (sidecar_url, a.proc.pid), (off_url, off.proc.pid), host, c, d, n
-        )
+        wrk(mid_url, c, 2, host)
+        assert off.proc is not None and mid.proc is not None
+        tele_on, tele_mid, tele_off = telemetry_cost(
+            [(sidecar_url, a.proc.pid), (mid_url, mid.proc.pid), (off_url, off.proc.pid)],
+            host, c, d, n,
+        )  # fmt: skip
         tele_stats = admin_stats(a.admin_port)
         tele_rss = (rss_mb(a.proc.pid), rss_mb(off.proc.pid))
         if args.telemetry_only:
-            print_telemetry(tele_on, tele_off, tele_stats, tele_rss, n, d, c)
+            print_telemetry(tele_on, tele_mid, tele_off, tele_stats, tele_rss, n, d, c)
             return 0
         direct = median_run(lambda: wrk(direct_url, c, d), n)
         proxy = median_run(lambda: wrk(proxy_url, c, d), n)
@@ -548,6 +558,11 @@ def main() -> int:
         (f"telemetry on/off (req/s, c={c})", "-", "-", f"{tele_on['rps']:.0f}",
          f"{tele_on['rps'] / tele_off['rps']:.2f}x off", f">= {1 - TARGETS['telemetry_cost']:.2f}x",
          tele_on["rps"] >= (1 - TARGETS["telemetry_cost"]) * tele_off["rps"]),
+        ("telemetry off/metrics/full (req/s)", "-", "-", f"{tele_off['rps']:.0f}",
+         f"{tele_mid['rps'] / tele_off['rps']:.2f}x / {tele_on['rps'] / tele_off['rps']:.2f}x",
+         "(context)", None),
+        ("  same, sidecar CPU per request (us)", "-", "-", f"{tele_off['cpu_us']:.1f}",
+         f"{tele_mid['cpu_us']:.1f} / {tele_on['cpu_us']:.1f}", "(context)", None),
         ("CPU per 1000 req/s (core)", "-", f"{cpu_nginx:.3f}", f"{cpu:.3f}",
          f"{cpu / cpu_nginx:.1f}x nginx" if cpu_nginx else "", "<= 0.1",
          cpu <= TARGETS["cpu_per_1k"]),
@@ -561,7 +576,7 @@ def main() -> int:
         print("  ".join(str(v).ljust(w) for v, w in zip(cells, widths, strict=True)))
     if errors:
         print(f"non-2xx responses through the sidecar: {errors}")
-    print_telemetry(tele_on, tele_off, tele_stats, tele_rss, n, d, c)
+    print_telemetry(tele_on, tele_mid, tele_off, tele_stats, tele_rss, n, d, c)
     print(
         f"method: median of {n} runs of {d} s each. Throughput: wrk -t1 -c{c} keep-alive, "
         f"wrk and the upstream (nginx, static 1 KB) on core 0, the proxy under test on core 1; "
@@ -585,9 +600,9 @@ def main() -> int:
 
 
 def print_telemetry(
-    on: dict, off: dict, stats: str, rss: tuple[float, float], n: int, d: int, c: int
+    on: dict, mid: dict, off: dict, stats: str, rss: tuple[float, float], n: int, d: int, c: int
 ) -> None:
-    """The telemetry row's figures and what the spans became."""
+    """The telemetry row's figures, the three-way split and what the spans became."""
     ratio = on["rps"] / off["rps"]
     print(
         f"telemetry: on {on['rps']:.0f} req/s (Istio metrics, access log, 100 % sampling, spans "
@@ -600,6 +615,12 @@ def print_telemetry(
         f"dropped {stat(stats, 'mesh_tracing_zipkin_spans_dropped')}, reports "
         f"{stat(stats, 'mesh_tracing_zipkin_reports_sent')}; RSS on {rss[0]:.1f} MB, "
         f"off {rss[1]:.1f} MB"
+    )
+    print(
+        f"telemetry split: off {off['rps']:.0f} req/s, {off['cpu_us']:.1f} us CPU/req; metrics "
+        f"+ headers, no spans {mid['rps']:.0f} req/s ({mid['rps'] / off['rps']:.3f}x), "
+        f"{mid['cpu_us']:.1f} us; full {on['rps']:.0f} req/s ({ratio:.3f}x), "
+        f"{on['cpu_us']:.1f} us; load average {os.getloadavg()}"
     )
 
 
