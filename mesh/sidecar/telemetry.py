@@ -147,13 +147,18 @@ class Telemetry:
         if self.enabled:
             prefix = ex.labels
             if reporter == SOURCE:
-                key = (prefix or self.unknown_source) + (status, NO_GRPC, flags, UNKNOWN)
+                prefix = prefix or self.unknown_source
+                policy = UNKNOWN
             else:
-                key = (prefix or self.unknown_inbound) + (
-                    status, NO_GRPC, flags, MUTUAL_TLS if ex.mtls else PLAINTEXT
-                )  # fmt: skip
-            # The status is an int in the key (rendered as its digits): no str() per request.
-            self.metrics.record(key, ms, ex.bytes_in, ex.bytes_out)  # type: ignore[arg-type]
+                prefix = prefix or self.unknown_inbound
+                policy = MUTUAL_TLS if ex.mtls else PLAINTEXT
+            # The series of (prefix, code, flags, policy), found by the cached prefix's
+            # identity: no 20-label key built and hashed per request. The status is an int
+            # in the key (rendered as its digits): no str() per request.
+            self.metrics.record_split(
+                prefix, (id(prefix), status, NO_GRPC, flags, policy), ms, ex.bytes_in,
+                ex.bytes_out,
+            )  # fmt: skip
             if ex.trace is not None and self.tracer is not None:
                 self.tracer.finished(ex, reporter, ms)
         if self.log is not None:

@@ -23,6 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 LabelKey = tuple[str, ...]
+# Entries of ``RequestMetrics.record_split``'s index (peer pairs x codes x flags in use).
+SPLIT_INDEX = 4096
 
 
 def escape(value: str) -> str:
@@ -72,7 +74,9 @@ class RequestMetrics:
     A value above the last bound lands only in ``+Inf`` (which is the count).
     """
 
-    __slots__ = ("counter", "histograms", "label_names", "buckets", "series", "_labels", "_nb")
+    __slots__ = (
+        "counter", "histograms", "label_names", "buckets", "series", "_labels", "_nb", "_split",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -90,6 +94,9 @@ class RequestMetrics:
         self.series: dict[LabelKey, list[float]] = {}
         self._labels: dict[LabelKey, str] = {}
         self._nb = len(self.buckets)
+        # ``record_split``'s index: (id(prefix), *tail) -> (prefix, series). The entry holds
+        # its prefix, so that id cannot be reused by another tuple while the entry exists.
+        self._split: dict[tuple[object, ...], tuple[LabelKey, list[float]]] = {}
 
     def record(self, key: LabelKey, *values: float) -> None:
         """Count one request under ``key`` and observe ``values`` (one per histogram)."""
@@ -109,12 +116,45 @@ class RequestMetrics:
             series[base + nb] += value
             base += nb + 1
 
+    def record_split(self, prefix: LabelKey, tail: tuple[object, ...], *values: float) -> None:
+        """``record(prefix + tail[1:], *values)`` where ``tail`` is ``(id(prefix), *rest)``,
+        for a ``prefix`` tuple reused from request to request (a proxy's cached label
+        prefix): the series is found by the prefix's identity and the short rest, so no
+        long key is built, hashed and compared per request. Bounded: the index is rebuilt
+        when it outgrows ``SPLIT_INDEX``; the series live in ``series`` as with ``record``."""
+        entry = self._split.get(tail)
+        if entry is None or entry[0] is not prefix:
+            # The status may be an int (rendered as its digits by ``label_text``).
+            key: LabelKey = prefix + tail[1:]  # type: ignore[operator]
+            if len(self._split) >= SPLIT_INDEX:
+                self._split.clear()
+            known = key in self.series
+            if not known:
+                self.record(key, *values)
+            series = self.series[key]
+            self._split[tail] = (prefix, series)
+            if not known:
+                return
+        else:
+            series = entry[1]
+        series[0] += 1
+        nb = self._nb
+        buckets = self.buckets
+        base = 1
+        for value in values:
+            idx = bisect_left(buckets, value)
+            if idx < nb:
+                series[base + idx] += 1
+            series[base + nb] += value
+            base += nb + 1
+
     def count(self, key: LabelKey) -> int:
         series = self.series.get(key)
         return int(series[0]) if series else 0
 
     def clear(self) -> None:
         self.series.clear()
+        self._split.clear()
         self._labels.clear()
 
     def _label(self, key: LabelKey) -> str:

@@ -63,3 +63,34 @@ def test_helpers():
     assert escape('a"b') == 'a\\"b'
     assert label_text(("a", "b"), (1, "x")) == 'a="1",b="x"'
     assert format_value(3.0) == "3" and format_value(0.25) == "0.25"
+
+
+def test_record_split_is_record_of_the_joined_key():
+    """The per-request path (a cached prefix found by identity) counts exactly what
+    ``record`` of the whole key counts, through index overflow and ``clear``."""
+    import mesh.telemetry.exposition as exposition
+
+    plain, split = store(), store()
+    prefixes = [("source",), ("destination",)]
+    samples = [(0, "200", 0.5, 2000), (1, "503", 3, 0), (0, "200", 10, 5), (0, "404", 1000, 5)]
+    for i, code, ms, size in samples * 3:
+        prefix = prefixes[i]
+        plain.record((*prefix, code), ms, size)
+        split.record_split(prefix, (id(prefix), code), ms, size)
+    assert split.render() == plain.render()
+    # A prefix equal to a known one but another object: same series, no stale entry used.
+    copy = tuple(["source"])
+    split.record_split(copy, (id(copy), "200"), 1, 1)
+    plain.record(("source", "200"), 1, 1)
+    assert split.render() == plain.render()
+    old, exposition.SPLIT_INDEX = exposition.SPLIT_INDEX, 2  # the index stays bounded
+    try:
+        for code in ("201", "202", "203"):
+            split.record_split(prefixes[0], (id(prefixes[0]), code), 1, 1)
+            plain.record(("source", code), 1, 1)
+        assert len(split._split) <= 2 and split.render() == plain.render()
+    finally:
+        exposition.SPLIT_INDEX = old
+    split.clear()
+    split.record_split(prefixes[0], (id(prefixes[0]), "200"), 1, 1)
+    assert split.count(("source", "200")) == 1
