@@ -2,9 +2,11 @@
 
 Primitive: ``SpanSender``. ``submit(span)`` is what a proxy calls on its request path: one list
 append, never an await, never an exception; a span is dropped (and counted) when
-``max_pending`` spans already wait. A span is a ``Span`` or its JSON text already encoded (what
-the sidecar's tracer hands over: no objects built per request). One report carries at most
-``max_batch`` spans, so a burst never makes one huge body. A background task (``start()``) sends a batch when
+``max_pending`` spans already wait. A span is a ``Span``, its JSON text, or a *record*: a tuple
+whose first item encodes the tuple as JSON text (what the sidecar's tracer hands over, so that
+no text is made on the request path: the sender encodes a report's spans together, ``span_text``,
+and writes the report's body as one buffer). One report carries at most ``max_batch`` spans, so
+a burst never makes one huge body. A background task (``start()``) sends a batch when
 ``batch_size`` spans are pending or ``flush_interval`` seconds passed, one request at a time on
 a kept-alive connection, each bounded by ``timeout``. A collector that is down, slow or
 answering anything but 202 costs the batch (counted in ``failed`` / ``rejected``), never a
@@ -24,11 +26,28 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from mesh.telemetry.zipkin import Span
 
 ENV_ADDRESS = "ZIPKIN_ADDRESS"
 SPANS_PATH = "/api/v2/spans"
+
+
+def span_text(span: Span | str | tuple[Any, ...]) -> str:
+    """The Zipkin v2 JSON of one queued span: text as it is, a record by its own encoder
+    (its first item), a ``Span`` by ``json.dumps``."""
+    if type(span) is tuple:
+        text: str = span[0](span)
+        return text
+    if isinstance(span, str):
+        return span
+    return json.dumps(span.to_json(), separators=(",", ":"))  # type: ignore[union-attr]
+
+
+def report_body(spans: list[Span | str | tuple[Any, ...]]) -> bytes:
+    """One report's body, ``[span,span,...]``, as one buffer (one write to the socket)."""
+    return ("[" + ",".join([span_text(s) for s in spans]) + "]").encode()
 
 
 def collector_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, int] | None:
@@ -72,7 +91,7 @@ class SpanSender:
         # bigger reports (a report costs far more than a span), at most 50 a second.
         self.min_gap = min_gap
         self.timeout = timeout
-        self.pending: list[Span | str] = []
+        self.pending: list[Span | str | tuple[Any, ...]] = []
         self.stats = SenderStats()
         self._due: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -80,9 +99,9 @@ class SpanSender:
 
     # -- the request path ----------------------------------------------------------------
 
-    def submit(self, span: Span | str) -> bool:
-        """Queue ``span`` (or its JSON text) for sending; False when it was dropped (queue
-        full)."""
+    def submit(self, span: Span | str | tuple[Any, ...]) -> bool:
+        """Queue ``span`` (or its JSON text, or a record: ``span_text``) for sending; False
+        when it was dropped (queue full)."""
         pending = self.pending
         if len(pending) >= self.max_pending:
             self.stats.spans_dropped += 1
@@ -132,14 +151,8 @@ class SpanSender:
             return
         batch = self.pending[: self.max_batch]
         self.pending = self.pending[self.max_batch :]
-        # The body as pieces written together (writev): no joined copy of a large report.
-        body = [b"["]
-        for s in batch:
-            text = s if isinstance(s, str) else json.dumps(s.to_json(), separators=(",", ":"))
-            body += (text.encode(), b",")
-        body[-1] = b"]"
-        if len(body) == 1:
-            body.append(b"]")
+        # The spans encoded here, together, off the request path; the body one buffer.
+        body = report_body(batch)
         try:
             async with asyncio.timeout(self.timeout):
                 status = await self._post(body)
@@ -155,15 +168,15 @@ class SpanSender:
             self.stats.reports_rejected += 1
             self.stats.spans_dropped += len(batch)
 
-    async def _post(self, body: list[bytes]) -> int:
+    async def _post(self, body: bytes) -> int:
         if self._conn is None:
             self._conn = await asyncio.open_connection(self.host, self.port)
         reader, writer = self._conn
         head = (
             f"POST {SPANS_PATH} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {sum(map(len, body))}\r\n\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
-        writer.writelines([head.encode("latin-1"), *body])
+        writer.writelines((head.encode("latin-1"), body))
         await writer.drain()
         status_line = await reader.readline()
         parts = status_line.split()

@@ -42,6 +42,8 @@ DEFAULT_SAMPLING = 100.0
 _json_str = json.encoder.encode_basestring
 NO_FLAGS = '"-"'
 B3_BYTES = frozenset(h.encode("latin-1") for h in b3.HEADERS)
+_TRACE_ID = b3.TRACE_ID
+_SINGLE = b3.SINGLE
 
 
 def sampling_from_env(environ: Mapping[str, str] | None = None) -> float:
@@ -106,6 +108,7 @@ class Tracer:
         # What every span of this proxy says the same way, JSON-encoded once.
         self._inbound_head = f',"name":{_json_str(inbound_name.lower())},"kind":"SERVER",'
         self._fragments: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+        self._urls: dict[tuple[str, bytes], str] = {}
         self._local = json.dumps(proxy.endpoint().to_json(), separators=(",", ":"))
         self._node = _json_str(proxy.node_id)
         self._istio = (
@@ -149,11 +152,25 @@ class Tracer:
         """The CLIENT span's context for ``ex`` (``ex.trace``, when sampled and recorded:
         ``(trace id, span id, parent id, debug)``) and the header lines that carry it
         upstream: a child of the app's context, or a new trace."""
-        span_id = self._new_id()
+        # 64 random bits, never all zeros (b3.random_id's rule, without its loop).
+        span_id = f"{self._bits(64) or 1:016x}"
         hdict = ex.hdict
-        ctx = None
-        if b3.TRACE_ID in hdict or b3.SINGLE in hdict:
-            ctx = self._incoming(ex)
+        if _TRACE_ID not in hdict and _SINGLE not in hdict:
+            # The common case, inline: no context from the app, a new trace.
+            sampling = self.sampling
+            if sampling >= 100.0 or (sampling > 0.0 and self.rng.random() * 100.0 < sampling):
+                if self.records:
+                    ex.trace = (span_id, span_id, None, False)
+                return [
+                    f"x-b3-traceid: {span_id}\r\nx-b3-spanid: {span_id}\r\n"
+                    "x-b3-sampled: 1\r\n".encode("latin-1")
+                ]
+            return [
+                f"x-b3-traceid: {span_id}\r\nx-b3-spanid: {span_id}\r\nx-b3-sampled: 0\r\n".encode(
+                    "latin-1"
+                )
+            ]
+        ctx = self._incoming(ex)
         if ctx is None:
             trace_id, parent, debug = span_id, None, False
             sampled = self._sample()
@@ -193,13 +210,24 @@ class Tracer:
         return lines
 
     def finished(self, ex: Exchange, reporter: str, ms: float) -> None:
-        """A sampled request ended, its response already written: its span, encoded now as
-        one string (no object is kept alive per request, so nothing for the garbage collector
-        to scan), handed to the sender, which sends it from its own task. A full queue drops
-        it (the sender counts)."""
+        """A sampled request ended, its response already written: the few values its span
+        is made of (``record``) handed to the sender, which encodes them in its own task
+        when it reports (``mesh.spansender.span_text``), a batch at a time. A full queue drops it (the
+        sender counts)."""
         sender = self.sender
         if sender is not None:
-            sender.submit(self.encode(ex, reporter, ms))
+            sender.submit(self.record(ex, reporter, ms))
+
+    def record(self, ex: Exchange, reporter: str, ms: float) -> tuple[Any, ...]:
+        """What the span of ``ex`` is made of, as one flat tuple of references (no text
+        made per request, no object with attributes of its own to build); its first item
+        is the encoder (``mesh.spansender.span_text`` calls it)."""
+        return (
+            self._encode_record, ex.trace, reporter, ms, ex.start, ex.status, ex.flags,
+            ex.bytes_in, ex.bytes_out, ex.method, ex.http11, ex.url, ex.authority,
+            ex.request_id, ex.hdict, ex.conn.peer, ex.cluster_name, ex.upstream_host,
+            ex.route, ex.trace_root,
+        )  # fmt: skip
 
     # --- off the request path -----------------------------------------------------------
 
@@ -214,24 +242,41 @@ class Tracer:
         return name
 
     def encode(self, ex: Exchange, reporter: str, ms: float) -> str:
+        """The span of ``ex`` as Zipkin v2 JSON, now (what the sender makes of what
+        ``finished`` hands it)."""
+        return self._encode_record(self.record(ex, reporter, ms))
+
+    def _url(self, authority: str, target: bytes) -> str:
+        """Envoy's ``http.url`` tag, JSON-encoded, cached per authority and request target
+        (a lab's requests repeat a few URLs; bounded whatever the traffic)."""
+        key = (authority, target)
+        url = self._urls.get(key)
+        if url is None:
+            text = target.decode("latin-1")
+            if text[:1] == "/":
+                path = text
+            else:  # the absolute form an app sends its proxy: the path is after the authority
+                rest = text.split("://", 1)[-1]
+                cut = rest.find("/")
+                path = rest[cut:] if cut >= 0 else "/"
+            if len(self._urls) >= 1024:
+                self._urls.clear()
+            url = self._urls[key] = _json_str(zipkin.http_url("http", authority, path))
+        return url
+
+    def _encode_record(self, rec: tuple[Any, ...]) -> str:
         """One span as Zipkin v2 JSON: exactly ``json.dumps(span.to_json())`` of the span
         ``zipkin.client_span``/``server_span`` make from the same values (the unit tests
         check it), written as one string, since a Span object and a dict per request would
         cost more than the rest of the proxy's telemetry together. What repeats from request
         to request (the span's name and kind, the client's method and agent, the upstream,
-        the route) is encoded once per distinct value (``_fragment``)."""
-        hget = ex.hdict.get
-        trace_id, span_id, parent_id, debug = ex.trace
-        authority = ex.authority or hget("host") or ""
-        status = ex.status
-        target = ex.url.decode("latin-1")
-        if target[:1] == "/":
-            path = target
-        else:  # the absolute form an app sends its proxy: the path is after the authority
-            rest = target.split("://", 1)[-1]
-            cut = rest.find("/")
-            path = rest[cut:] if cut >= 0 else "/"
-        route = ex.route
+        the route, the URL) is encoded once per distinct value (``_fragment``, ``_url``)."""
+        (_, trace, reporter, ms, start, status, flags, bytes_in, bytes_out, method, http11,
+         url, authority, request_id, hdict, peer, cluster_name, upstream_host, route,
+         trace_root) = rec  # fmt: skip
+        hget = hdict.get
+        trace_id, span_id, parent_id, debug = trace
+        authority = authority or hget("host") or ""
         if reporter == "destination":
             host, port = "", 0
         elif route is not None:
@@ -240,31 +285,30 @@ class Tracer:
         else:
             host, port = authority.rsplit(":", 1)[0] or "unknown", 80
         key = (
-            reporter, host, port, ex.method, ex.http11,
-            hget("x-envoy-downstream-service-cluster"), hget("user-agent"), ex.conn.peer,
-            ex.cluster_name, ex.upstream_host, route.route_name if route is not None else None,
+            reporter, host, port, method, http11,
+            hget("x-envoy-downstream-service-cluster"), hget("user-agent"), peer,
+            cluster_name, upstream_host, route.route_name if route is not None else None,
         )  # fmt: skip
         fragments = self._fragments.get(key)
         if fragments is None:
             fragments = self._fragment(key)
         head, middle, tail = fragments
-        request_id = ex.request_id or hget("x-request-id")
+        request_id = request_id or hget("x-request-id")
         rid = f',"guid:x-request-id":{_json_str(request_id)}' if request_id else ""
         error = ',"error":"true"' if status == 0 or 500 <= status <= 599 else ""
         end = ',"debug":true' if debug else ""
-        if reporter == "destination" and not ex.trace_root:
+        if reporter == "destination" and not trace_root:
             end += ',"shared":true'
         parent = f',"parentId":"{parent_id}"' if parent_id else ""
-        flags = _json_str(ex.flags) if ex.flags else NO_FLAGS
         return (
             f'{{"traceId":"{trace_id}","id":"{span_id}"{parent}{head}'
-            f'"timestamp":{int((ex.start + self._offset) * 1_000_000)},'
+            f'"timestamp":{int((start + self._offset) * 1_000_000)},'
             f'"duration":{max(1, int(ms * 1000))},"localEndpoint":{self._local},'
             f'"tags":{{"component":"proxy","node_id":{self._node},'
-            f'"http.url":{_json_str(zipkin.http_url("http", authority, path))},{middle}'
-            f'"request_size":"{ex.bytes_in}","response_size":"{ex.bytes_out}",'
+            f'"http.url":{self._url(authority, url)},{middle}'
+            f'"request_size":"{bytes_in}","response_size":"{bytes_out}",'
             f'"http.status_code":"{status}",'
-            f'"response_flags":{flags},'
+            f'"response_flags":{_json_str(flags) if flags else NO_FLAGS},'
             f"{self._istio}{rid}{tail}{error}}}{end}}}"
         )
 

@@ -101,3 +101,17 @@ def test_a_slow_collector_times_out_and_a_refusing_one_is_counted():
         asyncio.run(main())
     finally:
         silent.close()
+
+
+def test_queued_spans_of_every_kind_make_one_report_body():
+    """Text, ``Span`` objects and records (a tuple its first item encodes: what the sidecar's
+    tracer queues) are encoded when a report is made, into one JSON array."""
+    from mesh.spansender import report_body, span_text
+
+    def encoder(record: tuple) -> str:
+        return span_text(record[1])
+
+    as_text = span_text(span(1))
+    body = report_body([as_text, span(2), (encoder, span(3))])
+    assert body == ("[" + ",".join(span_text(span(i)) for i in (1, 2, 3)) + "]").encode()
+    assert report_body([]) == b"[]"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Any
 
 from mesh.sidecar.tracing import Tracer, sampling_from_env, telemetry_enabled
+from mesh.spansender import span_text
 from mesh.telemetry import zipkin
 from mesh.telemetry.b3 import TraceContext
 from tests.helpers import make_downstream
@@ -19,8 +21,8 @@ class Sender:
     def __init__(self) -> None:
         self.texts: list[str] = []
 
-    def submit(self, span: str) -> bool:
-        self.texts.append(span)
+    def submit(self, span: Any) -> bool:
+        self.texts.append(span_text(span))  # what the sender's report carries
         return True
 
     @property
