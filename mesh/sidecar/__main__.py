@@ -44,8 +44,30 @@ def parse_port_map(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"bad port map {text!r}: SERVER_PORT:LISTEN_PORT") from exc
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, given its width: left to itself it asks ``shutil``, whose
+    import (with ``bz2``, ``lzma``, ``zlib``: ~0.7 MB of RSS) every parse would pay, since
+    ``add_argument`` makes a formatter. The width is found as ``shutil`` finds it."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_terminal_columns() - 2)
+
+
+def _terminal_columns() -> int:
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m mesh.sidecar", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m mesh.sidecar", description=__doc__, formatter_class=_Formatter
+    )
     p.add_argument("--pod", required=True)
     p.add_argument("--service")
     p.add_argument("--labels", type=parse_labels, default={})
