@@ -41,6 +41,7 @@ ENV_TELEMETRY = "MESH_TELEMETRY"
 DEFAULT_SAMPLING = 100.0
 _json_str = json.encoder.encode_basestring
 NO_FLAGS = '"-"'
+_ERROR = ',"error":"true"'
 B3_BYTES = frozenset(h.encode("latin-1") for h in b3.HEADERS)
 _TRACE_ID = b3.TRACE_ID
 _SINGLE = b3.SINGLE
@@ -111,8 +112,13 @@ class Tracer:
         self._urls: dict[tuple[str, bytes], str] = {}
         self._local = json.dumps(proxy.endpoint().to_json(), separators=(",", ":"))
         self._node = _json_str(proxy.node_id)
+        # Between the duration and the URL: the same for every span of this proxy.
+        self._tags = (
+            f',"localEndpoint":{self._local},"tags":{{"component":"proxy",'
+            f'"node_id":{self._node},"http.url":'
+        )
         self._istio = (
-            f'"istio.canonical_service":{_json_str(proxy.canonical_service)},'
+            f',"istio.canonical_service":{_json_str(proxy.canonical_service)},'
             f'"istio.canonical_revision":{_json_str(proxy.canonical_revision)},'
             f'"istio.namespace":{_json_str(proxy.namespace)},'
             f'"istio.mesh_id":{_json_str(zipkin.MESH_ID)}'
@@ -293,23 +299,24 @@ class Tracer:
         if fragments is None:
             fragments = self._fragment(key)
         head, middle, tail = fragments
+        http_url = self._urls.get((authority, url)) or self._url(authority, url)
         request_id = request_id or hget("x-request-id")
         rid = f',"guid:x-request-id":{_json_str(request_id)}' if request_id else ""
-        error = ',"error":"true"' if status == 0 or 500 <= status <= 599 else ""
-        end = ',"debug":true' if debug else ""
+        end = "}}"
+        if debug:
+            end = '},"debug":true}'
         if reporter == "destination" and not trace_root:
-            end += ',"shared":true'
+            end = end[:-1] + ',"shared":true}'
         parent = f',"parentId":"{parent_id}"' if parent_id else ""
+        # ``head`` ends with ``"timestamp":``, ``middle`` with ``"request_size":"``, and
+        # ``_istio`` starts with a comma (``_fragment``): few pieces per span.
         return (
             f'{{"traceId":"{trace_id}","id":"{span_id}"{parent}{head}'
-            f'"timestamp":{int((start + self._offset) * 1_000_000)},'
-            f'"duration":{max(1, int(ms * 1000))},"localEndpoint":{self._local},'
-            f'"tags":{{"component":"proxy","node_id":{self._node},'
-            f'"http.url":{self._url(authority, url)},{middle}'
-            f'"request_size":"{bytes_in}","response_size":"{bytes_out}",'
-            f'"http.status_code":"{status}",'
-            f'"response_flags":{_json_str(flags) if flags else NO_FLAGS},'
-            f"{self._istio}{rid}{tail}{error}}}{end}}}"
+            f"{int((start + self._offset) * 1_000_000)}"
+            f',"duration":{int(ms * 1000) or 1}{self._tags}{http_url}{middle}'
+            f'{bytes_in}","response_size":"{bytes_out}","http.status_code":"{status}",'
+            f'"response_flags":{_json_str(flags) if flags else NO_FLAGS}{self._istio}{rid}'
+            f"{tail}{_ERROR if status == 0 or 500 <= status <= 599 else ''}{end}"
         )
 
     def _fragment(self, key: tuple[Any, ...]) -> tuple[str, str, str]:
@@ -320,14 +327,14 @@ class Tracer:
         (reporter, host, port, method, http11, downstream, agent, peer, cluster, upstream,
          route_name) = key  # fmt: skip
         if reporter == "destination":
-            head = self._inbound_head
+            head = self._inbound_head + '"timestamp":'
         else:
-            head = f',"name":{self._name(host, port)},"kind":"CLIENT",'
+            head = f',"name":{self._name(host, port)},"kind":"CLIENT","timestamp":'
         middle = (
-            f'"http.method":{_json_str(method)},'
+            f',"http.method":{_json_str(method)},'
             f'"http.protocol":"{"HTTP/1.1" if http11 else "HTTP/1.0"}",'
             f'"downstream_cluster":{_json_str(downstream or "-")},'
-            f'"user_agent":{_json_str(agent or "-")},'
+            f'"user_agent":{_json_str(agent or "-")},"request_size":"'
         )
         tail = []
         if peer:
