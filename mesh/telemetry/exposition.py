@@ -140,6 +140,23 @@ class RequestMetrics:
         series[0] += 1
         nb = self._nb
         buckets = self.buckets
+        if len(values) == 3:  # Istio's three histograms, unrolled (the per-request case)
+            a, b, c = values
+            idx = bisect_left(buckets, a)
+            if idx < nb:
+                series[1 + idx] += 1
+            series[1 + nb] += a
+            base = nb + 2
+            idx = bisect_left(buckets, b)
+            if idx < nb:
+                series[base + idx] += 1
+            series[base + nb] += b
+            base += nb + 1
+            idx = bisect_left(buckets, c)
+            if idx < nb:
+                series[base + idx] += 1
+            series[base + nb] += c
+            return
         base = 1
         for value in values:
             idx = bisect_left(buckets, value)

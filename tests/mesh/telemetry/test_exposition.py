@@ -94,3 +94,15 @@ def test_record_split_is_record_of_the_joined_key():
     split.clear()
     split.record_split(prefixes[0], (id(prefixes[0]), "200"), 1, 1)
     assert split.count(("source", "200")) == 1
+
+
+def test_record_split_with_three_histograms_matches_record():
+    """The unrolled three-histogram case (Istio's shape) counts what ``record`` counts."""
+    names = (Family("a", "A."), Family("b", "B."), Family("c", "C."))
+    plain = RequestMetrics(Family("n", "N."), names, ("code",), (1, 10, 100))
+    split = RequestMetrics(Family("n", "N."), names, ("code",), (1, 10, 100))
+    prefix: tuple[str, ...] = ()
+    for values in ((0.5, 10.0, 1000.0), (100.0, 0.0, 3.0), (1e9, 1.0, 10.0)) * 2:
+        plain.record(("200",), *values)
+        split.record_split(prefix, (id(prefix), "200"), *values)
+    assert split.render() == plain.render()
