@@ -10,9 +10,10 @@ Primitive: ``Tracer``, one per proxy.
   (Envoy's ``shared_span_context``); a request without a context starts a trace here and the
   app gets its headers;
 - ``finished(ex, reporter, ms)`` (from telemetry, per sampled request, once its response is
-  written): the span encoded as Zipkin v2 JSON (exactly the shapes of
-  ``mesh.telemetry.zipkin``, in one f-string) and handed to the ``SpanSender``, whose own
-  task batches spans to the collector. A full queue drops spans (counted), never a request.
+  written): the span's few raw values, one flat tuple, handed to the ``SpanSender``, whose
+  own task encodes them as Zipkin v2 JSON (exactly the shapes of ``mesh.telemetry.zipkin``,
+  in one f-string per span, its repeating parts cached) a report at a time and sends the
+  batch to the collector. A full queue drops spans (counted), never a request.
 
 Sampling: ``PILOT_TRACE_SAMPLING`` (percent, 0-100, Istio's pilot knob of the same name;
 default 100 in the lab). ``MESH_TELEMETRY=off`` turns metrics and traces off altogether (the
