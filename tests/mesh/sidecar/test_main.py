@@ -37,3 +37,26 @@ def test_gateway_command_line():
 def test_bad_arguments_exit(bad):
     with pytest.raises(SystemExit):
         options_from_args(["--pod", "p", "--mesh-dir", "/m", *bad.split()])
+
+
+def test_parsing_the_command_line_loads_no_shutil():
+    """argparse's formatter is given its width: ``shutil`` (and bz2, lzma) stay out of a
+    proxy's memory; the help is what argparse's own formatter makes at that ``COLUMNS``."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import argparse, sys\n"
+        "from mesh.sidecar.__main__ import build_parser, options_from_args\n"
+        "options_from_args(['--pod', 'p', '--mesh-dir', '/m'])\n"
+        "print(sorted({'shutil', 'bz2', 'lzma'} & set(sys.modules)))\n"
+        "p = build_parser()\nmine = p.format_help()\n"
+        "p.formatter_class = argparse.HelpFormatter\nprint(mine == p.format_help())"
+    )
+    for columns in ("60", "120"):
+        out = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+            env={**os.environ, "COLUMNS": columns},
+        )  # fmt: skip
+        assert out.stdout.split("\n")[:2] == ["[]", "True"]
