@@ -45,11 +45,24 @@ def span_text(span: Span | str | tuple[Any, ...]) -> str:
     return json.dumps(span.to_json(), separators=(",", ":"))  # type: ignore[union-attr]
 
 
+def encode_spans(spans: list[Span | str | tuple[Any, ...]]) -> tuple[list[str], int]:
+    """The JSON texts of queued spans and how many could not be encoded (a record whose
+    encoder fails is dropped, counted, never the sender's task)."""
+    texts: list[str] = []
+    bad = 0
+    append = texts.append
+    for s in spans:
+        try:
+            # A record's encoder called here directly (one call per span less).
+            append(s[0](s) if type(s) is tuple else span_text(s))
+        except Exception:
+            bad += 1
+    return texts, bad
+
+
 def report_body(spans: list[Span | str | tuple[Any, ...]]) -> bytes:
     """One report's body, ``[span,span,...]``, as one buffer (one write to the socket)."""
-    # A record's encoder called here directly (one call per span less than ``span_text``).
-    texts = [s[0](s) if type(s) is tuple else span_text(s) for s in spans]
-    return ("[" + ",".join(texts) + "]").encode()
+    return ("[" + ",".join(encode_spans(spans)[0]) + "]").encode()
 
 
 def collector_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, int] | None:
@@ -154,21 +167,25 @@ class SpanSender:
         batch = self.pending[: self.max_batch]
         self.pending = self.pending[self.max_batch :]
         # The spans encoded here, together, off the request path; the body one buffer.
-        body = report_body(batch)
+        texts, bad = encode_spans(batch)
+        self.stats.spans_dropped += bad
+        if not texts:
+            return
+        body = ("[" + ",".join(texts) + "]").encode()
         try:
             async with asyncio.timeout(self.timeout):
                 status = await self._post(body)
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
             self._disconnect()
             self.stats.reports_failed += 1
-            self.stats.spans_dropped += len(batch)
+            self.stats.spans_dropped += len(texts)
             return
         if status == 202:
             self.stats.reports_sent += 1
-            self.stats.spans_sent += len(batch)
+            self.stats.spans_sent += len(texts)
         else:
             self.stats.reports_rejected += 1
-            self.stats.spans_dropped += len(batch)
+            self.stats.spans_dropped += len(texts)
 
     async def _post(self, body: bytes) -> int:
         if self._conn is None:

@@ -115,3 +115,33 @@ def test_queued_spans_of_every_kind_make_one_report_body():
     body = report_body([as_text, span(2), (encoder, span(3))])
     assert body == ("[" + ",".join(span_text(span(i)) for i in (1, 2, 3)) + "]").encode()
     assert report_body([]) == b"[]"
+
+
+def test_a_record_that_cannot_be_encoded_costs_that_span_only(tmp_path):
+    """Records are encoded in the sender's task: one whose encoder fails is dropped and
+    counted; the rest of the report goes, and the task keeps running."""
+    from mesh.spansender import span_text
+
+    def broken(record: tuple) -> str:
+        raise KeyError("bug")
+
+    def good(record: tuple) -> str:
+        return span_text(record[1])
+
+    async def main() -> None:
+        app = create_app(Settings(mesh_dir=tmp_path))
+        async with TestServer(app) as server:
+            sender = SpanSender("127.0.0.1", server.port, batch_size=3, flush_interval=0.05)
+            sender.start()
+            await asyncio.sleep(0)
+            for item in ((good, span(1)), (broken,), (good, span(2))):
+                assert sender.submit(item)
+            await asyncio.sleep(0.3)
+            assert sender.stats.spans_sent == 2 and sender.stats.spans_dropped == 1
+            sender.submit((good, span(3)))
+            await asyncio.sleep(0.3)  # the task is alive: the next span goes at the interval
+            assert sender.stats.spans_sent == 3
+            await sender.close()
+            assert len(app[CONSOLE_KEY].store) == 3
+
+    asyncio.run(main())
