@@ -73,7 +73,7 @@ def context_lines(ctx: TraceContext) -> list[bytes]:
         text += "x-b3-flags: 1\r\n"
     elif ctx.sampled is not None:
         text += "x-b3-sampled: 1\r\n" if ctx.sampled else "x-b3-sampled: 0\r\n"
-    return [text.encode("latin-1")]
+    return [text.encode()]
 
 
 def strip_b3(ex: Exchange) -> None:
@@ -152,15 +152,17 @@ class Tracer:
         return sampling >= 100.0 or (sampling > 0.0 and self.rng.random() * 100.0 < sampling)
 
     def _new_id(self) -> str:
-        # 64 random bits, never all zeros (b3.random_id's rule, without its loop).
-        return f"{self._bits(64) or 1:016x}"
+        # 64 random bits, never all zeros (b3.random_id's rule, without its loop), as 16
+        # lowercase hex digits: ``to_bytes(8).hex()`` is ``f"{bits:016x}"`` at half the cost
+        # (no format spec parsed per id).
+        return (self._bits(64) or 1).to_bytes(8).hex()
 
     def outbound(self, ex: Exchange) -> list[bytes]:
         """The CLIENT span's context for ``ex`` (``ex.trace``, when sampled and recorded:
         ``(trace id, span id, parent id, debug)``) and the header lines that carry it
         upstream: a child of the app's context, or a new trace."""
-        # 64 random bits, never all zeros (b3.random_id's rule, without its loop).
-        span_id = f"{self._bits(64) or 1:016x}"
+        # 64 random bits, never all zeros, as 16 hex digits (``_new_id``, inline).
+        span_id = (self._bits(64) or 1).to_bytes(8).hex()
         hdict = ex.hdict
         if _TRACE_ID not in hdict and _SINGLE not in hdict:
             # The common case, inline: no context from the app, a new trace.
@@ -168,14 +170,14 @@ class Tracer:
             if sampling >= 100.0 or (sampling > 0.0 and self.rng.random() * 100.0 < sampling):
                 if self.records:
                     ex.trace = (span_id, span_id, None, False)
+                # Hex ids and ASCII names: the default (UTF-8) codec gives latin-1's bytes,
+                # without a codec looked up by name per request.
                 return [
                     f"x-b3-traceid: {span_id}\r\nx-b3-spanid: {span_id}\r\n"
-                    "x-b3-sampled: 1\r\n".encode("latin-1")
+                    "x-b3-sampled: 1\r\n".encode()
                 ]
             return [
-                f"x-b3-traceid: {span_id}\r\nx-b3-spanid: {span_id}\r\nx-b3-sampled: 0\r\n".encode(
-                    "latin-1"
-                )
+                f"x-b3-traceid: {span_id}\r\nx-b3-spanid: {span_id}\r\nx-b3-sampled: 0\r\n".encode()
             ]
         ctx = self._incoming(ex)
         if ctx is None:
@@ -196,7 +198,7 @@ class Tracer:
             text += "x-b3-sampled: 1\r\n" if sampled else "x-b3-sampled: 0\r\n"
         if sampled and self.records:
             ex.trace = (trace_id, span_id, parent, debug)
-        return [text.encode("latin-1")]
+        return [text.encode()]
 
     def inbound(self, ex: Exchange) -> list[bytes]:
         """The SERVER span's context (the caller's, shared); header lines for the app only
