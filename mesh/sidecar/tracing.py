@@ -43,6 +43,8 @@ DEFAULT_SAMPLING = 100.0
 _json_str = json.encoder.encode_basestring
 NO_FLAGS = '"-"'
 _ERROR = ',"error":"true"'
+# A span's closing braces by (debug, shared).
+_ENDS = (("}}", '},"shared":true}'), ('},"debug":true}', '},"debug":true,"shared":true}'))
 B3_BYTES = frozenset(h.encode("latin-1") for h in b3.HEADERS)
 _TRACE_ID = b3.TRACE_ID
 _SINGLE = b3.SINGLE
@@ -110,10 +112,9 @@ class Tracer:
         # What every span of this proxy says the same way, JSON-encoded once.
         self._inbound_head = f',"name":{_json_str(inbound_name.lower())},"kind":"SERVER",'
         self._fragments: dict[tuple[Any, ...], tuple[str, str, str]] = {}
-        self._urls: dict[tuple[str, bytes], str] = {}
         self._local = json.dumps(proxy.endpoint().to_json(), separators=(",", ":"))
         self._node = _json_str(proxy.node_id)
-        # Between the duration and the URL: the same for every span of this proxy.
+        # After the duration, before the URL: the same for every span of this proxy.
         self._tags = (
             f',"localEndpoint":{self._local},"tags":{{"component":"proxy",'
             f'"node_id":{self._node},"http.url":'
@@ -124,6 +125,7 @@ class Tracer:
             f'"istio.namespace":{_json_str(proxy.namespace)},'
             f'"istio.mesh_id":{_json_str(zipkin.MESH_ID)}'
         )
+        self._istio_rid = self._istio + ',"guid:x-request-id":'
 
     def name_inbound(self, name: str) -> None:
         """Name the SERVER spans ``name`` from now on (the Service port's decorator, known
@@ -256,22 +258,15 @@ class Tracer:
         return self._encode_record(self.record(ex, reporter, ms))
 
     def _url(self, authority: str, target: bytes) -> str:
-        """Envoy's ``http.url`` tag, JSON-encoded, cached per authority and request target
-        (a lab's requests repeat a few URLs; bounded whatever the traffic)."""
-        key = (authority, target)
-        url = self._urls.get(key)
-        if url is None:
-            text = target.decode("latin-1")
-            if text[:1] == "/":
-                path = text
-            else:  # the absolute form an app sends its proxy: the path is after the authority
-                rest = text.split("://", 1)[-1]
-                cut = rest.find("/")
-                path = rest[cut:] if cut >= 0 else "/"
-            if len(self._urls) >= 1024:
-                self._urls.clear()
-            url = self._urls[key] = _json_str(zipkin.http_url("http", authority, path))
-        return url
+        """Envoy's ``http.url`` tag, JSON-encoded (made once per fragment, ``_fragment``)."""
+        text = target.decode("latin-1")
+        if text[:1] == "/":
+            path = text
+        else:  # the absolute form an app sends its proxy: the path is after the authority
+            rest = text.split("://", 1)[-1]
+            cut = rest.find("/")
+            path = rest[cut:] if cut >= 0 else "/"
+        return _json_str(zipkin.http_url("http", authority, path))
 
     def _encode_record(self, rec: tuple[Any, ...]) -> str:
         """One span as Zipkin v2 JSON: exactly ``json.dumps(span.to_json())`` of the span
@@ -279,7 +274,8 @@ class Tracer:
         check it), written as one string, since a Span object and a dict per request would
         cost more than the rest of the proxy's telemetry together. What repeats from request
         to request (the span's name and kind, the client's method and agent, the upstream,
-        the route, the URL) is encoded once per distinct value (``_fragment``, ``_url``)."""
+        the route, the URL) is encoded once per distinct value (``_fragment``): one dict
+        look-up per span, then one f-string of the per-request values between the pieces."""
         (_, trace, reporter, ms, start, status, flags, bytes_in, bytes_out, method, http11,
          url, authority, request_id, hdict, peer, cluster_name, upstream_host, route,
          trace_root) = rec  # fmt: skip
@@ -297,43 +293,48 @@ class Tracer:
             reporter, host, port, method, http11,
             hget("x-envoy-downstream-service-cluster"), hget("user-agent"), peer,
             cluster_name, upstream_host, route.route_name if route is not None else None,
+            authority, url,
         )  # fmt: skip
         fragments = self._fragments.get(key)
         if fragments is None:
             fragments = self._fragment(key)
         head, middle, tail = fragments
-        http_url = self._urls.get((authority, url)) or self._url(authority, url)
         request_id = request_id or hget("x-request-id")
-        rid = f',"guid:x-request-id":{_json_str(request_id)}' if request_id else ""
-        end = "}}"
-        if debug:
-            end = '},"debug":true}'
-        if reporter == "destination" and not trace_root:
-            end = end[:-1] + ',"shared":true}'
+        if request_id:
+            # ``_istio_rid`` ends with the tag's name: only its JSON value made here.
+            istio = self._istio_rid
+            rid = _json_str(request_id)
+        else:
+            istio = self._istio
+            rid = ""
+        # The closing braces, with ``debug`` / ``shared`` (a SERVER span shares the caller's
+        # span id unless the trace started here).
+        end = _ENDS[debug][reporter == "destination" and not trace_root]
         parent = f',"parentId":"{parent_id}"' if parent_id else ""
-        # ``head`` ends with ``"timestamp":``, ``middle`` with ``"request_size":"``, and
-        # ``_istio`` starts with a comma (``_fragment``): few pieces per span.
+        # ``head`` ends with ``"timestamp":``, ``middle`` (the endpoint, the fixed tags, the
+        # URL, the method...) with ``"request_size":"``, and ``tail`` starts with a comma.
         return (
             f'{{"traceId":"{trace_id}","id":"{span_id}"{parent}{head}'
             f"{int((start + self._offset) * 1_000_000)}"
-            f',"duration":{int(ms * 1000) or 1}{self._tags}{http_url}{middle}'
+            f',"duration":{int(ms * 1000) or 1}{middle}'
             f'{bytes_in}","response_size":"{bytes_out}","http.status_code":"{status}",'
-            f'"response_flags":{_json_str(flags) if flags else NO_FLAGS}{self._istio}{rid}'
+            f'"response_flags":{_json_str(flags) if flags else NO_FLAGS}{istio}{rid}'
             f"{tail}{_ERROR if status == 0 or 500 <= status <= 599 else ''}{end}"
         )
 
     def _fragment(self, key: tuple[Any, ...]) -> tuple[str, str, str]:
         """The parts of a span that repeat from request to request, encoded once per
-        distinct ``key`` (bounded): ``,"name":…,"kind":…,``; the method, protocol,
-        downstream cluster and user agent tags; the peer, upstream and route tags (which
-        come after the request id, in Envoy's order)."""
+        distinct ``key`` (bounded): ``,"name":…,"kind":…,``; the local endpoint, the fixed
+        tags, the URL, the method, protocol, downstream cluster and user agent tags; the
+        peer, upstream and route tags (which come after the request id, in Envoy's order)."""
         (reporter, host, port, method, http11, downstream, agent, peer, cluster, upstream,
-         route_name) = key  # fmt: skip
+         route_name, authority, url) = key  # fmt: skip
         if reporter == "destination":
             head = self._inbound_head + '"timestamp":'
         else:
             head = f',"name":{self._name(host, port)},"kind":"CLIENT","timestamp":'
         middle = (
+            f"{self._tags}{self._url(authority, url)}"
             f',"http.method":{_json_str(method)},'
             f'"http.protocol":"{"HTTP/1.1" if http11 else "HTTP/1.0"}",'
             f'"downstream_cluster":{_json_str(downstream or "-")},'

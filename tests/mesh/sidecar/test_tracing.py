@@ -209,3 +209,71 @@ def test_server_spans_are_renamed_for_the_service_port_once_it_is_known():
     assert server_span_name() == "reviews.default.svc.cluster.local:47113/*"
     t.name_inbound("Reviews.default.svc.cluster.local:9080/*")
     assert server_span_name() == "reviews.default.svc.cluster.local:9080/*"  # cache dropped
+
+
+def _reference_text(t: Tracer, ex: Any, reporter: str, ms: float, name: str, url: str) -> str:
+    """``json.dumps`` of the reference model's span for what ``ex`` holds."""
+    exchange = zipkin.Exchange(
+        start_us=int((ex.start + t._offset) * 1_000_000), duration_us=int(ms * 1000),
+        method=ex.method, url=url, status=ex.status, flags=ex.flags,
+        request_id=ex.request_id or ex.hdict.get("x-request-id"),
+        user_agent=ex.hdict.get("user-agent"),
+        downstream_cluster=ex.hdict.get("x-envoy-downstream-service-cluster"),
+        peer_address=ex.conn.peer, request_size=ex.bytes_in, response_size=ex.bytes_out,
+        upstream_cluster=ex.cluster_name, upstream_address=ex.upstream_host,
+    )  # fmt: skip
+    ctx = TraceContext(*ex.trace[:3], sampled=True, debug=ex.trace[3])
+    if reporter == "destination":
+        span = zipkin.server_span(ctx, PROXY, exchange, name, shared=not ex.trace_root)
+    else:
+        span = zipkin.client_span(ctx, PROXY, exchange, name)
+    return json.dumps(span.to_json(), separators=(",", ":"))
+
+
+def test_every_span_shape_is_the_reference_models_json():
+    """Byte for byte, whichever parts a span has: a CLIENT span of a new trace (no parent),
+    SERVER spans shared with the caller's and a root one, debug, no request id, flags or
+    none, a 5xx or not, and spans whose cached parts are the same but whose URL is not (the
+    URL is part of what is cached per request shape)."""
+    inbound = "reviews.default.svc.cluster.local:9080/*"
+    ids = f"x-b3-traceid: {TRACE}\r\nx-b3-spanid: {SPAN}\r\n".encode()
+    single = f"b3: {TRACE}-{SPAN}-d\r\n".encode()
+    cases = [
+        # (reporter, extra headers, target, status, flags, request id header?)
+        ("source", b"", b"/ratings/0", 200, "", True),
+        ("source", b"", b"/ratings/1", 200, "", True),  # same fragment key but the URL
+        ("source", b"", b"http://ratings:9080/ratings/2?x=1", 0, "UH", False),
+        ("source", b"x-b3-flags: 1\r\n" + ids, b"/r", 404, "NR", True),  # debug
+        ("destination", ids + b"x-b3-sampled: 1\r\n", b"/ratings/0", 500, "", True),
+        ("destination", b"", b"/ratings/0", 200, "", False),  # a root: not shared
+        (
+            "destination",
+            single + b'x-envoy-downstream-service-cluster: "q"\\\r\n',
+            b"/",
+            201,
+            "",
+            True,
+        ),
+    ]
+    t, sender = tracer()
+    expected = []
+    for reporter, headers, target, status, flags, with_rid in cases:
+        pending: list[Any] = []
+        conn, _, _, _ = make_downstream(pending.append)
+        conn.data_received(
+            b"GET " + target + b" HTTP/1.1\r\nhost: ratings:9080\r\nuser-agent: t\r\n"
+            + (b"x-request-id: rid-1\r\n" if with_rid else b"") + headers + b"\r\n"
+        )  # fmt: skip
+        ex = pending[0]
+        if reporter == "destination":
+            t.inbound(ex)
+            name = inbound
+        else:
+            t.outbound(ex)
+            name = "ratings:80/*"
+        ex.status, ex.flags, ex.bytes_in, ex.bytes_out = status, flags, 7, 1024
+        t.finished(ex, reporter, 0.25)
+        path = target.decode().split("ratings:9080", 1)[-1]
+        expected.append(_reference_text(t, ex, reporter, 0.25, name, f"http://ratings:9080{path}"))
+    assert sender.texts == expected
+    assert len({text.split('"http.url":')[1][:40] for text in sender.texts}) >= 4
