@@ -227,12 +227,21 @@ class Tracer:
         sender counts)."""
         sender = self.sender
         if sender is not None:
-            sender.submit(self.record(ex, reporter, ms))
+            # ``record``'s tuple, built here: one Python call per span less.
+            sender.submit(
+                (
+                    self._encode_record, ex.trace, reporter, ms, ex.start, ex.status, ex.flags,
+                    ex.bytes_in, ex.bytes_out, ex.method, ex.http11, ex.url, ex.authority,
+                    ex.request_id, ex.hdict, ex.conn.peer, ex.cluster_name, ex.upstream_host,
+                    ex.route, ex.trace_root,
+                )
+            )  # fmt: skip
 
     def record(self, ex: Exchange, reporter: str, ms: float) -> tuple[Any, ...]:
         """What the span of ``ex`` is made of, as one flat tuple of references (no text
         made per request, no object with attributes of its own to build); its first item
-        is the encoder (``mesh.spansender.span_text`` calls it)."""
+        is the encoder (``mesh.spansender.span_text`` calls it). ``finished`` builds the same
+        tuple inline (the unit tests check they agree)."""
         return (
             self._encode_record, ex.trace, reporter, ms, ex.start, ex.status, ex.flags,
             ex.bytes_in, ex.bytes_out, ex.method, ex.http11, ex.url, ex.authority,

@@ -277,3 +277,20 @@ def test_every_span_shape_is_the_reference_models_json():
         expected.append(_reference_text(t, ex, reporter, 0.25, name, f"http://ratings:9080{path}"))
     assert sender.texts == expected
     assert len({text.split('"http.url":')[1][:40] for text in sender.texts}) >= 4
+
+
+def test_finished_hands_the_sender_what_record_makes():
+    """``finished`` builds ``record``'s tuple inline (one call less per span): the same."""
+    queued: list[Any] = []
+
+    class Queue:
+        def submit(self, span: Any) -> bool:
+            queued.append(span)
+            return True
+
+    t = Tracer(PROXY, Queue(), random.Random(7))  # type: ignore[arg-type]
+    ex = request()
+    t.outbound(ex)
+    ex.status, ex.flags, ex.bytes_in, ex.bytes_out = 503, "UF", 5, 91
+    t.finished(ex, "source", 3.25)
+    assert queued == [t.record(ex, "source", 3.25)]
