@@ -43,6 +43,7 @@ DEFAULT_SAMPLING = 100.0
 _json_str = json.encoder.encode_basestring
 NO_FLAGS = '"-"'
 _ERROR = ',"error":"true"'
+_RID = ',"guid:x-request-id":'
 # A span's closing braces by (debug, shared).
 _ENDS = (("}}", '},"shared":true}'), ('},"debug":true}', '},"debug":true,"shared":true}'))
 B3_BYTES = frozenset(h.encode("latin-1") for h in b3.HEADERS)
@@ -111,7 +112,7 @@ class Tracer:
         self._offset = time.time() - time.monotonic()
         # What every span of this proxy says the same way, JSON-encoded once.
         self._inbound_head = f',"name":{_json_str(inbound_name.lower())},"kind":"SERVER",'
-        self._fragments: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+        self._fragments: dict[tuple[Any, ...], tuple[str, str, str, str, str]] = {}
         self._local = json.dumps(proxy.endpoint().to_json(), separators=(",", ":"))
         self._node = _json_str(proxy.node_id)
         # After the duration, before the URL: the same for every span of this proxy.
@@ -125,7 +126,6 @@ class Tracer:
             f'"istio.namespace":{_json_str(proxy.namespace)},'
             f'"istio.mesh_id":{_json_str(zipkin.MESH_ID)}'
         )
-        self._istio_rid = self._istio + ',"guid:x-request-id":'
 
     def name_inbound(self, name: str) -> None:
         """Name the SERVER spans ``name`` from now on (the Service port's decorator, known
@@ -302,42 +302,43 @@ class Tracer:
             reporter, host, port, method, http11,
             hget("x-envoy-downstream-service-cluster"), hget("user-agent"), peer,
             cluster_name, upstream_host, route.route_name if route is not None else None,
-            authority, url,
+            authority, url, status, flags,
         )  # fmt: skip
         fragments = self._fragments.get(key)
         if fragments is None:
             fragments = self._fragment(key)
-        head, middle, tail = fragments
+        head, middle, status_tags, status_tags_rid, tail = fragments
         request_id = request_id or hget("x-request-id")
         if request_id:
-            # ``_istio_rid`` ends with the tag's name: only its JSON value made here.
-            istio = self._istio_rid
+            # ``status_tags_rid`` ends with the request id tag's name: only its value here.
+            status_tags = status_tags_rid
             rid = _json_str(request_id)
         else:
-            istio = self._istio
             rid = ""
         # The closing braces, with ``debug`` / ``shared`` (a SERVER span shares the caller's
         # span id unless the trace started here).
         end = _ENDS[debug][reporter == "destination" and not trace_root]
         parent = f',"parentId":"{parent_id}"' if parent_id else ""
         # ``head`` ends with ``"timestamp":``, ``middle`` (the endpoint, the fixed tags, the
-        # URL, the method...) with ``"request_size":"``, and ``tail`` starts with a comma.
+        # URL, the method...) with ``"request_size":"``; ``status_tags`` starts with the
+        # response size's closing quote (status, flags, Istio's tags), ``tail`` (peer,
+        # upstream, route, error) with a comma.
         return (
             f'{{"traceId":"{trace_id}","id":"{span_id}"{parent}{head}'
             f"{int((start + self._offset) * 1_000_000)}"
             f',"duration":{int(ms * 1000) or 1}{middle}'
-            f'{bytes_in}","response_size":"{bytes_out}","http.status_code":"{status}",'
-            f'"response_flags":{_json_str(flags) if flags else NO_FLAGS}{istio}{rid}'
-            f"{tail}{_ERROR if status == 0 or 500 <= status <= 599 else ''}{end}"
+            f'{bytes_in}","response_size":"{bytes_out}{status_tags}{rid}{tail}{end}'
         )
 
-    def _fragment(self, key: tuple[Any, ...]) -> tuple[str, str, str]:
+    def _fragment(self, key: tuple[Any, ...]) -> tuple[str, str, str, str, str]:
         """The parts of a span that repeat from request to request, encoded once per
         distinct ``key`` (bounded): ``,"name":…,"kind":…,``; the local endpoint, the fixed
         tags, the URL, the method, protocol, downstream cluster and user agent tags; the
-        peer, upstream and route tags (which come after the request id, in Envoy's order)."""
+        status, flags and Istio's tags (two forms: with the request id tag's name at the end
+        and without); the peer, upstream and route tags and the error tag (which come after
+        the request id, in Envoy's order)."""
         (reporter, host, port, method, http11, downstream, agent, peer, cluster, upstream,
-         route_name, authority, url) = key  # fmt: skip
+         route_name, authority, url, status, flags) = key  # fmt: skip
         if reporter == "destination":
             head = self._inbound_head + '"timestamp":'
         else:
@@ -358,9 +359,17 @@ class Tracer:
             tail.append(f',"upstream_address":{_json_str(upstream)}')
         if route_name:
             tail.append(f',"route_name":{_json_str(route_name)}')
+        if status == 0 or 500 <= status <= 599:
+            tail.append(_ERROR)
+        status_tags = (
+            f'","http.status_code":"{status}",'
+            f'"response_flags":{_json_str(flags) if flags else NO_FLAGS}{self._istio}'
+        )
         if len(self._fragments) >= 4096:  # bounded whatever the traffic
             self._fragments.clear()
-        fragments = self._fragments[key] = (head, middle, "".join(tail))
+        fragments = self._fragments[key] = (
+            head, middle, status_tags, status_tags + _RID, "".join(tail),
+        )  # fmt: skip
         return fragments
 
 
