@@ -106,6 +106,10 @@ class RequestMetrics:
                 raise ValueError(f"{len(key)} label values for {len(self.label_names)} names")
             series = self.series[key] = [0.0] * (1 + len(self.histograms) * (self._nb + 1))
         series[0] += 1
+        self._observe(series, values)
+
+    def _observe(self, series: list[float], values: tuple[float, ...]) -> None:
+        """Each of ``values`` into its histogram's bucket, count and sum in ``series``."""
         nb = self._nb
         buckets = self.buckets
         base = 1
@@ -138,9 +142,9 @@ class RequestMetrics:
         else:
             series = entry[1]
         series[0] += 1
-        nb = self._nb
-        buckets = self.buckets
         if len(values) == 3:  # Istio's three histograms, unrolled (the per-request case)
+            nb = self._nb
+            buckets = self.buckets
             a, b, c = values
             idx = bisect_left(buckets, a)
             if idx < nb:
@@ -157,13 +161,7 @@ class RequestMetrics:
                 series[base + idx] += 1
             series[base + nb] += c
             return
-        base = 1
-        for value in values:
-            idx = bisect_left(buckets, value)
-            if idx < nb:
-                series[base + idx] += 1
-            series[base + nb] += value
-            base += nb + 1
+        self._observe(series, values)
 
     def count(self, key: LabelKey) -> int:
         series = self.series.get(key)
