@@ -8,7 +8,7 @@ telemetry), i.e. what optimising the hot path can win, apart from syscalls.
     python bench/sidecar_hotpath.py [-n 20000] [--profile] [--telemetry on|metrics|off]
 
 ``--telemetry on`` (default): Istio's metrics, metadata exchange and b3 with 100 % sampling,
-spans handed to a sender that encodes them as the real one does (``report_body``, a report per
+spans handed to a sender that encodes them as the real one does (``report_pieces``, a report per
 100 spans) and drops the bytes (the socket part is the sender's task);
 ``metrics``: the same without spans (no collector: b3 headers still propagated);
 ``off``: what ``MESH_TELEMETRY=off`` leaves.
@@ -38,7 +38,7 @@ from mesh.sidecar.runtime import Runtime  # noqa: E402
 from mesh.sidecar.telemetry import Telemetry  # noqa: E402
 from mesh.sidecar.tracing import make_tracer  # noqa: E402
 from mesh.snapshot import Endpoint, Snapshot  # noqa: E402
-from mesh.spansender import report_body  # noqa: E402
+from mesh.spansender import report_pieces  # noqa: E402
 from mesh.telemetry.istio import peer_lines  # noqa: E402
 
 REQUEST = (b"GET /1k.bin HTTP/1.1\r\nHost: bench\r\nUser-Agent: wrk\r\n"
@@ -78,7 +78,7 @@ def main() -> int:
 
         class Sender:
             """Encodes what it is given as the real sender does, a report body per
-            ``BATCH`` spans (``report_body``), and drops the bytes: every span's encoding
+            ``BATCH`` spans (``report_pieces``), and drops the bytes: every span's encoding
             is counted here, only the socket write is not."""
 
             BATCH = 100
@@ -91,7 +91,7 @@ def main() -> int:
                 pending = self.pending
                 pending.append(span)
                 if len(pending) >= self.BATCH:
-                    self.bytes += len(report_body(pending))
+                    self.bytes += sum(map(len, report_pieces(pending)[0]))
                     self.pending = []
                 return True
 

@@ -4,6 +4,7 @@ costs spans, never a blocked or failed caller."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 
@@ -145,3 +146,24 @@ def test_a_record_that_cannot_be_encoded_costs_that_span_only(tmp_path):
             assert len(app[CONSOLE_KEY].store) == 3
 
     asyncio.run(main())
+
+
+def test_a_report_is_valid_json_whichever_of_its_spans_fail_to_encode():
+    """The body goes out as one buffer per span (``report_pieces``): its brackets and commas
+    make one JSON array whether the failing record is first, last, in between or alone."""
+    from mesh.spansender import report_pieces, span_text
+
+    def broken(record: tuple) -> str:
+        raise ValueError("no")
+
+    good = [span_text(span(i)) for i in (1, 2)]
+    for queue in (
+        [(broken, None), good[0], good[1]],
+        [good[0], (broken, None), good[1]],
+        [good[0], good[1], (broken, None)],
+    ):
+        pieces, bad = report_pieces(queue)
+        assert bad == 1
+        assert json.loads(b"".join(pieces)) == [json.loads(t) for t in good]
+    pieces, bad = report_pieces([(broken, None)])
+    assert (b"".join(pieces), bad) == (b"[]", 1)
