@@ -308,13 +308,18 @@ class Tracer:
         if fragments is None:
             fragments = self._fragment(key)
         head, middle, status_tags, status_tags_rid, tail = fragments
-        request_id = request_id or hget("x-request-id")
+        # ``status_tags_rid`` ends with the request id tag's name: only its value here.
         if request_id:
-            # ``status_tags_rid`` ends with the request id tag's name: only its value here.
+            # This proxy's own id (``new_request_id``): hex digits and dashes, JSON as it is.
             status_tags = status_tags_rid
-            rid = _json_str(request_id)
+            rid = f'"{request_id}"'
         else:
-            rid = ""
+            request_id = hget("x-request-id")
+            if request_id:  # the caller's: any text, escaped
+                status_tags = status_tags_rid
+                rid = _json_str(request_id)
+            else:
+                rid = ""
         # The closing braces, with ``debug`` / ``shared`` (a SERVER span shares the caller's
         # span id unless the trace started here).
         end = _ENDS[debug][reporter == "destination" and not trace_root]

@@ -6,6 +6,7 @@ import json
 import random
 from typing import Any
 
+from mesh.sidecar.request_id import new_request_id
 from mesh.sidecar.tracing import Tracer, sampling_from_env, telemetry_enabled
 from mesh.spansender import span_text
 from mesh.telemetry import zipkin
@@ -14,6 +15,7 @@ from tests.helpers import make_downstream
 
 TRACE = "463ac35c9f6413ad"
 SPAN = "a2fb4a1d1a96d312"
+OWN = object()  # a request id this proxy made
 PROXY = zipkin.ProxyInfo.of("reviews", "default", "reviews-v2-1", version="v2", ipv4="10.0.0.7")
 
 
@@ -233,38 +235,45 @@ def _reference_text(t: Tracer, ex: Any, reporter: str, ms: float, name: str, url
 def test_every_span_shape_is_the_reference_models_json():
     """Byte for byte, whichever parts a span has: a CLIENT span of a new trace (no parent),
     SERVER spans shared with the caller's and a root one, debug, no request id, flags or
-    none, a 5xx or not, and spans whose cached parts are the same but whose URL is not (the
-    URL is part of what is cached per request shape)."""
+    none, a 5xx or not, spans whose cached parts are the same but whose URL is not (the
+    URL is part of what is cached per request shape), and a request id that is the caller's
+    (escaped, quotes and backslashes too) or this proxy's own (``new_request_id``)."""
     inbound = "reviews.default.svc.cluster.local:9080/*"
     ids = f"x-b3-traceid: {TRACE}\r\nx-b3-spanid: {SPAN}\r\n".encode()
     single = f"b3: {TRACE}-{SPAN}-d\r\n".encode()
     cases = [
-        # (reporter, extra headers, target, status, flags, request id header?)
-        ("source", b"", b"/ratings/0", 200, "", True),
-        ("source", b"", b"/ratings/1", 200, "", True),  # same fragment key but the URL
-        ("source", b"", b"http://ratings:9080/ratings/2?x=1", 0, "UH", False),
-        ("source", b"x-b3-flags: 1\r\n" + ids, b"/r", 404, "NR", True),  # debug
-        ("destination", ids + b"x-b3-sampled: 1\r\n", b"/ratings/0", 500, "", True),
-        ("destination", b"", b"/ratings/0", 200, "", False),  # a root: not shared
+        # (reporter, extra headers, target, status, flags, request id: the header's value,
+        # None or OWN: one this proxy made)
+        ("source", b"", b"/ratings/0", 200, "", b"rid-1"),
+        ("source", b"", b"/ratings/1", 200, "", b"rid-1"),  # same fragment key but the URL
+        ("source", b"", b"http://ratings:9080/ratings/2?x=1", 0, "UH", None),
+        ("source", b"x-b3-flags: 1\r\n" + ids, b"/r", 404, "NR", b"rid-1"),  # debug
+        ("source", b"", b"/ratings/0", 200, "", OWN),
+        ("source", b"", b"/ratings/0", 200, "", b'r"i\\d'),
+        ("destination", ids + b"x-b3-sampled: 1\r\n", b"/ratings/0", 500, "", b"rid-1"),
+        ("destination", b"", b"/ratings/0", 200, "", None),  # a root: not shared
         (
             "destination",
             single + b'x-envoy-downstream-service-cluster: "q"\\\r\n',
             b"/",
             201,
             "",
-            True,
+            b"rid-1",
         ),
     ]
     t, sender = tracer()
     expected = []
-    for reporter, headers, target, status, flags, with_rid in cases:
+    for reporter, headers, target, status, flags, rid in cases:
         pending: list[Any] = []
         conn, _, _, _ = make_downstream(pending.append)
         conn.data_received(
             b"GET " + target + b" HTTP/1.1\r\nhost: ratings:9080\r\nuser-agent: t\r\n"
-            + (b"x-request-id: rid-1\r\n" if with_rid else b"") + headers + b"\r\n"
+            + (b"x-request-id: " + rid + b"\r\n" if isinstance(rid, bytes) else b"")
+            + headers + b"\r\n"
         )  # fmt: skip
         ex = pending[0]
+        if rid is OWN:
+            ex.request_id = new_request_id()
         if reporter == "destination":
             t.inbound(ex)
             name = inbound
@@ -275,7 +284,8 @@ def test_every_span_shape_is_the_reference_models_json():
         t.finished(ex, reporter, 0.25)
         path = target.decode().split("ratings:9080", 1)[-1]
         expected.append(_reference_text(t, ex, reporter, 0.25, name, f"http://ratings:9080{path}"))
-    assert sender.texts == expected
+    for got, want in zip(sender.texts, expected, strict=True):
+        assert got == want
     assert len({text.split('"http.url":')[1][:40] for text in sender.texts}) >= 4
 
 
