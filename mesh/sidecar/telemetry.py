@@ -154,13 +154,10 @@ class Telemetry:
                 policy = MUTUAL_TLS if ex.mtls else PLAINTEXT
             # The series of (prefix, code, flags, policy), found by the cached prefix's
             # identity: no 20-label key built and hashed per request. The status is an int
-            # in the key (rendered as its digits): no str() per request. The sizes go in as
-            # floats, like the buckets they are bisected against (float-to-float compares
-            # are the interpreter's fast path; int-to-float ones are not).
-            self.metrics.record_split(
-                prefix, (id(prefix), status, NO_GRPC, flags, policy), ms,
-                float(ex.bytes_in), float(ex.bytes_out),
-            )  # fmt: skip
+            # in the key (rendered as its digits): no str() per request.
+            self.metrics.record3(
+                prefix, (id(prefix), status, NO_GRPC, flags, policy), ms, ex.bytes_in, ex.bytes_out
+            )
             if ex.trace is not None and self.tracer is not None:
                 self.tracer.finished(ex, reporter, ms)
         if self.log is not None:

@@ -5,8 +5,17 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mesh.telemetry.exposition import Family, RequestMetrics, escape, format_value, label_text
+from mesh.telemetry.exposition import (
+    FOLD,
+    Family,
+    RequestMetrics,
+    escape,
+    format_value,
+    label_text,
+)
 
 
 def store() -> RequestMetrics:
@@ -106,3 +115,61 @@ def test_record_split_with_three_histograms_matches_record():
         plain.record(("200",), *values)
         split.record_split(prefix, (id(prefix), "200"), *values)
     assert split.render() == plain.render()
+
+
+def reference_histogram(bounds: tuple[float, ...], values: list[float]) -> dict[str, int]:
+    """Cumulative bucket counts by the format's definition: values at or below each bound."""
+    counts = {f"{b:g}": sum(1 for v in values if v <= b) for b in bounds}
+    counts["+Inf"] = len(values)
+    return counts
+
+
+def rendered_histogram(text: str, family: str, code: str) -> dict[str, int]:
+    found = re.findall(rf'{family}_bucket{{code="{code}",le="([^"]+)"}} (\d+)', text)
+    return {le: int(n) for le, n in found}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(("200", "503")),
+            # Halves: exact float sums whatever the order they are added in; bounds themselves
+            # (le is inclusive) and values past the last bound (only +Inf).
+            *[st.integers(0, 400).map(lambda n: n / 2) for _ in range(3)],
+        ),
+        max_size=3 * FOLD,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_batched_buckets_count_every_observation_as_the_format_defines(observations, rnd):
+    """Observations wait in their series and are put in buckets in batches (``FOLD`` of them,
+    or when read): whatever the mix of ``record``, ``record_split`` and ``record3``, and
+    whether a read comes mid-batch, the rendered counts, buckets and sums are the format's."""
+    bounds = (0.5, 1, 5, 10, 25, 50, 100, 150)
+    names = (Family("a", "A."), Family("b", "B."), Family("c", "C."))
+    m = RequestMetrics(Family("n", "N."), names, ("code",), bounds)
+    prefix: tuple[str, ...] = ()
+    seen: dict[str, list[tuple[float, float, float]]] = {"200": [], "503": []}
+    for code, *values in observations:
+        how = rnd.choice(("record", "split", "record3", "read"))
+        if how == "record":
+            m.record((code,), *values)
+        elif how == "split":
+            m.record_split(prefix, (id(prefix), code), *values)
+        else:
+            m.record3(prefix, (id(prefix), code), *values)
+        seen[code].append(tuple(values))
+        if how == "read":
+            assert m.count((code,)) == len(seen[code])
+    text = m.render()
+    for code, rows in seen.items():
+        if not rows:
+            assert f'n{{code="{code}"}}' not in text
+            continue
+        assert f'n{{code="{code}"}} {len(rows)}' in text
+        for h, family in enumerate(("a", "b", "c")):
+            column = [row[h] for row in rows]
+            assert rendered_histogram(text, family, code) == reference_histogram(bounds, column)
+            assert f'{family}_sum{{code="{code}"}} {format_value(sum(column))}' in text
+            assert f'{family}_count{{code="{code}"}} {len(rows)}' in text
