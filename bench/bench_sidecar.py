@@ -144,10 +144,13 @@ def nginx_collector(work: Path, port: int) -> str:
 def telemetry_cost(
     targets: list[tuple[str, int]], host: str, conns: int, seconds: int, rounds: int
 ) -> list[dict]:
-    """Throughput of sidecars of the same build in alternating runs of one session (full
-    telemetry, metrics without spans, ``MESH_TELEMETRY=off``): the median run of each, with
-    the sidecar's CPU time per request (``cpu_us``: the cost on a machine whose other load
-    makes req/s wander)."""
+    """Throughput of sidecars of the same build (full telemetry, metrics without spans,
+    ``MESH_TELEMETRY=off``: the last is the baseline) in paired rounds: a round runs each
+    once, back to back, in an order that rotates from round to round (none always first
+    after an idle gap), and a configuration's ratio in a round is its req/s over the
+    baseline's in that round, so that the machine's drift between rounds (it is shared)
+    cancels. Per configuration: its median run (req/s), ``cpu_us`` (the sidecar's CPU time
+    per request, median) and ``ratio``, the median of its rounds' ratios (``ratios``)."""
     runs: list[list[dict]] = [[] for _ in targets]
 
     def run(url: str, pid: int) -> dict:
@@ -156,10 +159,19 @@ def telemetry_cost(
         result["cpu_us"] = (cpu_seconds(pid) - cpu0) / (result["rps"] * seconds) * 1e6
         return result
 
-    for _ in range(rounds):
-        for i, target in enumerate(targets):
-            runs[i].append(run(*target))
-    return [sorted(r, key=lambda x: x["rps"])[len(r) // 2] for r in runs]
+    for r in range(rounds):
+        for k in range(len(targets)):
+            i = (r + k) % len(targets)
+            runs[i].append(run(*targets[i]))
+    out = []
+    for mine in runs:
+        ratios = sorted(m["rps"] / b["rps"] for m, b in zip(mine, runs[-1], strict=True))
+        median = dict(sorted(mine, key=lambda x: x["rps"])[len(mine) // 2])
+        median["cpu_us"] = sorted(m["cpu_us"] for m in mine)[len(mine) // 2]
+        median["ratio"] = ratios[len(ratios) // 2]
+        median["ratios"] = ratios
+        out.append(median)
+    return out
 
 
 def admin_stats(port: int) -> str:
@@ -361,6 +373,10 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     ap.add_argument("--rounds", type=int, default=3, help="runs per measure (median kept)")
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--telemetry-rounds", type=int, default=7,
+                    help="paired rounds of the telemetry row (median ratio kept)")  # fmt: skip
+    ap.add_argument("--telemetry-duration", type=int, default=3,
+                    help="seconds per wrk run of the telemetry row")  # fmt: skip
     ap.add_argument(
         "--telemetry-only", action="store_true",
         help="only the telemetry row: the same sidecar with telemetry on and off",
@@ -448,14 +464,15 @@ def main() -> int:
         wrk(off_url, c, 2, host)
         wrk(mid_url, c, 2, host)
         assert off.proc is not None and mid.proc is not None
+        tn, td = args.telemetry_rounds, args.telemetry_duration
         tele_on, tele_mid, tele_off = telemetry_cost(
             [(sidecar_url, a.proc.pid), (mid_url, mid.proc.pid), (off_url, off.proc.pid)],
-            host, c, d, n,
+            host, c, td, tn,
         )  # fmt: skip
         tele_stats = admin_stats(a.admin_port)
         tele_rss = (rss_mb(a.proc.pid), rss_mb(off.proc.pid))
         if args.telemetry_only:
-            print_telemetry(tele_on, tele_mid, tele_off, tele_stats, tele_rss, n, d, c)
+            print_telemetry(tele_on, tele_mid, tele_off, tele_stats, tele_rss, tn, td, c)
             return 0
         direct = median_run(lambda: wrk(direct_url, c, d), n)
         proxy = median_run(lambda: wrk(proxy_url, c, d), n)
@@ -556,11 +573,10 @@ def main() -> int:
         ("RSS, telemetry on / off (MB)", "-", "-", f"{tele_rss[0]:.1f}", f"{tele_rss[1]:.1f} off",
          "<= 30", tele_rss[0] <= TARGETS["rss_mb"]),
         (f"telemetry on/off (req/s, c={c})", "-", "-", f"{tele_on['rps']:.0f}",
-         f"{tele_on['rps'] / tele_off['rps']:.2f}x off", f">= {1 - TARGETS['telemetry_cost']:.2f}x",
-         tele_on["rps"] >= (1 - TARGETS["telemetry_cost"]) * tele_off["rps"]),
+         f"{tele_on['ratio']:.3f}x off", f">= {1 - TARGETS['telemetry_cost']:.2f}x",
+         tele_on["ratio"] >= 1 - TARGETS["telemetry_cost"]),
         ("telemetry off/metrics/full (req/s)", "-", "-", f"{tele_off['rps']:.0f}",
-         f"{tele_mid['rps'] / tele_off['rps']:.2f}x / {tele_on['rps'] / tele_off['rps']:.2f}x",
-         "(context)", None),
+         f"{tele_mid['ratio']:.3f}x / {tele_on['ratio']:.3f}x", "(context)", None),
         ("  same, sidecar CPU per request (us)", "-", "-", f"{tele_off['cpu_us']:.1f}",
          f"{tele_mid['cpu_us']:.1f} / {tele_on['cpu_us']:.1f}", "(context)", None),
         ("CPU per 1000 req/s (core)", "-", f"{cpu_nginx:.3f}", f"{cpu:.3f}",
@@ -576,7 +592,7 @@ def main() -> int:
         print("  ".join(str(v).ljust(w) for v, w in zip(cells, widths, strict=True)))
     if errors:
         print(f"non-2xx responses through the sidecar: {errors}")
-    print_telemetry(tele_on, tele_mid, tele_off, tele_stats, tele_rss, n, d, c)
+    print_telemetry(tele_on, tele_mid, tele_off, tele_stats, tele_rss, tn, td, c)
     print(
         f"method: median of {n} runs of {d} s each. Throughput: wrk -t1 -c{c} keep-alive, "
         f"wrk and the upstream (nginx, static 1 KB) on core 0, the proxy under test on core 1; "
@@ -603,22 +619,23 @@ def print_telemetry(
     on: dict, mid: dict, off: dict, stats: str, rss: tuple[float, float], n: int, d: int, c: int
 ) -> None:
     """The telemetry row's figures, the three-way split and what the spans became."""
-    ratio = on["rps"] / off["rps"]
+    ratio = on["ratio"]
     print(
         f"telemetry: on {on['rps']:.0f} req/s (Istio metrics, access log, 100 % sampling, spans "
         f"to a collector) vs off {off['rps']:.0f} req/s (MESH_TELEMETRY=off, same build, "
         f"access log on): {ratio:.3f}x, cost {100 * (1 - ratio):.1f} % "
-        f"(sidecar CPU per request {on['cpu_us']:.1f} vs {off['cpu_us']:.1f} us: "
-        f"{100 * (on['cpu_us'] / off['cpu_us'] - 1):.1f} % more) "
-        f"(target <= {100 * TARGETS['telemetry_cost']:.0f} %); alternating runs, median of "
-        f"{n} x {d} s, wrk -c{c}; spans sent {stat(stats, 'mesh_tracing_zipkin_spans_sent')}, "
-        f"dropped {stat(stats, 'mesh_tracing_zipkin_spans_dropped')}, reports "
+        f"(target <= {100 * TARGETS['telemetry_cost']:.0f} %; rounds' ratios "
+        f"{' '.join(f'{r:.3f}' for r in on['ratios'])}); sidecar CPU per request "
+        f"{on['cpu_us']:.1f} vs {off['cpu_us']:.1f} us ({100 * (on['cpu_us'] / off['cpu_us'] - 1):.1f} % "
+        f"more); {n} paired rounds of {d} s, wrk -c{c}; spans sent "
+        f"{stat(stats, 'mesh_tracing_zipkin_spans_sent')}, dropped "
+        f"{stat(stats, 'mesh_tracing_zipkin_spans_dropped')}, reports "
         f"{stat(stats, 'mesh_tracing_zipkin_reports_sent')}; RSS on {rss[0]:.1f} MB, "
         f"off {rss[1]:.1f} MB"
     )
     print(
         f"telemetry split: off {off['rps']:.0f} req/s, {off['cpu_us']:.1f} us CPU/req; metrics "
-        f"+ headers, no spans {mid['rps']:.0f} req/s ({mid['rps'] / off['rps']:.3f}x), "
+        f"+ headers, no spans {mid['rps']:.0f} req/s ({mid['ratio']:.3f}x), "
         f"{mid['cpu_us']:.1f} us; full {on['rps']:.0f} req/s ({ratio:.3f}x), "
         f"{on['cpu_us']:.1f} us; load average {os.getloadavg()}"
     )
