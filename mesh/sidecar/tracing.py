@@ -221,32 +221,47 @@ class Tracer:
         return lines
 
     def finished(self, ex: Exchange, reporter: str, ms: float) -> None:
-        """A sampled request ended, its response already written: the few values its span
-        is made of (``record``) handed to the sender, which encodes them in its own task
-        when it reports (``mesh.spansender.span_text``), a batch at a time. A full queue drops it (the
+        """A sampled request ended, its response already written: its span's ``record``
+        handed to the sender, which encodes it in its own task when it reports
+        (``mesh.spansender.report_pieces``), a batch at a time. A full queue drops it (the
         sender counts)."""
         sender = self.sender
         if sender is not None:
-            # ``record``'s tuple, built here: one Python call per span less.
-            sender.submit(
-                (
-                    self._encode_record, ex.trace, reporter, ms, ex.start, ex.status, ex.flags,
-                    ex.bytes_in, ex.bytes_out, ex.method, ex.http11, ex.url, ex.authority,
-                    ex.request_id, ex.hdict, ex.conn.peer, ex.cluster_name, ex.upstream_host,
-                    ex.route, ex.trace_root,
-                )
-            )  # fmt: skip
+            sender.submit(self.record(ex, reporter, ms))
 
     def record(self, ex: Exchange, reporter: str, ms: float) -> tuple[Any, ...]:
-        """What the span of ``ex`` is made of, as one flat tuple of references (no text
-        made per request, no object with attributes of its own to build); its first item
-        is the encoder (``mesh.spansender.span_text`` calls it). ``finished`` builds the same
-        tuple inline (the unit tests check they agree)."""
+        """What the span of ``ex`` is made of: the parts that repeat from request to request
+        (the span's name and kind, the client's method and agent, the upstream, the route,
+        the URL, the status), found encoded in the cache by what they are made of
+        (``_fragment`` encodes them once per distinct value), and the few values of this
+        request; its first item is the encoder (``mesh.spansender.span_text`` calls it).
+        Nothing of the exchange is kept (its headers are freed with it: the records waiting
+        for a report stay small)."""
+        hget = ex.hdict.get
+        route = ex.route
+        authority = ex.authority or hget("host") or ""
+        if reporter == "destination":
+            host, port = "", 0
+        elif route is not None:
+            cluster = route.cluster
+            host, port = cluster.host, cluster.port
+        else:
+            host, port = authority.rsplit(":", 1)[0] or "unknown", 80
+        key = (
+            reporter, host, port, ex.method, ex.http11,
+            hget("x-envoy-downstream-service-cluster"), hget("user-agent"), ex.conn.peer,
+            ex.cluster_name, ex.upstream_host, route.route_name if route is not None else None,
+            authority, ex.url, ex.status, ex.flags,
+        )  # fmt: skip
+        fragments = self._fragments.get(key)
+        if fragments is None:
+            fragments = self._fragment(key)
+        # The request id: this proxy's own (``new_request_id``), else the caller's header.
+        own_id = ex.request_id
         return (
-            self._encode_record, ex.trace, reporter, ms, ex.start, ex.status, ex.flags,
-            ex.bytes_in, ex.bytes_out, ex.method, ex.http11, ex.url, ex.authority,
-            ex.request_id, ex.hdict, ex.conn.peer, ex.cluster_name, ex.upstream_host,
-            ex.route, ex.trace_root,
+            self._encode_record, fragments, ex.trace,
+            reporter == "destination" and not ex.trace_root, ms, ex.start, ex.bytes_in,
+            ex.bytes_out, own_id, None if own_id else hget("x-request-id"),
         )  # fmt: skip
 
     # --- off the request path -----------------------------------------------------------
@@ -281,48 +296,25 @@ class Tracer:
         """One span as Zipkin v2 JSON: exactly ``json.dumps(span.to_json())`` of the span
         ``zipkin.client_span``/``server_span`` make from the same values (the unit tests
         check it), written as one string, since a Span object and a dict per request would
-        cost more than the rest of the proxy's telemetry together. What repeats from request
-        to request (the span's name and kind, the client's method and agent, the upstream,
-        the route, the URL) is encoded once per distinct value (``_fragment``): one dict
-        look-up per span, then one f-string of the per-request values between the pieces."""
-        (_, trace, reporter, ms, start, status, flags, bytes_in, bytes_out, method, http11,
-         url, authority, request_id, hdict, peer, cluster_name, upstream_host, route,
-         trace_root) = rec  # fmt: skip
-        hget = hdict.get
+        cost more than the rest of the proxy's telemetry together: the record's cached
+        fragments with one f-string of the per-request values between them."""
+        (_, fragments, trace, shared, ms, start, bytes_in, bytes_out, own_id,
+         caller_id) = rec  # fmt: skip
         trace_id, span_id, parent_id, debug = trace
-        authority = authority or hget("host") or ""
-        if reporter == "destination":
-            host, port = "", 0
-        elif route is not None:
-            cluster = route.cluster
-            host, port = cluster.host, cluster.port
-        else:
-            host, port = authority.rsplit(":", 1)[0] or "unknown", 80
-        key = (
-            reporter, host, port, method, http11,
-            hget("x-envoy-downstream-service-cluster"), hget("user-agent"), peer,
-            cluster_name, upstream_host, route.route_name if route is not None else None,
-            authority, url, status, flags,
-        )  # fmt: skip
-        fragments = self._fragments.get(key)
-        if fragments is None:
-            fragments = self._fragment(key)
         head, middle, status_tags, status_tags_rid, tail = fragments
         # ``status_tags_rid`` ends with the request id tag's name: only its value here.
-        if request_id:
+        if own_id:
             # This proxy's own id (``new_request_id``): hex digits and dashes, JSON as it is.
             status_tags = status_tags_rid
-            rid = f'"{request_id}"'
+            rid = f'"{own_id}"'
+        elif caller_id:  # the caller's: any text, escaped
+            status_tags = status_tags_rid
+            rid = _json_str(caller_id)
         else:
-            request_id = hget("x-request-id")
-            if request_id:  # the caller's: any text, escaped
-                status_tags = status_tags_rid
-                rid = _json_str(request_id)
-            else:
-                rid = ""
+            rid = ""
         # The closing braces, with ``debug`` / ``shared`` (a SERVER span shares the caller's
         # span id unless the trace started here).
-        end = _ENDS[debug][reporter == "destination" and not trace_root]
+        end = _ENDS[debug][shared]
         parent = f',"parentId":"{parent_id}"' if parent_id else ""
         # ``head`` ends with ``"timestamp":``, ``middle`` (the endpoint, the fixed tags, the
         # URL, the method...) with ``"request_size":"``; ``status_tags`` starts with the
