@@ -7,9 +7,9 @@ Primitives:
   ``istio_request_duration_milliseconds``, ``istio_request_bytes``,
   ``istio_response_bytes``). ``record(key, ...)`` / ``record_split`` is the per-request call:
   one dict lookup and one list append per histogram. Observations are put in buckets in
-  batches (every ``FOLD`` observations of a series, and before any read): sorted, then one ``bisect`` per bucket bound,
-  a fraction of what one ``bisect`` and three float updates per observation cost. Buckets
-  are stored per bucket and made cumulative only when rendered.
+  batches (every ``FOLD`` observations of a series, and before any read): sorted, then one
+  ``bisect`` per bucket bound, a fraction of what one ``bisect`` and three float updates per
+  observation cost. Buckets are stored per bucket and made cumulative only when rendered.
 - ``escape(value)`` and ``label_text(names, values)``: label values as the format wants them.
 - ``sample(name, labels, value)`` / ``family_header(name, kind, help)``: single lines, for the
   few gauges and counters a process renders by hand.
@@ -121,12 +121,17 @@ class RequestMetrics:
 
     def record(self, key: LabelKey, *values: float) -> None:
         """Count one request under ``key`` and observe ``values`` (one per histogram)."""
+        self._check(values)
         series = self._series(key)
         first = self._first_pending
-        for h, value in enumerate(values):
-            series[first + h].append(value)
+        for pending, value in zip(series[first:], values, strict=True):
+            pending.append(value)
         if len(series[first]) >= FOLD:
             self._fold(series)
+
+    def _check(self, values: tuple[float, ...]) -> None:
+        if len(values) != len(self.histograms):
+            raise ValueError(f"{len(values)} values for {len(self.histograms)} histograms")
 
     def record_split(self, prefix: LabelKey, tail: tuple[object, ...], *values: float) -> None:
         """``record(prefix + tail[1:], *values)`` where ``tail`` is ``(id(prefix), *rest)``,
@@ -134,6 +139,7 @@ class RequestMetrics:
         prefix): the series is found by the prefix's identity and the short rest, so no
         long key is built, hashed and compared per request. Bounded: the index is rebuilt
         when it outgrows ``SPLIT_INDEX``; the series live in ``series`` as with ``record``."""
+        self._check(values)
         entry = self._split.get(tail)
         if entry is None or entry[0] is not prefix:
             entry = self._index(prefix, tail)

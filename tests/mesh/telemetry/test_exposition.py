@@ -64,6 +64,13 @@ def test_wrong_label_count_and_bad_buckets_are_refused():
     s = store()
     with pytest.raises(ValueError):
         s.record(("source",), 1, 1)
+    with pytest.raises(ValueError):  # one value per histogram: two here
+        s.record(("source", "200"), 1)
+    with pytest.raises(ValueError):
+        s.record_split((), (id(()), "source", "200"), 1, 2, 3)
+    s.record(("source", "200"), 1, 2)  # what was refused left nothing half-recorded
+    assert s.count(("source", "200")) == 1
+    assert 'x_bytes_count{reporter="source",code="200"} 1' in s.render().splitlines()
     with pytest.raises(ValueError):
         RequestMetrics(Family("a", "a"), (), ("x",), (10, 1))
 
