@@ -183,6 +183,15 @@ def telemetry_cost(
     return out
 
 
+def set_env(env: dict[str, str | None]) -> None:
+    """Set each of ``env`` in this process's environment (None: unset it)."""
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def side_by_side(url: str, base_url: str, host: str, conns: int, seconds: int, rounds: int) -> dict:
     """``url``'s sidecar and the baseline's loaded at the same time, each by its own wrk:
     both sidecars are pinned to core 1, which the scheduler shares between them, so a round's
@@ -466,17 +475,13 @@ def main() -> int:
             """Another client sidecar on core 1, the same build and config, started with
             ``env`` (None: unset) in the environment."""
             saved = {k: os.environ.get(k) for k in env}
-            os.environ.update({k: v for k, v in env.items() if v is not None})
-            for k in (k for k, v in env.items() if v is None):
-                os.environ.pop(k, None)
+            set_env(env)
             try:
                 side = SidecarProcess(mesh, pod=pod, labels={"app": "client", "version": "v1"},
                                       cpu=1, access_log=str(work / f"access-{pod}.log"))  # fmt: skip
                 sidecars.append(side.start(wait_ready=True))
             finally:
-                os.environ.update({k: v for k, v in saved.items() if v is not None})
-                for k in (k for k, v in saved.items() if v is None):
-                    os.environ.pop(k, None)
+                set_env(saved)
             side.wait_version(1)
             return side
 

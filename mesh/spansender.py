@@ -6,9 +6,9 @@ append, never an await, never an exception; a span is dropped (and counted) when
 whose first item encodes the tuple as JSON text (what the sidecar's tracer hands over, so that
 no text is made on the request path: the sender encodes a report's spans together, ``span_text``,
 and writes the report's body as one small buffer per span, ``report_pieces``). One report
-carries at most ``max_batch`` spans, so a burst never makes one huge body. A background task (``start()``) sends a batch when
-``batch_size`` spans are pending or ``flush_interval`` seconds passed, one request at a time on
-a kept-alive connection, each bounded by ``timeout``. A collector that is down, slow or
+carries at most ``max_batch`` spans, so a burst never makes one huge body. A background task
+(``start()``) sends a batch when ``batch_size`` spans are pending or ``flush_interval`` seconds
+passed, one request at a time on a kept-alive connection, each bounded by ``timeout``. A collector that is down, slow or
 answering anything but 202 costs the batch (counted in ``failed`` / ``rejected``), never a
 request. This is Envoy's Zipkin reporter (``tracing.zipkin.min_flush_spans`` 5,
 ``flush_interval_ms``, ``request_timeout`` 5 s, stats ``spans_sent``, ``reports_sent``,

@@ -240,7 +240,8 @@ class Tracer:
         hget = ex.hdict.get
         route = ex.route
         authority = ex.authority or hget("host") or ""
-        if reporter == "destination":
+        inbound = reporter == "destination"
+        if inbound:
             host, port = "", 0
         elif route is not None:
             cluster = route.cluster
@@ -260,7 +261,7 @@ class Tracer:
         own_id = ex.request_id
         return (
             self._encode_record, fragments, ex.trace,
-            reporter == "destination" and not ex.trace_root, ms, ex.start, ex.bytes_in,
+            inbound and not ex.trace_root, ms, ex.start, ex.bytes_in,
             ex.bytes_out, own_id, None if own_id else hget("x-request-id"),
         )  # fmt: skip
 
