@@ -10,10 +10,10 @@ Primitive: ``Tracer``, one per proxy.
   (Envoy's ``shared_span_context``); a request without a context starts a trace here and the
   app gets its headers;
 - ``finished(ex, reporter, ms)`` (from telemetry, per sampled request, once its response is
-  written): the span's few raw values, one flat tuple, handed to the ``SpanSender``, whose
-  own task encodes them as Zipkin v2 JSON (exactly the shapes of ``mesh.telemetry.zipkin``,
-  in one f-string per span, its repeating parts cached) a report at a time and sends the
-  batch to the collector. A full queue drops spans (counted), never a request.
+  written): the span as Zipkin v2 JSON text (``encode``: one f-string of the request's ids,
+  times and sizes around the span's repeating part, cached per request shape), handed to the
+  ``SpanSender``, whose own task sends the batch to the collector. A full queue drops spans
+  (counted), never a request.
 
 Sampling: ``PILOT_TRACE_SAMPLING`` (percent, 0-100, Istio's pilot knob of the same name;
 default 100 in the lab). ``MESH_TELEMETRY=off`` turns metrics and traces off altogether (the
@@ -43,7 +43,6 @@ DEFAULT_SAMPLING = 100.0
 _json_str = json.encoder.encode_basestring
 NO_FLAGS = '"-"'
 _ERROR = ',"error":"true"'
-_RID = ',"guid:x-request-id":'
 # A span's closing braces by (debug, shared).
 _ENDS = (("}}", '},"shared":true}'), ('},"debug":true}', '},"debug":true,"shared":true}'))
 B3_BYTES = frozenset(h.encode("latin-1") for h in b3.HEADERS)
@@ -111,8 +110,8 @@ class Tracer:
         # Monotonic -> epoch microseconds (spans carry wall-clock start times).
         self._offset = time.time() - time.monotonic()
         # What every span of this proxy says the same way, JSON-encoded once.
-        self._inbound_head = f',"name":{_json_str(inbound_name.lower())},"kind":"SERVER",'
-        self._fragments: dict[tuple[Any, ...], tuple[str, str, str, str, str]] = {}
+        self._inbound_head = f',"name":{_json_str(inbound_name.lower())},"kind":"SERVER"'
+        self._fragments: dict[tuple[Any, ...], str] = {}
         self._local = json.dumps(proxy.endpoint().to_json(), separators=(",", ":"))
         self._node = _json_str(proxy.node_id)
         # After the duration, before the URL: the same for every span of this proxy.
@@ -132,7 +131,7 @@ class Tracer:
         once the snapshot's service catalog is)."""
         if name != self.inbound_name:
             self.inbound_name = name
-            self._inbound_head = f',"name":{_json_str(name.lower())},"kind":"SERVER",'
+            self._inbound_head = f',"name":{_json_str(name.lower())},"kind":"SERVER"'
             self._fragments.clear()  # their heads carry the old name
 
     # --- the request path ---------------------------------------------------------------
@@ -221,22 +220,22 @@ class Tracer:
         return lines
 
     def finished(self, ex: Exchange, reporter: str, ms: float) -> None:
-        """A sampled request ended, its response already written: its span's ``record``
-        handed to the sender, which encodes it in its own task when it reports
-        (``mesh.spansender.report_pieces``), a batch at a time. A full queue drops it (the
-        sender counts)."""
+        """A sampled request ended, its response already written: its span's text handed to
+        the sender (``encode``). A full queue drops it (the sender counts)."""
         sender = self.sender
         if sender is not None:
-            sender.submit(self.record(ex, reporter, ms))
+            sender.submit(self.encode(ex, reporter, ms))
 
-    def record(self, ex: Exchange, reporter: str, ms: float) -> tuple[Any, ...]:
-        """What the span of ``ex`` is made of: the parts that repeat from request to request
-        (the span's name and kind, the client's method and agent, the upstream, the route,
-        the URL, the status), found encoded in the cache by what they are made of
-        (``_fragment`` encodes them once per distinct value), and the few values of this
-        request; its first item is the encoder (``mesh.spansender.span_text`` calls it).
-        Nothing of the exchange is kept (its headers are freed with it: the records waiting
-        for a report stay small)."""
+    def encode(self, ex: Exchange, reporter: str, ms: float) -> str:
+        """The span of ``ex`` as Zipkin v2 JSON: exactly ``json.dumps(span.to_json())`` of the
+        span ``zipkin.client_span``/``server_span`` make from the same values (the unit tests
+        check it byte for byte), written as one f-string, since a Span object and a dict per
+        request would cost more than the rest of the proxy's telemetry together. The parts
+        that repeat from request to request (the span's name and kind, the client's method
+        and agent, the upstream, the route, the URL, the status) are found encoded in the
+        cache by what they are made of (``_fragment`` encodes them once per distinct value);
+        only this request's ids, times and sizes are formatted. The text is all the sender
+        keeps (no object of the exchange's waits for the report)."""
         hget = ex.hdict.get
         route = ex.route
         authority = ex.authority or hget("host") or ""
@@ -248,24 +247,43 @@ class Tracer:
             host, port = cluster.host, cluster.port
         else:
             host, port = authority.rsplit(":", 1)[0] or "unknown", 80
+        status = ex.status
         key = (
             reporter, host, port, ex.method, ex.http11,
             hget("x-envoy-downstream-service-cluster"), hget("user-agent"), ex.conn.peer,
             ex.cluster_name, ex.upstream_host, route.route_name if route is not None else None,
-            authority, ex.url, ex.status, ex.flags,
+            authority, ex.url, status, ex.flags,
         )  # fmt: skip
-        fragments = self._fragments.get(key)
-        if fragments is None:
-            fragments = self._fragment(key)
-        # The request id: this proxy's own (``new_request_id``), else the caller's header.
-        own_id = ex.request_id
+        fixed = self._fragments.get(key)
+        if fixed is None:
+            fixed = self._fragment(key)
+        trace_id, span_id, parent_id, debug = ex.trace
+        # The closing braces, with ``debug`` / ``shared`` (a SERVER span shares the caller's
+        # span id unless the trace started here).
+        end = _ENDS[debug][inbound and not ex.trace_root]
+        parent = f',"parentId":"{parent_id}"' if parent_id else ""
+        # The request id: this proxy's own (``new_request_id``: hex digits and dashes, JSON as
+        # it is), else the caller's header (any text, escaped).
+        rid = ex.request_id
+        if not rid:
+            caller_id = hget("x-request-id")
+            if not caller_id:
+                return (
+                    f'{{"traceId":"{trace_id}","id":"{span_id}"{parent},"timestamp":'
+                    f"{int((ex.start + self._offset) * 1_000_000)}"
+                    f',"duration":{int(ms * 1000) or 1}{fixed}'
+                    f'{ex.bytes_in}","response_size":"{ex.bytes_out}"{end}'
+                )
+            rid = _json_str(caller_id)[1:-1]
+        # The per-request values first and last, the cached ``fixed`` part between them:
+        # JSON's members in any order are the same span (Zipkin reads them by name), and
+        # this order makes one string of everything that repeats.
         return (
-            self._encode_record, fragments, ex.trace,
-            inbound and not ex.trace_root, ms, ex.start, ex.bytes_in,
-            ex.bytes_out, own_id, None if own_id else hget("x-request-id"),
-        )  # fmt: skip
-
-    # --- off the request path -----------------------------------------------------------
+            f'{{"traceId":"{trace_id}","id":"{span_id}"{parent},"timestamp":'
+            f"{int((ex.start + self._offset) * 1_000_000)}"
+            f',"duration":{int(ms * 1000) or 1}{fixed}'
+            f'{ex.bytes_in}","response_size":"{ex.bytes_out}","guid:x-request-id":"{rid}"{end}'
+        )
 
     def _name(self, host: str, port: int) -> str:
         """A span name, JSON-encoded, cached per upstream host and port."""
@@ -276,11 +294,6 @@ class Tracer:
                 self._names.clear()
             name = self._names[key] = _json_str(zipkin.operation_name(host, port).lower())
         return name
-
-    def encode(self, ex: Exchange, reporter: str, ms: float) -> str:
-        """The span of ``ex`` as Zipkin v2 JSON, now (what the sender makes of what
-        ``finished`` hands it)."""
-        return self._encode_record(self.record(ex, reporter, ms))
 
     def _url(self, authority: str, target: bytes) -> str:
         """Envoy's ``http.url`` tag, JSON-encoded (made once per fragment, ``_fragment``)."""
@@ -293,82 +306,44 @@ class Tracer:
             path = rest[cut:] if cut >= 0 else "/"
         return _json_str(zipkin.http_url("http", authority, path))
 
-    def _encode_record(self, rec: tuple[Any, ...]) -> str:
-        """One span as Zipkin v2 JSON: exactly ``json.dumps(span.to_json())`` of the span
-        ``zipkin.client_span``/``server_span`` make from the same values (the unit tests
-        check it), written as one string, since a Span object and a dict per request would
-        cost more than the rest of the proxy's telemetry together: the record's cached
-        fragments with one f-string of the per-request values between them."""
-        (_, fragments, trace, shared, ms, start, bytes_in, bytes_out, own_id,
-         caller_id) = rec  # fmt: skip
-        trace_id, span_id, parent_id, debug = trace
-        head, middle, status_tags, status_tags_rid, tail = fragments
-        # ``status_tags_rid`` ends with the request id tag's name: only its value here.
-        if own_id:
-            # This proxy's own id (``new_request_id``): hex digits and dashes, JSON as it is.
-            status_tags = status_tags_rid
-            rid = f'"{own_id}"'
-        elif caller_id:  # the caller's: any text, escaped
-            status_tags = status_tags_rid
-            rid = _json_str(caller_id)
-        else:
-            rid = ""
-        # The closing braces, with ``debug`` / ``shared`` (a SERVER span shares the caller's
-        # span id unless the trace started here).
-        end = _ENDS[debug][shared]
-        parent = f',"parentId":"{parent_id}"' if parent_id else ""
-        # ``head`` ends with ``"timestamp":``, ``middle`` (the endpoint, the fixed tags, the
-        # URL, the method...) with ``"request_size":"``; ``status_tags`` starts with the
-        # response size's closing quote (status, flags, Istio's tags), ``tail`` (peer,
-        # upstream, route, error) with a comma.
-        return (
-            f'{{"traceId":"{trace_id}","id":"{span_id}"{parent}{head}'
-            f"{int((start + self._offset) * 1_000_000)}"
-            f',"duration":{int(ms * 1000) or 1}{middle}'
-            f'{bytes_in}","response_size":"{bytes_out}{status_tags}{rid}{tail}{end}'
-        )
-
-    def _fragment(self, key: tuple[Any, ...]) -> tuple[str, str, str, str, str]:
-        """The parts of a span that repeat from request to request, encoded once per
-        distinct ``key`` (bounded): ``,"name":…,"kind":…,``; the local endpoint, the fixed
-        tags, the URL, the method, protocol, downstream cluster and user agent tags; the
-        status, flags and Istio's tags (two forms: with the request id tag's name at the end
-        and without); the peer, upstream and route tags and the error tag (which come after
-        the request id, in Envoy's order)."""
+    def _fragment(self, key: tuple[Any, ...]) -> str:
+        """The part of a span that repeats from request to request, encoded once per
+        distinct ``key`` (bounded): the name and kind, the local endpoint, and the tags but
+        the sizes and the request id (the fixed tags, the URL, the method, protocol,
+        downstream cluster and user agent; the status, flags and Istio's tags; the peer,
+        upstream and route tags and the error tag), up to the request size's value."""
         (reporter, host, port, method, http11, downstream, agent, peer, cluster, upstream,
          route_name, authority, url, status, flags) = key  # fmt: skip
         if reporter == "destination":
-            head = self._inbound_head + '"timestamp":'
+            head = self._inbound_head
         else:
-            head = f',"name":{self._name(host, port)},"kind":"CLIENT","timestamp":'
-        middle = (
-            f"{self._tags}{self._url(authority, url)}"
+            head = f',"name":{self._name(host, port)},"kind":"CLIENT"'
+        parts = [
+            head,
+            self._tags,
+            self._url(authority, url),
             f',"http.method":{_json_str(method)},'
             f'"http.protocol":"{"HTTP/1.1" if http11 else "HTTP/1.0"}",'
             f'"downstream_cluster":{_json_str(downstream or "-")},'
-            f'"user_agent":{_json_str(agent or "-")},"request_size":"'
-        )
-        tail = []
+            f'"user_agent":{_json_str(agent or "-")},'
+            f'"http.status_code":"{status}",'
+            f'"response_flags":{_json_str(flags) if flags else NO_FLAGS}{self._istio}',
+        ]
         if peer:
-            tail.append(f',"peer.address":{_json_str(peer)}')
+            parts.append(f',"peer.address":{_json_str(peer)}')
         if cluster:
-            tail.append(f',"upstream_cluster":{_json_str(cluster)}')
+            parts.append(f',"upstream_cluster":{_json_str(cluster)}')
         if upstream:
-            tail.append(f',"upstream_address":{_json_str(upstream)}')
+            parts.append(f',"upstream_address":{_json_str(upstream)}')
         if route_name:
-            tail.append(f',"route_name":{_json_str(route_name)}')
+            parts.append(f',"route_name":{_json_str(route_name)}')
         if status == 0 or 500 <= status <= 599:
-            tail.append(_ERROR)
-        status_tags = (
-            f'","http.status_code":"{status}",'
-            f'"response_flags":{_json_str(flags) if flags else NO_FLAGS}{self._istio}'
-        )
+            parts.append(_ERROR)
+        parts.append(',"request_size":"')
         if len(self._fragments) >= 4096:  # bounded whatever the traffic
             self._fragments.clear()
-        fragments = self._fragments[key] = (
-            head, middle, status_tags, status_tags + _RID, "".join(tail),
-        )  # fmt: skip
-        return fragments
+        fixed = self._fragments[key] = "".join(parts)
+        return fixed
 
 
 def make_tracer(

@@ -104,30 +104,30 @@ def test_a_slow_collector_times_out_and_a_refusing_one_is_counted():
         silent.close()
 
 
-def test_queued_spans_of_every_kind_make_one_report_body():
-    """Text, ``Span`` objects and records (a tuple its first item encodes: what the sidecar's
-    tracer queues) are encoded when a report is made, into one JSON array."""
+def test_queued_spans_of_both_kinds_make_one_report_body():
+    """Text (what the sidecar's tracer queues) and ``Span`` objects make one JSON array."""
     from mesh.spansender import report_body, span_text
 
-    def encoder(record: tuple) -> str:
-        return span_text(record[1])
-
     as_text = span_text(span(1))
-    body = report_body([as_text, span(2), (encoder, span(3))])
+    body = report_body([as_text, span(2), span_text(span(3))])
     assert body == ("[" + ",".join(span_text(span(i)) for i in (1, 2, 3)) + "]").encode()
     assert report_body([]) == b"[]"
 
 
-def test_a_record_that_cannot_be_encoded_costs_that_span_only(tmp_path):
-    """Records are encoded in the sender's task: one whose encoder fails is dropped and
-    counted; the rest of the report goes, and the task keeps running."""
-    from mesh.spansender import span_text
+class Unencodable(Span):
+    """A span whose encoding fails (a bug's stand-in)."""
 
-    def broken(record: tuple) -> str:
+    def to_json(self) -> dict:  # type: ignore[type-arg]
         raise KeyError("bug")
 
-    def good(record: tuple) -> str:
-        return span_text(record[1])
+
+def broken() -> Span:
+    return Unencodable("1", "1", name="op")
+
+
+def test_a_span_that_cannot_be_encoded_costs_that_span_only(tmp_path):
+    """Spans are encoded in the sender's task: one whose encoding fails is dropped and
+    counted; the rest of the report goes, and the task keeps running."""
 
     async def main() -> None:
         app = create_app(Settings(mesh_dir=tmp_path))
@@ -135,11 +135,11 @@ def test_a_record_that_cannot_be_encoded_costs_that_span_only(tmp_path):
             sender = SpanSender("127.0.0.1", server.port, batch_size=3, flush_interval=0.05)
             sender.start()
             await asyncio.sleep(0)
-            for item in ((good, span(1)), (broken,), (good, span(2))):
+            for item in (span(1), broken(), span(2)):
                 assert sender.submit(item)
             await asyncio.sleep(0.3)
             assert sender.stats.spans_sent == 2 and sender.stats.spans_dropped == 1
-            sender.submit((good, span(3)))
+            sender.submit(span(3))
             await asyncio.sleep(0.3)  # the task is alive: the next span goes at the interval
             assert sender.stats.spans_sent == 3
             await sender.close()
@@ -149,21 +149,21 @@ def test_a_record_that_cannot_be_encoded_costs_that_span_only(tmp_path):
 
 
 def test_a_report_is_valid_json_whichever_of_its_spans_fail_to_encode():
-    """The body goes out as one buffer per span (``report_pieces``): its brackets and commas
-    make one JSON array whether the failing record is first, last, in between or alone."""
-    from mesh.spansender import report_pieces, span_text
+    """The body goes out in chunks of ``CHUNK`` spans (``report_pieces``): its brackets and
+    commas make one JSON array whether the failing record is first, last, in between, alone,
+    or on either side of a chunk's edge, and whatever the number of spans."""
+    from mesh.spansender import CHUNK, report_pieces, span_text
 
-    def broken(record: tuple) -> str:
-        raise ValueError("no")
-
-    good = [span_text(span(i)) for i in (1, 2)]
-    for queue in (
-        [(broken, None), good[0], good[1]],
-        [good[0], (broken, None), good[1]],
-        [good[0], good[1], (broken, None)],
-    ):
-        pieces, bad = report_pieces(queue)
-        assert bad == 1
-        assert json.loads(b"".join(pieces)) == [json.loads(t) for t in good]
-    pieces, bad = report_pieces([(broken, None)])
+    for count in (2, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, 2 * CHUNK + 1):
+        good = [span_text(span(i + 1)) for i in range(count)]
+        for at in sorted({0, 1, CHUNK - 1, CHUNK, CHUNK + 1, count - 1, count}):
+            if at > count:
+                continue
+            queue: list = [*good[:at], broken(), *good[at:]]
+            pieces, bad = report_pieces(queue)
+            assert bad == 1
+            assert json.loads(b"".join(pieces)) == [json.loads(t) for t in good]
+            assert max(map(len, pieces)) < (CHUNK + 1) * max(map(len, good))  # no whole body
+    pieces, bad = report_pieces([broken()])
     assert (b"".join(pieces), bad) == (b"[]", 1)
+    assert report_pieces([]) == ([b"[", b"]"], 0)
