@@ -23,6 +23,7 @@ benchmark's baseline).
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import socket
@@ -41,6 +42,9 @@ ENV_SAMPLING = "PILOT_TRACE_SAMPLING"
 ENV_TELEMETRY = "MESH_TELEMETRY"
 DEFAULT_SAMPLING = 100.0
 _json_str = json.encoder.encode_basestring
+# A float's integer part, for the span's microseconds (``int()`` of a positive float, at a
+# third less: no argument tuple made per call).
+_floor = math.floor
 NO_FLAGS = '"-"'
 _ERROR = ',"error":"true"'
 # A span's closing braces by (debug, shared).
@@ -270,8 +274,8 @@ class Tracer:
             if not caller_id:
                 return (
                     f'{{"traceId":"{trace_id}","id":"{span_id}"{parent},"timestamp":'
-                    f"{int((ex.start + self._offset) * 1_000_000)}"
-                    f',"duration":{int(ms * 1000) or 1}{fixed}'
+                    f"{_floor((ex.start + self._offset) * 1_000_000)}"
+                    f',"duration":{_floor(ms * 1000) or 1}{fixed}'
                     f'{ex.bytes_in}","response_size":"{ex.bytes_out}"{end}'
                 )
             rid = _json_str(caller_id)[1:-1]
@@ -280,8 +284,8 @@ class Tracer:
         # this order makes one string of everything that repeats.
         return (
             f'{{"traceId":"{trace_id}","id":"{span_id}"{parent},"timestamp":'
-            f"{int((ex.start + self._offset) * 1_000_000)}"
-            f',"duration":{int(ms * 1000) or 1}{fixed}'
+            f"{_floor((ex.start + self._offset) * 1_000_000)}"
+            f',"duration":{_floor(ms * 1000) or 1}{fixed}'
             f'{ex.bytes_in}","response_size":"{ex.bytes_out}","guid:x-request-id":"{rid}"{end}'
         )
 
