@@ -116,6 +116,7 @@ class Tracer:
         # What every span of this proxy says the same way, JSON-encoded once.
         self._inbound_head = f',"name":{_json_str(inbound_name.lower())},"kind":"SERVER"'
         self._fragments: dict[tuple[Any, ...], str] = {}
+        self._last: tuple[tuple[Any, ...] | None, str] = (None, "")
         self._local = json.dumps(proxy.endpoint().to_json(), separators=(",", ":"))
         self._node = _json_str(proxy.node_id)
         # After the duration, before the URL: the same for every span of this proxy.
@@ -137,6 +138,7 @@ class Tracer:
             self.inbound_name = name
             self._inbound_head = f',"name":{_json_str(name.lower())},"kind":"SERVER"'
             self._fragments.clear()  # their heads carry the old name
+            self._last = (None, "")
 
     # --- the request path ---------------------------------------------------------------
 
@@ -258,9 +260,14 @@ class Tracer:
             ex.cluster_name, ex.upstream_host, route.route_name if route is not None else None,
             authority, ex.url, status, ex.flags,
         )  # fmt: skip
-        fixed = self._fragments.get(key)
+        # The last span's shape first: consecutive spans mostly share it, and comparing two
+        # keys costs a fraction of hashing one (its URL, agent and authority are fresh
+        # strings, their hashes not cached).
+        last = self._last
+        fixed: str | None = last[1] if key == last[0] else None
         if fixed is None:
-            fixed = self._fragment(key)
+            fixed = self._fragments.get(key) or self._fragment(key)
+            self._last = (key, fixed)
         trace_id, span_id, parent_id, debug = ex.trace
         # The closing braces, with ``debug`` / ``shared`` (a SERVER span shares the caller's
         # span id unless the trace started here).
