@@ -233,15 +233,16 @@ class Tracer:
             sender.submit(self.encode(ex, reporter, ms))
 
     def encode(self, ex: Exchange, reporter: str, ms: float) -> str:
-        """The span of ``ex`` as Zipkin v2 JSON: exactly ``json.dumps(span.to_json())`` of the
+        """The span of ``ex`` as Zipkin v2 JSON: the members of ``span.to_json()`` for the
         span ``zipkin.client_span``/``server_span`` make from the same values (the unit tests
-        check it byte for byte), written as one f-string, since a Span object and a dict per
-        request would cost more than the rest of the proxy's telemetry together. The parts
-        that repeat from request to request (the span's name and kind, the client's method
-        and agent, the upstream, the route, the URL, the status) are found encoded in the
-        cache by what they are made of (``_fragment`` encodes them once per distinct value);
-        only this request's ids, times and sizes are formatted. The text is all the sender
-        keeps (no object of the exchange's waits for the report)."""
+        check it member for member), written as one f-string, since a Span object and a dict
+        per request would cost more than the rest of the proxy's telemetry together. The
+        part that repeats from request to request (the span's name and kind, the local
+        endpoint, the client's method and agent, the upstream, the route, the URL, the
+        status) is found encoded in the cache by what it is made of (``_fragment`` encodes it
+        once per distinct shape); only this request's ids, times, sizes and request id are
+        formatted. The text is all the sender keeps (nothing of the exchange waits for the
+        report)."""
         hget = ex.hdict.get
         route = ex.route
         authority = ex.authority or hget("host") or ""
