@@ -35,6 +35,7 @@ from mesh.telemetry import b3, zipkin
 from mesh.telemetry.b3 import TraceContext
 
 if TYPE_CHECKING:
+    from mesh.routing.decision import Forward
     from mesh.sidecar.http1.exchange import Exchange
     from mesh.spansender import SpanSender
 
@@ -246,20 +247,14 @@ class Tracer:
         hget = ex.hdict.get
         route = ex.route
         authority = ex.authority or hget("host") or ""
-        inbound = reporter == "destination"
-        if inbound:
-            host, port = "", 0
-        elif route is not None:
-            cluster = route.cluster
-            host, port = cluster.host, cluster.port
-        else:
-            host, port = authority.rsplit(":", 1)[0] or "unknown", 80
-        status = ex.status
+        # The upstream's host and port (the CLIENT span's name) are not in the key: the
+        # cluster's name says them (``outbound|<port>|<subset>|<host>``), or, unrouted, the
+        # authority does (``_fragment`` reads them on a miss).
         key = (
-            reporter, host, port, ex.method, ex.http11,
-            hget("x-envoy-downstream-service-cluster"), hget("user-agent"), ex.conn.peer,
-            ex.cluster_name, ex.upstream_host, route.route_name if route is not None else None,
-            authority, ex.url, status, ex.flags,
+            reporter, ex.method, ex.http11, hget("x-envoy-downstream-service-cluster"),
+            hget("user-agent"), ex.conn.peer, ex.cluster_name, ex.upstream_host,
+            route.route_name if route is not None else None, authority, ex.url, ex.status,
+            ex.flags,
         )  # fmt: skip
         # The last span's shape first: consecutive spans mostly share it, and comparing two
         # keys costs a fraction of hashing one (its URL, agent and authority are fresh
@@ -267,12 +262,12 @@ class Tracer:
         last = self._last
         fixed: str | None = last[1] if key == last[0] else None
         if fixed is None:
-            fixed = self._fragments.get(key) or self._fragment(key)
+            fixed = self._fragments.get(key) or self._fragment(key, route)
             self._last = (key, fixed)
         trace_id, span_id, parent_id, debug = ex.trace
         # The closing braces, with ``debug`` / ``shared`` (a SERVER span shares the caller's
         # span id unless the trace started here).
-        end = _ENDS[debug][inbound and not ex.trace_root]
+        end = _ENDS[debug][reporter == "destination" and not ex.trace_root]
         parent = f',"parentId":"{parent_id}"' if parent_id else ""
         # The request id: this proxy's own (``new_request_id``: hex digits and dashes, JSON as
         # it is), else the caller's header (any text, escaped).
@@ -318,17 +313,22 @@ class Tracer:
             path = rest[cut:] if cut >= 0 else "/"
         return _json_str(zipkin.http_url("http", authority, path))
 
-    def _fragment(self, key: tuple[Any, ...]) -> str:
+    def _fragment(self, key: tuple[Any, ...], route: Forward | None) -> str:
         """The part of a span that repeats from request to request, encoded once per
         distinct ``key`` (bounded): the name and kind, the local endpoint, and the tags but
         the sizes and the request id (the fixed tags, the URL, the method, protocol,
         downstream cluster and user agent; the status, flags and Istio's tags; the peer,
-        upstream and route tags and the error tag), up to the request size's value."""
-        (reporter, host, port, method, http11, downstream, agent, peer, cluster, upstream,
-         route_name, authority, url, status, flags) = key  # fmt: skip
+        upstream and route tags and the error tag), up to the request size's value. A CLIENT
+        span is named for ``route``'s cluster (unrouted: the authority's host, port 80)."""
+        (reporter, method, http11, downstream, agent, peer, cluster, upstream, route_name,
+         authority, url, status, flags) = key  # fmt: skip
         if reporter == "destination":
             head = self._inbound_head
         else:
+            if route is not None:
+                host, port = route.cluster.host, route.cluster.port
+            else:
+                host, port = authority.rsplit(":", 1)[0] or "unknown", 80
             head = f',"name":{self._name(host, port)},"kind":"CLIENT"'
         parts = [
             head,
