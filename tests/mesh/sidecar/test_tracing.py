@@ -235,11 +235,12 @@ def _reference_text(t: Tracer, ex: Any, reporter: str, ms: float, name: str, url
 
 def test_every_span_shape_is_the_reference_models_json():
     """Member for member (the text is valid JSON, no member twice, every value the
-    reference model's; the order of members is free in JSON), whichever parts a span has: a CLIENT span of a new trace (no parent),
-    SERVER spans shared with the caller's and a root one, debug, no request id, flags or
-    none, a 5xx or not, spans whose cached parts are the same but whose URL is not (the
-    URL is part of what is cached per request shape), and a request id that is the caller's
-    (escaped, quotes and backslashes too) or this proxy's own (``new_request_id``)."""
+    reference model's; the order of members is free in JSON), whichever parts a span has:
+    a CLIENT span of a new trace (no parent), SERVER spans shared with the caller's and a
+    root one, debug, no request id, flags or none, a 5xx or not, spans whose cached parts
+    are the same but whose URL is not (the URL is part of what is cached per request
+    shape), and a request id that is the caller's (escaped, quotes and backslashes too) or
+    this proxy's own (``new_request_id``)."""
     inbound = "reviews.default.svc.cluster.local:9080/*"
     ids = f"x-b3-traceid: {TRACE}\r\nx-b3-spanid: {SPAN}\r\n".encode()
     single = f"b3: {TRACE}-{SPAN}-d\r\n".encode()
