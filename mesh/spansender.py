@@ -185,7 +185,7 @@ class SpanSender:
             return
         batch = self.pending[: self.max_batch]
         self.pending = self.pending[self.max_batch :]
-        # The spans encoded here, together, off the request path.
+        # The body made here, off the request path: the texts joined and UTF-8 encoded in chunks.
         body, bad = report_pieces(batch)
         self.stats.spans_dropped += bad
         sent = len(batch) - bad
