@@ -275,6 +275,9 @@ class Tracer:
         if not rid:
             caller_id = hget("x-request-id")
             if not caller_id:
+                # No request id at all (a caller's empty header): the same span without the
+                # tag. Its own copy of the f-string, since one f-string with the tag's text
+                # as a variable costs every span ~400 instructions more (callgrind).
                 return (
                     f'{{"traceId":"{trace_id}","id":"{span_id}"{parent},"timestamp":'
                     f"{_floor((ex.start + self._offset) * 1_000_000)}"
