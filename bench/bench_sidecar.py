@@ -176,8 +176,8 @@ def telemetry_cost(
     for mine in runs:
         ratios = sorted(m["rps"] / b["rps"] for m, b in zip(mine, runs[-1], strict=True))
         median = dict(sorted(mine, key=lambda x: x["rps"])[len(mine) // 2])
-        median["cpu_us"] = sorted(m["cpu_us"] for m in mine)[len(mine) // 2]
-        median["ratio"] = ratios[len(ratios) // 2]
+        median["cpu_us"] = pct([m["cpu_us"] for m in mine], 50)
+        median["ratio"] = pct(ratios, 50)
         median["ratios"] = ratios
         out.append(median)
     return out
@@ -210,7 +210,7 @@ def side_by_side(url: str, base_url: str, host: str, conns: int, seconds: int, r
                 base = pool.submit(wrk, base_url, conns, seconds, host)
             ratios.append(mine.result()["rps"] / base.result()["rps"])
     ratios.sort()
-    return {"ratio": ratios[len(ratios) // 2], "ratios": ratios}
+    return {"ratio": pct(ratios, 50), "ratios": ratios}
 
 
 def admin_stats(port: int) -> str:
@@ -353,7 +353,7 @@ def paced_cpu(pid: int, port: int, host: str, rounds: int) -> tuple[float, list[
         t0 = time.monotonic()
         latencies += pace_client(port, host, 1000, 5.0)
         cpus.append((cpu_seconds(pid) - cpu0) / (time.monotonic() - t0))
-    return sorted(cpus)[len(cpus) // 2], latencies
+    return pct(cpus, 50), latencies
 
 
 def rss_mb(pid: int) -> float:

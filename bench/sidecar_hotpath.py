@@ -8,8 +8,8 @@ telemetry), i.e. what optimising the hot path can win, apart from syscalls.
     python bench/sidecar_hotpath.py [-n 20000] [--profile] [--telemetry on|metrics|off]
 
 ``--telemetry on`` (default): Istio's metrics, metadata exchange and b3 with 100 % sampling,
-spans handed to a sender that makes reports of them as the real one does (``report_pieces``, a report per
-100 spans) and drops the bytes (the socket part is the sender's task);
+spans handed to a sender that makes reports of them as the real one does (``report_pieces``, a
+report per 100 spans) and drops the bytes (the socket part is the sender's task);
 ``metrics``: the same without spans (no collector: b3 headers still propagated);
 ``off``: what ``MESH_TELEMETRY=off`` leaves.
 """
