@@ -346,6 +346,7 @@ def test_console_page_in_chromium_shows_edges_and_a_trace_waterfall(observed: Ob
     # One trace as the proxies report it: gateway → productpage, productpage → reviews aborted (FI).
     import random
 
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -371,7 +372,9 @@ def test_console_page_in_chromium_shows_edges_and_a_trace_waterfall(observed: Ob
     driver = headless_chromium()
     try:
         driver.get(observed.console_url + "/")
-        wait = WebDriverWait(driver, 20)
+        # The page redraws its parts as data arrives: an element found a moment ago may be
+        # replaced before it is read, so a stale one means "look again", not a failure.
+        wait = WebDriverWait(driver, 20, ignored_exceptions=(StaleElementReferenceException,))
         edge_css = 'g.edge[data-source="istio-ingressgateway"][data-target="productpage-v2"] text'
         label = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, edge_css))[0]
         text = label.get_attribute("textContent")
