@@ -125,14 +125,33 @@ def test_istios_promql_returns_the_split_the_pages_saw(gw: Any, tmp_path: Any):
     split.write_text(REVIEWS_SPLIT)
     code, output = gw.lab.apply(split)
     assert code == 0, output
-    time.sleep(2)  # a scrape after the config change
-    before = by_version(plan, COUNT)
-    served: dict[str, int] = {}
-    for _ in range(100):
-        for hop in gw.served_by(gw.get()):
-            if hop.startswith("reviews-"):
-                version = hop.split("-")[1]
-                served[version] = served.get(version, 0) + 1
+
+    def pages(count: int, until_both: bool = False) -> dict[str, int]:
+        served: dict[str, int] = {}
+        for _ in range(count):
+            for hop in gw.served_by(gw.get()):
+                if hop.startswith("reviews-"):
+                    version = hop.split("-")[1]
+                    served[version] = served.get(version, 0) + 1
+            if until_both and {"v1", "v3"} <= set(served):
+                break
+        return served
+
+    # rate() counts only what a series gained after its first sample: a series born with the
+    # measured pages would lose those counted before it was first scraped. So both series
+    # first exist (a few pages, stopped once both versions answered), are scraped, and hold
+    # still (two equal reads a scrape apart) before the measured pages.
+    assert {"v1", "v3"} <= set(pages(20, until_both=True))
+    before: dict[str, float] = {}
+    deadline = time.monotonic() + 15  # scraped every second
+    while True:
+        time.sleep(1.5)
+        now = by_version(plan, COUNT)
+        if {"v1", "v3"} <= set(now) and now == before:
+            break
+        assert time.monotonic() < deadline, now
+        before = now
+    served = pages(100)
     assert set(served) == {"v1", "v3"}, served
 
     def counted() -> dict[str, float]:
