@@ -35,6 +35,7 @@ from mesh.manager.apply import apply_resources, snapshot_has
 from mesh.manager.observe import MeshState
 from mesh.manager.registry import is_fresh
 from mesh.meshdir import MeshDir
+from mesh.sidecar.memory_budget import proxy_argv
 
 COURSE = lab_workloads(lab_entries("course")).topology
 
@@ -163,7 +164,7 @@ def propagation(
         for i, pod in enumerate(pods):
             p = ports[4 * i : 4 * i + 4]
             argv = [
-                python, "-m", "mesh.sidecar", "--pod", pod, "--service", "reviews",
+                *proxy_argv(python), "--pod", pod, "--service", "reviews",
                 "--labels", f"app=reviews,version=v{1 + i % 2}", "--mesh-dir", str(mesh.root),
                 "--inbound-port", str(p[0]), "--app-port", str(p[1]),
                 "--outbound-port", str(p[2]), "--admin-port", str(p[3]),

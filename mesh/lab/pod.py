@@ -8,7 +8,7 @@ profile; see :mod:`mesh.lab.workloads`) and starts
 - the app under gunicorn (``gunicorn -c python:services.gunicorn_conf '<app_module(pod)>'``)
   on ``127.0.0.1:<app-port>``, with ``HTTP_PROXY`` pointing at the sidecar's outbound
   listener (explicit interception, see DESIGN.md), and
-- the sidecar (``python -m mesh.sidecar --pod ... --inbound-port <service-port> ...``), whose
+- the sidecar (``python -OO -m mesh.sidecar --pod ... --inbound-port <service-port> ...``), whose
   readiness prober checks the app with the pod's ``readinessProbe``. A pod without a sidecar
   (``sidecar.istio.io/inject: "false"``) gets the app on its service port and the same
   program with ``--no-sidecar`` in the role of the node's agent (registration, probe,
@@ -58,6 +58,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
+from mesh.sidecar.memory_budget import proxy_argv
 from mesh.topology import Pod
 
 SERVICE_PORT = 9080
@@ -182,7 +183,7 @@ def build_children(
     flags = ("--no-sidecar",) if plain else ()
     sidecar = ChildSpec(
         name="sidecar",
-        argv=(python, "-m", "mesh.sidecar", *(part for pair in options for part in pair), *flags),
+        argv=(*proxy_argv(python), *(part for pair in options for part in pair), *flags),
         env={**env, "MESH_DIR": mesh_dir},
     )
     return app, sidecar
@@ -223,7 +224,7 @@ def build_gateway(
     env = dict(os.environ if base_env is None else base_env)
     labels = ",".join(f"{k}={v}" for k, v in pod.labels.items())
     argv = [
-        python, "-m", "mesh.sidecar", "--gateway", "--pod", pod.name,
+        *proxy_argv(python), "--gateway", "--pod", pod.name,
         "--labels", labels, "--service", pod.service, "--namespace", pod.namespace,
         "--service-account", pod.service_account, "--workload", pod.workload_name,
         "--mesh-dir", mesh_dir,

@@ -22,6 +22,9 @@ from pathlib import Path  # noqa: E402
 
 from mesh.sidecar.prober import ProbeSpec  # noqa: E402
 
+# --help's text: not the docstring, which a proxy's ``-OO`` compiles out (memory_budget).
+DESCRIPTION = "The mesh's data plane: a pod's sidecar proxy, or the ingress gateway."
+
 
 def parse_labels(text: str) -> dict[str, str]:
     labels: dict[str, str] = {}
@@ -66,7 +69,7 @@ def _terminal_columns() -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m mesh.sidecar", description=__doc__, formatter_class=_Formatter
+        prog="python -m mesh.sidecar", description=DESCRIPTION, formatter_class=_Formatter
     )
     p.add_argument("--pod", required=True)
     p.add_argument("--service")

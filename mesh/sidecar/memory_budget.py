@@ -2,8 +2,15 @@
 the proxy has a workload identity, malloc tuned for a small long-running process, the
 collector settled after each config, freed heap handed back.
 
-Primitives: ``needs_tls(argv, environ)``, ``stub_out_openssl()``, ``tune_malloc()``,
-``settle()``, ``trim()``.
+Primitives: ``proxy_argv(python)``, ``needs_tls(argv, environ)``, ``stub_out_openssl()``,
+``tune_malloc()``, ``settle()``, ``trim()``.
+
+A proxy runs as ``python -OO -m mesh.sidecar`` (``proxy_argv``, what every launcher uses):
+docstrings compiled out, its own and the standard library's, are about 0.7 MB of RSS less
+(measured: 28.7 vs 29.4 MB loaded). ``-OO`` drops asserts too; the proxy's only narrow types
+for mypy. It pays only where the ``.opt-2.pyc`` files exist (compiling the standard library
+from source at each start costs 0.4 s and a few MB more): a venv writes them on first use,
+the lab's image compiles them at build time (compose/Dockerfile).
 
 A proxy without a secrets directory speaks plain HTTP only, yet ``asyncio``/uvloop import
 ``ssl`` and ``hashlib`` loads ``_hashlib``: both map ``libcrypto`` (about 4 MB of RSS per
@@ -20,6 +27,14 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import Mapping, Sequence
+
+# The interpreter's flags for a proxy (the module's docstring says why).
+PROXY_PYTHON_FLAGS = ("-OO",)
+
+
+def proxy_argv(python: str) -> tuple[str, ...]:
+    """The start of a proxy's command line, before its options: ``python -OO -m mesh.sidecar``."""
+    return (python, *PROXY_PYTHON_FLAGS, "-m", "mesh.sidecar")
 
 
 class SSLError(OSError):

@@ -27,6 +27,7 @@ from typing import Any
 
 from mesh.config.loader import normal_documents
 from mesh.meshdir import MeshDir, atomic_write, read_json
+from mesh.sidecar.memory_budget import proxy_argv
 from mesh.snapshot import Endpoint, Snapshot
 from mesh.topology import Service
 
@@ -96,7 +97,7 @@ class SidecarProcess:
 
     def command(self) -> list[str]:
         labels = ",".join(f"{k}={v}" for k, v in self.labels.items())
-        cmd = [sys.executable, "-m", "mesh.sidecar", "--pod", self.pod, "--labels", labels,
+        cmd = [*proxy_argv(sys.executable), "--pod", self.pod, "--labels", labels,
                "--mesh-dir", str(self.mesh_dir), "--admin-port", str(self.admin_port),
                "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
                "--heartbeat", "0.5", "--seed", "7"]  # fmt: skip

@@ -23,7 +23,7 @@ PY = sys.executable
 
 def _argv_options(argv: tuple[str, ...]) -> dict[str, str]:
     """``--flag value`` pairs of a command line (every sidecar option takes a value)."""
-    rest = list(argv[3:])
+    rest = list(argv[argv.index("mesh.sidecar") + 1 :])
     assert len(rest) % 2 == 0, rest
     return dict(zip(rest[::2], rest[1::2], strict=True))
 
@@ -89,7 +89,8 @@ def test_sidecar_command_follows_the_cli_contract() -> None:
         base_env={},
     )
     assert sidecar.name == "sidecar"
-    assert sidecar.argv[:3] == ("/py", "-m", "mesh.sidecar")
+    # -OO: docstrings compiled out (mesh.sidecar.memory_budget says why).
+    assert sidecar.argv[:4] == ("/py", "-OO", "-m", "mesh.sidecar")
     assert _argv_options(sidecar.argv) == {
         "--pod": "productpage-v2",
         "--service": "productpage",
@@ -432,8 +433,8 @@ def test_the_gateway_pod_is_the_manifest_s_gateway_proxy() -> None:
     spec = podmod.build_gateway(
         gateway, mesh_dir="/m", admin_port=1500, port_map="8080:18080", python="/py", base_env={}
     )
-    assert spec.argv[:4] == ("/py", "-m", "mesh.sidecar", "--gateway")
-    options = dict(zip(spec.argv[4::2], spec.argv[5::2], strict=True))
+    assert spec.argv[:5] == ("/py", "-OO", "-m", "mesh.sidecar", "--gateway")
+    options = dict(zip(spec.argv[5::2], spec.argv[6::2], strict=True))
     assert options["--pod"] == gateway.name
     assert options["--service-account"] == gateway.service_account
     assert options["--namespace"] == gateway.namespace
