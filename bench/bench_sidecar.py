@@ -8,7 +8,7 @@ what to install when they are missing):
   core 1, in two configurations: "stock" (a plain ``proxy_pass``: HTTP/1.0 to the upstream,
   a new upstream connection per request, Debian's defaults; the ratio is judged against it)
   and "tuned" (upstream keep-alive pool), shown for context;
-- the sidecar under test: ``python -m mesh.sidecar`` (access log on, to a file) pinned to
+- the sidecar under test: ``python -OO -m mesh.sidecar`` (access log on, to a file) pinned to
   core 1, with a snapshot whose VirtualService for the benchmark host has 10 rules (9 header
   /uri matches that do not fire, then the catch-all), so routing does real work per request.
 

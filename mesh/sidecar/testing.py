@@ -4,7 +4,7 @@ ships ``test_utils``): free ports, snapshot writing, a sidecar subprocess, tiny 
 Primitives: ``free_port()``, ``write_snapshot(mesh_dir, version, resources, endpoints)``
 (Istio documents published in the manager's normal form), ``gateway_resource()`` /
 ``gateway_process(mesh_dir)`` (an Istio Gateway and an ingress gateway on a free port),
-``SidecarProcess`` (``python -m mesh.sidecar`` with the DESIGN.md command line, waited on
+``SidecarProcess`` (``python -OO -m mesh.sidecar`` with the DESIGN.md command line, waited on
 until its admin port answers), ``Upstream`` (a threaded loopback HTTP server whose behaviour
 per request is a Python function: answer, refuse, reset, hang, close mid-body), and
 ``http_request`` (a raw-socket HTTP/1.1 client that reports exactly what came back).
@@ -80,7 +80,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "c
 
 @dataclass
 class SidecarProcess:
-    """A ``python -m mesh.sidecar`` child with the DESIGN.md command line."""
+    """A ``python -OO -m mesh.sidecar`` child with the DESIGN.md command line."""
 
     mesh_dir: Path
     pod: str = "test-v1"
