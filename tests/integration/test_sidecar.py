@@ -552,8 +552,12 @@ def test_bad_snapshots_are_refused_and_last_good_kept(mesh, ups):
     assert status["version"] == good and status["error"]
     assert mesh.get("http://kept:9080/x").status == 200
     nxt = mesh.apply([], [endpoint("k", "kept", up.port, version="v1")])
-    status = read_status(mesh.dir, mesh.sc.pod)
-    assert status["version"] == nxt and status["error"] is None
+    # The status file follows the applied snapshot on the writer's thread (the admin port,
+    # which ``apply`` waits on, is at once): the write that carries ``nxt`` clears the error.
+    status = wait_for(
+        lambda: (s := read_status(mesh.dir, mesh.sc.pod)) and s.get("version") == nxt and s,
+        5, "status of the next good snapshot")  # fmt: skip
+    assert status["error"] is None and status["error_version"] is None
 
 
 def test_hostile_header_against_regex_is_linear(mesh, ups):
@@ -599,10 +603,12 @@ def test_registry_status_and_admin(mesh):
     assert reg["address"] == "127.0.0.1" and reg["admin_port"] == mesh.sc.admin_port
     assert reg["labels"] == {"app": "test", "version": "v1"} and reg["ttl"] == 10.0
     assert time.time() - reg["heartbeat"] < 3
-    status = read_status(mesh.dir, mesh.sc.pod)
-    assert status["ready"] is True and status["role"] == "sidecar"
     dump = mesh.sc.admin_json("/config_dump")
-    assert dump["version"] == status["version"]
+    # The status file catches up with the admin port on the writer's thread.
+    status = wait_for(
+        lambda: (s := read_status(mesh.dir, mesh.sc.pod)) and s.get("version") == dump["version"]
+        and s, 5, "status of the applied snapshot")  # fmt: skip
+    assert status["ready"] is True and status["role"] == "sidecar"
     clusters = mesh.sc.admin_json("/clusters?format=json")
     assert isinstance(clusters["clusters"], list)
     text = mesh.sc.admin("/stats/prometheus")[1].decode()
