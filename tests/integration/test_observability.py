@@ -283,15 +283,23 @@ def test_the_promql_of_istios_docs_returns_the_split(observed: ObservedLab):
         "by (destination_version)"
     )
 
-    def split() -> dict[str, float]:
+    def query(text: str) -> list[dict]:
         body = requests.get(
-            f"{observed.prometheus_url}/api/v1/query", params={"query": promql}, timeout=5
+            f"{observed.prometheus_url}/api/v1/query", params={"query": text}, timeout=5
         ).json()
-        return {
-            r["metric"]["destination_version"]: float(r["value"][1]) for r in body["data"]["result"]
-        }
+        return list(body["data"]["result"])
 
-    versions = wait_for(lambda: (s := split()) and "v1" in s and s, 60, "the reviews split")
+    def split() -> dict[str, float]:
+        return {r["metric"]["destination_version"]: float(r["value"][1]) for r in query(promql)}
+
+    # rate() reads a series' gain over the window from its own samples: until the series is
+    # 30 s old (scraped every second), the window is part empty and the rate runs low.
+    full = (
+        'max(count_over_time(istio_requests_total{reporter="source",destination_app="reviews",'
+        'destination_version="v1"}[30s]))'
+    )
+    wait_for(lambda: (r := query(full)) and float(r[0]["value"][1]) >= 28, 90, "a full window")
+    versions = wait_for(lambda: (s := split()) and "v1" in s and s, 10, "the reviews split")
     assert versions["v1"] == pytest.approx(20, rel=0.3)  # 40 % of 50 requests/s
     # The aborted calls reached no pod: destination_app is "unknown", as in Istio.
     assert set(versions) == {"v1"}
