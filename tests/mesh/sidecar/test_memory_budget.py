@@ -36,14 +36,14 @@ def test_needs_tls_when_a_secrets_dir_is_given():
 def test_a_proxy_runs_with_docstrings_compiled_out_and_keeps_its_help():
     """``proxy_argv`` starts ``python -OO -m mesh.sidecar``: its modules load without their
     docstrings, and ``--help`` still says what the program is (not from a docstring)."""
-    from mesh.sidecar.memory_budget import proxy_argv
+    from mesh.sidecar.memory_budget import PROXY_PYTHON_FLAGS, proxy_argv
 
+    repo = Path(__file__).resolve().parents[3]
     argv = proxy_argv(sys.executable)
     assert argv == (sys.executable, "-OO", "-m", "mesh.sidecar")
-    out = subprocess.run([*argv, "--help"], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[3])  # fmt: skip
+    out = subprocess.run([*argv, "--help"], capture_output=True, text=True, check=True, cwd=repo)
     assert "sidecar proxy" in out.stdout and "--pod" in out.stdout
     probe = "import sys, mesh.sidecar.server as s; print(sys.flags.optimize, s.__doc__)"
-    out = subprocess.run([argv[0], *argv[1:2], "-c", probe], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[3])  # fmt: skip
+    out = subprocess.run([sys.executable, *PROXY_PYTHON_FLAGS, "-c", probe], capture_output=True,
+                         text=True, check=True, cwd=repo)  # fmt: skip
     assert out.stdout.split() == ["2", "None"]
